@@ -1,0 +1,89 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+export const StorageModeSetting = z.enum(['auto', 'timescaledb', 'postgres']);
+export type StorageModeSetting = z.infer<typeof StorageModeSetting>;
+
+const port = z.coerce.number().int().min(1).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+
+/**
+ * Every setting the service reads, parsed once at boot. `.env.example` documents each
+ * one; a bad value stops the service with a message naming the variable.
+ */
+const EnvSchema = z.object({
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: port.default(8080),
+  DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' })
+    .optional(),
+  DATABASE_POOL_MAX: positiveInt.max(1000).default(10),
+  STORAGE_MODE: StorageModeSetting.default('auto'),
+  MIGRATE_ON_START: z.stringbool().default(true),
+  LOCAL_PG_DATA_DIR: z.string().min(1).default('.data/postgres'),
+  LOCAL_PG_PORT: port.default(54329),
+  LOCAL_PG_BIN_DIR: z.string().min(1).optional(),
+  INGEST_MAX_BATCH_ROWS: positiveInt.max(1_000_000).default(5000),
+  INGEST_MAX_QUEUE_ROWS: positiveInt.max(10_000_000).default(100_000),
+  INGEST_FLUSH_DELAY_MS: z.coerce.number().int().min(0).max(10_000).default(0),
+  INGEST_RETRY_AFTER_SECONDS: positiveInt.max(3600).default(1),
+  REFRESH_INTERVAL_MS: positiveInt.max(60_000).default(500),
+  PARTITION_MAINTENANCE_INTERVAL_MS: positiveInt.default(3_600_000),
+  SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+});
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  /** Unset: the service manages a local PostgreSQL cluster in `localPg.dataDir`. */
+  readonly databaseUrl: string | undefined;
+  readonly databasePoolMax: number;
+  readonly storageMode: StorageModeSetting;
+  readonly migrateOnStart: boolean;
+  readonly localPg: { readonly dataDir: string; readonly port: number; readonly binDir: string | undefined };
+  readonly ingest: {
+    readonly maxBatchRows: number;
+    readonly maxQueueRows: number;
+    readonly flushDelayMs: number;
+    readonly retryAfterSeconds: number;
+  };
+  readonly refreshIntervalMs: number;
+  readonly partitionMaintenanceIntervalMs: number;
+  readonly shutdownTimeoutMs: number;
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // An empty variable means "not set", as in most shells' `VAR= cmd`.
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+  const parsed = EnvSchema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration\n  ${problems.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    host: e.HOST,
+    port: e.PORT,
+    databaseUrl: e.DATABASE_URL,
+    databasePoolMax: e.DATABASE_POOL_MAX,
+    storageMode: e.STORAGE_MODE,
+    migrateOnStart: e.MIGRATE_ON_START,
+    localPg: Object.freeze({ dataDir: path.resolve(e.LOCAL_PG_DATA_DIR), port: e.LOCAL_PG_PORT, binDir: e.LOCAL_PG_BIN_DIR }),
+    ingest: Object.freeze({
+      maxBatchRows: e.INGEST_MAX_BATCH_ROWS,
+      maxQueueRows: e.INGEST_MAX_QUEUE_ROWS,
+      flushDelayMs: e.INGEST_FLUSH_DELAY_MS,
+      retryAfterSeconds: e.INGEST_RETRY_AFTER_SECONDS,
+    }),
+    refreshIntervalMs: e.REFRESH_INTERVAL_MS,
+    partitionMaintenanceIntervalMs: e.PARTITION_MAINTENANCE_INTERVAL_MS,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    logLevel: e.LOG_LEVEL,
+  });
+}

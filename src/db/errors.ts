@@ -1,0 +1,24 @@
+/**
+ * PostgreSQL trouble, classified by SQLSTATE (never by message text): what a retry
+ * may cure becomes a 503 for the client.
+ */
+const RETRYABLE_CLASSES = new Set([
+  '08', // connection exception
+  '53', // insufficient resources (disk full, out of memory, too many connections)
+  '57', // operator intervention (admin shutdown, crash shutdown, cannot connect now)
+  '58', // system error (I/O)
+]);
+const RETRYABLE_CODES = new Set([
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+  '55P03', // lock_not_available
+]);
+const CONNECTION_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT']);
+
+export function isRetryableDbError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as Error & { code?: unknown }).code;
+  if (typeof code !== 'string') return false;
+  if (CONNECTION_ERRNOS.has(code)) return true;
+  return /^[0-9A-Z]{5}$/.test(code) && (RETRYABLE_CODES.has(code) || RETRYABLE_CLASSES.has(code.slice(0, 2)));
+}

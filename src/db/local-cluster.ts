@@ -1,0 +1,254 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import postgres from 'postgres';
+import type { Logger } from '../log.js';
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * A PostgreSQL cluster that headcount creates and runs itself, with the machine's
+ * PostgreSQL binaries: the default database of `npm start` (in a data folder of the
+ * project) and the throwaway database of the test suite.
+ */
+export interface LocalCluster {
+  /** Connection URL of the `headcount` database (password authentication over loopback). */
+  readonly url: string;
+  readonly dataDir: string;
+  readonly port: number;
+  /** Whether TimescaleDB's library is installed and was preloaded. */
+  readonly timescaledb: boolean;
+  /** Stops the server if this process started it; removes a throwaway cluster's files. */
+  stop(): Promise<void>;
+}
+
+export interface LocalClusterOptions {
+  dataDir: string;
+  port: number;
+  binDir?: string | undefined;
+  log: Logger;
+  /** Extra server settings (`-c name=value`), e.g. `fsync: 'off'` for tests. */
+  settings?: Record<string, string>;
+  /** Remove the data folder on stop (test clusters). */
+  throwaway?: boolean;
+}
+
+export class LocalClusterError extends Error {
+  override name = 'LocalClusterError';
+}
+
+const DATABASE = 'headcount';
+const ROLE = 'headcount';
+const isRoot = (): boolean => process.getuid?.() === 0;
+
+async function run(file: string, args: string[], opts: { asPostgres?: boolean } = {}): Promise<string> {
+  // initdb and the server refuse to run as root: hand them to the postgres system user.
+  const [cmd, argv] = opts.asPostgres && isRoot() ? ['runuser', ['-u', 'postgres', '--', file, ...args]] : [file, args];
+  try {
+    const { stdout } = await execFileAsync(cmd, argv, { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+    return stdout;
+  } catch (err) {
+    const e = err as Error & { stderr?: string; stdout?: string; code?: unknown };
+    const output = `${e.stderr ?? ''}${e.stdout ?? ''}`.trim();
+    throw new LocalClusterError(`${path.basename(file)} ${args.join(' ')} failed${output ? `:\n${output}` : `: ${e.message}`}`);
+  }
+}
+
+export interface PgInstallation {
+  binDir: string;
+  major: number;
+  shareDir: string;
+  libDir: string;
+  hll: boolean;
+  timescaledb: boolean;
+}
+
+/** Finds the newest PostgreSQL server installation (or the one in `binDir`). */
+export async function findPostgres(binDir?: string): Promise<PgInstallation> {
+  const candidates: string[] = [];
+  if (binDir) candidates.push(binDir);
+  else {
+    const root = '/usr/lib/postgresql';
+    const versions = existsSync(root) ? await fs.readdir(root) : [];
+    versions.sort((a, b) => Number(b) - Number(a)).forEach((v) => candidates.push(path.join(root, v, 'bin')));
+    try {
+      candidates.push((await run('pg_config', ['--bindir'])).trim());
+    } catch {
+      // no pg_config on PATH: the Debian layout above is the only place left to look
+    }
+  }
+  const found = candidates.find((dir) => existsSync(path.join(dir, 'initdb')) && existsSync(path.join(dir, 'pg_ctl')));
+  if (!found) {
+    throw new LocalClusterError(
+      binDir
+        ? `LOCAL_PG_BIN_DIR=${binDir} holds no initdb/pg_ctl`
+        : 'no PostgreSQL server binaries found: install them (Debian: apt-get install postgresql) or set DATABASE_URL',
+    );
+  }
+  const version = await run(path.join(found, 'postgres'), ['--version']);
+  const major = Number(/(\d+)(?:\.\d+)?/.exec(version)?.[1]);
+  const pgConfig = path.join(found, 'pg_config');
+  const shareDir = existsSync(pgConfig) ? (await run(pgConfig, ['--sharedir'])).trim() : `/usr/share/postgresql/${major}`;
+  const libDir = existsSync(pgConfig) ? (await run(pgConfig, ['--pkglibdir'])).trim() : `/usr/lib/postgresql/${major}/lib`;
+  const has = (ext: string): boolean =>
+    existsSync(path.join(shareDir, 'extension', `${ext}.control`)) && existsSync(path.join(libDir, `${ext}.so`));
+  return { binDir: found, major, shareDir, libDir, hll: has('hll'), timescaledb: has('timescaledb') };
+}
+
+/**
+ * Makes sure the `hll` extension is installed, installing Debian's package when this
+ * process may (root with apt-get); otherwise the error names the package to install.
+ */
+export async function ensureHll(pg: PgInstallation, log: Logger): Promise<PgInstallation> {
+  if (pg.hll) return pg;
+  const pkg = `postgresql-${pg.major}-hll`;
+  if (!isRoot() || !existsSync('/usr/bin/apt-get')) {
+    throw new LocalClusterError(`the PostgreSQL extension hll is not installed: install the package ${pkg} (apt-get install ${pkg})`);
+  }
+  log.info('installing the hll extension', { package: pkg });
+  try {
+    await run('apt-get', ['install', '-y', '-q', pkg]);
+  } catch {
+    await run('apt-get', ['update', '-q']);
+    await run('apt-get', ['install', '-y', '-q', pkg]);
+  }
+  const after = await findPostgres(pg.binDir);
+  if (!after.hll) throw new LocalClusterError(`installed ${pkg} but hll.control is still missing under ${pg.shareDir}`);
+  return after;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function ensureOwnedByPostgres(dir: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  if (isRoot()) await run('chown', ['postgres:postgres', dir]);
+  await fs.chmod(dir, 0o700);
+}
+
+interface Credentials {
+  password: string;
+}
+
+function credentialsFile(dataDir: string): string {
+  // Beside the data folder, not in it: the server owns what is inside.
+  return `${dataDir.replace(/\/+$/, '')}.credentials.json`;
+}
+
+async function initCluster(pg: PgInstallation, dataDir: string, log: Logger): Promise<void> {
+  log.info('creating a local PostgreSQL cluster', { dataDir, version: pg.major });
+  await fs.mkdir(path.dirname(dataDir), { recursive: true });
+  await ensureOwnedByPostgres(dataDir);
+  const password = randomBytes(18).toString('base64url');
+  const pwDir = await fs.mkdtemp(path.join(os.tmpdir(), 'headcount-initdb-'));
+  const pwFile = path.join(pwDir, 'pw');
+  try {
+    await fs.writeFile(pwFile, `${password}\n`, { mode: 0o600 });
+    if (isRoot()) await run('chown', ['-R', 'postgres:postgres', pwDir]);
+    await run(
+      path.join(pg.binDir, 'initdb'),
+      ['-D', dataDir, '-U', ROLE, `--pwfile=${pwFile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C'],
+      { asPostgres: true },
+    ).catch((err: unknown) => {
+      const hint = isRoot()
+        ? ` (the postgres system user must be able to reach ${dataDir}: every parent folder needs o+x, or set LOCAL_PG_DATA_DIR elsewhere)`
+        : '';
+      throw new LocalClusterError(`${(err as Error).message}${hint}`);
+    });
+  } finally {
+    await fs.rm(pwDir, { recursive: true, force: true });
+  }
+  const creds: Credentials = { password };
+  await fs.writeFile(credentialsFile(dataDir), JSON.stringify(creds), { mode: 0o600 });
+}
+
+async function isRunning(pg: PgInstallation, dataDir: string): Promise<boolean> {
+  try {
+    await run(path.join(pg.binDir, 'pg_ctl'), ['status', '-D', dataDir], { asPostgres: true });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function ensureDatabase(adminUrl: string): Promise<void> {
+  const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    const [row]: [{ exists: boolean }?] = await sql`
+      select exists (select 1 from pg_database where datname = ${DATABASE}) as exists
+    `;
+    if (!row?.exists) await sql`create database ${sql(DATABASE)}`;
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Creates (once) and starts a cluster in `dataDir`; reuses it when it is already running. */
+export async function startLocalCluster(opts: LocalClusterOptions): Promise<LocalCluster> {
+  const { dataDir, port, log } = opts;
+  const pg = await ensureHll(await findPostgres(opts.binDir), log);
+  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await initCluster(pg, dataDir, log);
+  const creds = JSON.parse(await fs.readFile(credentialsFile(dataDir), 'utf8')) as Credentials;
+
+  let startedHere = false;
+  let listenPort = port;
+  if (await isRunning(pg, dataDir)) {
+    // Its 4th line is the port the running server listens on, whatever we were asked for.
+    const pid = await fs.readFile(path.join(dataDir, 'postmaster.pid'), 'utf8');
+    listenPort = Number(pid.split('\n')[3]) || port;
+    log.info('local PostgreSQL cluster already running', { dataDir, port: listenPort });
+  } else {
+    const settings: Record<string, string> = {
+      listen_addresses: '127.0.0.1',
+      port: String(port),
+      // The socket lives in the data folder: no system folder to own, no clash between clusters.
+      unix_socket_directories: dataDir.length < 90 ? dataDir : '',
+      ...(pg.timescaledb ? { shared_preload_libraries: 'timescaledb', 'timescaledb.telemetry_level': 'off' } : {}),
+      ...opts.settings,
+    };
+    const serverArgs = Object.entries(settings)
+      .map(([k, v]) => `-c ${k}=${v === '' ? "''" : v}`)
+      .join(' ');
+    log.info('starting local PostgreSQL cluster', { dataDir, port, timescaledb: pg.timescaledb });
+    await run(
+      path.join(pg.binDir, 'pg_ctl'),
+      ['start', '-D', dataDir, '-w', '-t', '120', '-l', path.join(dataDir, 'server.log'), '-o', serverArgs],
+      { asPostgres: true },
+    ).catch(async (err: unknown) => {
+      const tail = await fs.readFile(path.join(dataDir, 'server.log'), 'utf8').catch(() => '');
+      throw new LocalClusterError(`${(err as Error).message}\n${tail.split('\n').slice(-15).join('\n')}`);
+    });
+    startedHere = true;
+  }
+  const base = `postgres://${ROLE}:${encodeURIComponent(creds.password)}@127.0.0.1:${listenPort}`;
+  await ensureDatabase(`${base}/postgres`);
+
+  return {
+    url: `${base}/${DATABASE}`,
+    dataDir,
+    port: listenPort,
+    timescaledb: pg.timescaledb,
+    async stop() {
+      if (startedHere) {
+        await run(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'fast', '-w'], { asPostgres: true });
+      }
+      if (opts.throwaway) {
+        await fs.rm(dataDir, { recursive: true, force: true });
+        await fs.rm(credentialsFile(dataDir), { force: true });
+      }
+    },
+  };
+}

@@ -1,0 +1,49 @@
+import type { Logger } from '../log.js';
+import type { Sql } from './client.js';
+
+/** Any fixed number: the advisory lock that lets one instance at a time maintain partitions. */
+const PARTITION_LOCK_KEY = 0x6865_6164; // "head"
+
+/**
+ * postgres mode: keeps a day partition for every day of the retention window and a few
+ * ahead, and drops the days that left it (TimescaleDB's retention policy does this in
+ * the other mode).
+ */
+export class PartitionMaintainer {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly intervalMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.runOnce();
+    this.timer = setInterval(() => {
+      this.runOnce().catch((err: unknown) => this.log.error('partition maintenance failed', { err }));
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Returns false when another instance holds the lock. */
+  async runOnce(): Promise<boolean> {
+    return this.sql.begin(async (tx) => {
+      const [lock]: [{ locked: boolean }?] = await tx`
+        select pg_try_advisory_xact_lock(${PARTITION_LOCK_KEY}) as locked /* db/partitions */
+      `;
+      if (!lock?.locked) return false;
+      const [result]: [{ created: string[]; dropped: string[] }?] = await tx`
+        select created, dropped from headcount_maintain_partitions() /* db/partitions */
+      `;
+      if (result && (result.created.length > 0 || result.dropped.length > 0)) {
+        this.log.info('maintained event partitions', { created: result.created, dropped: result.dropped });
+      }
+      return true;
+    });
+  }
+}

@@ -1,0 +1,63 @@
+import type Koa from 'koa';
+import { isRetryableDbError } from '../db/errors.js';
+import type { Logger } from '../log.js';
+import { HttpError, UnavailableError } from './errors.js';
+
+/** Errors thrown by koa itself and by @koa/router carry a status and an expose flag. */
+interface KoaHttpError extends Error {
+  status?: number;
+  expose?: boolean;
+}
+
+const codeByStatus: Record<number, string> = {
+  400: 'bad_request',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  501: 'not_implemented',
+};
+
+function toHttpError(err: unknown): HttpError {
+  if (err instanceof HttpError) return err;
+  if (isRetryableDbError(err)) return new UnavailableError('database_unavailable', 'the database is unavailable; retry later', 1);
+  const e = err as KoaHttpError;
+  if (e instanceof Error && typeof e.status === 'number' && e.status >= 400 && e.status < 500 && e.expose) {
+    return new HttpError(e.status, codeByStatus[e.status] ?? 'bad_request', e.message);
+  }
+  return new HttpError(500, 'internal', 'internal error');
+}
+
+/**
+ * First in the chain: every error leaves as { error: { code, message, details? } }.
+ * 4xx messages are shown; a 5xx shows a generic message and is logged in full.
+ */
+export function errorEnvelope(log: Logger): Koa.Middleware {
+  return async (ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      const httpError = toHttpError(err);
+      if (httpError.status >= 500) {
+        log.error('request failed', { err, method: ctx.method, path: ctx.path, status: httpError.status });
+      }
+      ctx.status = httpError.status;
+      ctx.set(httpError.headers);
+      ctx.body = {
+        error: {
+          code: httpError.code,
+          message: httpError.message,
+          ...(httpError.details ? { details: httpError.details } : {}),
+        },
+      };
+    }
+  };
+}
+
+/** Right after the error envelope: what no route answered is a 404 with the envelope too. */
+export const notFound: Koa.Middleware = async (ctx, next) => {
+  await next();
+  if (ctx.status === 404 && ctx.body == null) {
+    throw new HttpError(404, 'not_found', `no route for ${ctx.method} ${ctx.path}`);
+  }
+};

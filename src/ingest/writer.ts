@@ -1,0 +1,173 @@
+import type { Sql } from '../db/client.js';
+import { isRetryableDbError } from '../db/errors.js';
+import { HttpError, UnavailableError } from '../http/errors.js';
+import type { Logger } from '../log.js';
+
+/** One event as stored: see migrations/ for the column meanings. */
+export interface EventRow {
+  timeMs: number;
+  kind: string;
+  userId: string | null;
+  page: string;
+  weight: number;
+}
+
+export interface WriterOptions {
+  /** A flush takes whole requests up to this many rows (one request larger than this goes alone). */
+  maxBatchRows: number;
+  /** Rows waiting beyond this are refused with 503 + Retry-After. */
+  maxQueueRows: number;
+  /** 0: flush as soon as the previous flush ends. */
+  flushDelayMs: number;
+  retryAfterSeconds: number;
+}
+
+interface Pending {
+  rows: EventRow[];
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+export interface WriterStats {
+  batches: number;
+  rows: number;
+  failedBatches: number;
+  rejectedFull: number;
+  queuedRows: number;
+}
+
+/**
+ * Group commit: requests wait on a bounded queue; one writer inserts everything that
+ * queued up while the previous flush ran, in one statement and one transaction, and
+ * only then answers each request. A request's rows are never split across batches, so
+ * a multi-event request is all-or-nothing.
+ */
+export class GroupCommitWriter {
+  private queue: Pending[] = [];
+  private queuedRows = 0;
+  private flushing = false;
+  private scheduled = false;
+  private closed = false;
+  private drained: (() => void) | undefined;
+  readonly stats: WriterStats = { batches: 0, rows: 0, failedBatches: 0, rejectedFull: 0, queuedRows: 0 };
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly opts: WriterOptions,
+    private readonly log: Logger,
+    /** Told of every committed batch (e.g. to refresh aggregates behind their watermark). */
+    private readonly onCommitted: (rows: EventRow[]) => void = () => {},
+  ) {}
+
+  /** Resolves once `rows` are committed; rejects with an HttpError otherwise. */
+  write(rows: EventRow[]): Promise<void> {
+    if (rows.length === 0) return Promise.resolve();
+    if (this.closed) {
+      return Promise.reject(new UnavailableError('shutting_down', 'the service is shutting down', this.opts.retryAfterSeconds));
+    }
+    if (this.queuedRows + rows.length > this.opts.maxQueueRows) {
+      this.stats.rejectedFull++;
+      return Promise.reject(
+        new UnavailableError('ingest_queue_full', 'too many events are waiting to be written; retry later', this.opts.retryAfterSeconds),
+      );
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ rows, resolve, reject });
+      this.queuedRows += rows.length;
+      this.stats.queuedRows = this.queuedRows;
+      this.schedule();
+    });
+  }
+
+  /** Stops taking writes and resolves when everything queued has been flushed. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (!this.flushing && !this.scheduled && this.queue.length === 0) return;
+    await new Promise<void>((resolve) => (this.drained = resolve));
+  }
+
+  private schedule(): void {
+    if (this.flushing || this.scheduled) return;
+    this.scheduled = true;
+    // setImmediate lets every request already parsed in this turn of the event loop join.
+    if (this.opts.flushDelayMs > 0) setTimeout(() => void this.run(), this.opts.flushDelayMs);
+    else setImmediate(() => void this.run());
+  }
+
+  private takeBatch(): Pending[] {
+    const batch: Pending[] = [];
+    let rows = 0;
+    while (this.queue.length > 0) {
+      const next = this.queue[0]!;
+      if (batch.length > 0 && rows + next.rows.length > this.opts.maxBatchRows) break;
+      batch.push(this.queue.shift()!);
+      rows += next.rows.length;
+    }
+    this.queuedRows -= rows;
+    this.stats.queuedRows = this.queuedRows;
+    return batch;
+  }
+
+  private async run(): Promise<void> {
+    this.scheduled = false;
+    this.flushing = true;
+    try {
+      while (this.queue.length > 0) await this.flush(this.takeBatch());
+    } finally {
+      this.flushing = false;
+      if (this.queue.length > 0) this.schedule();
+      else this.drained?.();
+    }
+  }
+
+  private async flush(batch: Pending[]): Promise<void> {
+    const rows = batch.flatMap((p) => p.rows);
+    try {
+      await insertEvents(this.sql, rows);
+    } catch (err) {
+      if (!isRetryableDbError(err) && batch.length > 1) {
+        // Something in the batch was refused for what it is, not for the database's
+        // state: split it, so the good requests commit and only the bad one fails.
+        const half = Math.ceil(batch.length / 2);
+        await this.flush(batch.slice(0, half));
+        await this.flush(batch.slice(half));
+        return;
+      }
+      this.stats.failedBatches++;
+      this.log.error('event batch failed', { err, rows: rows.length, requests: batch.length });
+      const failure = isRetryableDbError(err)
+        ? new UnavailableError('database_unavailable', 'the events could not be stored; retry later', this.opts.retryAfterSeconds)
+        : new HttpError(422, 'event_rejected', 'the database refused these events');
+      for (const p of batch) p.reject(failure);
+      return;
+    }
+    this.stats.batches++;
+    this.stats.rows += rows.length;
+    for (const p of batch) p.resolve();
+    try {
+      this.onCommitted(rows);
+    } catch (err) {
+      this.log.error('after-commit hook failed', { err });
+    }
+  }
+}
+
+/** One statement for the whole batch: five arrays unnested into rows. */
+export async function insertEvents(sql: Sql, rows: EventRow[]): Promise<void> {
+  const times = rows.map((r) => new Date(r.timeMs).toISOString());
+  const kinds = rows.map((r) => r.kind);
+  const users = rows.map((r) => r.userId);
+  const pages = rows.map((r) => r.page);
+  const weights = rows.map((r) => r.weight);
+  await sql`
+    insert into events (time, kind, user_id, page, weight) /* ingest/writer */
+    select *
+    from unnest(
+      ${times}::timestamptz[],
+      ${kinds}::text[],
+      ${users}::text[],
+      ${pages}::text[],
+      ${weights}::int4[]
+    )
+  `;
+}

@@ -1,0 +1,58 @@
+/**
+ * Time rules shared by every API: UTC, half-open windows [start, end), events accepted
+ * from the start of the retention window up to five minutes ahead of now.
+ */
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 86_400_000;
+export const RETENTION_DAYS = 60;
+export const RETENTION_MS = RETENTION_DAYS * DAY_MS;
+export const FUTURE_TOLERANCE_MS = 5 * 60_000;
+
+export const floorHour = (ms: number): number => Math.floor(ms / HOUR_MS) * HOUR_MS;
+export const floorDay = (ms: number): number => Math.floor(ms / DAY_MS) * DAY_MS;
+
+/**
+ * Epoch values below this, read as milliseconds, fall before 1973-03-03: such a value
+ * is almost surely in seconds. Read as seconds, values above 10^11 fall after the year
+ * 5138: almost surely milliseconds.
+ */
+const UNIT_CONFUSION_BOUNDARY = 100_000_000_000;
+
+export type EpochUnit = 'seconds' | 'milliseconds';
+
+/** Why an event time cannot be accepted, or null when it can. */
+export function eventTimeProblem(raw: number, unit: EpochUnit, nowMs: number): string | null {
+  if (unit === 'milliseconds' && raw < UNIT_CONFUSION_BOUNDARY && raw * 1000 >= nowMs - RETENTION_MS) {
+    return `must be in milliseconds since the epoch; ${raw} looks like seconds (use ${Math.round(raw * 1000)})`;
+  }
+  if (unit === 'seconds' && raw >= UNIT_CONFUSION_BOUNDARY) {
+    return `must be in seconds since the epoch; ${raw} looks like milliseconds (use ${Math.floor(raw / 1000)})`;
+  }
+  const ms = unit === 'seconds' ? raw * 1000 : raw;
+  return timeWindowProblem(ms, nowMs);
+}
+
+/** Why an instant lies outside [now - retention, now + 5 min], or null. */
+export function timeWindowProblem(ms: number, nowMs: number): string | null {
+  if (ms < nowMs - RETENTION_MS) {
+    return `is ${new Date(ms).toISOString()}, older than the ${RETENTION_DAYS}-day retention window (earliest accepted: ${new Date(nowMs - RETENTION_MS).toISOString()})`;
+  }
+  if (ms > nowMs + FUTURE_TOLERANCE_MS) {
+    return `is ${new Date(ms).toISOString()}, more than 5 minutes in the future (server time ${new Date(nowMs).toISOString()})`;
+  }
+  return null;
+}
+
+/** `YYYY-MM-DD` or `YYYYMMDD` (ISO 8601 calendar dates) to the epoch ms of that UTC midnight. */
+export function parseIsoDate(text: string): number | null {
+  const m = /^(\d{4})-?(\d{2})-?(\d{2})$/.exec(text);
+  if (!m || (text.length === 10) !== text.includes('-')) return null;
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const ms = Date.UTC(year, month - 1, day);
+  const back = new Date(ms);
+  // Date.UTC rolls 2026-02-30 over to March: reject what does not come back the same.
+  if (back.getUTCFullYear() !== year || back.getUTCMonth() !== month - 1 || back.getUTCDate() !== day) return null;
+  return ms;
+}
+
+export const isoDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
