@@ -3,8 +3,7 @@ import Koa from 'koa';
 import { registerCollect } from './collect/routes.js';
 import type { Sql } from './db/client.js';
 import { registerHealth } from './health/routes.js';
-import { HttpError } from './http/errors.js';
-import { errorEnvelope, notFound } from './http/middleware.js';
+import { errorEnvelope, emptyErrors } from './http/middleware.js';
 import type { GroupCommitWriter } from './ingest/writer.js';
 import type { Logger } from './log.js';
 
@@ -18,18 +17,12 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
   app.use(errorEnvelope(deps.log));
-  app.use(notFound);
+  app.use(emptyErrors);
 
   const router = new Router();
   registerCollect(router, deps);
   registerHealth(router, deps);
   app.use(router.routes());
-  app.use(
-    router.allowedMethods({
-      throw: true,
-      methodNotAllowed: () => new HttpError(405, 'method_not_allowed', 'method not allowed on this route'),
-      notImplemented: () => new HttpError(501, 'not_implemented', 'method not implemented'),
-    }),
-  );
+  app.use(router.allowedMethods());
   return app;
 }

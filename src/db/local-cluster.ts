@@ -34,6 +34,8 @@ export interface LocalClusterOptions {
   log: Logger;
   /** Extra server settings (`-c name=value`), e.g. `fsync: 'off'` for tests. */
   settings?: Record<string, string>;
+  /** Extra settings that only apply when TimescaleDB is preloaded. */
+  timescaledbSettings?: Record<string, string>;
   /** Remove the data folder on stop (test clusters). */
   throwaway?: boolean;
 }
@@ -216,7 +218,9 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       port: String(port),
       // The socket lives in the data folder: no system folder to own, no clash between clusters.
       unix_socket_directories: dataDir.length < 90 ? dataDir : '',
-      ...(pg.timescaledb ? { shared_preload_libraries: 'timescaledb', 'timescaledb.telemetry_level': 'off' } : {}),
+      ...(pg.timescaledb
+        ? { shared_preload_libraries: 'timescaledb', 'timescaledb.telemetry_level': 'off', ...opts.timescaledbSettings }
+        : {}),
       ...opts.settings,
     };
     const serverArgs = Object.entries(settings)

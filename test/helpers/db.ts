@@ -1,0 +1,52 @@
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { createSql, type Sql } from '../../src/db/client.js';
+import type { StorageMode } from '../../src/db/storage.js';
+
+export const ALL_MODES: StorageMode[] = ['postgres', 'timescaledb'];
+
+/** Whether this run has a template for `mode` (timescaledb needs TimescaleDB installed). */
+export const modeAvailable = (mode: StorageMode): boolean => inject('databaseServer').modes.includes(mode);
+
+export interface TestDatabase {
+  url: string;
+  sql: Sql;
+  /** Empties the events and both aggregates. */
+  reset(): Promise<void>;
+  drop(): Promise<void>;
+}
+
+export function databaseUrl(name: string): string {
+  const url = new URL(inject('databaseServer').adminUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** A fresh, migrated database of its own (a copy of the mode's template). */
+export async function createTestDatabase(mode: StorageMode): Promise<TestDatabase> {
+  const name = `headcount_test_${mode}_${randomBytes(4).toString('hex')}`;
+  const admin = createSql(inject('databaseServer').adminUrl, { max: 1 });
+  try {
+    await admin`create database ${admin(name)} template ${admin(`headcount_template_${mode}`)}`;
+  } finally {
+    await admin.end();
+  }
+  const url = databaseUrl(name);
+  const sql = createSql(url, { max: 5, applicationName: 'headcount-test' });
+  return {
+    url,
+    sql,
+    async reset() {
+      await sql`truncate events_hourly, events_daily, events`;
+    },
+    async drop() {
+      await sql.end();
+      const a = createSql(inject('databaseServer').adminUrl, { max: 1 });
+      try {
+        await a`drop database if exists ${a(name)} with (force)`;
+      } finally {
+        await a.end();
+      }
+    },
+  };
+}

@@ -1,0 +1,105 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { createSql } from '../../src/db/client.js';
+import { findPostgres, freePort, type LocalCluster, startLocalCluster } from '../../src/db/local-cluster.js';
+import { migrate } from '../../src/db/migrate.js';
+import type { StorageMode } from '../../src/db/storage.js';
+import { createLogger } from '../../src/log.js';
+
+export interface TestDatabaseServer {
+  /** A URL of the server's maintenance database, for CREATE/DROP DATABASE. */
+  adminUrl: string;
+  /** Storage modes with a migrated template database, `headcount_template_<mode>`. */
+  modes: StorageMode[];
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    databaseServer: TestDatabaseServer;
+  }
+}
+
+const log = createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'warn');
+
+/** Refuses any database that was not made for tests: the suite drops and creates databases. */
+function assertTestServer(url: string): void {
+  const name = new URL(url).pathname.slice(1);
+  if (!/test/i.test(name)) {
+    throw new Error(`TEST_DATABASE_URL must name a database made for tests (with "test" in its name), not "${name}"`);
+  }
+}
+
+async function timescaledbUsable(adminUrl: string): Promise<boolean> {
+  const sql = createSql(adminUrl, { max: 1 });
+  try {
+    const [row]: [{ usable: boolean }?] = await sql`
+      select exists (select 1 from pg_available_extensions where name = 'timescaledb')
+        and current_setting('shared_preload_libraries') ~ 'timescaledb' as usable
+    `;
+    return row?.usable ?? false;
+  } finally {
+    await sql.end();
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  let cluster: LocalCluster | undefined;
+  let adminUrl: string;
+  if (process.env.TEST_DATABASE_URL) {
+    assertTestServer(process.env.TEST_DATABASE_URL);
+    adminUrl = process.env.TEST_DATABASE_URL;
+  } else {
+    const pg = await findPostgres(process.env.LOCAL_PG_BIN_DIR);
+    cluster = await startLocalCluster({
+      dataDir: await fs.mkdtemp(path.join(os.tmpdir(), 'headcount-test-')),
+      port: await freePort(),
+      binDir: pg.binDir,
+      log,
+      throwaway: true,
+      // Durability is not under test here; speed is welcome.
+      settings: { fsync: 'off', full_page_writes: 'off', max_connections: '200' },
+      // No background jobs: template databases must have no sessions, and tests run
+      // policies themselves (run_job) when they test them.
+      timescaledbSettings: { 'timescaledb.max_background_workers': '0' },
+    });
+    const url = new URL(cluster.url);
+    url.pathname = '/postgres';
+    adminUrl = url.toString();
+  }
+
+  const modes: StorageMode[] = ['postgres'];
+  if (await timescaledbUsable(adminUrl)) modes.push('timescaledb');
+  else console.log('TimescaleDB is not installed (or not preloaded): every timescaledb-mode test is SKIPPED; postgres mode runs in full.');
+
+  const admin = createSql(adminUrl, { max: 1 });
+  try {
+    for (const mode of modes) {
+      const name = `headcount_template_${mode}`;
+      await admin`drop database if exists ${admin(name)}`;
+      await admin`create database ${admin(name)}`;
+      const url = new URL(adminUrl);
+      url.pathname = `/${name}`;
+      await migrate({ databaseUrl: url.toString(), storageMode: mode, log });
+      await admin`alter database ${admin(name)} with is_template true allow_connections false`;
+    }
+  } finally {
+    await admin.end();
+  }
+  project.provide('databaseServer', { adminUrl, modes });
+
+  return async () => {
+    if (cluster) {
+      await cluster.stop();
+      return;
+    }
+    const sql = createSql(adminUrl, { max: 1 });
+    for (const mode of modes) {
+      const name = `headcount_template_${mode}`;
+      await sql`alter database ${sql(name)} with is_template false`;
+      await sql`drop database if exists ${sql(name)}`;
+    }
+    await sql.end();
+  };
+}
