@@ -1,0 +1,102 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app.js';
+import { createSql } from '../../src/db/client.js';
+import { freePort } from '../../src/db/local-cluster.js';
+import { HttpError, UnavailableError } from '../../src/http/errors.js';
+import { type EventRow, GroupCommitWriter, type WriterOptions } from '../../src/ingest/writer.js';
+import { silentLogger } from '../../src/log.js';
+import supertest from 'supertest';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+
+const options: WriterOptions = { maxBatchRows: 5000, maxQueueRows: 100_000, flushDelayMs: 0, retryAfterSeconds: 2 };
+const row = (userId: string, kind = 'collect'): EventRow => ({ timeMs: Date.now(), kind, userId, page: '', weight: 1 });
+
+// The writer does not depend on the storage mode; postgres mode is always available.
+describe('group-commit writer', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase('postgres');
+  });
+  afterAll(async () => db?.drop());
+  beforeEach(async () => db.reset());
+  const stored = async () => (await db.sql`select count(*)::int as n from events`)[0]!.n as number;
+
+  it('commits concurrent requests together, in far fewer statements than requests', async () => {
+    const writer = new GroupCommitWriter(db.sql, options, silentLogger);
+    await Promise.all(Array.from({ length: 500 }, (_, i) => writer.write([row(`u${i}`)])));
+    expect(await stored()).toBe(500);
+    expect(writer.stats.rows).toBe(500);
+    expect(writer.stats.batches).toBeLessThan(10);
+  });
+
+  it('splits a backlog into batches of whole requests no larger than maxBatchRows', async () => {
+    const writer = new GroupCommitWriter(db.sql, { ...options, maxBatchRows: 100 }, silentLogger);
+    await Promise.all(Array.from({ length: 50 }, (_, i) => writer.write([row(`a${i}`), row(`b${i}`), row(`c${i}`)])));
+    expect(await stored()).toBe(150);
+    expect(writer.stats.batches).toBeGreaterThanOrEqual(2);
+  });
+
+  it('refuses with 503 and Retry-After when the queue is full, and stores exactly what it acknowledged', async () => {
+    const writer = new GroupCommitWriter(db.sql, { ...options, maxQueueRows: 5 }, silentLogger);
+    const results = await Promise.allSettled(Array.from({ length: 60 }, (_, i) => writer.write([row(`u${i}`)])));
+    const refused = results.filter((r) => r.status === 'rejected');
+    expect(refused.length).toBeGreaterThan(0);
+    for (const r of refused) {
+      const err = (r as PromiseRejectedResult).reason as UnavailableError;
+      expect(err).toBeInstanceOf(UnavailableError);
+      expect(err.status).toBe(503);
+      expect(err.code).toBe('ingest_queue_full');
+      expect(err.headers['Retry-After']).toBe('2');
+    }
+    expect(await stored()).toBe(results.length - refused.length);
+  });
+
+  it('keeps a multi-event request whole: one bad event fails it alone, the rest of the batch commits', async () => {
+    const writer = new GroupCommitWriter(db.sql, options, silentLogger);
+    const results = await Promise.allSettled([
+      writer.write([row('good-1')]),
+      writer.write([row('bad-1'), row('bad-2', 'Not A Kind')]),
+      writer.write([row('good-2'), row('good-3')]),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    const err = (results[1] as PromiseRejectedResult).reason as HttpError;
+    expect(err.status).toBe(422);
+    const users = (await db.sql`select user_id from events order by user_id`).map((r) => r.user_id);
+    expect(users).toEqual(['good-1', 'good-2', 'good-3']);
+  });
+
+  it('answers every request of a batch the database could not take with 503', async () => {
+    const dead = createSql(`postgres://nobody:x@127.0.0.1:${await freePort()}/nothing`, { max: 1 });
+    const writer = new GroupCommitWriter(dead, options, silentLogger);
+    const results = await Promise.allSettled([writer.write([row('a')]), writer.write([row('b')])]);
+    for (const r of results) {
+      expect(r.status).toBe('rejected');
+      expect(((r as PromiseRejectedResult).reason as HttpError).status).toBe(503);
+      expect(((r as PromiseRejectedResult).reason as HttpError).code).toBe('database_unavailable');
+    }
+    expect(writer.stats.failedBatches).toBe(1);
+    await dead.end();
+  });
+
+  it('flushes everything queued on close, then refuses new writes', async () => {
+    const writer = new GroupCommitWriter(db.sql, { ...options, maxBatchRows: 10 }, silentLogger);
+    const pending = Array.from({ length: 200 }, (_, i) => writer.write([row(`u${i}`)]));
+    await writer.close();
+    expect(await stored()).toBe(200);
+    await expect(Promise.all(pending)).resolves.toBeDefined();
+    await expect(writer.write([row('late')])).rejects.toMatchObject({ status: 503, code: 'shutting_down' });
+  });
+
+  it('turns a full queue into 503 + Retry-After over HTTP', async () => {
+    const writer = new GroupCommitWriter(db.sql, { ...options, maxQueueRows: 1 }, silentLogger);
+    const http = supertest(createApp({ sql: db.sql, writer, log: silentLogger }).callback());
+    const responses = await Promise.all(Array.from({ length: 40 }, (_, i) => http.get('/collect').query({ cid: `c${i}` })));
+    const refused = responses.filter((r) => r.status === 503);
+    const ok = responses.filter((r) => r.status === 200);
+    expect(ok.length + refused.length).toBe(40);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused[0]!.headers['retry-after']).toBe('2');
+    expect(refused[0]!.body.error.code).toBe('ingest_queue_full');
+    expect(await stored()).toBe(ok.length);
+  });
+});
