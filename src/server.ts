@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import { createApp } from './app.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { createSql } from './db/client.js';
@@ -72,10 +72,18 @@ async function main(): Promise<void> {
   process.once('SIGTERM', onSignal);
 }
 
-/** Resolves when every connection has ended (in-flight requests finish first). */
+/**
+ * Resolves when every connection has ended: no new connections; requests in flight
+ * finish (their events are flushed) and their keep-alive connections then close.
+ */
 function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => {
-    server.close(() => resolve());
+    server.on('request', (_req, res: ServerResponse) => res.setHeader('Connection', 'close'));
+    const reaper = setInterval(() => server.closeIdleConnections(), 50);
+    server.close(() => {
+      clearInterval(reaper);
+      resolve();
+    });
     server.closeIdleConnections();
   });
 }

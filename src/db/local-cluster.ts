@@ -102,23 +102,39 @@ export async function findPostgres(binDir?: string): Promise<PgInstallation> {
   return { binDir: found, major, shareDir, libDir, hll: has('hll'), timescaledb: has('timescaledb') };
 }
 
-/**
- * Makes sure the `hll` extension is installed, installing Debian's package when this
- * process may (root with apt-get); otherwise the error names the package to install.
- */
-export async function ensureHll(pg: PgInstallation, log: Logger): Promise<PgInstallation> {
-  if (pg.hll) return pg;
-  const pkg = `postgresql-${pg.major}-hll`;
-  if (!isRoot() || !existsSync('/usr/bin/apt-get')) {
-    throw new LocalClusterError(`the PostgreSQL extension hll is not installed: install the package ${pkg} (apt-get install ${pkg})`);
-  }
-  log.info('installing the hll extension', { package: pkg });
+const canApt = (): boolean => isRoot() && existsSync('/usr/bin/apt-get');
+
+async function aptInstall(pkg: string, log: Logger): Promise<void> {
+  log.info('installing a system package', { package: pkg });
   try {
     await run('apt-get', ['install', '-y', '-q', pkg]);
   } catch {
+    // A fresh machine may have no package lists yet.
     await run('apt-get', ['update', '-q']);
     await run('apt-get', ['install', '-y', '-q', pkg]);
   }
+}
+
+/**
+ * Finds the PostgreSQL server and makes sure the `hll` extension is installed,
+ * installing Debian's packages when this process may (root with apt-get); otherwise
+ * the error names the package to install.
+ */
+export async function ensurePostgres(binDir: string | undefined, log: Logger): Promise<PgInstallation> {
+  let pg: PgInstallation;
+  try {
+    pg = await findPostgres(binDir);
+  } catch (err) {
+    if (binDir || !canApt()) throw err;
+    await aptInstall('postgresql', log);
+    pg = await findPostgres(binDir);
+  }
+  if (pg.hll) return pg;
+  const pkg = `postgresql-${pg.major}-hll`;
+  if (!canApt()) {
+    throw new LocalClusterError(`the PostgreSQL extension hll is not installed: install the package ${pkg} (apt-get install ${pkg})`);
+  }
+  await aptInstall(pkg, log);
   const after = await findPostgres(pg.binDir);
   if (!after.hll) throw new LocalClusterError(`installed ${pkg} but hll.control is still missing under ${pg.shareDir}`);
   return after;
@@ -201,7 +217,7 @@ async function ensureDatabase(adminUrl: string): Promise<void> {
 /** Creates (once) and starts a cluster in `dataDir`; reuses it when it is already running. */
 export async function startLocalCluster(opts: LocalClusterOptions): Promise<LocalCluster> {
   const { dataDir, port, log } = opts;
-  const pg = await ensureHll(await findPostgres(opts.binDir), log);
+  const pg = await ensurePostgres(opts.binDir, log);
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await initCluster(pg, dataDir, log);
   const creds = JSON.parse(await fs.readFile(credentialsFile(dataDir), 'utf8')) as Credentials;
 

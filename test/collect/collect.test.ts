@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DAY_MS, HOUR_MS } from '../../src/time.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { ALL_MODES, modeAvailable } from '../helpers/db.js';
+import { ALL_MODES, first, modeAvailable } from '../helpers/db.js';
 import { compactDate, daysAgo, eventually, isoDate, seconds, today } from '../helpers/time.js';
 
 describe.each(ALL_MODES)('collect API (seed 000), %s mode', (mode) => {
@@ -118,7 +118,7 @@ describe.each(ALL_MODES)('collect API (seed 000), %s mode', (mode) => {
         await expectError('/collect', { cid: 'a', d: seconds(daysAgo(61)) }, 'd', /60-day retention/);
         await expectError('/collect', { cid: 'a', d: seconds(Date.now() + 6 * 60_000) }, 'd', /5 minutes in the future/);
         expect((await collect('soon', Date.now() + 60_000)).status).toBe(200);
-        const [{ n }] = await t.db.sql`select count(*)::int as n from events`;
+        const { n } = first(await t.db.sql`select count(*)::int as n from events`);
         expect(n).toBe(1);
       });
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate } from '../../src/db/migrate.js';
 import { silentLogger } from '../../src/log.js';
-import { ALL_MODES, createTestDatabase, modeAvailable, type TestDatabase } from '../helpers/db.js';
+import { ALL_MODES, createTestDatabase, first, modeAvailable, type TestDatabase } from '../helpers/db.js';
 
 const relationKinds = async (db: TestDatabase) =>
   Object.fromEntries(
@@ -89,12 +89,12 @@ describe.each(ALL_MODES)('migrations, %s mode', (mode) => {
     } else {
       it('partitions events by day over the retention window and keeps aggregate tables', async () => {
         expect(await relationKinds(db)).toMatchObject({ events: 'p', events_hourly: 'r', events_daily: 'r' });
-        const [parts] = await db.sql`
+        const parts = first(await db.sql`
           select count(*)::int as n, min(c.relname) as first, max(c.relname) as last
           from pg_inherits i join pg_class c on c.oid = i.inhrelid where i.inhparent = 'events'::regclass
-        `;
+        `);
         expect(parts.n).toBeGreaterThanOrEqual(61 + 3);
-        const [{ oldest }] = await db.sql`select to_char(date_trunc('day', now() - interval '60 days', 'UTC'), 'YYYYMMDD') as oldest`;
+        const { oldest } = first(await db.sql`select to_char(date_trunc('day', now() - interval '60 days', 'UTC'), 'YYYYMMDD') as oldest`);
         expect(parts.first).toBe(`events_p${oldest}`);
       });
     }

@@ -50,3 +50,10 @@ export async function createTestDatabase(mode: StorageMode): Promise<TestDatabas
     },
   };
 }
+
+/** The first row of a result that must have one. */
+export function first<T>(rows: readonly T[]): T {
+  const row = rows[0];
+  if (row === undefined) throw new Error('expected a row, got none');
+  return row;
+}

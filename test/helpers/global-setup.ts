@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { createSql } from '../../src/db/client.js';
-import { findPostgres, freePort, type LocalCluster, startLocalCluster } from '../../src/db/local-cluster.js';
+import { ensurePostgres, freePort, type LocalCluster, startLocalCluster } from '../../src/db/local-cluster.js';
 import { migrate } from '../../src/db/migrate.js';
 import type { StorageMode } from '../../src/db/storage.js';
 import { createLogger } from '../../src/log.js';
@@ -51,7 +51,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     assertTestServer(process.env.TEST_DATABASE_URL);
     adminUrl = process.env.TEST_DATABASE_URL;
   } else {
-    const pg = await findPostgres(process.env.LOCAL_PG_BIN_DIR);
+    const pg = await ensurePostgres(process.env.LOCAL_PG_BIN_DIR, log);
     cluster = await startLocalCluster({
       dataDir: await fs.mkdtemp(path.join(os.tmpdir(), 'headcount-test-')),
       port: await freePort(),
@@ -69,9 +69,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
     adminUrl = url.toString();
   }
 
-  const modes: StorageMode[] = ['postgres'];
-  if (await timescaledbUsable(adminUrl)) modes.push('timescaledb');
-  else console.log('TimescaleDB is not installed (or not preloaded): every timescaledb-mode test is SKIPPED; postgres mode runs in full.');
+  // TEST_STORAGE_MODES=postgres runs one mode only, e.g. to see the suite as a machine
+  // without TimescaleDB runs it.
+  const wanted = (process.env.TEST_STORAGE_MODES ?? 'postgres,timescaledb').split(',').map((m) => m.trim());
+  const modes: StorageMode[] = [];
+  if (wanted.includes('postgres')) modes.push('postgres');
+  if (wanted.includes('timescaledb')) {
+    if (await timescaledbUsable(adminUrl)) modes.push('timescaledb');
+    else console.log('TimescaleDB is not installed (or not preloaded): every timescaledb-mode test is SKIPPED; postgres mode runs in full.');
+  }
+  if (!modes.includes('timescaledb')) console.log('timescaledb storage mode: SKIPPED (see the list of skipped suites at the end)');
 
   const admin = createSql(adminUrl, { max: 1 });
   try {

@@ -1,0 +1,41 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+describe('configuration', () => {
+  it('has working defaults: the managed local database, auto storage mode, port 8080', () => {
+    const config = loadConfig({});
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.storageMode).toBe('auto');
+    expect(config.port).toBe(8080);
+    expect(config.migrateOnStart).toBe(true);
+    expect(config.localPg.dataDir).toBe(path.resolve('.data/postgres'));
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('reads every variable and treats an empty one as unset', () => {
+    const config = loadConfig({
+      PORT: '9000',
+      DATABASE_URL: 'postgres://u:p@db:5432/headcount',
+      STORAGE_MODE: 'postgres',
+      MIGRATE_ON_START: 'false',
+      INGEST_MAX_BATCH_ROWS: '100',
+      HOST: '',
+    });
+    expect(config).toMatchObject({ port: 9000, databaseUrl: 'postgres://u:p@db:5432/headcount', storageMode: 'postgres', migrateOnStart: false, host: '127.0.0.1' });
+    expect(config.ingest.maxBatchRows).toBe(100);
+  });
+
+  it.each([
+    ['PORT', '70000'],
+    ['PORT', 'eighty'],
+    ['DATABASE_URL', 'mysql://x@y/z'],
+    ['STORAGE_MODE', 'mongodb'],
+    ['MIGRATE_ON_START', 'maybe'],
+    ['INGEST_MAX_QUEUE_ROWS', '0'],
+    ['LOG_LEVEL', 'loud'],
+  ])('refuses %s=%s with a message naming the variable', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration\\n  ${name}: `));
+  });
+});

@@ -1,0 +1,104 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from '../src/db/local-cluster.js';
+import { createTestDatabase, first } from './helpers/db.js';
+
+/** The built service (`npm test` builds dist/ first), as `npm start` runs it. */
+const SERVER = path.resolve('dist/server.js');
+
+interface Running {
+  child: ChildProcess;
+  port: number;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+async function startServer(env: Record<string, string>): Promise<Running> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [SERVER], {
+    env: { PATH: process.env.PATH, PORT: String(port), LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 60_000;
+  while (!output.includes('headcount listening')) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, port, output: () => output, exited };
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+function get(port: number, pathAndQuery: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: pathAndQuery, agent }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      })
+      .on('error', reject);
+  });
+}
+
+describe('the service process', () => {
+  const cleanup: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    agent.destroy();
+    for (const fn of cleanup.reverse()) await fn();
+  });
+
+  it('runs on a managed local database that it creates once and that survives a restart', async () => {
+    const parent = await fs.mkdtemp(path.join(os.tmpdir(), 'headcount-managed-'));
+    await fs.chmod(parent, 0o755); // the postgres system user must reach the data folder
+    cleanup.push(() => fs.rm(parent, { recursive: true, force: true }));
+    const env = { LOCAL_PG_DATA_DIR: path.join(parent, 'pg'), LOCAL_PG_PORT: String(await freePort()) };
+
+    const first = await startServer(env);
+    expect(first.output()).toContain('creating a local PostgreSQL cluster');
+    for (const cid of ['a', 'b', 'c', 'a']) expect((await get(first.port, `/collect?cid=${cid}`)).status).toBe(200);
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+
+    const second = await startServer(env);
+    expect(second.output()).not.toContain('creating a local PostgreSQL cluster');
+    expect(await get(second.port, '/daily_uniques')).toEqual({ status: 200, body: '3\n' });
+    second.child.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+  });
+
+  it('on SIGTERM answers what it accepted, stores all it acknowledged, and exits 0', async () => {
+    const db = await createTestDatabase('postgres');
+    cleanup.push(() => db.drop());
+    const server = await startServer({ DATABASE_URL: db.url, INGEST_FLUSH_DELAY_MS: '20' });
+    const requests = Array.from({ length: 400 }, (_, i) =>
+      get(server.port, `/collect?cid=user-${i}`).catch(() => ({ status: 0, body: '' })),
+    );
+    await new Promise((r) => setTimeout(r, 30));
+    server.child.kill('SIGTERM');
+    const results = await Promise.all(requests);
+    expect(await server.exited).toBe(0);
+    const acknowledged = results.filter((r) => r.status === 200).length;
+    expect(acknowledged).toBeGreaterThan(0);
+    for (const r of results) expect([0, 200, 503]).toContain(r.status);
+    const { n } = first(await db.sql`select count(*)::int as n from events`);
+    expect(n).toBeGreaterThanOrEqual(acknowledged);
+    expect(server.output()).toContain('"msg":"stopped"');
+  });
+
+  it('refuses a bad setting at boot with a message naming the variable', async () => {
+    const child = spawn(process.execPath, [SERVER], { env: { PATH: process.env.PATH, PORT: 'eighty' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/invalid configuration\n\s+PORT: /);
+  });
+});
