@@ -1,6 +1,6 @@
 import type { Server, ServerResponse } from 'node:http';
 import { createApp } from './app.js';
-import { type Config, ConfigError, loadConfig } from './config.js';
+import { type Config, ConfigError, loadConfig, loadDotEnv } from './config.js';
 import { createSql } from './db/client.js';
 import { type LocalCluster, startLocalCluster } from './db/local-cluster.js';
 import { migrate } from './db/migrate.js';
@@ -11,6 +11,7 @@ import { startRuntime } from './runtime.js';
 async function main(): Promise<void> {
   let config: Config;
   try {
+    loadDotEnv();
     config = loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -24,7 +25,12 @@ async function main(): Promise<void> {
   let cluster: LocalCluster | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
-    cluster = await startLocalCluster({ dataDir: config.localPg.dataDir, port: config.localPg.port, binDir: config.localPg.binDir, log });
+    cluster = await startLocalCluster({
+      dataDir: config.localPg.dataDir,
+      port: config.localPg.port,
+      binDir: config.localPg.binDir,
+      log,
+    });
     databaseUrl = cluster.url;
   }
   if (config.migrateOnStart) await migrate({ databaseUrl, storageMode: config.storageMode, log });

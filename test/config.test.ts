@@ -22,7 +22,13 @@ describe('configuration', () => {
       INGEST_MAX_BATCH_ROWS: '100',
       HOST: '',
     });
-    expect(config).toMatchObject({ port: 9000, databaseUrl: 'postgres://u:p@db:5432/headcount', storageMode: 'postgres', migrateOnStart: false, host: '127.0.0.1' });
+    expect(config).toMatchObject({
+      port: 9000,
+      databaseUrl: 'postgres://u:p@db:5432/headcount',
+      storageMode: 'postgres',
+      migrateOnStart: false,
+      host: '127.0.0.1',
+    });
     expect(config.ingest.maxBatchRows).toBe(100);
   });
 

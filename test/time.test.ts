@@ -21,7 +21,9 @@ describe('time rules', () => {
   });
 
   it('says when seconds and milliseconds look swapped', () => {
-    expect(eventTimeProblem(now / 1000, 'milliseconds', now)).toMatch(/in milliseconds.*looks like seconds \(use 1795435200000\)/);
+    expect(eventTimeProblem(now / 1000, 'milliseconds', now)).toMatch(
+      /in milliseconds.*looks like seconds \(use 1795435200000\)/,
+    );
     expect(eventTimeProblem(now, 'seconds', now)).toMatch(/in seconds.*looks like milliseconds \(use 1795435200\)/);
     expect(eventTimeProblem(now / 1000, 'seconds', now)).toBeNull();
   });

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { ConfigError, loadConfig } from '../config.js';
+import { ConfigError, loadConfig, loadDotEnv } from '../config.js';
 import { startLocalCluster } from '../db/local-cluster.js';
 import { migrate, MIGRATIONS_DIR } from '../db/migrate.js';
 import { createLogger } from '../log.js';
@@ -17,20 +17,30 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'create') {
     if (!arg) throw new ConfigError(`create needs a name\n${USAGE}`);
     const bin = path.resolve(MIGRATIONS_DIR, '..', 'node_modules', '.bin', 'node-pg-migrate');
-    execFileSync(bin, ['create', arg, '--migrations-dir', MIGRATIONS_DIR, '--migration-file-language', 'ts'], { stdio: 'inherit' });
+    execFileSync(bin, ['create', arg, '--migrations-dir', MIGRATIONS_DIR, '--migration-file-language', 'ts'], {
+      stdio: 'inherit',
+    });
     return;
   }
   if (command !== 'up' && command !== 'down') throw new ConfigError(USAGE);
   const count = arg === undefined ? undefined : Number(arg);
-  if (count !== undefined && !(Number.isInteger(count) && count > 0)) throw new ConfigError(`N must be a positive integer\n${USAGE}`);
+  if (count !== undefined && !(Number.isInteger(count) && count > 0))
+    throw new ConfigError(`N must be a positive integer\n${USAGE}`);
 
+  loadDotEnv();
   const config = loadConfig();
   const log = createLogger(config.logLevel === 'silent' ? 'silent' : 'info');
   const cluster = config.databaseUrl
     ? undefined
     : await startLocalCluster({ dataDir: config.localPg.dataDir, port: config.localPg.port, binDir: config.localPg.binDir, log });
   try {
-    const ran = await migrate({ databaseUrl: config.databaseUrl ?? cluster!.url, storageMode: config.storageMode, direction: command, count, log });
+    const ran = await migrate({
+      databaseUrl: config.databaseUrl ?? cluster!.url,
+      storageMode: config.storageMode,
+      direction: command,
+      count,
+      log,
+    });
     if (ran.length === 0) log.info('no migrations to run');
   } finally {
     await cluster?.stop();

@@ -132,7 +132,9 @@ export async function ensurePostgres(binDir: string | undefined, log: Logger): P
   if (pg.hll) return pg;
   const pkg = `postgresql-${pg.major}-hll`;
   if (!canApt()) {
-    throw new LocalClusterError(`the PostgreSQL extension hll is not installed: install the package ${pkg} (apt-get install ${pkg})`);
+    throw new LocalClusterError(
+      `the PostgreSQL extension hll is not installed: install the package ${pkg} (apt-get install ${pkg})`,
+    );
   }
   await aptInstall(pkg, log);
   const after = await findPostgres(pg.binDir);

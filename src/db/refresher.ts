@@ -71,7 +71,10 @@ export class LateEventRefresher {
     `;
     const hourlyMark = marks?.hourly?.getTime() ?? -Infinity;
     const dailyMark = marks?.daily?.getTime() ?? -Infinity;
-    for (const [start, end] of ranges(hours.filter((h) => h + HOUR_MS <= hourlyMark), HOUR_MS)) {
+    for (const [start, end] of ranges(
+      hours.filter((h) => h + HOUR_MS <= hourlyMark),
+      HOUR_MS,
+    )) {
       await this.refreshRange('events_hourly', start, end);
     }
     // After the hourly buckets: the daily aggregate is built from them.

@@ -63,7 +63,11 @@ export const emptyErrors: Koa.Middleware = async (ctx, next) => {
   if (ctx.body != null || ctx.status < 400) return;
   if (ctx.status === 404) throw new HttpError(404, 'not_found', `no route for ${ctx.method} ${ctx.path}`);
   if (ctx.status === 405) {
-    throw new HttpError(405, 'method_not_allowed', `${ctx.method} is not allowed on ${ctx.path}; allowed: ${ctx.response.get('Allow')}`);
+    throw new HttpError(
+      405,
+      'method_not_allowed',
+      `${ctx.method} is not allowed on ${ctx.path}; allowed: ${ctx.response.get('Allow')}`,
+    );
   }
   throw new HttpError(ctx.status, codeByStatus[ctx.status] ?? 'error', `${ctx.method} ${ctx.path} failed`);
 };

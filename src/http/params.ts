@@ -11,9 +11,7 @@ const single = (what: string) =>
   });
 
 export const textParam = (what: string, maxLength: number) =>
-  single(what)
-    .min(1, 'must not be empty')
-    .max(maxLength, `must be at most ${maxLength} characters`);
+  single(what).min(1, 'must not be empty').max(maxLength, `must be at most ${maxLength} characters`);
 
 /** An epoch time in `unit`, inside the accepted event window; returns epoch ms. */
 export const epochParam = (unit: EpochUnit) =>
@@ -31,21 +29,26 @@ export const epochParam = (unit: EpochUnit) =>
  * Days after today, or wholly before the retention window, are refused.
  */
 export const dayParam = () =>
-  single('a date')
-    .transform((text, ctx) => {
-      const ms = parseIsoDate(text);
-      if (ms === null) {
-        ctx.addIssue({ code: 'custom', message: `must be a calendar date as YYYY-MM-DD or YYYYMMDD, not ${JSON.stringify(text)}` });
-        return z.NEVER;
-      }
-      const now = Date.now();
-      if (ms > floorDay(now)) {
-        ctx.addIssue({ code: 'custom', message: `is ${text}, after today (${new Date(floorDay(now)).toISOString().slice(0, 10)} GMT)` });
-        return z.NEVER;
-      }
-      if (ms + 86_400_000 <= now - RETENTION_MS) {
-        ctx.addIssue({ code: 'custom', message: `is ${text}, before the ${RETENTION_DAYS}-day retention window: its events are gone` });
-        return z.NEVER;
-      }
-      return ms;
-    });
+  single('a date').transform((text, ctx) => {
+    const ms = parseIsoDate(text);
+    if (ms === null) {
+      ctx.addIssue({ code: 'custom', message: `must be a calendar date as YYYY-MM-DD or YYYYMMDD, not ${JSON.stringify(text)}` });
+      return z.NEVER;
+    }
+    const now = Date.now();
+    if (ms > floorDay(now)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `is ${text}, after today (${new Date(floorDay(now)).toISOString().slice(0, 10)} GMT)`,
+      });
+      return z.NEVER;
+    }
+    if (ms + 86_400_000 <= now - RETENTION_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `is ${text}, before the ${RETENTION_DAYS}-day retention window: its events are gone`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });

@@ -68,7 +68,11 @@ export class GroupCommitWriter {
     if (this.queuedRows + rows.length > this.opts.maxQueueRows) {
       this.stats.rejectedFull++;
       return Promise.reject(
-        new UnavailableError('ingest_queue_full', 'too many events are waiting to be written; retry later', this.opts.retryAfterSeconds),
+        new UnavailableError(
+          'ingest_queue_full',
+          'too many events are waiting to be written; retry later',
+          this.opts.retryAfterSeconds,
+        ),
       );
     }
     return new Promise<void>((resolve, reject) => {

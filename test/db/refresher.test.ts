@@ -30,7 +30,8 @@ describe.skipIf(!modeAvailable('timescaledb'))('back-dated events in timescaledb
 
   it('a fresh database hides no old bucket once the policies have run', async () => {
     const days = [2, 10, 40, 59];
-    for (const d of days) await db.sql`insert into events (time, kind, user_id) values (${new Date(daysAgo(d) + HOUR_MS)}, 'collect', 'u')`;
+    for (const d of days)
+      await db.sql`insert into events (time, kind, user_id) values (${new Date(daysAgo(d) + HOUR_MS)}, 'collect', 'u')`;
     await runPolicy(db.sql, 'events_hourly');
     await runPolicy(db.sql, 'events_daily');
     for (const d of days) {

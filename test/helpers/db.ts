@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { inject } from 'vitest';
+import { describe, inject } from 'vitest';
 import { createSql, type Sql } from '../../src/db/client.js';
 import type { StorageMode } from '../../src/db/storage.js';
 
@@ -56,4 +56,14 @@ export function first<T>(rows: readonly T[]): T {
   const row = rows[0];
   if (row === undefined) throw new Error('expected a row, got none');
   return row;
+}
+
+/**
+ * One suite per storage mode. A mode this run cannot test (timescaledb without
+ * TimescaleDB installed) is skipped, and the run's summary names it.
+ */
+export function describeEachMode(title: string, suite: (mode: StorageMode) => void): void {
+  for (const mode of ALL_MODES) {
+    describe.skipIf(!modeAvailable(mode))(`${title}, ${mode} mode`, () => suite(mode));
+  }
 }

@@ -76,9 +76,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (wanted.includes('postgres')) modes.push('postgres');
   if (wanted.includes('timescaledb')) {
     if (await timescaledbUsable(adminUrl)) modes.push('timescaledb');
-    else console.log('TimescaleDB is not installed (or not preloaded): every timescaledb-mode test is SKIPPED; postgres mode runs in full.');
+    else
+      console.log(
+        'TimescaleDB is not installed (or not preloaded): every timescaledb-mode test is SKIPPED; postgres mode runs in full.',
+      );
   }
-  if (!modes.includes('timescaledb')) console.log('timescaledb storage mode: SKIPPED (see the list of skipped suites at the end)');
+  if (!modes.includes('timescaledb'))
+    console.log('timescaledb storage mode: SKIPPED (see the list of skipped suites at the end)');
 
   const admin = createSql(adminUrl, { max: 1 });
   try {

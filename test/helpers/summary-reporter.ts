@@ -17,7 +17,9 @@ export default class SummaryReporter implements Reporter {
         else if (state === 'failed') failed++;
         else {
           skipped++;
-          skippedSuites.add(`${mod.moduleId.replace(process.cwd() + '/', '')} > ${test.parent.type === 'suite' ? test.parent.fullName : test.name}`);
+          skippedSuites.add(
+            `${mod.moduleId.replace(process.cwd() + '/', '')} > ${test.parent.type === 'suite' ? test.parent.fullName : test.name}`,
+          );
         }
       }
       if (mod.state() === 'failed' && mod.children.size === 0) failed++;
