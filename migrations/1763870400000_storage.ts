@@ -69,6 +69,18 @@ const comments = `
   comment on column events.weight is 'how many events this row stands for (page-view counts are stored once, with their weight)';
 `;
 
+/** A real-time continuous aggregate with the columns every mode shares. */
+function continuousAggregate(name: string, bucket: string, source: string, events: string, users: string): string {
+  return `
+    create materialized view ${name}
+    with (timescaledb.continuous, timescaledb.materialized_only = false) as
+    select ${bucket} as bucket, kind, page, ${events}::bigint as events, ${users} as users
+    from ${source}
+    group by 1, 2, 3
+    with no data;
+  `;
+}
+
 function timescaledbUp(): string {
   return `
     create extension if not exists timescaledb;
@@ -77,29 +89,8 @@ function timescaledbUp(): string {
     select create_hypertable('events', by_range('time', interval '1 day'));
     select add_retention_policy('events', drop_after => ${RETENTION});
 
-    create materialized view events_hourly
-    with (timescaledb.continuous, timescaledb.materialized_only = false) as
-    select
-      time_bucket(interval '1 hour', time) as bucket,
-      kind,
-      page,
-      sum(weight)::bigint as events,
-      ${usersSketch} as users
-    from events
-    group by 1, 2, 3
-    with no data;
-
-    create materialized view events_daily
-    with (timescaledb.continuous, timescaledb.materialized_only = false) as
-    select
-      time_bucket(interval '1 day', bucket) as bucket,
-      kind,
-      page,
-      sum(events)::bigint as events,
-      hll_union_agg(users) as users
-    from events_hourly
-    group by 1, 2, 3
-    with no data;
+    ${continuousAggregate('events_hourly', `time_bucket(interval '1 hour', time)`, 'events', 'sum(weight)', usersSketch)}
+    ${continuousAggregate('events_daily', `time_bucket(interval '1 day', bucket)`, 'events_hourly', 'sum(events)', 'hll_union_agg(users)')}
 
     -- The windows reach back over the whole retention period, so that buckets written
     -- before a first refresh are materialized rather than hidden below the watermark;
