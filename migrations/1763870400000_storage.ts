@@ -55,8 +55,8 @@ async function chooseMode(pgm: MigrationBuilder): Promise<Mode> {
 const eventsColumns = `
   time timestamptz not null,
   kind text not null check (kind ~ '^[a-z][a-z0-9_]{0,62}$'),
-  user_id text check (octet_length(user_id) between 1 and 1024),
-  page text not null default '' check (octet_length(page) <= 2048),
+  user_id text check (char_length(user_id) between 1 and 256),
+  page text not null default '' check (char_length(page) <= 2048),
   weight integer not null default 1 check (weight > 0)
 `;
 

@@ -1,11 +1,13 @@
 import Router from '@koa/router';
 import Koa from 'koa';
+import { registerAnalytics } from './analytics/routes.js';
 import { registerCollect } from './collect/routes.js';
 import type { Sql } from './db/client.js';
 import { registerHealth } from './health/routes.js';
 import { errorEnvelope, emptyErrors } from './http/middleware.js';
 import type { GroupCommitWriter } from './ingest/writer.js';
 import type { Logger } from './log.js';
+import { registerPageViews } from './pageviews/routes.js';
 
 export interface AppDeps {
   sql: Sql;
@@ -21,6 +23,8 @@ export function createApp(deps: AppDeps): Koa {
 
   const router = new Router();
   registerCollect(router, deps);
+  registerAnalytics(router, deps);
+  registerPageViews(router, deps);
   registerHealth(router, deps);
   app.use(router.routes());
   app.use(router.allowedMethods());

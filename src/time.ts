@@ -56,3 +56,32 @@ export function parseIsoDate(text: string): number | null {
 }
 
 export const isoDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+
+const ISO_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|z|[+-]\d{2}:?\d{2})?$/;
+const PAGE_VIEW_KEY = /^(\d{4})-(\d{2})-(\d{2})_(\d{2}):(\d{2})$/;
+
+/**
+ * ISO 8601 date-times (`2026-11-23T10:00:00Z`, `…T10:00+02:00`, `…T10:00:00.250Z`; a
+ * space may stand for the T) to epoch ms. Without a zone designator the time is UTC,
+ * as every time here is. Also takes the page-view key form `YYYY-MM-DD_HH:MM` (UTC).
+ */
+export function parseIsoTimestamp(text: string, opts: { pageViewKey?: boolean } = {}): number | null {
+  const m = ISO_TIMESTAMP.exec(text) ?? (opts.pageViewKey ? PAGE_VIEW_KEY.exec(text) : null);
+  if (!m) return null;
+  const hour = Number(m[4]);
+  const minute = Number(m[5]);
+  const second = Number(m[6] ?? 0);
+  const ms = Number((m[7] ?? '').padEnd(3, '0').slice(0, 3));
+  if (hour > 23 || minute > 59 || second > 59) return null;
+  const date = parseIsoDate(`${m[1]}-${m[2]}-${m[3]}`);
+  if (date === null) return null;
+  let offsetMs = 0;
+  const zone = m[8];
+  if (zone && zone !== 'Z' && zone !== 'z') {
+    const z = /^([+-])(\d{2}):?(\d{2})$/.exec(zone)!;
+    const [h, mm] = [Number(z[2]), Number(z[3])];
+    if (h > 23 || mm > 59) return null;
+    offsetMs = (z[1] === '-' ? -1 : 1) * (h * 60 + mm) * 60_000;
+  }
+  return date + hour * HOUR_MS + minute * 60_000 + second * 1000 + ms - offsetMs;
+}

@@ -9,9 +9,23 @@ export function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: 
   const result = schema.safeParse(input);
   if (result.success) return result.data;
   const details: ErrorDetail[] = result.error.issues.map((issue) => ({
-    parameter: issue.path.map(String).join('.') || what,
+    parameter: formatPath(issue.path) || what,
     message: issue.message,
   }));
   const summary = details.map((d) => `${d.parameter} ${d.message}`).join('; ');
   throw badRequest(what === 'query' ? 'invalid_query' : 'invalid_body', summary, details);
+}
+
+/**
+ * `cid`, `page`, or for keys that are data (page names, times) a JSON-path-like
+ * `["example.com/a"]["2026-11-23T10:00:00Z"]`, so a dot in a key cannot mislead.
+ */
+function formatPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((key, i) => {
+      const name = String(key);
+      if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) return i === 0 ? name : `.${name}`;
+      return `[${JSON.stringify(name)}]`;
+    })
+    .join('');
 }

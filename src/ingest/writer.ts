@@ -65,6 +65,11 @@ export class GroupCommitWriter {
     if (this.closed) {
       return Promise.reject(new UnavailableError('shutting_down', 'the service is shutting down', this.opts.retryAfterSeconds));
     }
+    if (rows.length > this.opts.maxQueueRows) {
+      return Promise.reject(
+        new HttpError(413, 'too_many_events', `one request may carry at most ${this.opts.maxQueueRows} events; split it`),
+      );
+    }
     if (this.queuedRows + rows.length > this.opts.maxQueueRows) {
       this.stats.rejectedFull++;
       return Promise.reject(

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DAY_MS, HOUR_MS } from '../../src/time.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
+import { materializeAggregates } from '../helpers/late.js';
 import { describeEachMode, first } from '../helpers/db.js';
 import { compactDate, daysAgo, eventually, isoDate, seconds, today } from '../helpers/time.js';
 
@@ -79,13 +80,7 @@ describeEachMode('collect API (seed 000)', (mode) => {
   it('shows a back-dated event in the daily and monthly answers within 3 seconds', async () => {
     // Materialize an old day first, so that the event lands below the watermark.
     await collect('early', daysAgo(20));
-    await t.db.sql`select 1`; // the write above has committed once collect answered
-    if (mode === 'timescaledb') {
-      await t.db
-        .sql`call refresh_continuous_aggregate('events_hourly', now() - interval '60 days', date_trunc('hour', now()) - interval '1 hour')`;
-      await t.db
-        .sql`call refresh_continuous_aggregate('events_daily', now() - interval '60 days', date_trunc('day', now()) - interval '1 day')`;
-    }
+    await materializeAggregates(t);
     const backDated = daysAgo(30) + 5 * HOUR_MS;
     expect((await collect('late-arrival', backDated)).status).toBe(200);
     const seen = await eventually(

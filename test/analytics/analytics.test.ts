@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { HOUR_MS } from '../../src/time.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
+import { describeEachMode, first } from '../helpers/db.js';
+import { materializeAggregates } from '../helpers/late.js';
+import { daysAgo, eventually, hoursAgo, seconds } from '../helpers/time.js';
+
+describeEachMode('analytics API (seeds 001, 002, 004)', (mode) => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp(mode);
+  });
+  afterAll(async () => t?.close());
+  beforeEach(async () => t.db.reset());
+
+  const post = (query: Record<string, string | number>) => t.http.post('/analytics').query(query);
+  const event = async (atMs: number, user: string, kind: 'click' | 'impression') => {
+    const res = await post({ timestamp: atMs, user, event: kind });
+    expect(res.status).toBe(204);
+  };
+  const read = async (atMs: number) => {
+    const res = await t.http.get('/analytics').query({ timestamp: atMs });
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
+    return res.text;
+  };
+  const stored = async () => first(await t.db.sql`select count(*)::int as n from events`).n as number;
+
+  it('answers a POST with 204 and an empty body once the event is stored', async () => {
+    const res = await post({ timestamp: Date.now(), user: 'piotr', event: 'click' });
+    expect(res.status).toBe(204);
+    expect(res.text).toBe('');
+    const rows = await t.db.sql`select kind, user_id, page, weight from events`;
+    expect(rows).toEqual([{ kind: 'click', user_id: 'piotr', page: '', weight: 1 }]);
+  });
+
+  it('takes the bare flag form &click / &impression (seed 004)', async () => {
+    expect((await t.http.post(`/analytics?timestamp=${Date.now()}&user=a&click`)).status).toBe(204);
+    expect((await t.http.post(`/analytics?timestamp=${Date.now()}&user=b&impression`)).status).toBe(204);
+    expect((await t.http.post(`/analytics?timestamp=${Date.now()}&user=c&impression=true`)).status).toBe(204);
+    expect(await read(Date.now())).toBe('unique_users,3\nclicks,1\nimpressions,2\n');
+  });
+
+  it('reads the GMT clock hour holding the timestamp, exactly, as three lines', async () => {
+    const hour = hoursAgo(3);
+    await event(hour, 'u1', 'click');
+    await event(hour + 10 * 60_000, 'u1', 'impression'); // the same user, both kinds: counted once
+    await event(hour + 20 * 60_000, 'u2', 'click');
+    await event(hour + HOUR_MS - 1, 'u3', 'click'); // 59:59.999 belongs to this hour
+    await event(hour - 1, 'before', 'click'); // the previous hour
+    await event(hour + HOUR_MS, 'after', 'impression'); // the next hour
+    await t.settle();
+    const expected = 'unique_users,3\nclicks,3\nimpressions,1\n';
+    expect(await read(hour)).toBe(expected);
+    expect(await read(hour + 30 * 60_000)).toBe(expected);
+    expect(await read(hour + HOUR_MS - 1)).toBe(expected);
+    expect(await read(hour - 1)).toBe('unique_users,1\nclicks,1\nimpressions,0\n');
+    expect(await read(hour + HOUR_MS)).toBe('unique_users,1\nclicks,0\nimpressions,1\n');
+  });
+
+  it('answers zeros for an empty hour, and counts only clicks and impressions', async () => {
+    expect(await read(Date.now())).toBe('unique_users,0\nclicks,0\nimpressions,0\n');
+    await t.http.get('/collect').query({ cid: 'someone' });
+    await t.http.post('/page-views/single').send({ page: '/a', timestamp: new Date().toISOString() });
+    expect(await read(Date.now())).toBe('unique_users,0\nclicks,0\nimpressions,0\n');
+  });
+
+  it('counts the current hour while it is being written', async () => {
+    await Promise.all(
+      Array.from({ length: 300 }, (_, i) => event(Date.now(), `user-${i % 120}`, i % 3 === 0 ? 'click' : 'impression')),
+    );
+    expect(await read(Date.now())).toBe('unique_users,120\nclicks,100\nimpressions,200\n');
+  });
+
+  it('shows a back-dated event within 3 seconds', async () => {
+    await event(daysAgo(12), 'early', 'click');
+    await materializeAggregates(t);
+    const late = daysAgo(30) + 7 * HOUR_MS + 123;
+    await event(late, 'late', 'impression');
+    const seen = await eventually(() => read(late), 'unique_users,1\nclicks,0\nimpressions,1\n', 3000);
+    expect(seen.value).toBe('unique_users,1\nclicks,0\nimpressions,1\n');
+    expect(seen.ms).toBeLessThan(3000);
+  });
+
+  const expectError = async (
+    res: { status: number; body: { error: { code: string; details: unknown[] } } },
+    parameter: string,
+    pattern: RegExp,
+  ) => {
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('invalid_query');
+    expect(res.body.error.details).toContainEqual({ parameter, message: expect.stringMatching(pattern) });
+  };
+
+  it('rejects a bad timestamp with a 400 that says why', async () => {
+    const now = Date.now();
+    await expectError(await post({ user: 'a', event: 'click' }), 'timestamp', /required/);
+    await expectError(
+      await post({ timestamp: 'now', user: 'a', event: 'click' }),
+      'timestamp',
+      /milliseconds since the Unix epoch/,
+    );
+    await expectError(
+      await post({ timestamp: seconds(now), user: 'a', event: 'click' }),
+      'timestamp',
+      /milliseconds.*looks like seconds/,
+    );
+    await expectError(await post({ timestamp: daysAgo(61), user: 'a', event: 'click' }), 'timestamp', /60-day retention/);
+    await expectError(
+      await post({ timestamp: now + 10 * 60_000, user: 'a', event: 'click' }),
+      'timestamp',
+      /5 minutes in the future/,
+    );
+    await expectError(await t.http.get('/analytics').query({ timestamp: seconds(now) }), 'timestamp', /looks like seconds/);
+    await expectError(await t.http.get('/analytics'), 'timestamp', /required/);
+    await expectError(await t.http.get(`/analytics?timestamp=${now}&timestamp=${now}`), 'timestamp', /once/);
+    expect(await stored()).toBe(0);
+  });
+
+  it('rejects a missing or bad user or event with a 400 naming it', async () => {
+    const timestamp = Date.now();
+    await expectError(await post({ timestamp, event: 'click' }), 'user', /required/);
+    await expectError(await post({ timestamp, user: 'x'.repeat(257), event: 'click' }), 'user', /256/);
+    await expectError(await post({ timestamp, user: 'a' }), 'event', /required: event=click or event=impression/);
+    await expectError(await post({ timestamp, user: 'a', event: 'view' }), 'event', /click or impression/);
+    await expectError(await t.http.post(`/analytics?timestamp=${timestamp}&user=a&event=click&impression`), 'event', /once/);
+    await expectError(await t.http.post(`/analytics?timestamp=${timestamp}&user=a&click&impression`), 'event', /once/);
+    await expectError(await t.http.post(`/analytics?timestamp=${timestamp}&user=a&click=no`), 'click', /flag/);
+    expect(await stored()).toBe(0);
+  });
+});
