@@ -1,0 +1,165 @@
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { HOUR_MS } from '../../src/time.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
+import { describeEachMode, first } from '../helpers/db.js';
+import { materializeAggregates } from '../helpers/late.js';
+import { daysAgo, eventually, hoursAgo, thisHour } from '../helpers/time.js';
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+/** The page-view key form `YYYY-MM-DD_HH:MM`. */
+const keyForm = (ms: number): string => iso(ms).slice(0, 16).replace('T', '_');
+
+describeEachMode('page-view API (seed 003)', (mode) => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp(mode);
+  });
+  afterAll(async () => t?.close());
+  beforeEach(async () => t.db.reset());
+
+  const single = (body: unknown) => t.http.post('/page-views/single').send(body as object);
+  const multi = (body: unknown) => t.http.post('/page-views/multi').send(body as object);
+  const report = async (query: Record<string, string | number>) => {
+    const res = await t.http.get('/report').query(query);
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    return res.body as { data: { h: number; v: number }[] };
+  };
+  const rows = async () => t.db.sql`select page, weight, time from events order by time, page`;
+  const expectBodyError = (
+    res: { status: number; body: { error: { code: string; details?: unknown[] } } },
+    parameter: string,
+    pattern: RegExp,
+  ) => {
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('invalid_body');
+    expect(res.body.error.details).toContainEqual({ parameter, message: expect.stringMatching(pattern) });
+  };
+
+  it('records a single page view and answers {"success":true}', async () => {
+    const at = hoursAgo(2) + 5 * 60_000;
+    const res = await single({ page: 'example.com/page', timestamp: iso(at) });
+    expect(res.status).toBe(200);
+    expect(res.text).toBe('{"success":true}');
+    expect(await rows()).toEqual([{ page: 'example.com/page', weight: 1, time: new Date(at) }]);
+  });
+
+  it('stores each count of a multi upload as one row carrying its weight', async () => {
+    const h1 = hoursAgo(3);
+    const h2 = hoursAgo(2);
+    const res = await multi({
+      'example.com/page1': { [iso(h1)]: 5, [keyForm(h2)]: 3 },
+      'example.com/page2': { [iso(h1)]: 2, [iso(h2 + 60_000)]: 0 },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ success: true });
+    expect(await rows()).toEqual([
+      { page: 'example.com/page1', weight: 5, time: new Date(h1) },
+      { page: 'example.com/page2', weight: 2, time: new Date(h1) },
+      { page: 'example.com/page1', weight: 3, time: new Date(h2) },
+    ]);
+  });
+
+  it('stores nothing of a multi upload with one bad entry, and names the entry', async () => {
+    const ok = iso(hoursAgo(1));
+    const res = await multi({
+      'a.com/x': { [ok]: 1 },
+      'b.com/y': { [ok]: 2, 'not a time': 3, [iso(daysAgo(70))]: 1 },
+      'c.com/z': { [ok]: -1 },
+    });
+    expectBodyError(res, '["b.com/y"]["not a time"]', /time must be an ISO 8601 date-time/);
+    expectBodyError(res, `["b.com/y"]["${iso(daysAgo(70))}"]`, /60-day retention/);
+    expectBodyError(res, `["c.com/z"]["${ok}"]`, /count must be a whole number/);
+    expect(await rows()).toEqual([]);
+  });
+
+  it('accepts ISO 8601 with offsets and fractions, and reads a time without a zone as UTC', async () => {
+    const at = hoursAgo(5);
+    const plus2 = iso(at + 2 * HOUR_MS).replace('Z', '+02:00');
+    await multi({ '/p': { [plus2]: 1, [iso(at).replace('Z', '')]: 1, [iso(at).replace('.000Z', '.250Z')]: 1 } });
+    expect((await rows()).map((r) => (r.time as Date).getTime())).toEqual([at, at, at + 250]);
+  });
+
+  it('rejects malformed bodies with a 4xx that says why', async () => {
+    const bad = await t.http.post('/page-views/single').set('Content-Type', 'application/json').send('{"page": ');
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('invalid_json');
+    const empty = await t.http.post('/page-views/single').set('Content-Type', 'application/json').send('');
+    expect(empty.status).toBe(400);
+    const xml = await t.http.post('/page-views/single').set('Content-Type', 'application/xml').send('<a/>');
+    expect(xml.status).toBe(415);
+    expect(xml.body.error.code).toBe('unsupported_media_type');
+    const huge = await multi({ ['/' + 'p'.repeat(1024 * 1024)]: {} });
+    expect(huge.status).toBe(413);
+    expectBodyError(await single({ timestamp: iso(Date.now()) }), 'page', /required/);
+    expectBodyError(await single({ page: '', timestamp: iso(Date.now()) }), 'page', /empty/);
+    expectBodyError(await single({ page: 42, timestamp: iso(Date.now()) }), 'page', /string/);
+    expectBodyError(await single({ page: '/a', timestamp: 1763870400000 }), 'timestamp', /ISO 8601/);
+    expectBodyError(await single({ page: '/a', timestamp: '2026-11-23' }), 'timestamp', /ISO 8601/);
+    expectBodyError(await single({ page: '/a', timestamp: iso(Date.now() + HOUR_MS) }), 'timestamp', /future/);
+    expectBodyError(await single([1, 2]), 'body', /JSON object/);
+    expectBodyError(await multi({ '/a': 5 }), '["/a"]', /object of/);
+    expectBodyError(await multi([]), 'body', /JSON object/);
+    expect(await rows()).toEqual([]);
+  });
+
+  it('reports the 24 complete GMT hours before the hour of now, zero-filled, oldest first', async () => {
+    const now = thisHour() + 17 * 60_000;
+    const first = thisHour() - 24 * HOUR_MS;
+    await multi({
+      '/r': {
+        [iso(first - 1)]: 100, // before the window
+        [iso(first)]: 1, // the first hour of the window
+        [iso(first + 30 * 60_000)]: 2,
+        [iso(thisHour() - 1)]: 4, // the last complete hour
+        [iso(thisHour())]: 1000, // the current hour: not complete, not reported
+      },
+      '/other': { [iso(first)]: 50 },
+    });
+    await t.settle();
+    const { data } = await report({ page: '/r', now: iso(now) });
+    expect(data).toHaveLength(24);
+    expect(data.map((d) => d.h)).toEqual(Array.from({ length: 24 }, (_, i) => new Date(first + i * HOUR_MS).getUTCHours()));
+    expect(data.map((d) => d.v)).toEqual([3, ...Array(22).fill(0), 4]);
+    expect(await report({ page: '/r' })).toEqual({ data });
+  });
+
+  it('orders descending on request, and takes after ordering', async () => {
+    const first = thisHour() - 24 * HOUR_MS;
+    await multi({ '/r': { [iso(first)]: 1, [iso(first + HOUR_MS)]: 2, [iso(thisHour() - HOUR_MS)]: 9 } });
+    const asc = (await report({ page: '/r', take: 2 })).data;
+    expect(asc.map((d) => d.v)).toEqual([1, 2]);
+    const desc = (await report({ page: '/r', order: 'desc', take: 3 })).data;
+    expect(desc.map((d) => d.v)).toEqual([9, 0, 0]);
+    expect(desc[0]!.h).toBe(new Date(thisHour() - HOUR_MS).getUTCHours());
+    expect((await report({ page: '/r', take: 0 })).data).toEqual([]);
+    expect((await report({ page: '/r', take: 100 })).data).toHaveLength(24);
+  });
+
+  it('rejects bad report parameters with a 400 naming them', async () => {
+    const expectQueryError = async (query: Record<string, string>, parameter: string, pattern: RegExp) => {
+      const res = await t.http.get('/report').query(query);
+      expect(res.status).toBe(400);
+      expect(res.body.error.details).toContainEqual({ parameter, message: expect.stringMatching(pattern) });
+    };
+    await expectQueryError({}, 'page', /required/);
+    await expectQueryError({ page: '/r', order: 'newest' }, 'order', /asc or desc/);
+    await expectQueryError({ page: '/r', take: '-1' }, 'take', /whole number/);
+    await expectQueryError({ page: '/r', take: 'ten' }, 'take', /whole number/);
+    await expectQueryError({ page: '/r', now: 'yesterday' }, 'now', /ISO 8601/);
+    await expectQueryError({ page: '/r', now: iso(Date.now() + 2 * HOUR_MS) }, 'now', /future/);
+    await expectQueryError({ page: '/r', now: iso(daysAgo(90)) }, 'now', /retention/);
+  });
+
+  it('shows a back-dated page view in the report within 3 seconds', async () => {
+    await single({ page: '/early', timestamp: iso(daysAgo(15)) });
+    await materializeAggregates(t);
+    const late = daysAgo(25) + 9 * HOUR_MS;
+    await multi({ '/late': { [iso(late)]: 7 } });
+    const probe = async () => (await report({ page: '/late', now: iso(late + HOUR_MS) })).data.at(-1)!.v;
+    const seen = await eventually(probe, 7, 3000);
+    expect(seen.value).toBe(7);
+    expect(seen.ms).toBeLessThan(3000);
+    expect(first(await t.db.sql`select count(*)::int as n from events where page = '/late'`).n).toBe(1);
+  });
+});
