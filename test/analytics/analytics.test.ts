@@ -1,17 +1,12 @@
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { HOUR_MS } from '../../src/time.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { expectInvalid, useTestApp } from '../helpers/app.js';
 import { describeEachMode, first } from '../helpers/db.js';
 import { materializeAggregates } from '../helpers/late.js';
 import { daysAgo, eventually, hoursAgo, seconds } from '../helpers/time.js';
 
 describeEachMode('analytics API (seeds 001, 002, 004)', (mode) => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startTestApp(mode);
-  });
-  afterAll(async () => t?.close());
-  beforeEach(async () => t.db.reset());
+  const t = useTestApp(mode);
 
   const post = (query: Record<string, string | number>) => t.http.post('/analytics').query(query);
   const event = async (atMs: number, user: string, kind: 'click' | 'impression') => {
@@ -82,15 +77,8 @@ describeEachMode('analytics API (seeds 001, 002, 004)', (mode) => {
     expect(seen.ms).toBeLessThan(3000);
   });
 
-  const expectError = async (
-    res: { status: number; body: { error: { code: string; details: unknown[] } } },
-    parameter: string,
-    pattern: RegExp,
-  ) => {
-    expect(res.status).toBe(400);
-    expect(res.body.error.code).toBe('invalid_query');
-    expect(res.body.error.details).toContainEqual({ parameter, message: expect.stringMatching(pattern) });
-  };
+  const expectError = (res: Parameters<typeof expectInvalid>[0], parameter: string, pattern: RegExp) =>
+    expectInvalid(res, 'invalid_query', parameter, pattern);
 
   it('rejects a bad timestamp with a 400 that says why', async () => {
     const now = Date.now();

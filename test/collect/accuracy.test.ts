@@ -1,14 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { useTestApp } from '../helpers/app.js';
 import { describeEachMode } from '../helpers/db.js';
 import { daysAgo, isoDate } from '../helpers/time.js';
 
 describeEachMode('distinct-user accuracy', (mode) => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startTestApp(mode);
-  });
-  afterAll(async () => t?.close());
+  const t = useTestApp(mode, { resetEach: false });
 
   /** `users` distinct users (each seen `repeat` times) on the GMT day `dayMs`, in one statement. */
   const seed = async (dayMs: number, users: number, repeat: number, prefix: string) => {

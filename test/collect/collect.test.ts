@@ -1,17 +1,12 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DAY_MS, HOUR_MS } from '../../src/time.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { expectInvalid, useTestApp } from '../helpers/app.js';
 import { materializeAggregates } from '../helpers/late.js';
 import { describeEachMode, first } from '../helpers/db.js';
 import { compactDate, daysAgo, eventually, isoDate, seconds, today } from '../helpers/time.js';
 
 describeEachMode('collect API (seed 000)', (mode) => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startTestApp(mode);
-  });
-  afterAll(async () => t?.close());
-  beforeEach(async () => t.db.reset());
+  const t = useTestApp(mode);
 
   const collect = (cid: string, atMs?: number) =>
     t.http.get('/collect').query(atMs === undefined ? { cid } : { cid, d: seconds(atMs) });
@@ -96,11 +91,8 @@ describeEachMode('collect API (seed 000)', (mode) => {
   describe('rejects bad input with a 400 naming the parameter', () => {
     const expectError = async (path: string, query: Record<string, unknown>, parameter: string, pattern: RegExp) => {
       const res = await t.http.get(path).query(query);
-      expect(res.status).toBe(400);
       expect(res.headers['content-type']).toMatch(/^application\/json/);
-      expect(res.body.error.code).toBe('invalid_query');
-      expect(res.body.error.details).toContainEqual({ parameter, message: expect.stringMatching(pattern) });
-      return res;
+      expectInvalid(res, 'invalid_query', parameter, pattern);
     };
 
     it('a missing, empty, repeated or too long cid', async () => {

@@ -1,3 +1,4 @@
+import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
 import supertest from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
 import { createApp } from '../../src/app.js';
@@ -36,4 +37,30 @@ export async function startTestApp(mode: StorageMode, overrides: Partial<Runtime
       await db.drop();
     },
   };
+}
+
+/**
+ * Registers the hooks of a suite that drives one app: started before the suite, closed
+ * after it, emptied before each test. The returned object is filled in by then.
+ */
+export function useTestApp(mode: StorageMode, opts: { resetEach?: boolean } = {}): TestApp {
+  const t = {} as TestApp;
+  beforeAll(async () => {
+    Object.assign(t, await startTestApp(mode));
+  });
+  afterAll(async () => t.close?.());
+  if (opts.resetEach !== false) beforeEach(async () => t.db.reset());
+  return t;
+}
+
+/** Asserts a 400 in the error envelope whose details name `parameter` with a matching message. */
+export function expectInvalid(
+  res: { status: number; body: { error?: { code: string; details?: unknown[] } } },
+  code: 'invalid_query' | 'invalid_body',
+  parameter: string,
+  message: RegExp,
+): void {
+  expect(res.status).toBe(400);
+  expect(res.body.error?.code).toBe(code);
+  expect(res.body.error?.details).toContainEqual({ parameter, message: expect.stringMatching(message) });
 }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { HOUR_MS } from '../../src/time.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { expectInvalid, useTestApp } from '../helpers/app.js';
 import { describeEachMode, first } from '../helpers/db.js';
 import { materializeAggregates } from '../helpers/late.js';
 import { daysAgo, eventually, hoursAgo, thisHour } from '../helpers/time.js';
@@ -10,12 +10,7 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 const keyForm = (ms: number): string => iso(ms).slice(0, 16).replace('T', '_');
 
 describeEachMode('page-view API (seed 003)', (mode) => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startTestApp(mode);
-  });
-  afterAll(async () => t?.close());
-  beforeEach(async () => t.db.reset());
+  const t = useTestApp(mode);
 
   const single = (body: unknown) => t.http.post('/page-views/single').send(body as object);
   const multi = (body: unknown) => t.http.post('/page-views/multi').send(body as object);
@@ -26,15 +21,8 @@ describeEachMode('page-view API (seed 003)', (mode) => {
     return res.body as { data: { h: number; v: number }[] };
   };
   const rows = async () => t.db.sql`select page, weight, time from events order by time, page`;
-  const expectBodyError = (
-    res: { status: number; body: { error: { code: string; details?: unknown[] } } },
-    parameter: string,
-    pattern: RegExp,
-  ) => {
-    expect(res.status).toBe(400);
-    expect(res.body.error.code).toBe('invalid_body');
-    expect(res.body.error.details).toContainEqual({ parameter, message: expect.stringMatching(pattern) });
-  };
+  const expectBodyError = (res: Parameters<typeof expectInvalid>[0], parameter: string, pattern: RegExp) =>
+    expectInvalid(res, 'invalid_body', parameter, pattern);
 
   it('records a single page view and answers {"success":true}', async () => {
     const at = hoursAgo(2) + 5 * 60_000;
@@ -137,11 +125,8 @@ describeEachMode('page-view API (seed 003)', (mode) => {
   });
 
   it('rejects bad report parameters with a 400 naming them', async () => {
-    const expectQueryError = async (query: Record<string, string>, parameter: string, pattern: RegExp) => {
-      const res = await t.http.get('/report').query(query);
-      expect(res.status).toBe(400);
-      expect(res.body.error.details).toContainEqual({ parameter, message: expect.stringMatching(pattern) });
-    };
+    const expectQueryError = async (query: Record<string, string>, parameter: string, pattern: RegExp) =>
+      expectInvalid(await t.http.get('/report').query(query), 'invalid_query', parameter, pattern);
     await expectQueryError({}, 'page', /required/);
     await expectQueryError({ page: '/r', order: 'newest' }, 'order', /asc or desc/);
     await expectQueryError({ page: '/r', take: '-1' }, 'take', /whole number/);
