@@ -17,6 +17,7 @@ const EnvSchema = z.object({
   PORT: port.default(8080),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' }).optional(),
   DATABASE_POOL_MAX: positiveInt.max(1000).default(10),
+  WORKERS: positiveInt.max(64).default(1),
   STORAGE_MODE: StorageModeSetting.default('auto'),
   MIGRATE_ON_START: z.stringbool().default(true),
   LOCAL_PG_DATA_DIR: z.string().min(1).default('.data/postgres'),
@@ -25,6 +26,7 @@ const EnvSchema = z.object({
   INGEST_MAX_BATCH_ROWS: positiveInt.max(1_000_000).default(5000),
   INGEST_MAX_QUEUE_ROWS: positiveInt.max(10_000_000).default(100_000),
   INGEST_FLUSH_DELAY_MS: z.coerce.number().int().min(0).max(10_000).default(0),
+  INGEST_MAX_INFLIGHT_FLUSHES: positiveInt.max(64).default(2),
   INGEST_RETRY_AFTER_SECONDS: positiveInt.max(3600).default(1),
   REFRESH_INTERVAL_MS: positiveInt.max(60_000).default(500),
   PARTITION_MAINTENANCE_INTERVAL_MS: positiveInt.default(3_600_000),
@@ -38,6 +40,8 @@ export interface Config {
   /** Unset: the service manages a local PostgreSQL cluster in `localPg.dataDir`. */
   readonly databaseUrl: string | undefined;
   readonly databasePoolMax: number;
+  /** HTTP processes (Node's cluster module); 1 serves in the main process. */
+  readonly workers: number;
   readonly storageMode: StorageModeSetting;
   readonly migrateOnStart: boolean;
   readonly localPg: { readonly dataDir: string; readonly port: number; readonly binDir: string | undefined };
@@ -45,6 +49,7 @@ export interface Config {
     readonly maxBatchRows: number;
     readonly maxQueueRows: number;
     readonly flushDelayMs: number;
+    readonly maxInflightFlushes: number;
     readonly retryAfterSeconds: number;
   };
   readonly refreshIntervalMs: number;
@@ -76,6 +81,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
+    workers: e.WORKERS,
     storageMode: e.STORAGE_MODE,
     migrateOnStart: e.MIGRATE_ON_START,
     localPg: Object.freeze({ dataDir: path.resolve(e.LOCAL_PG_DATA_DIR), port: e.LOCAL_PG_PORT, binDir: e.LOCAL_PG_BIN_DIR }),
@@ -83,6 +89,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxBatchRows: e.INGEST_MAX_BATCH_ROWS,
       maxQueueRows: e.INGEST_MAX_QUEUE_ROWS,
       flushDelayMs: e.INGEST_FLUSH_DELAY_MS,
+      maxInflightFlushes: e.INGEST_MAX_INFLIGHT_FLUSHES,
       retryAfterSeconds: e.INGEST_RETRY_AFTER_SECONDS,
     }),
     refreshIntervalMs: e.REFRESH_INTERVAL_MS,

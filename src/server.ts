@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import type { Server, ServerResponse } from 'node:http';
 import { createApp } from './app.js';
 import { type Config, ConfigError, loadConfig, loadDotEnv } from './config.js';
@@ -7,7 +8,13 @@ import { migrate } from './db/migrate.js';
 import { createLogger, type Logger } from './log.js';
 import { startRuntime } from './runtime.js';
 
-/** Entry point: config -> database -> migrations -> runtime -> app -> listen. */
+/** How the primary hands the database URL (maybe of its managed cluster) to its workers. */
+const WORKER_DATABASE_URL = 'HEADCOUNT_WORKER_DATABASE_URL';
+
+/**
+ * Entry point: config -> database (managed local cluster when DATABASE_URL is unset)
+ * -> migrations -> HTTP, in this process or in WORKERS processes sharing the port.
+ */
 async function main(): Promise<void> {
   let config: Config;
   try {
@@ -20,21 +27,40 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, cluster.isWorker ? { worker: cluster.worker?.id } : {});
+  if (cluster.isWorker) return serve(config, process.env[WORKER_DATABASE_URL]!, log, onStopped(log));
 
-  let cluster: LocalCluster | undefined;
+  let local: LocalCluster | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
-    cluster = await startLocalCluster({
+    local = await startLocalCluster({
       dataDir: config.localPg.dataDir,
       port: config.localPg.port,
       binDir: config.localPg.binDir,
       log,
     });
-    databaseUrl = cluster.url;
+    databaseUrl = local.url;
   }
   if (config.migrateOnStart) await migrate({ databaseUrl, storageMode: config.storageMode, log });
+  const description = local ? `local cluster in ${local.dataDir} (port ${local.port})` : 'DATABASE_URL';
+  const stopDatabase = async (): Promise<void> => {
+    await local?.stop();
+    log.info('stopped');
+  };
+  if (config.workers === 1) return serve(config, databaseUrl, log, stopDatabase, description);
+  return supervise(config, databaseUrl, log, stopDatabase, description);
+}
 
+const onStopped = (log: Logger) => async (): Promise<void> => log.info('worker stopped');
+
+/** One HTTP server with its pool, writer and background jobs; stops gracefully on a signal. */
+async function serve(
+  config: Config,
+  databaseUrl: string,
+  log: Logger,
+  afterStop: () => Promise<void>,
+  description?: string,
+): Promise<void> {
   const sql = createSql(databaseUrl, { max: config.databasePoolMax });
   const runtime = await startRuntime(sql, config, log);
   const app = createApp({ sql, writer: runtime.writer, log });
@@ -42,16 +68,9 @@ async function main(): Promise<void> {
   // Longer than common load balancers' idle timeouts, so they close first.
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
-  log.info('headcount listening', {
-    url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`,
-    storageMode: runtime.mode,
-    database: cluster ? `local cluster in ${cluster.dataDir} (port ${cluster.port})` : 'DATABASE_URL',
-  });
+  if (description) log.info('headcount listening', { url: listenUrl(config), storageMode: runtime.mode, database: description });
 
-  let stopping = false;
-  const shutdown = async (signal: string): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
+  onSignals(log, async (signal) => {
     log.info('shutting down: no new connections; flushing queued events', { signal });
     const force = setTimeout(() => {
       log.warn('shutdown timeout: closing remaining connections');
@@ -60,13 +79,64 @@ async function main(): Promise<void> {
     force.unref();
     await closeServer(server);
     await runtime.stop();
+    log.info('ingest totals', { ...runtime.writer.stats });
     await sql.end({ timeout: 5 });
-    await cluster?.stop();
     clearTimeout(force);
-    log.info('stopped');
-  };
-  const onSignal = (signal: string): void => {
-    shutdown(signal).then(
+    await afterStop();
+  });
+}
+
+/**
+ * WORKERS > 1: the primary forks that many workers (Node's cluster module shares the
+ * port among them), replaces one that dies, and on a signal lets them drain before it
+ * stops the managed database.
+ */
+async function supervise(
+  config: Config,
+  databaseUrl: string,
+  log: Logger,
+  afterStop: () => Promise<void>,
+  description: string,
+): Promise<void> {
+  let stopping = false;
+  const fork = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const worker = cluster.fork({ [WORKER_DATABASE_URL]: databaseUrl });
+      worker.once('listening', () => resolve());
+      worker.once('exit', (code) => {
+        if (stopping) return;
+        log.error('worker exited; starting another', { worker: worker.id, code });
+        reject(new Error(`worker ${worker.id} exited with ${code} before listening`));
+        setTimeout(() => void fork().catch((err: unknown) => log.error('restarting a worker failed', { err })), 1000);
+      });
+    });
+  await Promise.all(Array.from({ length: config.workers }, fork));
+  log.info('headcount listening', { url: listenUrl(config), workers: config.workers, database: description });
+
+  onSignals(log, async (signal) => {
+    stopping = true;
+    const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
+    log.info('shutting down workers', { signal, workers: workers.length });
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            if (w.isDead()) return resolve();
+            w.once('exit', () => resolve());
+            w.process.kill('SIGTERM');
+          }),
+      ),
+    );
+    await afterStop();
+  });
+}
+
+function onSignals(log: Logger, stop: (signal: string) => Promise<void>): void {
+  let stopping = false;
+  const handle = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    stop(signal).then(
       () => process.exit(0),
       (err: unknown) => {
         log.error('shutdown failed', { err });
@@ -74,9 +144,12 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', handle);
+  process.on('SIGTERM', handle);
 }
+
+const listenUrl = (config: Config): string =>
+  `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
 
 /**
  * Resolves when every connection has ended: no new connections; requests in flight
@@ -95,7 +168,6 @@ function closeServer(server: Server): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  const log: Logger = createLogger('info');
-  log.error('headcount failed to start', { err });
+  createLogger('info').error('headcount failed to start', { err });
   process.exit(1);
 });

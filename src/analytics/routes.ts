@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import type { Sql } from '../db/client.js';
-import { parseWith } from '../http/validate.js';
+import { parseWith, queryOf } from '../http/validate.js';
 import type { GroupCommitWriter } from '../ingest/writer.js';
 import { floorHour } from '../time.js';
 import { hourSummary } from './queries.js';
@@ -9,13 +9,13 @@ import { AnalyticsReadQuery, AnalyticsWriteQuery } from './schemas.js';
 /** The analytics API of seeds 001 (user_analytics), 002 (narrative) and 004 (Tapad). */
 export function registerAnalytics(router: Router, deps: { sql: Sql; writer: GroupCommitWriter }): void {
   router.post('/analytics', async (ctx) => {
-    const q = parseWith(AnalyticsWriteQuery, ctx.query, 'query');
+    const q = parseWith(AnalyticsWriteQuery, queryOf(ctx), 'query');
     await deps.writer.write([{ timeMs: q.timestampMs, kind: q.event, userId: q.user, page: '', weight: 1 }]);
     ctx.status = 204;
   });
 
   router.get('/analytics', async (ctx) => {
-    const q = parseWith(AnalyticsReadQuery, ctx.query, 'query');
+    const q = parseWith(AnalyticsReadQuery, queryOf(ctx), 'query');
     const s = await hourSummary(deps.sql, floorHour(q.timestamp));
     ctx.type = 'text/plain';
     ctx.body = `unique_users,${s.uniqueUsers}\nclicks,${s.clicks}\nimpressions,${s.impressions}\n`;

@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import type { Sql } from '../db/client.js';
 import type { GroupCommitWriter } from '../ingest/writer.js';
-import { parseWith } from '../http/validate.js';
+import { parseWith, queryOf } from '../http/validate.js';
 import { distinctUsersOverDays } from '../stats/queries.js';
 import { DAY_MS, floorDay } from '../time.js';
 import { CollectQuery, UniquesQuery } from './schemas.js';
@@ -11,21 +11,21 @@ const MONTH_DAYS = 30;
 
 export function registerCollect(router: Router, deps: { sql: Sql; writer: GroupCommitWriter }): void {
   router.get('/collect', async (ctx) => {
-    const q = parseWith(CollectQuery, ctx.query, 'query');
+    const q = parseWith(CollectQuery, queryOf(ctx), 'query');
     await deps.writer.write([{ timeMs: q.d ?? Date.now(), kind: 'collect', userId: q.cid, page: '', weight: 1 }]);
     ctx.status = 200;
     ctx.body = '';
   });
 
   router.get('/daily_uniques', async (ctx) => {
-    const day = parseWith(UniquesQuery, ctx.query, 'query').d ?? floorDay(Date.now());
+    const day = parseWith(UniquesQuery, queryOf(ctx), 'query').d ?? floorDay(Date.now());
     const users = await distinctUsersOverDays(deps.sql, day, day + DAY_MS);
     ctx.type = 'text/plain';
     ctx.body = `${users}\n`;
   });
 
   router.get('/monthly_uniques', async (ctx) => {
-    const day = parseWith(UniquesQuery, ctx.query, 'query').d ?? floorDay(Date.now());
+    const day = parseWith(UniquesQuery, queryOf(ctx), 'query').d ?? floorDay(Date.now());
     const users = await distinctUsersOverDays(deps.sql, day - (MONTH_DAYS - 1) * DAY_MS, day + DAY_MS);
     ctx.type = 'text/plain';
     ctx.body = `${users}\n`;

@@ -13,7 +13,17 @@ export interface SqlOptions {
  * JS number: counts stay far below 2^53.
  */
 export function createSql(url: string, opts: SqlOptions = {}): Sql {
-  return postgres(url, {
+  // libpq's form for a Unix-domain socket, `?host=/socket/dir`, which postgres.js does
+  // not read: turned into its `path` option.
+  const parsed = new URL(url);
+  const socketDir = parsed.searchParams.get('host');
+  let path: string | undefined;
+  if (socketDir?.startsWith('/')) {
+    parsed.searchParams.delete('host');
+    path = `${socketDir}/.s.PGSQL.${parsed.port || 5432}`;
+  }
+  return postgres(parsed.toString(), {
+    ...(path ? { path } : {}),
     max: opts.max ?? 10,
     idle_timeout: 60,
     connect_timeout: 10,

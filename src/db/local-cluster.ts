@@ -223,6 +223,9 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await initCluster(pg, dataDir, log);
   const creds = JSON.parse(await fs.readFile(credentialsFile(dataDir), 'utf8')) as Credentials;
 
+  // Unix-domain sockets cost far less per round trip than loopback TCP; their path
+  // (dir + /.s.PGSQL.<port>) must fit in 107 bytes.
+  const socketUsable = dataDir.length < 90;
   let startedHere = false;
   let listenPort = port;
   if (await isRunning(pg, dataDir)) {
@@ -235,7 +238,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       listen_addresses: '127.0.0.1',
       port: String(port),
       // The socket lives in the data folder: no system folder to own, no clash between clusters.
-      unix_socket_directories: dataDir.length < 90 ? dataDir : '',
+      unix_socket_directories: socketUsable ? dataDir : '',
       ...(pg.timescaledb
         ? { shared_preload_libraries: 'timescaledb', 'timescaledb.telemetry_level': 'off', ...opts.timescaledbSettings }
         : {}),
@@ -259,7 +262,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   await ensureDatabase(`${base}/postgres`);
 
   return {
-    url: `${base}/${DATABASE}`,
+    url: `${base}/${DATABASE}${socketUsable ? `?host=${encodeURIComponent(dataDir)}` : ''}`,
     dataDir,
     port: listenPort,
     timescaledb: pg.timescaledb,

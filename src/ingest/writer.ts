@@ -17,8 +17,13 @@ export interface WriterOptions {
   maxBatchRows: number;
   /** Rows waiting beyond this are refused with 503 + Retry-After. */
   maxQueueRows: number;
-  /** 0: flush as soon as the previous flush ends. */
+  /** 0: flush as soon as rows wait and a flush slot is free. */
   flushDelayMs: number;
+  /**
+   * Flushes that may run at once, each on its own connection: rows that arrive while one
+   * commits go out in the next without waiting for it. 1 is a single writer.
+   */
+  maxInflightFlushes: number;
   retryAfterSeconds: number;
 }
 
@@ -45,7 +50,7 @@ export interface WriterStats {
 export class GroupCommitWriter {
   private queue: Pending[] = [];
   private queuedRows = 0;
-  private flushing = false;
+  private inflight = 0;
   private scheduled = false;
   private closed = false;
   private drained: (() => void) | undefined;
@@ -91,42 +96,47 @@ export class GroupCommitWriter {
   /** Stops taking writes and resolves when everything queued has been flushed. */
   async close(): Promise<void> {
     this.closed = true;
-    if (!this.flushing && !this.scheduled && this.queue.length === 0) return;
+    if (this.inflight === 0 && !this.scheduled && this.queue.length === 0) return;
     await new Promise<void>((resolve) => (this.drained = resolve));
   }
 
   private schedule(): void {
-    if (this.flushing || this.scheduled) return;
+    if (this.scheduled) return;
     this.scheduled = true;
+    const start = (): void => {
+      this.scheduled = false;
+      this.pump();
+    };
     // setImmediate lets every request already parsed in this turn of the event loop join.
-    if (this.opts.flushDelayMs > 0) setTimeout(() => void this.run(), this.opts.flushDelayMs);
-    else setImmediate(() => void this.run());
+    if (this.opts.flushDelayMs > 0) setTimeout(start, this.opts.flushDelayMs);
+    else setImmediate(start);
+  }
+
+  /** Starts flushes while rows wait and fewer than maxInflightFlushes run. */
+  private pump(): void {
+    while (this.queue.length > 0 && this.inflight < this.opts.maxInflightFlushes) {
+      const batch = this.takeBatch();
+      this.inflight++;
+      void this.flush(batch).finally(() => {
+        this.inflight--;
+        // Whatever queued up during the flush goes at once: no timer between flushes.
+        this.pump();
+        if (this.inflight === 0 && this.queue.length === 0 && !this.scheduled) this.drained?.();
+      });
+    }
   }
 
   private takeBatch(): Pending[] {
-    const batch: Pending[] = [];
+    let count = 0;
     let rows = 0;
-    while (this.queue.length > 0) {
-      const next = this.queue[0]!;
-      if (batch.length > 0 && rows + next.rows.length > this.opts.maxBatchRows) break;
-      batch.push(this.queue.shift()!);
+    for (const next of this.queue) {
+      if (count > 0 && rows + next.rows.length > this.opts.maxBatchRows) break;
+      count++;
       rows += next.rows.length;
     }
     this.queuedRows -= rows;
     this.stats.queuedRows = this.queuedRows;
-    return batch;
-  }
-
-  private async run(): Promise<void> {
-    this.scheduled = false;
-    this.flushing = true;
-    try {
-      while (this.queue.length > 0) await this.flush(this.takeBatch());
-    } finally {
-      this.flushing = false;
-      if (this.queue.length > 0) this.schedule();
-      else this.drained?.();
-    }
+    return this.queue.splice(0, count);
   }
 
   private async flush(batch: Pending[]): Promise<void> {

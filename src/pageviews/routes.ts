@@ -1,7 +1,7 @@
 import type Router from '@koa/router';
 import type { Sql } from '../db/client.js';
 import { readJsonBody } from '../http/body.js';
-import { parseWith } from '../http/validate.js';
+import { parseWith, queryOf } from '../http/validate.js';
 import type { GroupCommitWriter } from '../ingest/writer.js';
 import { floorHour, HOUR_MS } from '../time.js';
 import { pageViewsPerHour } from './queries.js';
@@ -25,7 +25,7 @@ export function registerPageViews(router: Router, deps: { sql: Sql; writer: Grou
   });
 
   router.get('/report', async (ctx) => {
-    const q = parseWith(ReportQuery, ctx.query, 'query');
+    const q = parseWith(ReportQuery, queryOf(ctx), 'query');
     // The 24 complete GMT hours before the hour holding `now`.
     const to = floorHour(q.now ?? Date.now());
     const from = to - REPORT_HOURS * HOUR_MS;

@@ -47,7 +47,7 @@ describe.skipIf(!modeAvailable('timescaledb'))('back-dated events in timescaledb
     const refresher = new LateEventRefresher(db.sql, 60_000, silentLogger); // never ticks by itself here
     const writer = new GroupCommitWriter(
       db.sql,
-      { maxBatchRows: 100, maxQueueRows: 1000, flushDelayMs: 0, retryAfterSeconds: 1 },
+      { maxBatchRows: 100, maxQueueRows: 1000, flushDelayMs: 0, maxInflightFlushes: 2, retryAfterSeconds: 1 },
       silentLogger,
       (rows) => refresher.note(rows),
     );

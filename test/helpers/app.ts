@@ -8,7 +8,7 @@ import { type RuntimeConfig, type Runtime, startRuntime } from '../../src/runtim
 import { createTestDatabase, type TestDatabase } from './db.js';
 
 export const testRuntimeConfig: RuntimeConfig = {
-  ingest: { maxBatchRows: 5000, maxQueueRows: 100_000, flushDelayMs: 0, retryAfterSeconds: 1 },
+  ingest: { maxBatchRows: 5000, maxQueueRows: 100_000, flushDelayMs: 0, maxInflightFlushes: 2, retryAfterSeconds: 1 },
   refreshIntervalMs: 200,
   partitionMaintenanceIntervalMs: 3_600_000,
 };
