@@ -4,16 +4,17 @@ import type { MigrationBuilder } from 'node-pg-migrate';
  * Raw events and the hourly/daily aggregates behind every query, in one of two
  * storage modes chosen here, at migration time (see DESIGN.md):
  *
- *  - timescaledb: `events` is a hypertable; `events_hourly` and `events_daily` are
- *    real-time continuous aggregates (daily built on hourly) with refresh and
- *    retention policies.
+ *  - timescaledb: `events` is a hypertable; `events_minutely`, `events_hourly` and
+ *    `events_daily` are real-time continuous aggregates, each built on the one below,
+ *    with refresh and retention policies.
  *  - postgres:    `events` is range-partitioned by day; `events_hourly` and
  *    `events_daily` are tables that a statement trigger keeps current in the
  *    transaction of each insert.
  *
  * Both expose the same relations and columns, so the queries have one code path:
  *   events(time, kind, user_id, page, weight)
- *   events_hourly / events_daily(bucket, kind, page, events, users)
+ *   events_minutely / events_hourly / events_daily(bucket, kind, page, events, users)
+ * (events_minutely is a plain view over the raw events in postgres mode.)
  *
  * The mode comes from the session setting `headcount.storage_mode` (auto |
  * timescaledb | postgres) that `src/db/migrate.ts` passes from STORAGE_MODE.
@@ -89,17 +90,26 @@ function timescaledbUp(): string {
     select create_hypertable('events', by_range('time', interval '1 day'));
     select add_retention_policy('events', drop_after => ${RETENTION});
 
-    ${continuousAggregate('events_hourly', `time_bucket(interval '1 hour', time)`, 'events', 'sum(weight)', usersSketch)}
+    -- Minutes under hours under days: refreshing the busy current hour then re-reads
+    -- one minute of raw events and at most 60 minute sketches, instead of the whole hour
+    -- (see src/db/refresher.ts).
+    ${continuousAggregate('events_minutely', `time_bucket(interval '1 minute', time)`, 'events', 'sum(weight)', usersSketch)}
+    ${continuousAggregate('events_hourly', `time_bucket(interval '1 hour', bucket)`, 'events_minutely', 'sum(events)', 'hll_union_agg(users)')}
     ${continuousAggregate('events_daily', `time_bucket(interval '1 day', bucket)`, 'events_hourly', 'sum(events)', 'hll_union_agg(users)')}
 
-    -- The windows reach back over the whole retention period, so that buckets written
-    -- before a first refresh are materialized rather than hidden below the watermark;
-    -- a refresh only reprocesses invalidated ranges, so a wide window costs little.
-    -- The daily window ends a day back: TimescaleDB caps it at the hourly watermark.
+    -- The service refreshes the current minute, hour and day every second or so. These
+    -- policies are the floor when it does not run. Their windows reach back over the
+    -- whole retention period, so that buckets written before a first refresh are
+    -- materialized rather than hidden below the watermark; a refresh only reprocesses
+    -- invalidated ranges, so a wide window costs little. Each level keeps its data as
+    -- long as the raw events: a level refreshed from a thinner one below would lose data.
+    select add_continuous_aggregate_policy('events_minutely',
+      start_offset => ${RETENTION}, end_offset => interval '1 minute', schedule_interval => interval '1 minute');
     select add_continuous_aggregate_policy('events_hourly',
       start_offset => ${RETENTION}, end_offset => interval '1 hour', schedule_interval => interval '5 minutes');
     select add_continuous_aggregate_policy('events_daily',
       start_offset => ${RETENTION}, end_offset => interval '1 day', schedule_interval => interval '1 hour');
+    select add_retention_policy('events_minutely', drop_after => ${RETENTION});
     select add_retention_policy('events_hourly', drop_after => ${RETENTION});
     select add_retention_policy('events_daily', drop_after => ${RETENTION});
 
@@ -145,6 +155,12 @@ function postgresUp(): string {
     create index events_time_idx on events (time);
     ${aggregateTable('events_hourly')}
     ${aggregateTable('events_daily')}
+    -- Minute buckets are the base of the timescaledb hierarchy; here they are computed
+    -- on demand, for analysts (the service reads hours and days).
+    create view events_minutely as
+    select date_trunc('minute', time, 'UTC') as bucket, kind, page, sum(weight)::bigint as events, ${usersSketch} as users
+    from events
+    group by 1, 2, 3;
 
     -- One statement-level trigger per insert (or COPY) folds the whole batch into the
     -- aggregates, in the same transaction: they are never behind the raw events.
@@ -246,10 +262,12 @@ export async function down(pgm: MigrationBuilder): Promise<void> {
       drop function headcount_watermark(regclass);
       drop materialized view events_daily;
       drop materialized view events_hourly;
+      drop materialized view events_minutely;
       drop table events;
     `);
   } else {
     pgm.sql(`
+      drop view events_minutely;
       drop table events;
       drop table events_hourly;
       drop table events_daily;

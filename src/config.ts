@@ -28,7 +28,7 @@ const EnvSchema = z.object({
   INGEST_FLUSH_DELAY_MS: z.coerce.number().int().min(0).max(10_000).default(0),
   INGEST_MAX_INFLIGHT_FLUSHES: positiveInt.max(64).default(2),
   INGEST_RETRY_AFTER_SECONDS: positiveInt.max(3600).default(1),
-  REFRESH_INTERVAL_MS: positiveInt.max(60_000).default(500),
+  REFRESH_INTERVAL_MS: positiveInt.max(60_000).default(1000),
   PARTITION_MAINTENANCE_INTERVAL_MS: positiveInt.default(3_600_000),
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),

@@ -1,7 +1,7 @@
 import type { Config } from './config.js';
 import type { Sql } from './db/client.js';
 import { PartitionMaintainer } from './db/partitions.js';
-import { LateEventRefresher } from './db/refresher.js';
+import { AggregateRefresher } from './db/refresher.js';
 import { readStorageMode, type StorageMode } from './db/storage.js';
 import { GroupCommitWriter } from './ingest/writer.js';
 import type { Logger } from './log.js';
@@ -15,7 +15,7 @@ export interface Runtime {
   mode: StorageMode;
   writer: GroupCommitWriter;
   /** timescaledb mode only. */
-  refresher: LateEventRefresher | undefined;
+  refresher: AggregateRefresher | undefined;
   /** postgres mode only. */
   partitions: PartitionMaintainer | undefined;
   /** Flushes what is queued and stops the timers; the pool stays open. */
@@ -26,9 +26,9 @@ export type RuntimeConfig = Pick<Config, 'ingest' | 'refreshIntervalMs' | 'parti
 
 export async function startRuntime(sql: Sql, config: RuntimeConfig, log: Logger): Promise<Runtime> {
   const mode = await readStorageMode(sql);
-  const refresher = mode === 'timescaledb' ? new LateEventRefresher(sql, config.refreshIntervalMs, log) : undefined;
+  const refresher = mode === 'timescaledb' ? new AggregateRefresher(sql, config.refreshIntervalMs, log) : undefined;
   const partitions = mode === 'postgres' ? new PartitionMaintainer(sql, config.partitionMaintenanceIntervalMs, log) : undefined;
-  const writer = new GroupCommitWriter(sql, config.ingest, log, refresher ? (rows) => refresher.note(rows) : undefined);
+  const writer = new GroupCommitWriter(sql, config.ingest, log);
   refresher?.start();
   await partitions?.start();
   return {

@@ -1,18 +1,36 @@
 import type { Logger } from '../log.js';
-import { DAY_MS, floorDay, floorHour, HOUR_MS } from '../time.js';
+import { DAY_MS, HOUR_MS, RETENTION_MS } from '../time.js';
 import type { Sql } from './client.js';
 
+/** The continuous aggregates, lowest first: each is refreshed from the one below. */
+const LEVELS = [
+  { view: 'events_minutely', unitMs: 60_000 },
+  { view: 'events_hourly', unitMs: HOUR_MS },
+  { view: 'events_daily', unitMs: DAY_MS },
+] as const;
+
+/** Any fixed number: one instance at a time refreshes. */
+const REFRESH_LOCK_KEY = 0x6865_6163; // "heac"
+
 /**
- * timescaledb mode: a continuous aggregate answers rows at or after its watermark
- * from the raw events (real-time), but a row written *below* the watermark stays
- * invisible until its bucket is refreshed. This refreshes just the touched buckets,
- * shortly after such rows commit.
+ * timescaledb mode. A real-time continuous aggregate aggregates the raw rows above its
+ * watermark at every query: fast for a few, ~0.5 s for the million rows of a busy
+ * hour. And a row written below the watermark (back-dated) stays hidden until its
+ * bucket is refreshed. So every `intervalMs` this refreshes each level, lowest first,
+ * over the retention window up to the end of the current minute, hour and day:
  *
- * Only buckets that end at or below the current watermark are refreshed: refreshing a
- * bucket above it would move the watermark past unmaterialized rows and hide them.
+ *  - TimescaleDB reprocesses only the invalidated buckets in the window: those of
+ *    rows written since the last tick, by this instance, another one or psql. At
+ *    rest a tick costs a few milliseconds.
+ *  - the watermarks then stand ahead of now, so every read is of materialized rows;
+ *    rows written since the last tick show at the next one (reads lag by about one
+ *    interval). Refreshing the busy current minute re-reads only its raw rows; the
+ *    current hour and day are unions of at most 60 and 24 sketches.
+ *  - the window starts below every watermark, so it never hides unmaterialized rows
+ *    (materializing [a, b) with `a` above the watermark would), and a fresh database
+ *    or one behind after downtime catches up at the first tick.
  */
-export class LateEventRefresher {
-  private dirtyHours = new Set<number>();
+export class AggregateRefresher {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
@@ -22,87 +40,55 @@ export class LateEventRefresher {
     private readonly log: Logger,
   ) {}
 
-  /** Notes the hours of committed rows that may lie below the hourly watermark. */
-  note(rows: readonly { timeMs: number }[]): void {
-    // The refresh policy's window ends an hour back, so the watermark never passes the
-    // start of the current hour: rows of this hour are always visible.
-    const currentHour = floorHour(Date.now());
-    for (const row of rows) {
-      const hour = floorHour(row.timeMs);
-      if (hour < currentHour) this.dirtyHours.add(hour);
-    }
-  }
-
   start(): void {
     this.timer = setInterval(() => void this.tick(), this.intervalMs);
     this.timer.unref();
+    void this.tick();
   }
 
-  /** Stops the timer and refreshes what is still pending. */
+  /** Stops the timer and refreshes once more: what was written shows. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.flush();
   }
 
-  /** Refreshes everything noted so far (tests and shutdown). */
+  /** Refreshes now, after any refresh under way: what was written before shows after. */
   async flush(): Promise<void> {
     await this.running;
     await this.tick();
   }
 
   private tick(): Promise<void> {
-    if (this.running || this.dirtyHours.size === 0) return this.running ?? Promise.resolve();
-    const hours = [...this.dirtyHours].sort((a, b) => a - b);
-    this.dirtyHours.clear();
-    this.running = this.refresh(hours)
-      .catch((err: unknown) => {
-        for (const h of hours) this.dirtyHours.add(h);
-        this.log.warn('refreshing back-dated buckets failed; will retry', { err });
-      })
+    if (this.running) return this.running;
+    this.running = this.refresh()
+      .catch((err: unknown) => this.log.warn('refreshing continuous aggregates failed; will retry', { err }))
       .finally(() => (this.running = undefined));
     return this.running;
   }
 
-  private async refresh(hours: number[]): Promise<void> {
-    const [marks]: [{ hourly: Date | null; daily: Date | null }?] = await this.sql`
-      select /* db/refresher */
-        headcount_watermark('events_hourly') as hourly,
-        headcount_watermark('events_daily') as daily
-    `;
-    const hourlyMark = marks?.hourly?.getTime() ?? -Infinity;
-    const dailyMark = marks?.daily?.getTime() ?? -Infinity;
-    for (const [start, end] of ranges(
-      hours.filter((h) => h + HOUR_MS <= hourlyMark),
-      HOUR_MS,
-    )) {
-      await this.refreshRange('events_hourly', start, end);
+  private async refresh(): Promise<void> {
+    const conn = await this.sql.reserve();
+    try {
+      const [lock]: [{ locked: boolean }?] = await conn`
+        select pg_try_advisory_lock(${REFRESH_LOCK_KEY}) as locked /* db/refresher */
+      `;
+      // Another instance is refreshing, and its windows cover everyone's rows.
+      if (!lock?.locked) return;
+      try {
+        const now = Date.now();
+        for (const level of LEVELS) {
+          const end = Math.floor(now / level.unitMs) * level.unitMs + level.unitMs;
+          const started = performance.now();
+          await conn`
+            call refresh_continuous_aggregate(${level.view}::regclass, ${new Date(now - RETENTION_MS)}::timestamptz, ${new Date(end)}::timestamptz)
+          `;
+          this.log.debug('refreshed', { view: level.view, ms: Math.round(performance.now() - started) });
+        }
+      } finally {
+        await conn`select pg_advisory_unlock(${REFRESH_LOCK_KEY}) /* db/refresher */`;
+      }
+    } finally {
+      conn.release();
     }
-    // After the hourly buckets: the daily aggregate is built from them.
-    const days = [...new Set(hours.map(floorDay))].filter((d) => d + DAY_MS <= dailyMark);
-    for (const [start, end] of ranges(days, DAY_MS)) await this.refreshRange('events_daily', start, end);
   }
-
-  private async refreshRange(view: string, startMs: number, endMs: number): Promise<void> {
-    const started = performance.now();
-    await this.sql`
-      call refresh_continuous_aggregate(${view}::regclass, ${new Date(startMs)}::timestamptz, ${new Date(endMs)}::timestamptz)
-    `;
-    this.log.debug('refreshed back-dated buckets', {
-      view,
-      from: new Date(startMs).toISOString(),
-      to: new Date(endMs).toISOString(),
-      ms: Math.round(performance.now() - started),
-    });
-  }
-}
-
-/** Sorted bucket starts to [start, end) runs of adjacent buckets. */
-function ranges(starts: number[], width: number): [number, number][] {
-  const out: [number, number][] = [];
-  for (const s of starts) {
-    const last = out.at(-1);
-    if (last && last[1] === s) last[1] = s + width;
-    else out.push([s, s + width]);
-  }
-  return out;
 }

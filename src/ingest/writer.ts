@@ -60,8 +60,6 @@ export class GroupCommitWriter {
     private readonly sql: Sql,
     private readonly opts: WriterOptions,
     private readonly log: Logger,
-    /** Told of every committed batch (e.g. to refresh aggregates behind their watermark). */
-    private readonly onCommitted: (rows: EventRow[]) => void = () => {},
   ) {}
 
   /** Resolves once `rows` are committed; rejects with an HttpError otherwise. */
@@ -163,11 +161,6 @@ export class GroupCommitWriter {
     this.stats.batches++;
     this.stats.rows += rows.length;
     for (const p of batch) p.resolve();
-    try {
-      this.onCommitted(rows);
-    } catch (err) {
-      this.log.error('after-commit hook failed', { err });
-    }
   }
 }
 

@@ -33,6 +33,7 @@ describeEachMode('analytics API (seeds 001, 002, 004)', (mode) => {
     expect((await t.http.post(`/analytics?timestamp=${Date.now()}&user=a&click`)).status).toBe(204);
     expect((await t.http.post(`/analytics?timestamp=${Date.now()}&user=b&impression`)).status).toBe(204);
     expect((await t.http.post(`/analytics?timestamp=${Date.now()}&user=c&impression=true`)).status).toBe(204);
+    await t.settle();
     expect(await read(Date.now())).toBe('unique_users,3\nclicks,1\nimpressions,2\n');
   });
 
@@ -57,6 +58,7 @@ describeEachMode('analytics API (seeds 001, 002, 004)', (mode) => {
     expect(await read(Date.now())).toBe('unique_users,0\nclicks,0\nimpressions,0\n');
     await t.http.get('/collect').query({ cid: 'someone' });
     await t.http.post('/page-views/single').send({ page: '/a', timestamp: new Date().toISOString() });
+    await t.settle();
     expect(await read(Date.now())).toBe('unique_users,0\nclicks,0\nimpressions,0\n');
   });
 
@@ -64,6 +66,7 @@ describeEachMode('analytics API (seeds 001, 002, 004)', (mode) => {
     await Promise.all(
       Array.from({ length: 300 }, (_, i) => event(Date.now(), `user-${i % 120}`, i % 3 === 0 ? 'click' : 'impression')),
     );
+    await t.settle();
     expect(await read(Date.now())).toBe('unique_users,120\nclicks,100\nimpressions,200\n');
   });
 

@@ -32,6 +32,7 @@ describeEachMode('collect API (seed 000)', (mode) => {
 
   it('counts each cid once per GMT day, as text/plain "N\\n"', async () => {
     for (const cid of ['a', 'b', 'a', 'c', 'b', 'a']) expect((await collect(cid)).status).toBe(200);
+    await t.settle();
     const res = await t.http.get('/daily_uniques');
     expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
     expect(res.text).toBe('3\n');
@@ -68,6 +69,7 @@ describeEachMode('collect API (seed 000)', (mode) => {
   it('is exact for small sets', async () => {
     const cids = Array.from({ length: 150 }, (_, i) => `user-${i}`);
     await Promise.all(cids.map((cid) => collect(cid)));
+    await t.settle();
     expect(await daily()).toBe('150\n');
     expect(await monthly()).toBe('150\n');
   });

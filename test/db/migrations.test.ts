@@ -64,7 +64,7 @@ describeEachMode('migrations', (mode) => {
       expect(job).toEqual({ drop_after: '60 days' });
     });
 
-    it('builds real-time continuous aggregates, daily on hourly, with refresh and retention policies', async () => {
+    it('builds real-time continuous aggregates, minute under hour under day, with refresh and retention policies', async () => {
       const aggs = await db.sql`
           select view_name, materialized_only, materialization_hypertable_name as mat
           from timescaledb_information.continuous_aggregates order by view_name
@@ -72,13 +72,19 @@ describeEachMode('migrations', (mode) => {
       expect(aggs.map((a) => [a.view_name, a.materialized_only])).toEqual([
         ['events_daily', false],
         ['events_hourly', false],
+        ['events_minutely', false],
       ]);
       const jobs = await db.sql`
           select hypertable_name as view_name, proc_name, config
           from timescaledb_information.jobs
-          where hypertable_name in ('events_hourly', 'events_daily')
+          where hypertable_name in ('events_minutely', 'events_hourly', 'events_daily')
         `;
       const byView = (view: string, proc: string) => jobs.find((j) => j.view_name === view && j.proc_name === proc)?.config;
+      expect(byView('events_minutely', 'policy_refresh_continuous_aggregate')).toMatchObject({
+        start_offset: '60 days',
+        end_offset: '00:01:00',
+      });
+      expect(byView('events_minutely', 'policy_retention')).toMatchObject({ drop_after: '60 days' });
       expect(byView('events_hourly', 'policy_refresh_continuous_aggregate')).toMatchObject({
         start_offset: '60 days',
         end_offset: '01:00:00',
@@ -90,6 +96,10 @@ describeEachMode('migrations', (mode) => {
       expect(byView('events_hourly', 'policy_retention')).toMatchObject({ drop_after: '60 days' });
       expect(byView('events_daily', 'policy_retention')).toMatchObject({ drop_after: '60 days' });
       await expect(relationKinds(db)).resolves.toMatchObject({ events: 'r', events_hourly: 'v', events_daily: 'v' });
+      const defs = await db.sql`select view_name, view_definition from timescaledb_information.continuous_aggregates`;
+      const definition = (view: string) => String(defs.find((d) => d.view_name === view)?.view_definition);
+      expect(definition('events_hourly')).toMatch(/FROM events_minutely/);
+      expect(definition('events_daily')).toMatch(/FROM events_hourly/);
     });
   } else {
     it('partitions events by day over the retention window and keeps aggregate tables', async () => {

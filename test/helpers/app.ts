@@ -3,7 +3,7 @@ import supertest from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
 import { createApp } from '../../src/app.js';
 import type { StorageMode } from '../../src/db/storage.js';
-import { silentLogger } from '../../src/log.js';
+import { createLogger, silentLogger } from '../../src/log.js';
 import { type RuntimeConfig, type Runtime, startRuntime } from '../../src/runtime.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
@@ -25,7 +25,9 @@ export interface TestApp {
 /** The real app on a fresh database of `mode`, driven through app.callback(). */
 export async function startTestApp(mode: StorageMode, overrides: Partial<RuntimeConfig> = {}): Promise<TestApp> {
   const db = await createTestDatabase(mode);
-  const runtime = await startRuntime(db.sql, { ...testRuntimeConfig, ...overrides }, silentLogger);
+  // TEST_LOG_LEVEL=debug shows what the runtime does (refreshes, flushes) while a test runs.
+  const log = process.env.TEST_LOG_LEVEL ? createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'info') : silentLogger;
+  const runtime = await startRuntime(db.sql, { ...testRuntimeConfig, ...overrides }, log);
   const app = createApp({ sql: db.sql, writer: runtime.writer, log: silentLogger });
   return {
     db,

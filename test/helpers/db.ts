@@ -37,7 +37,9 @@ export async function createTestDatabase(mode: StorageMode): Promise<TestDatabas
     url,
     sql,
     async reset() {
-      await sql`truncate events_hourly, events_daily, events`;
+      // events_minutely is a continuous aggregate in timescaledb mode, a plain view otherwise.
+      if (mode === 'timescaledb') await sql`truncate events_minutely, events_hourly, events_daily, events`;
+      else await sql`truncate events_hourly, events_daily, events`;
     },
     async drop() {
       await sql.end();

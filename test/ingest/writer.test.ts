@@ -8,7 +8,13 @@ import { silentLogger } from '../../src/log.js';
 import supertest from 'supertest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
-const options: WriterOptions = { maxBatchRows: 5000, maxQueueRows: 100_000, flushDelayMs: 0, maxInflightFlushes: 2, retryAfterSeconds: 2 };
+const options: WriterOptions = {
+  maxBatchRows: 5000,
+  maxQueueRows: 100_000,
+  flushDelayMs: 0,
+  maxInflightFlushes: 2,
+  retryAfterSeconds: 2,
+};
 const row = (userId: string, kind = 'collect'): EventRow => ({ timeMs: Date.now(), kind, userId, page: '', weight: 1 });
 
 // The writer does not depend on the storage mode; postgres mode is always available.

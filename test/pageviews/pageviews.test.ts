@@ -115,6 +115,7 @@ describeEachMode('page-view API (seed 003)', (mode) => {
   it('orders descending on request, and takes after ordering', async () => {
     const first = thisHour() - 24 * HOUR_MS;
     await multi({ '/r': { [iso(first)]: 1, [iso(first + HOUR_MS)]: 2, [iso(thisHour() - HOUR_MS)]: 9 } });
+    await t.settle();
     const asc = (await report({ page: '/r', take: 2 })).data;
     expect(asc.map((d) => d.v)).toEqual([1, 2]);
     const desc = (await report({ page: '/r', order: 'desc', take: 3 })).data;
