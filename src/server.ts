@@ -63,7 +63,7 @@ async function serve(
 ): Promise<void> {
   const sql = createSql(databaseUrl, { max: config.databasePoolMax });
   const runtime = await startRuntime(sql, config, log);
-  const app = createApp({ sql, writer: runtime.writer, log });
+  const app = createApp({ sql, writer: runtime.writer, cache: runtime.cache, log });
   const server = app.listen(config.port, config.host);
   // Longer than common load balancers' idle timeouts, so they close first.
   server.keepAliveTimeout = 65_000;

@@ -2,12 +2,13 @@ import type Router from '@koa/router';
 import type { Sql } from '../db/client.js';
 import { parseWith, queryOf } from '../http/validate.js';
 import type { GroupCommitWriter } from '../ingest/writer.js';
-import { floorHour } from '../time.js';
+import type { AnswerCache } from '../stats/cache.js';
+import { floorHour, HOUR_MS } from '../time.js';
 import { hourSummary } from './queries.js';
 import { AnalyticsReadQuery, AnalyticsWriteQuery } from './schemas.js';
 
 /** The analytics API of seeds 001 (user_analytics), 002 (narrative) and 004 (Tapad). */
-export function registerAnalytics(router: Router, deps: { sql: Sql; writer: GroupCommitWriter }): void {
+export function registerAnalytics(router: Router, deps: { sql: Sql; writer: GroupCommitWriter; cache: AnswerCache }): void {
   router.post('/analytics', async (ctx) => {
     const q = parseWith(AnalyticsWriteQuery, queryOf(ctx), 'query');
     await deps.writer.write([{ timeMs: q.timestampMs, kind: q.event, userId: q.user, page: '', weight: 1 }]);
@@ -16,7 +17,8 @@ export function registerAnalytics(router: Router, deps: { sql: Sql; writer: Grou
 
   router.get('/analytics', async (ctx) => {
     const q = parseWith(AnalyticsReadQuery, queryOf(ctx), 'query');
-    const s = await hourSummary(deps.sql, floorHour(q.timestamp));
+    const hour = floorHour(q.timestamp);
+    const s = await deps.cache.get(`analytics:${hour}`, hour, hour + HOUR_MS, () => hourSummary(deps.sql, hour));
     ctx.type = 'text/plain';
     ctx.body = `unique_users,${s.uniqueUsers}\nclicks,${s.clicks}\nimpressions,${s.impressions}\n`;
   });

@@ -2,6 +2,7 @@ import type Router from '@koa/router';
 import type { Sql } from '../db/client.js';
 import type { GroupCommitWriter } from '../ingest/writer.js';
 import { parseWith, queryOf } from '../http/validate.js';
+import type { AnswerCache } from '../stats/cache.js';
 import { distinctUsersOverDays } from '../stats/queries.js';
 import { DAY_MS, floorDay } from '../time.js';
 import { CollectQuery, UniquesQuery } from './schemas.js';
@@ -9,7 +10,10 @@ import { CollectQuery, UniquesQuery } from './schemas.js';
 /** Days in a `/monthly_uniques` window: the 30 GMT days ending on and including `d`. */
 const MONTH_DAYS = 30;
 
-export function registerCollect(router: Router, deps: { sql: Sql; writer: GroupCommitWriter }): void {
+export function registerCollect(router: Router, deps: { sql: Sql; writer: GroupCommitWriter; cache: AnswerCache }): void {
+  const distinctUsers = (from: number, to: number): Promise<number> =>
+    deps.cache.get(`users:${from}:${to}`, from, to, () => distinctUsersOverDays(deps.sql, from, to));
+
   router.get('/collect', async (ctx) => {
     const q = parseWith(CollectQuery, queryOf(ctx), 'query');
     await deps.writer.write([{ timeMs: q.d ?? Date.now(), kind: 'collect', userId: q.cid, page: '', weight: 1 }]);
@@ -19,14 +23,14 @@ export function registerCollect(router: Router, deps: { sql: Sql; writer: GroupC
 
   router.get('/daily_uniques', async (ctx) => {
     const day = parseWith(UniquesQuery, queryOf(ctx), 'query').d ?? floorDay(Date.now());
-    const users = await distinctUsersOverDays(deps.sql, day, day + DAY_MS);
+    const users = await distinctUsers(day, day + DAY_MS);
     ctx.type = 'text/plain';
     ctx.body = `${users}\n`;
   });
 
   router.get('/monthly_uniques', async (ctx) => {
     const day = parseWith(UniquesQuery, queryOf(ctx), 'query').d ?? floorDay(Date.now());
-    const users = await distinctUsersOverDays(deps.sql, day - (MONTH_DAYS - 1) * DAY_MS, day + DAY_MS);
+    const users = await distinctUsers(day - (MONTH_DAYS - 1) * DAY_MS, day + DAY_MS);
     ctx.type = 'text/plain';
     ctx.body = `${users}\n`;
   });

@@ -38,6 +38,8 @@ export class AggregateRefresher {
     private readonly sql: Sql,
     private readonly intervalMs: number,
     private readonly log: Logger,
+    /** Told after each completed pass (answer caches drop what they hold). */
+    private readonly onRefreshed: () => void = () => {},
   ) {}
 
   start(): void {
@@ -67,28 +69,45 @@ export class AggregateRefresher {
   }
 
   private async refresh(): Promise<void> {
-    const conn = await this.sql.reserve();
-    try {
-      const [lock]: [{ locked: boolean }?] = await conn`
-        select pg_try_advisory_lock(${REFRESH_LOCK_KEY}) as locked /* db/refresher */
-      `;
-      // Another instance is refreshing, and its windows cover everyone's rows.
-      if (!lock?.locked) return;
-      try {
-        const now = Date.now();
-        for (const level of LEVELS) {
-          const end = Math.floor(now / level.unitMs) * level.unitMs + level.unitMs;
-          const started = performance.now();
-          await conn`
-            call refresh_continuous_aggregate(${level.view}::regclass, ${new Date(now - RETENTION_MS)}::timestamptz, ${new Date(end)}::timestamptz)
-          `;
-          this.log.debug('refreshed', { view: level.view, ms: Math.round(performance.now() - started) });
-        }
-      } finally {
-        await conn`select pg_advisory_unlock(${REFRESH_LOCK_KEY}) /* db/refresher */`;
-      }
-    } finally {
-      conn.release();
+    // Another instance refreshing covers everyone's rows; so does a TimescaleDB policy
+    // job, which makes ours fail with lock_not_available: either way, next tick.
+    const done = await refreshAggregates(this.sql, { wait: false, log: this.log }).catch((err: unknown) => {
+      if ((err as { code?: unknown }).code === '55P03') return false;
+      throw err;
+    });
+    if (done) this.onRefreshed();
+  }
+}
+
+/**
+ * One pass over the levels, lowest first, from the start of the retention window to
+ * the end of the current bucket, under an advisory lock that makes instances take
+ * turns. Without `wait`, returns false at once when another holds the lock.
+ */
+export async function refreshAggregates(sql: Sql, opts: { wait: boolean; log?: Logger }): Promise<boolean> {
+  const conn = await sql.reserve();
+  try {
+    if (opts.wait) await conn`select pg_advisory_lock(${REFRESH_LOCK_KEY}) /* db/refresher */`;
+    else {
+      const [lock]: [{ locked: boolean }?] =
+        await conn`select pg_try_advisory_lock(${REFRESH_LOCK_KEY}) as locked /* db/refresher */`;
+      if (!lock?.locked) return false;
     }
+    try {
+      const now = Date.now();
+      for (const level of LEVELS) {
+        const end = Math.floor(now / level.unitMs) * level.unitMs + level.unitMs;
+        const started = performance.now();
+        await conn`
+          call refresh_continuous_aggregate(${level.view}::regclass, ${new Date(now - RETENTION_MS)}::timestamptz, ${new Date(end)}::timestamptz)
+        `;
+        opts.log?.debug('refreshed', { view: level.view, ms: Math.round(performance.now() - started) });
+      }
+      return true;
+    } finally {
+      await conn`select pg_advisory_unlock(${REFRESH_LOCK_KEY}) /* db/refresher */`;
+    }
+  } finally {
+    conn.release();
   }
 }

@@ -60,6 +60,8 @@ export class GroupCommitWriter {
     private readonly sql: Sql,
     private readonly opts: WriterOptions,
     private readonly log: Logger,
+    /** Told of every committed batch, after its requests are answered. */
+    private readonly onCommitted: (rows: EventRow[]) => void = () => {},
   ) {}
 
   /** Resolves once `rows` are committed; rejects with an HttpError otherwise. */
@@ -160,6 +162,7 @@ export class GroupCommitWriter {
     }
     this.stats.batches++;
     this.stats.rows += rows.length;
+    this.onCommitted(rows);
     for (const p of batch) p.resolve();
   }
 }

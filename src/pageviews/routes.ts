@@ -3,6 +3,7 @@ import type { Sql } from '../db/client.js';
 import { readJsonBody } from '../http/body.js';
 import { parseWith, queryOf } from '../http/validate.js';
 import type { GroupCommitWriter } from '../ingest/writer.js';
+import type { AnswerCache } from '../stats/cache.js';
 import { floorHour, HOUR_MS } from '../time.js';
 import { pageViewsPerHour } from './queries.js';
 import { PageViewMultiBody, PageViewSingleBody, ReportQuery } from './schemas.js';
@@ -10,7 +11,7 @@ import { PageViewMultiBody, PageViewSingleBody, ReportQuery } from './schemas.js
 const REPORT_HOURS = 24;
 
 /** The page-view API of seed 003. */
-export function registerPageViews(router: Router, deps: { sql: Sql; writer: GroupCommitWriter }): void {
+export function registerPageViews(router: Router, deps: { sql: Sql; writer: GroupCommitWriter; cache: AnswerCache }): void {
   router.post('/page-views/single', async (ctx) => {
     const body = parseWith(PageViewSingleBody, await readJsonBody(ctx), 'body');
     await deps.writer.write([{ timeMs: body.timestamp, kind: 'pageview', userId: null, page: body.page, weight: 1 }]);
@@ -29,7 +30,9 @@ export function registerPageViews(router: Router, deps: { sql: Sql; writer: Grou
     // The 24 complete GMT hours before the hour holding `now`.
     const to = floorHour(q.now ?? Date.now());
     const from = to - REPORT_HOURS * HOUR_MS;
-    const views = await pageViewsPerHour(deps.sql, q.page, from, to);
+    const views = await deps.cache.get(`report:${from}:${to}:${q.page}`, from, to, () =>
+      pageViewsPerHour(deps.sql, q.page, from, to),
+    );
     const data = Array.from({ length: REPORT_HOURS }, (_, i) => {
       const hour = from + i * HOUR_MS;
       return { h: new Date(hour).getUTCHours(), v: views.get(hour) ?? 0 };

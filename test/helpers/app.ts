@@ -28,12 +28,16 @@ export async function startTestApp(mode: StorageMode, overrides: Partial<Runtime
   // TEST_LOG_LEVEL=debug shows what the runtime does (refreshes, flushes) while a test runs.
   const log = process.env.TEST_LOG_LEVEL ? createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'info') : silentLogger;
   const runtime = await startRuntime(db.sql, { ...testRuntimeConfig, ...overrides }, log);
-  const app = createApp({ sql: db.sql, writer: runtime.writer, log: silentLogger });
+  const app = createApp({ sql: db.sql, writer: runtime.writer, cache: runtime.cache, log: silentLogger });
   return {
     db,
     runtime,
     http: supertest(app.callback()),
-    settle: async () => runtime.refresher?.flush(),
+    async settle() {
+      await runtime.refresher?.flush();
+      // Rows inserted with SQL (not through the writer) drop no cached answer by themselves.
+      runtime.cache.invalidateAll();
+    },
     async close() {
       await runtime.stop();
       await db.drop();
@@ -51,7 +55,12 @@ export function useTestApp(mode: StorageMode, opts: { resetEach?: boolean } = {}
     Object.assign(t, await startTestApp(mode));
   });
   afterAll(async () => t.close?.());
-  if (opts.resetEach !== false) beforeEach(async () => t.db.reset());
+  if (opts.resetEach !== false) {
+    beforeEach(async () => {
+      await t.db.reset();
+      t.runtime.cache.invalidateAll();
+    });
+  }
   return t;
 }
 

@@ -5,6 +5,7 @@ import { freePort } from '../../src/db/local-cluster.js';
 import { HttpError, UnavailableError } from '../../src/http/errors.js';
 import { type EventRow, GroupCommitWriter, type WriterOptions } from '../../src/ingest/writer.js';
 import { silentLogger } from '../../src/log.js';
+import { AnswerCache } from '../../src/stats/cache.js';
 import supertest from 'supertest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
@@ -96,7 +97,7 @@ describe('group-commit writer', () => {
   it('turns a full queue into 503 + Retry-After over HTTP', async () => {
     // The first flush waits a second: the queue holds five rows and the rest are refused.
     const writer = new GroupCommitWriter(db.sql, { ...options, maxQueueRows: 5, flushDelayMs: 1000 }, silentLogger);
-    const http = supertest(createApp({ sql: db.sql, writer, log: silentLogger }).callback());
+    const http = supertest(createApp({ sql: db.sql, writer, cache: new AnswerCache(0), log: silentLogger }).callback());
     const responses = await Promise.all(Array.from({ length: 40 }, (_, i) => http.get('/collect').query({ cid: `c${i}` })));
     const refused = responses.filter((r) => r.status === 503);
     const ok = responses.filter((r) => r.status === 200);
