@@ -107,9 +107,7 @@ export async function latency(opts: {
     }),
   );
   agent.destroy();
-  samples.sort((a, b) => a - b);
-  const at = (q: number): number => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? NaN;
-  return { requests: samples.length, p50Ms: at(0.5), p90Ms: at(0.9), p99Ms: at(0.99), maxMs: samples.at(-1) ?? NaN, failures };
+  return summarize(samples, failures);
 }
 
 export const median = (values: number[]): number => {
@@ -117,3 +115,34 @@ export const median = (values: number[]): number => {
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
+
+/** Latency of a database call itself (what a cache miss costs), `workers` at a time. */
+export async function callLatency(opts: {
+  workers: number;
+  durationS: number;
+  call: () => Promise<unknown>;
+}): Promise<LatencyResult> {
+  const samples: number[] = [];
+  let failures = 0;
+  const until = performance.now() + opts.durationS * 1000;
+  await Promise.all(
+    Array.from({ length: opts.workers }, async () => {
+      while (performance.now() < until) {
+        const started = performance.now();
+        try {
+          await opts.call();
+        } catch {
+          failures++;
+        }
+        samples.push(performance.now() - started);
+      }
+    }),
+  );
+  return summarize(samples, failures);
+}
+
+function summarize(samples: number[], failures: number): LatencyResult {
+  samples.sort((a, b) => a - b);
+  const at = (q: number): number => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? NaN;
+  return { requests: samples.length, p50Ms: at(0.5), p90Ms: at(0.9), p99Ms: at(0.99), maxMs: samples.at(-1) ?? NaN, failures };
+}

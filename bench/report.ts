@@ -67,7 +67,7 @@ function bars(opts: {
   series: { name: string; color: string; values: number[] }[];
 }): { svg: string; height: number } {
   const rowH = 14 * opts.series.length + 10;
-  const labelW = 260;
+  const labelW = 360;
   const max = Math.max(1e-9, ...opts.series.flatMap((s) => s.values.filter(Number.isFinite)));
   const plotW = opts.width - labelW - 90;
   let svg = `<text x="${opts.x}" y="${opts.y + 16}" font-size="16" font-weight="bold">${esc(opts.title)}</text>`;

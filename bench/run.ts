@@ -11,7 +11,9 @@ import { freePort, type LocalCluster, startLocalCluster } from '../src/db/local-
 import { migrate } from '../src/db/migrate.js';
 import { createLogger } from '../src/log.js';
 import { DAY_MS, floorDay, floorHour } from '../src/time.js';
-import { latency, type LatencyResult, median, throughput, steadyRate } from './load.js';
+import { hourSummary } from '../src/analytics/queries.js';
+import { distinctUsersOverDays } from '../src/stats/queries.js';
+import { callLatency, latency, type LatencyResult, median, throughput, steadyRate } from './load.js';
 import { chart, latencyTable, type LatencyRow, table, throughputTable, type ThroughputRow } from './report.js';
 import { refreshAll, seedAnalytics, seedDay, seedDistinctUsers } from './seed.js';
 
@@ -145,10 +147,19 @@ async function main(): Promise<void> {
   });
   await new Promise<void>((resolve) => baseline.once('message', () => resolve()));
   const baselineUrl = `http://127.0.0.1:${baselinePort}`;
+  const koaPort = await freePort();
+  const koa = fork(path.resolve('bench/koa-server.mjs'), [String(koaPort)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  await new Promise<void>((resolve) => koa.once('message', () => resolve()));
 
   // --- durable ingest throughput ---------------------------------------------------------
   const scenarios = [
     { name: 'baseline node:http', url: baselineUrl, method: 'GET' as const, path: () => `/collect?cid=${randomId()}` },
+    {
+      name: 'Koa + router, no database',
+      url: `http://127.0.0.1:${koaPort}`,
+      method: 'GET' as const,
+      path: () => `/collect?cid=${randomId()}`,
+    },
     { name: 'GET /collect', url: baseUrl, method: 'GET' as const, path: () => `/collect?cid=${randomId()}` },
     {
       name: 'POST /analytics',
@@ -203,13 +214,27 @@ async function main(): Promise<void> {
   const queries = (label: string): Promise<void> =>
     (async () => {
       for (const [name, p] of [
-        ['GET /analytics (current hour)', () => `/analytics?timestamp=${Date.now()}`],
+        ['GET /analytics current hour', () => `/analytics?timestamp=${Date.now()}`],
         ['GET /monthly_uniques', () => `/monthly_uniques?d=${isoDay(today)}`],
         ['GET /daily_uniques', () => `/daily_uniques?d=${isoDay(today - DAY_MS)}`],
         ['GET /report', () => `/report?page=/page/7`],
       ] as const) {
         step(`query latency ${label}: ${name}, 4 clients for 5 s`);
         record(`${name} ${label}`, await latency({ base: baseUrl, workers: 4, durationS: 5, path: p }));
+      }
+      // What a cache miss costs: the same queries straight to the database.
+      if (sql) {
+        const hour = floorHour(Date.now());
+        step(`query latency ${label}, uncached: the SQL behind /analytics and /monthly_uniques, 4 at a time for 3 s`);
+        record(`SQL current hour ${label}`, await callLatency({ workers: 4, durationS: 3, call: () => hourSummary(sql, hour) }));
+        record(
+          `SQL 30-day union ${label}`,
+          await callLatency({
+            workers: 4,
+            durationS: 3,
+            call: () => distinctUsersOverDays(sql, today - 29 * DAY_MS, today + DAY_MS),
+          }),
+        );
       }
     })();
 
@@ -243,7 +268,7 @@ async function main(): Promise<void> {
       path: () => `/analytics?timestamp=${Date.now()}`,
     });
     const ingested = await ingest;
-    record('GET /analytics (current hour, 1M+ events) while ingesting', reads);
+    record(`GET /analytics current hour while ingesting ${settings.ingestRate}/s`, reads);
     note(
       `ingest achieved ${Math.round(ingested.requestsPerSec)} events/s, p99 ${ingested.p99Ms} ms, errors ${ingested.errors + ingested.non2xx}`,
     );
@@ -342,6 +367,7 @@ async function main(): Promise<void> {
 
   // --- cleanup ----------------------------------------------------------------------------
   await stopChild(baseline);
+  await stopChild(koa);
   if (service) await stopChild(service);
   await sql?.end();
   if (adminUrl && !settings.keep) {

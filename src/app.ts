@@ -4,7 +4,7 @@ import { registerAnalytics } from './analytics/routes.js';
 import { registerCollect } from './collect/routes.js';
 import type { Sql } from './db/client.js';
 import { registerHealth } from './health/routes.js';
-import { errorEnvelope, emptyErrors } from './http/middleware.js';
+import { errorEnvelope } from './http/middleware.js';
 import type { GroupCommitWriter } from './ingest/writer.js';
 import type { Logger } from './log.js';
 import type { AnswerCache } from './stats/cache.js';
@@ -21,7 +21,6 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
   app.use(errorEnvelope(deps.log));
-  app.use(emptyErrors);
 
   const router = new Router();
   registerCollect(router, deps);

@@ -36,6 +36,7 @@ export function errorEnvelope(log: Logger): Koa.Middleware {
   return async (ctx, next) => {
     try {
       await next();
+      if (ctx.body == null && ctx.status >= 400) throw emptyStatusError(ctx);
     } catch (err) {
       const httpError = toHttpError(err);
       if (httpError.status >= 500) {
@@ -55,19 +56,13 @@ export function errorEnvelope(log: Logger): Koa.Middleware {
 }
 
 /**
- * Right after the error envelope: a status set without a body (no route matched: 404;
- * the router's 405 with its Allow header; 501) leaves in the envelope too.
+ * A status set without a body (no route matched: 404; the router's 405 with its Allow
+ * header; 501) leaves in the envelope too.
  */
-export const emptyErrors: Koa.Middleware = async (ctx, next) => {
-  await next();
-  if (ctx.body != null || ctx.status < 400) return;
-  if (ctx.status === 404) throw new HttpError(404, 'not_found', `no route for ${ctx.method} ${ctx.path}`);
+function emptyStatusError(ctx: Koa.Context): HttpError {
+  if (ctx.status === 404) return new HttpError(404, 'not_found', `no route for ${ctx.method} ${ctx.path}`);
   if (ctx.status === 405) {
-    throw new HttpError(
-      405,
-      'method_not_allowed',
-      `${ctx.method} is not allowed on ${ctx.path}; allowed: ${ctx.response.get('Allow')}`,
-    );
+    return new HttpError(405, 'method_not_allowed', `${ctx.method} is not allowed on ${ctx.path}; allowed: ${ctx.response.get('Allow')}`);
   }
-  throw new HttpError(ctx.status, codeByStatus[ctx.status] ?? 'error', `${ctx.method} ${ctx.path} failed`);
-};
+  return new HttpError(ctx.status, codeByStatus[ctx.status] ?? 'error', `${ctx.method} ${ctx.path} failed`);
+}

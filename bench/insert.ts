@@ -1,0 +1,99 @@
+/**
+ * npm run bench:insert — one batched INSERT … unnest(arrays) against one COPY … FROM
+ * STDIN, the two single-statement forms the group-commit writer could use, at the
+ * batch sizes it sees (tens of rows at moderate load, thousands under backlog).
+ */
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { createSql, type Sql } from '../src/db/client.js';
+import { startLocalCluster } from '../src/db/local-cluster.js';
+import { migrate } from '../src/db/migrate.js';
+import { type EventRow, insertEvents } from '../src/ingest/writer.js';
+import { createLogger } from '../src/log.js';
+import { median } from './load.js';
+import { table } from './report.js';
+
+const copyText = (v: string | null): string =>
+  v === null ? '\\N' : v.replace(/[\\\t\n\r]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' })[c]!);
+
+async function copyEvents(sql: Sql, rows: EventRow[]): Promise<void> {
+  const text = rows
+    .map(
+      (r) =>
+        `${new Date(r.timeMs).toISOString()}\t${copyText(r.kind)}\t${copyText(r.userId)}\t${copyText(r.page)}\t${r.weight}\n`,
+    )
+    .join('');
+  const stream = await sql`copy events (time, kind, user_id, page, weight) from stdin`.writable();
+  await pipeline(Readable.from([text]), stream);
+}
+
+async function main(): Promise<void> {
+  const log = createLogger('warn');
+  const cluster = await startLocalCluster({
+    dataDir: path.resolve('.data/bench-postgres'),
+    port: Number(process.env.BENCH_PG_PORT ?? 54339),
+    log,
+  });
+  const withDatabase = (name: string): string => {
+    const u = new URL(cluster.url);
+    u.pathname = `/${name}`;
+    return u.toString();
+  };
+  const admin = createSql(withDatabase('postgres'), { max: 1 });
+  await admin`drop database if exists headcount_bench_insert with (force)`;
+  await admin`create database headcount_bench_insert`;
+  const url = withDatabase('headcount_bench_insert');
+  await migrate({ databaseUrl: url, storageMode: (process.env.STORAGE_MODE as 'auto' | undefined) ?? 'auto', log });
+  const sql = createSql(url, { max: 1 });
+  const [{ storage_mode: mode }] = (await sql`select storage_mode from headcount_settings`) as unknown as [
+    { storage_mode: string },
+  ];
+  const total = Number(process.env.BENCH_INSERT_ROWS ?? 200_000);
+  const rows: string[][] = [];
+  for (const batch of [32, 1024]) {
+    const results: Record<string, number[]> = { unnest: [], copy: [] };
+    for (let run = 0; run < 3; run++) {
+      for (const [name, insert] of [
+        ['unnest', insertEvents],
+        ['copy', copyEvents],
+      ] as const) {
+        const now = Date.now();
+        const started = performance.now();
+        for (let i = 0; i < total; i += batch) {
+          const chunk: EventRow[] = Array.from({ length: batch }, (_, j) => ({
+            timeMs: now - ((i + j) % 3_600_000),
+            kind: 'collect',
+            userId: `u${(i + j) % 50_000}`,
+            page: '',
+            weight: 1,
+          }));
+          await insert(sql, chunk);
+        }
+        results[name]!.push(total / ((performance.now() - started) / 1000));
+      }
+    }
+    for (const name of ['unnest', 'copy']) {
+      rows.push([
+        String(batch),
+        name,
+        Math.round(median(results[name]!)).toLocaleString('en-US'),
+        results[name]!.map((r) => Math.round(r)).join(', '),
+      ]);
+    }
+    console.log(`batch ${batch} done`);
+  }
+  console.log(
+    `\nsingle-statement inserts, ${mode} mode, ${total.toLocaleString('en-US')} rows per run, one connection, synchronous_commit on\n`,
+  );
+  console.log(table(['rows/statement', 'statement', 'rows/s (median of 3)', 'runs'], rows));
+  await sql.end();
+  await admin`drop database headcount_bench_insert with (force)`;
+  await admin.end();
+  await cluster.stop();
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
