@@ -93,6 +93,20 @@ describe('the service process', () => {
     expect(server.output()).toContain('"msg":"stopped"');
   });
 
+  it('serves from WORKERS processes sharing the port, and drains them all on SIGTERM', async () => {
+    const db = await createTestDatabase('postgres');
+    cleanup.push(() => db.drop());
+    const server = await startServer({ DATABASE_URL: db.url, WORKERS: '2' });
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => get(server.port, `/collect?cid=w${i % 5}`)));
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    const { n } = first(await db.sql`select count(*)::int as n from events`);
+    expect(n).toBe(50);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(server.output().match(/"msg":"worker stopped"/g)).toHaveLength(2);
+    expect(server.output()).toContain('"msg":"stopped"');
+  });
+
   it('refuses a bad setting at boot with a message naming the variable', async () => {
     const child = spawn(process.execPath, [SERVER], {
       env: { PATH: process.env.PATH, PORT: 'eighty' },
