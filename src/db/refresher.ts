@@ -10,7 +10,7 @@ const LEVELS = [
 ] as const;
 
 /** Any fixed number: one instance at a time refreshes. */
-const REFRESH_LOCK_KEY = 0x6865_6163; // "heac"
+export const REFRESH_LOCK_KEY = 0x6865_6163; // "heac"
 
 /**
  * timescaledb mode. A real-time continuous aggregate aggregates the raw rows above its

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, inject } from 'vitest';
 import { createSql, type Sql } from '../../src/db/client.js';
+import { REFRESH_LOCK_KEY } from '../../src/db/refresher.js';
 import type { StorageMode } from '../../src/db/storage.js';
 
 export const ALL_MODES: StorageMode[] = ['postgres', 'timescaledb'];
@@ -37,9 +38,13 @@ export async function createTestDatabase(mode: StorageMode): Promise<TestDatabas
     url,
     sql,
     async reset() {
-      // events_minutely is a continuous aggregate in timescaledb mode, a plain view otherwise.
-      if (mode === 'timescaledb') await sql`truncate events_minutely, events_hourly, events_daily, events`;
-      else await sql`truncate events_hourly, events_daily, events`;
+      // events_minutely is a continuous aggregate in timescaledb mode, a plain view
+      // otherwise. The refresher's lock keeps a refresh from deadlocking the truncate.
+      await sql.begin(async (tx) => {
+        await tx`select pg_advisory_xact_lock(${REFRESH_LOCK_KEY})`;
+        if (mode === 'timescaledb') await tx`truncate events_minutely, events_hourly, events_daily, events`;
+        else await tx`truncate events_hourly, events_daily, events`;
+      });
     },
     async drop() {
       await sql.end();
