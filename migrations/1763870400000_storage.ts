@@ -143,6 +143,8 @@ function upsertAggregate(name: string, unit: 'hour' | 'day'): string {
       select date_trunc('${unit}', time, 'UTC'), kind, page, sum(weight), ${usersSketch}
       from new_events
       group by 1, 2, 3
+      -- Concurrent batches lock the rows they update in one order: no deadlock.
+      order by 1, 2, 3
       on conflict (bucket, kind, page) do update
       set events = ${name}.events + excluded.events,
           users = hll_union(${name}.users, excluded.users);

@@ -142,7 +142,7 @@ export class GroupCommitWriter {
   private async flush(batch: Pending[]): Promise<void> {
     const rows = batch.flatMap((p) => p.rows);
     try {
-      await insertEvents(this.sql, rows);
+      await withRetry(() => insertEvents(this.sql, rows));
     } catch (err) {
       if (!isRetryableDbError(err) && batch.length > 1) {
         // Something in the batch was refused for what it is, not for the database's
@@ -164,6 +164,18 @@ export class GroupCommitWriter {
     this.stats.rows += rows.length;
     this.onCommitted(rows);
     for (const p of batch) p.resolve();
+  }
+}
+
+/** A transaction that lost a deadlock or a serialization conflict did nothing: run it again. */
+async function withRetry<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (attempt >= attempts || (code !== '40P01' && code !== '40001')) throw err;
+    }
   }
 }
 
