@@ -10,13 +10,15 @@ export interface LoadResult {
 }
 
 /**
- * Closed-loop load at `connections` for `durationS` with autocannon; each request's
- * path comes from `path()` (so the baseline and the service get the same work).
+ * Load with autocannon for `durationS`: closed-loop at `connections` or, with `rate`,
+ * open-loop at that many requests/s overall (steady ingest). Each request's path comes
+ * from `path()`, so the baseline and the service get the same work.
  */
 export async function throughput(opts: {
   url: string;
   connections: number;
   durationS: number;
+  rate?: number;
   method?: 'GET' | 'POST';
   path: () => string;
 }): Promise<LoadResult> {
@@ -24,31 +26,7 @@ export async function throughput(opts: {
     url: opts.url,
     connections: opts.connections,
     duration: opts.durationS,
-    requests: [{ method: opts.method ?? 'GET', setupRequest: (req) => ({ ...req, path: opts.path() }) }],
-  });
-  return {
-    requestsPerSec: result.requests.average,
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-    non2xx: result.non2xx,
-    errors: result.errors + result.timeouts,
-  };
-}
-
-/** Open-loop load at `rate` requests/s (e.g. steady ingest) until `signal` aborts. */
-export async function steadyRate(opts: {
-  url: string;
-  rate: number;
-  connections: number;
-  durationS: number;
-  method?: 'GET' | 'POST';
-  path: () => string;
-}): Promise<LoadResult> {
-  const result = await autocannon({
-    url: opts.url,
-    connections: opts.connections,
-    duration: opts.durationS,
-    overallRate: opts.rate,
+    ...(opts.rate ? { overallRate: opts.rate } : {}),
     requests: [{ method: opts.method ?? 'GET', setupRequest: (req) => ({ ...req, path: opts.path() }) }],
   });
   return {

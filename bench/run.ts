@@ -13,7 +13,7 @@ import { createLogger } from '../src/log.js';
 import { DAY_MS, floorDay, floorHour } from '../src/time.js';
 import { hourSummary } from '../src/analytics/queries.js';
 import { distinctUsersOverDays } from '../src/stats/queries.js';
-import { callLatency, latency, type LatencyResult, median, throughput, steadyRate } from './load.js';
+import { callLatency, latency, type LatencyResult, median, throughput } from './load.js';
 import { chart, latencyTable, type LatencyRow, table, throughputTable, type ThroughputRow } from './report.js';
 import { refreshAll, seedAnalytics, seedDay, seedDistinctUsers } from './seed.js';
 
@@ -252,7 +252,7 @@ async function main(): Promise<void> {
     step(
       `current-hour GET /analytics while ingesting ${settings.ingestRate} events/s (POST /analytics), ${settings.durationS * 2} s`,
     );
-    const ingest = steadyRate({
+    const ingest = throughput({
       url: baseUrl,
       rate: settings.ingestRate,
       connections: 32,
