@@ -9,7 +9,7 @@ import { AnswerCache } from './stats/cache.js';
 
 /**
  * The moving parts behind the HTTP app, wired for the database's storage mode: the
- * group-commit writer, and either the back-dated-bucket refresher (timescaledb) or the
+ * group-commit writer, the answer cache, and either the aggregate refresher (timescaledb) or the
  * partition maintainer (postgres).
  */
 export interface Runtime {

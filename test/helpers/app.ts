@@ -17,7 +17,7 @@ export interface TestApp {
   db: TestDatabase;
   runtime: Runtime;
   http: TestAgent;
-  /** Makes back-dated events visible now (timescaledb: refreshes the touched buckets). */
+  /** Makes every committed or SQL-inserted event visible now (timescaledb: one refresh pass; both: empties the answer cache). */
   settle(): Promise<void>;
   close(): Promise<void>;
 }
