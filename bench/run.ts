@@ -322,7 +322,7 @@ async function main(): Promise<void> {
   // --- results ----------------------------------------------------------------------------
   rss?.stop();
   const peakRssMb = rss ? rss.peakKb / 1024 : NaN;
-  const [storedEvents] = sql ? await sql`select count(*)::int8 as n from events` : [];
+  const [storedEvents]: [{ n: number }?] = sql ? await sql`select count(*)::int8 as n from events` : [];
   const results = {
     when: new Date().toISOString(),
     machine,

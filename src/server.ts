@@ -51,7 +51,10 @@ async function main(): Promise<void> {
   return supervise(config, databaseUrl, log, stopDatabase, description);
 }
 
-const onStopped = (log: Logger) => async (): Promise<void> => log.info('worker stopped');
+const onStopped = (log: Logger) => (): Promise<void> => {
+  log.info('worker stopped');
+  return Promise.resolve();
+};
 
 /** One HTTP server with its pool, writer and background jobs; stops gracefully on a signal. */
 async function serve(

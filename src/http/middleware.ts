@@ -62,7 +62,11 @@ export function errorEnvelope(log: Logger): Koa.Middleware {
 function emptyStatusError(ctx: Koa.Context): HttpError {
   if (ctx.status === 404) return new HttpError(404, 'not_found', `no route for ${ctx.method} ${ctx.path}`);
   if (ctx.status === 405) {
-    return new HttpError(405, 'method_not_allowed', `${ctx.method} is not allowed on ${ctx.path}; allowed: ${ctx.response.get('Allow')}`);
+    return new HttpError(
+      405,
+      'method_not_allowed',
+      `${ctx.method} is not allowed on ${ctx.path}; allowed: ${ctx.response.get('Allow')}`,
+    );
   }
   return new HttpError(ctx.status, codeByStatus[ctx.status] ?? 'error', `${ctx.method} ${ctx.path} failed`);
 }

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { useTestApp } from '../helpers/app.js';
 import { describeEachMode } from '../helpers/db.js';
 import { daysAgo, isoDate } from '../helpers/time.js';

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DAY_MS, HOUR_MS } from '../../src/time.js';
 import { expectInvalid, useTestApp } from '../helpers/app.js';
 import { describeEachMode, first } from '../helpers/db.js';

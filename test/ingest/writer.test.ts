@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { createSql } from '../../src/db/client.js';
 import { freePort } from '../../src/db/local-cluster.js';
-import { HttpError, UnavailableError } from '../../src/http/errors.js';
+import { type HttpError, UnavailableError } from '../../src/http/errors.js';
 import { type EventRow, GroupCommitWriter, type WriterOptions } from '../../src/ingest/writer.js';
 import { silentLogger } from '../../src/log.js';
 import { AnswerCache } from '../../src/stats/cache.js';
@@ -72,7 +72,7 @@ describe('group-commit writer', () => {
     const refused = results.filter((r) => r.status === 'rejected');
     expect(refused.length).toBeGreaterThan(0);
     for (const r of refused) {
-      const err = (r as PromiseRejectedResult).reason as UnavailableError;
+      const err = r.reason as UnavailableError;
       expect(err).toBeInstanceOf(UnavailableError);
       expect(err.status).toBe(503);
       expect(err.code).toBe('ingest_queue_full');

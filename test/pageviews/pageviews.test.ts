@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { HOUR_MS } from '../../src/time.js';
 import { expectInvalid, useTestApp } from '../helpers/app.js';
 import { describeEachMode, first } from '../helpers/db.js';
