@@ -2,11 +2,12 @@ import type { Logger } from '../log.js';
 import { DAY_MS, HOUR_MS, RETENTION_MS } from '../time.js';
 import type { Sql } from './client.js';
 
-/** The continuous aggregates, lowest first: each is refreshed from the one below. */
+/** The continuous aggregates, lowest first: each is refreshed from the one it is built on. */
 const LEVELS = [
   { view: 'events_minutely', unitMs: 60_000 },
   { view: 'events_hourly', unitMs: HOUR_MS },
   { view: 'events_daily', unitMs: DAY_MS },
+  { view: 'users_daily', unitMs: DAY_MS },
 ] as const;
 
 /** Any fixed number: one instance at a time refreshes. */

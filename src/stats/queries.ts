@@ -7,7 +7,7 @@ import type { Sql } from '../db/client.js';
 export async function distinctUsersOverDays(sql: Sql, fromMs: number, toMs: number): Promise<number> {
   const [row]: [{ users: number }?] = await sql`
     select coalesce(round(hll_cardinality(hll_union_agg(users))), 0)::int8 as users /* stats/distinctUsersOverDays */
-    from events_daily
+    from users_daily
     where bucket >= ${new Date(fromMs)}
       and bucket < ${new Date(toMs)}
   `;

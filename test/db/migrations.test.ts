@@ -8,7 +8,7 @@ const relationKinds = async (db: TestDatabase) =>
     (
       await db.sql<{ relname: string; relkind: string }[]>`
         select relname, relkind::text from pg_class
-        where relname in ('events', 'events_hourly', 'events_daily', 'headcount_settings') and relnamespace = 'public'::regnamespace
+        where relname in ('events', 'events_hourly', 'events_daily', 'users_daily', 'headcount_settings') and relnamespace = 'public'::regnamespace
       `
     ).map((r) => [r.relname, r.relkind]),
   );
@@ -49,6 +49,10 @@ describeEachMode('migrations', (mode) => {
         { name: 'users', type: 'hll' },
       ]);
     }
+    expect(await columns(db, 'users_daily')).toEqual([
+      { name: 'bucket', type: 'timestamp with time zone' },
+      { name: 'users', type: 'hll' },
+    ]);
   });
 
   if (mode === 'timescaledb') {
@@ -73,11 +77,12 @@ describeEachMode('migrations', (mode) => {
         ['events_daily', false],
         ['events_hourly', false],
         ['events_minutely', false],
+        ['users_daily', false],
       ]);
       const jobs = await db.sql`
           select hypertable_name as view_name, proc_name, config
           from timescaledb_information.jobs
-          where hypertable_name in ('events_minutely', 'events_hourly', 'events_daily')
+          where hypertable_name in ('events_minutely', 'events_hourly', 'events_daily', 'users_daily')
         `;
       const byView = (view: string, proc: string) => jobs.find((j) => j.view_name === view && j.proc_name === proc)?.config;
       expect(byView('events_minutely', 'policy_refresh_continuous_aggregate')).toMatchObject({
@@ -95,15 +100,18 @@ describeEachMode('migrations', (mode) => {
       });
       expect(byView('events_hourly', 'policy_retention')).toMatchObject({ drop_after: '60 days' });
       expect(byView('events_daily', 'policy_retention')).toMatchObject({ drop_after: '60 days' });
+      expect(byView('users_daily', 'policy_refresh_continuous_aggregate')).toMatchObject({ start_offset: '60 days' });
+      expect(byView('users_daily', 'policy_retention')).toMatchObject({ drop_after: '60 days' });
       await expect(relationKinds(db)).resolves.toMatchObject({ events: 'r', events_hourly: 'v', events_daily: 'v' });
       const defs = await db.sql`select view_name, view_definition from timescaledb_information.continuous_aggregates`;
       const definition = (view: string) => String(defs.find((d) => d.view_name === view)?.view_definition);
       expect(definition('events_hourly')).toMatch(/FROM events_minutely/);
       expect(definition('events_daily')).toMatch(/FROM events_hourly/);
+      expect(definition('users_daily')).toMatch(/FROM events_hourly/);
     });
   } else {
     it('partitions events by day over the retention window and keeps aggregate tables', async () => {
-      expect(await relationKinds(db)).toMatchObject({ events: 'p', events_hourly: 'r', events_daily: 'r' });
+      expect(await relationKinds(db)).toMatchObject({ events: 'p', events_hourly: 'r', events_daily: 'r', users_daily: 'r' });
       const parts = first(
         await db.sql`
           select count(*)::int as n, min(c.relname) as first, max(c.relname) as last
@@ -131,6 +139,7 @@ describeEachMode('migrations', (mode) => {
         'events_daily',
         'events_hourly',
         'headcount_settings',
+        'users_daily',
       ]);
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
       const [row] = await scratch.sql`select events, hll_cardinality(users)::int as users from events_daily`;

@@ -11,6 +11,9 @@ const snapshot = async (sql: Sql, relation: 'events_hourly' | 'events_daily') =>
     order by bucket, kind, page
   `;
 
+const dailyUsers = async (sql: Sql) =>
+  sql`select bucket, round(hll_cardinality(users))::int8 as users from users_daily order by bucket`;
+
 const unions = async (sql: Sql) =>
   sql`
     select kind, sum(events)::int8 as events, round(hll_cardinality(hll_union_agg(users)))::int8 as users
@@ -39,10 +42,11 @@ describe.skipIf(!modeAvailable('timescaledb'))('both storage modes give the same
     expect(await snapshot(ts.sql, 'events_hourly')).toEqual(await snapshot(pg.sql, 'events_hourly'));
     expect(await snapshot(ts.sql, 'events_daily')).toEqual(await snapshot(pg.sql, 'events_daily'));
     expect(await unions(ts.sql)).toEqual(await unions(pg.sql));
+    expect(await dailyUsers(ts.sql)).toEqual(await dailyUsers(pg.sql));
   });
 
   it('after the refresh policies have materialized them', async () => {
-    for (const view of ['events_hourly', 'events_daily']) {
+    for (const view of ['events_minutely', 'events_hourly', 'events_daily', 'users_daily']) {
       const [job] = await ts.sql`
         select job_id from timescaledb_information.jobs
         where hypertable_name = ${view} and proc_name = 'policy_refresh_continuous_aggregate'
@@ -55,5 +59,6 @@ describe.skipIf(!modeAvailable('timescaledb'))('both storage modes give the same
     expect(await snapshot(ts.sql, 'events_hourly')).toEqual(await snapshot(pg.sql, 'events_hourly'));
     expect(await snapshot(ts.sql, 'events_daily')).toEqual(await snapshot(pg.sql, 'events_daily'));
     expect(await unions(ts.sql)).toEqual(await unions(pg.sql));
+    expect(await dailyUsers(ts.sql)).toEqual(await dailyUsers(pg.sql));
   });
 });

@@ -42,8 +42,8 @@ export async function createTestDatabase(mode: StorageMode): Promise<TestDatabas
       // otherwise. The refresher's lock keeps a refresh from deadlocking the truncate.
       await sql.begin(async (tx) => {
         await tx`select pg_advisory_xact_lock(${REFRESH_LOCK_KEY})`;
-        if (mode === 'timescaledb') await tx`truncate events_minutely, events_hourly, events_daily, events`;
-        else await tx`truncate events_hourly, events_daily, events`;
+        if (mode === 'timescaledb') await tx`truncate events_minutely, events_hourly, events_daily, users_daily, events`;
+        else await tx`truncate events_hourly, events_daily, users_daily, events`;
       });
     },
     async drop() {
