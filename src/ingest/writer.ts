@@ -42,10 +42,12 @@ export interface WriterStats {
 }
 
 /**
- * Group commit: requests wait on a bounded queue; one writer inserts everything that
- * queued up while the previous flush ran, in one statement and one transaction, and
- * only then answers each request. A request's rows are never split across batches, so
- * a multi-event request is all-or-nothing.
+ * Group commit: requests wait on a bounded queue; a flush inserts everything that
+ * queued up (up to maxBatchRows) in one statement and one transaction, and only then
+ * answers each request. A new flush starts as soon as a slot of maxInflightFlushes is
+ * free: with 1 it is a single writer, flushing as soon as the previous flush ends. A
+ * request's rows are never split across batches, so a multi-event request is
+ * all-or-nothing.
  */
 export class GroupCommitWriter {
   private queue: Pending[] = [];
