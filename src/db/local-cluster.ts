@@ -277,3 +277,14 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     },
   };
 }
+
+/** Stops (immediately) whatever server runs in `dataDir` and removes the cluster's files. */
+export async function discardCluster(binDir: string, dataDir: string): Promise<void> {
+  if (existsSync(path.join(dataDir, 'postmaster.pid'))) {
+    await run(path.join(binDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], { asPostgres: true }).catch(
+      () => undefined,
+    );
+  }
+  await fs.rm(dataDir, { recursive: true, force: true });
+  await fs.rm(credentialsFile(dataDir), { force: true });
+}

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { createSql } from '../../src/db/client.js';
-import { ensurePostgres, freePort, type LocalCluster, startLocalCluster } from '../../src/db/local-cluster.js';
+import { discardCluster, ensurePostgres, freePort, type LocalCluster, startLocalCluster } from '../../src/db/local-cluster.js';
 import { migrate } from '../../src/db/migrate.js';
 import type { StorageMode } from '../../src/db/storage.js';
 import { createLogger } from '../../src/log.js';
@@ -22,6 +22,33 @@ declare module 'vitest' {
 }
 
 const log = createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'warn');
+
+const TEST_CLUSTER_PREFIX = 'headcount-test-';
+
+/**
+ * A run killed before its teardown (Ctrl-C, a closed pipe) leaves its throwaway cluster
+ * running: stop and remove those whose owning process is gone.
+ */
+async function discardAbandonedClusters(binDir: string): Promise<void> {
+  const tmp = os.tmpdir();
+  for (const name of await fs.readdir(tmp)) {
+    if (!name.startsWith(TEST_CLUSTER_PREFIX) || name.includes('.')) continue;
+    const dataDir = path.join(tmp, name);
+    const owner = Number(await fs.readFile(`${dataDir}.owner`, 'utf8').catch(() => '0'));
+    if (owner > 0 && processAlive(owner)) continue;
+    await discardCluster(binDir, dataDir);
+    await fs.rm(`${dataDir}.owner`, { force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Refuses any database that was not made for tests: the suite drops and creates databases. */
 function assertTestServer(url: string): void {
@@ -52,8 +79,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     adminUrl = process.env.TEST_DATABASE_URL;
   } else {
     const pg = await ensurePostgres(process.env.LOCAL_PG_BIN_DIR, log);
+    await discardAbandonedClusters(pg.binDir);
+    const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), TEST_CLUSTER_PREFIX));
+    await fs.writeFile(`${dataDir}.owner`, String(process.pid));
     cluster = await startLocalCluster({
-      dataDir: await fs.mkdtemp(path.join(os.tmpdir(), 'headcount-test-')),
+      dataDir,
       port: await freePort(),
       binDir: pg.binDir,
       log,
@@ -103,6 +133,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return async () => {
     if (cluster) {
       await cluster.stop();
+      await fs.rm(`${cluster.dataDir}.owner`, { force: true });
       return;
     }
     const sql = createSql(adminUrl, { max: 1 });
