@@ -28,7 +28,9 @@ export function createSql(url: string, opts: SqlOptions = {}): Sql {
     idle_timeout: 60,
     connect_timeout: 10,
     onnotice: () => {},
-    connection: { application_name: opts.applicationName ?? 'headcount', TimeZone: 'UTC' },
+    // A write is acknowledged once its COMMIT returns, so that COMMIT must be durable
+    // whatever the server's default (some tune synchronous_commit off for speed).
+    connection: { application_name: opts.applicationName ?? 'headcount', TimeZone: 'UTC', synchronous_commit: 'on' },
     types: {
       bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) },
     },

@@ -29,6 +29,19 @@ describe('group-commit writer', () => {
   beforeEach(async () => db.reset());
   const stored = async () => (await db.sql`select count(*)::int as n from events`)[0]!.n as number;
 
+  it('commits durably even where the database defaults to synchronous_commit = off', async () => {
+    const dbName = new URL(db.url).pathname.slice(1);
+    await db.sql`alter database ${db.sql(dbName)} set synchronous_commit = off`;
+    const fresh = createSql(db.url, { max: 1 });
+    try {
+      const [row] = await fresh`show synchronous_commit`;
+      expect(row?.synchronous_commit).toBe('on');
+    } finally {
+      await fresh.end();
+      await db.sql`alter database ${db.sql(dbName)} reset synchronous_commit`;
+    }
+  });
+
   it('commits concurrent requests together, in far fewer statements than requests', async () => {
     const writer = new GroupCommitWriter(db.sql, options, silentLogger);
     await Promise.all(Array.from({ length: 500 }, (_, i) => writer.write([row(`u${i}`)])));
