@@ -62,7 +62,10 @@ export class GroupCommitWriter {
     private readonly sql: Sql,
     private readonly opts: WriterOptions,
     private readonly log: Logger,
-    /** Told of every committed batch, after its requests are answered. */
+    /**
+     * Told of every committed batch just before its requests are answered, so that an
+     * answer cache it clears can never outlive the acknowledgement.
+     */
     private readonly onCommitted: (rows: EventRow[]) => void = () => {},
   ) {}
 
