@@ -62,6 +62,7 @@ async function main(): Promise<void> {
         const started = performance.now();
         for (let i = 0; i < total; i += batch) {
           const chunk: EventRow[] = Array.from({ length: batch }, (_, j) => ({
+            site: 'default',
             timeMs: now - ((i + j) % 3_600_000),
             kind: 'collect',
             userId: `u${(i + j) % 50_000}`,

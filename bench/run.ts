@@ -12,7 +12,7 @@ import { migrate } from '../src/db/migrate.js';
 import { createLogger } from '../src/log.js';
 import { DAY_MS, floorDay, floorHour } from '../src/time.js';
 import { hourSummary } from '../src/analytics/queries.js';
-import { distinctUsersOverDays } from '../src/stats/queries.js';
+import { distinctUsersOverDays } from '../src/collect/queries.js';
 import { callLatency, latency, type LatencyResult, median, throughput } from './load.js';
 import { chart, latencyTable, type LatencyRow, table, throughputTable, type ThroughputRow } from './report.js';
 import { refreshAll, seedAnalytics, seedDay, seedDistinctUsers } from './seed.js';
@@ -226,13 +226,13 @@ async function main(): Promise<void> {
       if (sql) {
         const hour = floorHour(Date.now());
         step(`query latency ${label}, uncached: the SQL behind /analytics and /monthly_uniques, 4 at a time for 3 s`);
-        record(`SQL current hour ${label}`, await callLatency({ workers: 4, durationS: 3, call: () => hourSummary(sql, hour) }));
+        record(`SQL current hour ${label}`, await callLatency({ workers: 4, durationS: 3, call: () => hourSummary(sql, 'default', hour) }));
         record(
           `SQL 30-day union ${label}`,
           await callLatency({
             workers: 4,
             durationS: 3,
-            call: () => distinctUsersOverDays(sql, today - 29 * DAY_MS, today + DAY_MS),
+            call: () => distinctUsersOverDays(sql, 'default', today - 29 * DAY_MS, today + DAY_MS),
           }),
         );
       }
@@ -246,7 +246,7 @@ async function main(): Promise<void> {
     await seedAnalytics(sql, hour, Math.max(hour + 1000, Date.now() - 1000), settings.currentHourEvents, 250_000);
     note(`${((performance.now() - t0) / 1000).toFixed(1)} s; refreshing the aggregates`);
     t0 = performance.now();
-    await refreshAll(sql);
+    await refreshAll(dbUrl!);
     note(`refresh ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
     step(
@@ -286,7 +286,7 @@ async function main(): Promise<void> {
       step(`accuracy: ${users.toLocaleString('en-US')} distinct users (each seen twice) on ${isoDay(accuracyDays[i]!)}`);
       await seedDistinctUsers(sql, accuracyDays[i]!, users, `acc${users}-`);
     }
-    await refreshAll(sql);
+    await refreshAll(dbUrl!);
     for (const [i, users] of settings.accuracyUsers.entries()) {
       const estimate = Number(await (await fetch(`${baseUrl}/daily_uniques?d=${isoDay(accuracyDays[i]!)}`)).text());
       accuracy.push({ users, estimate, errorPct: ((estimate - users) / users) * 100 });
@@ -314,7 +314,7 @@ async function main(): Promise<void> {
       `${volumeEvents.toLocaleString('en-US')} events in ${((performance.now() - t0) / 1000).toFixed(0)} s; refreshing the aggregates`,
     );
     const t1 = performance.now();
-    await refreshAll(sql);
+    await refreshAll(dbUrl!);
     note(`refresh ${((performance.now() - t1) / 1000).toFixed(0)} s`);
     await queries('(60-day volume)');
   }

@@ -1,4 +1,4 @@
-import type { Sql } from '../src/db/client.js';
+import { createSql, type Sql } from '../src/db/client.js';
 import { refreshAggregates } from '../src/db/refresher.js';
 
 /**
@@ -41,10 +41,17 @@ export async function seedDay(sql: Sql, dayMs: number, events: number): Promise<
 }
 
 /**
- * Brings every aggregate up to date now (timescaledb mode; postgres mode's are always
- * current), as the service's refresher would within a tick, taking turns with it.
+ * Materializes every aggregate now (timescaledb mode; postgres mode's tables are always
+ * current), as the service's refresher would within a tick, taking turns with it. Reads
+ * are exact either way: this makes them read materialized rows, as in steady state.
  */
-export async function refreshAll(sql: Sql): Promise<void> {
-  const [row]: [{ storage_mode: string }?] = await sql`select storage_mode from headcount_settings`;
-  if (row?.storage_mode === 'timescaledb') await refreshAggregates(sql, { wait: true });
+export async function refreshAll(databaseUrl: string): Promise<void> {
+  const sql = createSql(databaseUrl, { max: 1, applicationName: 'headcount-bench' });
+  try {
+    const [row]: [{ storage_mode: string }?] = await sql`select storage_mode from headcount_settings`;
+    if (row?.storage_mode !== 'timescaledb') return;
+    while (!(await refreshAggregates(sql)).ran) await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    await sql.end();
+  }
 }

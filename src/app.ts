@@ -7,13 +7,13 @@ import { registerHealth } from './health/routes.js';
 import { errorEnvelope } from './http/middleware.js';
 import type { GroupCommitWriter } from './ingest/writer.js';
 import type { Logger } from './log.js';
-import type { AnswerCache } from './stats/cache.js';
 import { registerPageViews } from './pageviews/routes.js';
 
 export interface AppDeps {
   sql: Sql;
   writer: GroupCommitWriter;
-  cache: AnswerCache;
+  /** The site of the seed APIs (DEFAULT_SITE). */
+  site: string;
   log: Logger;
 }
 

@@ -19,6 +19,11 @@ const EnvSchema = z.object({
   DATABASE_POOL_MAX: positiveInt.max(1000).default(10),
   WORKERS: positiveInt.max(64).default(1),
   STORAGE_MODE: StorageModeSetting.default('auto'),
+  DEFAULT_SITE: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, 'must be a site name: lowercase letters, digits, ".", "_" or "-", at most 128')
+    .default('default'),
+  SKETCH_RETENTION_DAYS: positiveInt.min(60, 'must be at least 60 (the raw retention)').max(36_600).default(400),
   MIGRATE_ON_START: z.stringbool().default(true),
   LOCAL_PG_DATA_DIR: z.string().min(1).default('.data/postgres'),
   LOCAL_PG_PORT: port.default(54329),
@@ -43,6 +48,10 @@ export interface Config {
   /** HTTP processes (Node's cluster module); 1 serves in the main process. */
   readonly workers: number;
   readonly storageMode: StorageModeSetting;
+  /** The site the seed APIs write and read. */
+  readonly defaultSite: string;
+  /** How long day sketches are kept (raw events, minutes and hours: 60 days). */
+  readonly sketchRetentionDays: number;
   readonly migrateOnStart: boolean;
   readonly localPg: { readonly dataDir: string; readonly port: number; readonly binDir: string | undefined };
   readonly ingest: {
@@ -83,6 +92,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databasePoolMax: e.DATABASE_POOL_MAX,
     workers: e.WORKERS,
     storageMode: e.STORAGE_MODE,
+    defaultSite: e.DEFAULT_SITE,
+    sketchRetentionDays: e.SKETCH_RETENTION_DAYS,
     migrateOnStart: e.MIGRATE_ON_START,
     localPg: Object.freeze({ dataDir: path.resolve(e.LOCAL_PG_DATA_DIR), port: e.LOCAL_PG_PORT, binDir: e.LOCAL_PG_BIN_DIR }),
     ingest: Object.freeze({

@@ -1,53 +1,76 @@
 import type { Config } from './config.js';
-import type { Sql } from './db/client.js';
+import { createSql, type Sql } from './db/client.js';
 import { PartitionMaintainer } from './db/partitions.js';
 import { AggregateRefresher } from './db/refresher.js';
 import { readStorageMode, type StorageMode } from './db/storage.js';
-import { type EventRow, GroupCommitWriter } from './ingest/writer.js';
+import { GroupCommitWriter } from './ingest/writer.js';
 import type { Logger } from './log.js';
-import { AnswerCache } from './stats/cache.js';
 
 /**
  * The moving parts behind the HTTP app, wired for the database's storage mode: the
- * group-commit writer, the answer cache, and either the aggregate refresher (timescaledb) or the
+ * group-commit writer, and either the aggregate refresher (timescaledb) or the
  * partition maintainer (postgres).
  */
 export interface Runtime {
   mode: StorageMode;
   writer: GroupCommitWriter;
-  /** Answers of the read routes, dropped when the data under them changes. */
-  cache: AnswerCache;
   /** timescaledb mode only. */
   refresher: AggregateRefresher | undefined;
   /** postgres mode only. */
   partitions: PartitionMaintainer | undefined;
-  /** Flushes what is queued and stops the timers; the pool stays open. */
+  /** Flushes what is queued and stops the background work; the pool stays open. */
   stop(): Promise<void>;
 }
 
-export type RuntimeConfig = Pick<Config, 'ingest' | 'refreshIntervalMs' | 'partitionMaintenanceIntervalMs'>;
+export type RuntimeConfig = Pick<
+  Config,
+  'ingest' | 'refreshIntervalMs' | 'partitionMaintenanceIntervalMs' | 'sketchRetentionDays'
+>;
 
-export async function startRuntime(sql: Sql, config: RuntimeConfig, log: Logger): Promise<Runtime> {
+/**
+ * `databaseUrl` opens the refresher's own connection: its lock is a session lock, and
+ * its passes must not wait behind the pool.
+ */
+export async function startRuntime(sql: Sql, databaseUrl: string, config: RuntimeConfig, log: Logger): Promise<Runtime> {
   const mode = await readStorageMode(sql);
-  const cache = new AnswerCache(config.refreshIntervalMs);
-  const refresher =
-    mode === 'timescaledb' ? new AggregateRefresher(sql, config.refreshIntervalMs, log, () => cache.invalidateAll()) : undefined;
+  await applySketchRetention(sql, mode, config.sketchRetentionDays);
+  const refresherSql = mode === 'timescaledb' ? createSql(databaseUrl, { max: 1, applicationName: 'headcount-refresher' }) : undefined;
+  const refresher = refresherSql ? new AggregateRefresher(refresherSql, config.refreshIntervalMs, log) : undefined;
   const partitions = mode === 'postgres' ? new PartitionMaintainer(sql, config.partitionMaintenanceIntervalMs, log) : undefined;
-  // timescaledb mode: a commit changes no answer until the next refresh.
-  const onCommitted = mode === 'postgres' ? (rows: EventRow[]) => cache.invalidateHours(rows.map((r) => r.timeMs)) : undefined;
-  const writer = new GroupCommitWriter(sql, config.ingest, log, onCommitted);
+  const writer = new GroupCommitWriter(sql, config.ingest, log);
   refresher?.start();
   await partitions?.start();
   return {
     mode,
     writer,
-    cache,
     refresher,
     partitions,
     async stop() {
       await writer.close();
       partitions?.stop();
       await refresher?.stop();
+      await refresherSql?.end({ timeout: 5 });
     },
   };
+}
+
+/**
+ * Day sketches are kept SKETCH_RETENTION_DAYS: recorded in headcount_settings (postgres
+ * mode's maintenance reads it) and, in timescaledb mode, set on the retention policies of
+ * the day-level continuous aggregates.
+ */
+async function applySketchRetention(sql: Sql, mode: StorageMode, days: number): Promise<void> {
+  const keep = `${days} days`;
+  await sql`
+    update headcount_settings set sketch_retention = ${keep}::interval /* runtime */
+    where sketch_retention <> ${keep}::interval
+  `;
+  if (mode !== 'timescaledb') return;
+  await sql`
+    select alter_job(j.job_id, config => jsonb_set(j.config, '{drop_after}', to_jsonb(${keep}::text))) /* runtime */
+    from timescaledb_information.jobs j
+    where j.proc_name = 'policy_retention'
+      and j.hypertable_name in ('events_daily_cagg', 'totals_daily_cagg')
+      and j.config->>'drop_after' is distinct from ${keep}
+  `;
 }

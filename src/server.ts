@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     });
     databaseUrl = local.url;
   }
-  if (config.migrateOnStart) await migrate({ databaseUrl, storageMode: config.storageMode, log });
+  if (config.migrateOnStart) await migrate({ databaseUrl, storageMode: config.storageMode, defaultSite: config.defaultSite, log });
   const description = local ? `local cluster in ${local.dataDir} (port ${local.port})` : 'DATABASE_URL';
   const stopDatabase = async (): Promise<void> => {
     await local?.stop();
@@ -65,8 +65,8 @@ async function serve(
   description?: string,
 ): Promise<void> {
   const sql = createSql(databaseUrl, { max: config.databasePoolMax });
-  const runtime = await startRuntime(sql, config, log);
-  const app = createApp({ sql, writer: runtime.writer, cache: runtime.cache, log });
+  const runtime = await startRuntime(sql, databaseUrl, config, log);
+  const app = createApp({ sql, writer: runtime.writer, site: config.defaultSite, log });
   const server = app.listen(config.port, config.host);
   // Longer than common load balancers' idle timeouts, so they close first.
   server.keepAliveTimeout = 65_000;

@@ -2,23 +2,21 @@ import type Router from '@koa/router';
 import type { Sql } from '../db/client.js';
 import { parseWith, queryOf } from '../http/validate.js';
 import type { GroupCommitWriter } from '../ingest/writer.js';
-import type { AnswerCache } from '../stats/cache.js';
-import { floorHour, HOUR_MS } from '../time.js';
+import { floorHour } from '../time.js';
 import { hourSummary } from './queries.js';
 import { AnalyticsReadQuery, AnalyticsWriteQuery } from './schemas.js';
 
-/** The analytics API of seeds 001 (user_analytics), 002 (narrative) and 004 (Tapad). */
-export function registerAnalytics(router: Router, deps: { sql: Sql; writer: GroupCommitWriter; cache: AnswerCache }): void {
+/** The analytics API of seeds 001 (user_analytics), 002 (narrative) and 004 (Tapad), on the site `deps.site`. */
+export function registerAnalytics(router: Router, deps: { sql: Sql; writer: GroupCommitWriter; site: string }): void {
   router.post('/analytics', async (ctx) => {
     const q = parseWith(AnalyticsWriteQuery, queryOf(ctx), 'query');
-    await deps.writer.write([{ timeMs: q.timestampMs, kind: q.event, userId: q.user, page: '', weight: 1 }]);
+    await deps.writer.write([{ site: deps.site, timeMs: q.timestampMs, kind: q.event, userId: q.user, page: '', weight: 1 }]);
     ctx.status = 204;
   });
 
   router.get('/analytics', async (ctx) => {
     const q = parseWith(AnalyticsReadQuery, queryOf(ctx), 'query');
-    const hour = floorHour(q.timestamp);
-    const s = await deps.cache.get(`analytics:${hour}`, hour, hour + HOUR_MS, () => hourSummary(deps.sql, hour));
+    const s = await hourSummary(deps.sql, deps.site, floorHour(q.timestamp));
     ctx.type = 'text/plain';
     ctx.body = `unique_users,${s.uniqueUsers}\nclicks,${s.clicks}\nimpressions,${s.impressions}\n`;
   });

@@ -37,6 +37,7 @@ async function main(argv: string[]): Promise<void> {
     const ran = await migrate({
       databaseUrl: config.databaseUrl ?? cluster!.url,
       storageMode: config.storageMode,
+      defaultSite: config.defaultSite,
       direction: command,
       count,
       log,

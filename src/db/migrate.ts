@@ -10,6 +10,8 @@ export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.met
 export interface MigrateOptions {
   databaseUrl: string;
   storageMode: StorageModeSetting;
+  /** The site given to events stored before sites existed (DEFAULT_SITE). */
+  defaultSite?: string;
   direction?: 'up' | 'down';
   /** How many migrations; default all for up, one for down. */
   count?: number;
@@ -19,9 +21,12 @@ export interface MigrateOptions {
 export async function migrate(opts: MigrateOptions): Promise<string[]> {
   const direction = opts.direction ?? 'up';
   const ran = await runner({
-    // The storage mode reaches the migration as a session setting it reads with
-    // current_setting('headcount.storage_mode').
-    databaseUrl: { connectionString: opts.databaseUrl, options: `-c headcount.storage_mode=${opts.storageMode}` },
+    // Settings reach the migrations as session settings they read with current_setting:
+    // headcount.storage_mode, headcount.default_site (both validated by the config).
+    databaseUrl: {
+      connectionString: opts.databaseUrl,
+      options: `-c headcount.storage_mode=${opts.storageMode} -c headcount.default_site=${opts.defaultSite ?? 'default'}`,
+    },
     dir: MIGRATIONS_DIR,
     migrationsTable: 'pgmigrations',
     direction,

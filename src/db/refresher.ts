@@ -1,35 +1,147 @@
 import type { Logger } from '../log.js';
-import { DAY_MS, HOUR_MS, RETENTION_MS } from '../time.js';
+import { DAY_MS, RETENTION_MS } from '../time.js';
 import type { Sql } from './client.js';
 
-/** The continuous aggregates, lowest first: each is refreshed from the one it is built on. */
+/**
+ * timescaledb mode: materializes the continuous aggregates. Reads never wait for it
+ * (see migrations/1795449600000_sites_and_fresh_reads.ts): buckets above a watermark are
+ * computed at read time, and hours written below it are marked stale in the writing
+ * transaction and answered from their minutes. A pass:
+ *
+ *  1. moves `through` (headcount_refresh_state) to the start of the current 10 minutes,
+ *     under a SHARE lock on events_minutely: the move waits for inserts in flight, so
+ *     every insert either marks its rows below `through` or commits before the move;
+ *  2. notes the stale marks that exist now (their rows are committed);
+ *  3. refreshes each level, lowest first, over [start of the retention window, through
+ *     rounded down to its bucket): TimescaleDB reprocesses the invalidated buckets in
+ *     the window and materializes the new ones; marks older than the window (a backfill)
+ *     get a window of their own day. Windows never reach below the retention window
+ *     otherwise, where minutes and hours are gone: refreshing there would wipe the day
+ *     sketches that outlive them;
+ *  4. deletes the marks it noted, unless a later write renewed them (version).
+ *
+ * A pass with no marks and no 10-minute boundary crossed since the last one does
+ * nothing but look (two queries).
+ */
+export interface RefreshResult {
+  /** false: another instance holds the refresh lock. */
+  ran: boolean;
+  marksCleared: number;
+  refreshed: number;
+}
+
+/** The continuous aggregates, lowest level first, with their bucket width. */
 const LEVELS = [
-  { view: 'events_minutely', unitMs: 60_000 },
-  { view: 'events_hourly', unitMs: HOUR_MS },
-  { view: 'events_daily', unitMs: DAY_MS },
-  { view: 'users_daily', unitMs: DAY_MS },
+  { aggregates: ['events_10m_cagg', 'totals_10m_cagg'], unitMs: 10 * 60_000 },
+  { aggregates: ['events_hourly_cagg', 'totals_hourly_cagg'], unitMs: 3_600_000 },
+  { aggregates: ['events_daily_cagg', 'totals_daily_cagg'], unitMs: DAY_MS },
 ] as const;
 
 /** Any fixed number: one instance at a time refreshes. */
 export const REFRESH_LOCK_KEY = 0x6865_6163; // "heac"
 
+const floorTo = (ms: number, unitMs: number): number => Math.floor(ms / unitMs) * unitMs;
+
+export interface Mark {
+  site: string;
+  hour: Date;
+  version: number;
+}
+
+/** The stale marks as they are now. */
+export const readMarks = (sql: Sql): Promise<Mark[]> =>
+  sql<Mark[]>`select site, hour, version from headcount_stale_hours /* db/refresher */`;
+
+/** Deletes the marks in `seen` that no write has renewed since (same version); returns how many. */
+export async function clearMarks(sql: Sql, seen: Mark[]): Promise<number> {
+  if (seen.length === 0) return 0;
+  const cleared = await sql`
+    delete from headcount_stale_hours s /* db/refresher */
+    using unnest(${seen.map((m) => m.site)}::text[], ${seen.map((m) => m.hour.toISOString())}::timestamptz[], ${seen.map((m) => m.version)}::int8[])
+      as seen(site, hour, version)
+    where s.site = seen.site and s.hour = seen.hour and s.version = seen.version
+  `;
+  return cleared.count;
+}
+
 /**
- * timescaledb mode. A real-time continuous aggregate aggregates the raw rows above its
- * watermark at every query: fast for a few, ~0.5 s for the million rows of a busy
- * hour. And a row written below the watermark (back-dated) stays hidden until its
- * bucket is refreshed. So every `intervalMs` this refreshes each level, lowest first,
- * over the retention window up to the end of the current minute, hour and day:
- *
- *  - TimescaleDB reprocesses only the invalidated buckets in the window: those of
- *    rows written since the last tick, by this instance, another one or psql. At
- *    rest a tick costs a few milliseconds.
- *  - the watermarks then stand ahead of now, so every read is of materialized rows;
- *    rows written since the last tick show at the next one (reads lag by about one
- *    interval). Refreshing the busy current minute re-reads only its raw rows; the
- *    current hour and day are unions of at most 60 and 24 sketches.
- *  - the window starts below every watermark, so it never hides unmaterialized rows
- *    (materializing [a, b) with `a` above the watermark would), and a fresh database
- *    or one behind after downtime catches up at the first tick.
+ * One pass (see above). `sql` should be a connection of its own (max 1): the refresh
+ * lock is a session lock, held by the connection that runs the pass.
+ */
+export async function refreshAggregates(sql: Sql, log?: Logger): Promise<RefreshResult> {
+  // A pool could take the lock on one connection and try to release it on another.
+  if (sql.options.max !== 1) throw new Error('refreshAggregates needs a client of one connection (max: 1)');
+  const [lock]: [{ locked: boolean }?] = await sql`
+    select pg_try_advisory_lock(${REFRESH_LOCK_KEY}) as locked /* db/refresher */
+  `;
+  if (!lock?.locked) return { ran: false, marksCleared: 0, refreshed: 0 };
+  try {
+    return await pass(sql, log);
+  } finally {
+    await sql`select pg_advisory_unlock(${REFRESH_LOCK_KEY}) /* db/refresher */`;
+  }
+}
+
+async function pass(sql: Sql, log?: Logger): Promise<RefreshResult> {
+  const [state]: [{ now: Date; through: Date | null; materialized: Date | null }?] = await sql`
+    select now() as now, nullif(through, '-infinity') as through, /* db/refresher */
+      nullif(materialized_through, '-infinity') as materialized
+    from headcount_refresh_state
+  `;
+  if (!state) throw new Error('headcount_refresh_state is empty: run the migrations');
+  const nowMs = state.now.getTime();
+  const target = floorTo(nowMs, LEVELS[0].unitMs);
+  if (state.through === null || state.through.getTime() < target) {
+    await sql.begin(async (tx) => {
+      // Waits for the inserts in flight (they hold ROW EXCLUSIVE); blocks new ones
+      // until this commits, a few milliseconds once every 10 minutes.
+      await tx`lock table only events_minutely in share mode /* db/refresher */`;
+      await tx`update headcount_refresh_state set through = ${new Date(target)} where through < ${new Date(target)} /* db/refresher */`;
+    });
+  }
+
+  const marks = await readMarks(sql);
+  const materializedMs = state.materialized?.getTime() ?? null;
+  const behind = materializedMs === null || materializedMs < target;
+  if (!behind && marks.length === 0) return { ran: true, marksCleared: 0, refreshed: 0 };
+
+  const windowStart = floorTo(nowMs - RETENTION_MS, DAY_MS);
+  // Behind (downtime): from where the last pass ended, if that is earlier; never
+  // materialized: from the first row.
+  const start = materializedMs === null ? null : Math.min(windowStart, floorTo(materializedMs, DAY_MS));
+  const backfillDays = [
+    ...new Set(marks.map((m) => floorTo(m.hour.getTime(), DAY_MS)).filter((day) => start !== null && day < start)),
+  ];
+  let refreshed = 0;
+  for (const level of LEVELS) {
+    for (const aggregate of level.aggregates) {
+      await refresh(sql, aggregate, start, floorTo(target, level.unitMs), log);
+      for (const day of backfillDays) await refresh(sql, aggregate, day, day + DAY_MS, log);
+      refreshed += 1 + backfillDays.length;
+    }
+  }
+  await sql`
+    update headcount_refresh_state set materialized_through = ${new Date(target)} /* db/refresher */
+    where materialized_through < ${new Date(target)}
+  `;
+  return { ran: true, marksCleared: await clearMarks(sql, marks), refreshed };
+}
+
+async function refresh(sql: Sql, aggregate: string, startMs: number | null, endMs: number, log?: Logger): Promise<void> {
+  const started = performance.now();
+  await sql`
+    call refresh_continuous_aggregate(
+      ${aggregate}::regclass,
+      ${startMs === null ? null : new Date(startMs)}::timestamptz,
+      ${new Date(endMs)}::timestamptz
+    )
+  `;
+  log?.debug('refreshed', { aggregate, ms: Math.round(performance.now() - started) });
+}
+
+/**
+ * Runs a pass every `intervalMs`, one at a time, on a connection of its own. A pass
+ * that fails is logged and retried at the next tick.
  */
 export class AggregateRefresher {
   private timer: NodeJS.Timeout | undefined;
@@ -39,8 +151,6 @@ export class AggregateRefresher {
     private readonly sql: Sql,
     private readonly intervalMs: number,
     private readonly log: Logger,
-    /** Told after each completed pass (answer caches drop what they hold). */
-    private readonly onRefreshed: () => void = () => {},
   ) {}
 
   start(): void {
@@ -49,13 +159,13 @@ export class AggregateRefresher {
     void this.tick();
   }
 
-  /** Stops the timer and refreshes once more: what was written shows. */
+  /** Stops the timer and waits for a pass under way. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await this.flush();
+    await this.running;
   }
 
-  /** Refreshes now, after any refresh under way: what was written before shows after. */
+  /** Runs a pass now, after any pass under way. */
   async flush(): Promise<void> {
     await this.running;
     await this.tick();
@@ -63,52 +173,14 @@ export class AggregateRefresher {
 
   private tick(): Promise<void> {
     if (this.running) return this.running;
-    this.running = this.refresh()
-      .catch((err: unknown) => this.log.warn('refreshing continuous aggregates failed; will retry', { err }))
+    this.running = refreshAggregates(this.sql, this.log)
+      .then(
+        (result) => {
+          if (result.marksCleared > 0) this.log.debug('refreshed stale hours', { ...result });
+        },
+        (err: unknown) => this.log.warn('refreshing continuous aggregates failed; will retry', { err }),
+      )
       .finally(() => (this.running = undefined));
     return this.running;
-  }
-
-  private async refresh(): Promise<void> {
-    // Another instance refreshing covers everyone's rows; so does a TimescaleDB policy
-    // job, which makes ours fail with lock_not_available: either way, next tick.
-    const done = await refreshAggregates(this.sql, { wait: false, log: this.log }).catch((err: unknown) => {
-      if ((err as { code?: unknown }).code === '55P03') return false;
-      throw err;
-    });
-    if (done) this.onRefreshed();
-  }
-}
-
-/**
- * One pass over the levels, lowest first, from the start of the retention window to
- * the end of the current bucket, under an advisory lock that makes instances take
- * turns. Without `wait`, returns false at once when another holds the lock.
- */
-export async function refreshAggregates(sql: Sql, opts: { wait: boolean; log?: Logger }): Promise<boolean> {
-  const conn = await sql.reserve();
-  try {
-    if (opts.wait) await conn`select pg_advisory_lock(${REFRESH_LOCK_KEY}) /* db/refresher */`;
-    else {
-      const [lock]: [{ locked: boolean }?] =
-        await conn`select pg_try_advisory_lock(${REFRESH_LOCK_KEY}) as locked /* db/refresher */`;
-      if (!lock?.locked) return false;
-    }
-    try {
-      const now = Date.now();
-      for (const level of LEVELS) {
-        const end = Math.floor(now / level.unitMs) * level.unitMs + level.unitMs;
-        const started = performance.now();
-        await conn`
-          call refresh_continuous_aggregate(${level.view}::regclass, ${new Date(now - RETENTION_MS)}::timestamptz, ${new Date(end)}::timestamptz)
-        `;
-        opts.log?.debug('refreshed', { view: level.view, ms: Math.round(performance.now() - started) });
-      }
-      return true;
-    } finally {
-      await conn`select pg_advisory_unlock(${REFRESH_LOCK_KEY}) /* db/refresher */`;
-    }
-  } finally {
-    conn.release();
   }
 }

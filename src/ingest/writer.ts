@@ -5,11 +5,14 @@ import type { Logger } from '../log.js';
 
 /** One event as stored: see migrations/ for the column meanings. */
 export interface EventRow {
+  site: string;
   timeMs: number;
   kind: string;
   userId: string | null;
   page: string;
   weight: number;
+  /** The client's id of the event: a resend with the same site, id and time is stored once. */
+  id?: string | undefined;
 }
 
 export interface WriterOptions {
@@ -184,22 +187,30 @@ async function withRetry<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
   }
 }
 
-/** One statement for the whole batch: five arrays unnested into rows. */
+/**
+ * One statement for the whole batch: the columns as arrays, unnested into rows. Rows
+ * with an id that is already stored (same site, id and time) are skipped.
+ */
 export async function insertEvents(sql: Sql, rows: EventRow[]): Promise<void> {
+  const sites = rows.map((r) => r.site);
   const times = rows.map((r) => new Date(r.timeMs).toISOString());
   const kinds = rows.map((r) => r.kind);
   const users = rows.map((r) => r.userId);
   const pages = rows.map((r) => r.page);
   const weights = rows.map((r) => r.weight);
+  if (!rows.some((r) => r.id !== undefined)) {
+    await sql`
+      insert into events (site, time, kind, user_id, page, weight) /* ingest/writer */
+      select *
+      from unnest(${sites}::text[], ${times}::timestamptz[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[])
+    `;
+    return;
+  }
+  const ids = rows.map((r) => r.id ?? null);
   await sql`
-    insert into events (time, kind, user_id, page, weight) /* ingest/writer */
+    insert into events (site, time, kind, user_id, page, weight, id) /* ingest/writer */
     select *
-    from unnest(
-      ${times}::timestamptz[],
-      ${kinds}::text[],
-      ${users}::text[],
-      ${pages}::text[],
-      ${weights}::int4[]
-    )
+    from unnest(${sites}::text[], ${times}::timestamptz[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[], ${ids}::text[])
+    on conflict (site, id, time) where id is not null do nothing
   `;
 }

@@ -1,11 +1,18 @@
 import type { Sql } from '../db/client.js';
 
-/** Page views of `page` per hour bucket in [fromMs, toMs); hours without views are absent. */
-export async function pageViewsPerHour(sql: Sql, page: string, fromMs: number, toMs: number): Promise<Map<number, number>> {
+/** Page views of `page` of `site` per hour bucket in [fromMs, toMs); hours without views are absent. */
+export async function pageViewsPerHour(
+  sql: Sql,
+  site: string,
+  page: string,
+  fromMs: number,
+  toMs: number,
+): Promise<Map<number, number>> {
   const rows = await sql<{ bucket: Date; views: number }[]>`
     select bucket, sum(events)::int8 as views /* pageviews/pageViewsPerHour */
     from events_hourly
-    where kind = 'pageview'
+    where site = ${site}
+      and kind = 'pageview'
       and page = ${page}
       and bucket >= ${new Date(fromMs)}
       and bucket < ${new Date(toMs)}

@@ -3,25 +3,24 @@ import type { Sql } from '../db/client.js';
 import { readJsonBody } from '../http/body.js';
 import { parseWith, queryOf } from '../http/validate.js';
 import type { GroupCommitWriter } from '../ingest/writer.js';
-import type { AnswerCache } from '../stats/cache.js';
 import { floorHour, HOUR_MS } from '../time.js';
 import { pageViewsPerHour } from './queries.js';
 import { PageViewMultiBody, PageViewSingleBody, ReportQuery } from './schemas.js';
 
 const REPORT_HOURS = 24;
 
-/** The page-view API of seed 003. */
-export function registerPageViews(router: Router, deps: { sql: Sql; writer: GroupCommitWriter; cache: AnswerCache }): void {
+/** The page-view API of seed 003, on the site `deps.site`. */
+export function registerPageViews(router: Router, deps: { sql: Sql; writer: GroupCommitWriter; site: string }): void {
   router.post('/page-views/single', async (ctx) => {
     const body = parseWith(PageViewSingleBody, await readJsonBody(ctx), 'body');
-    await deps.writer.write([{ timeMs: body.timestamp, kind: 'pageview', userId: null, page: body.page, weight: 1 }]);
+    await deps.writer.write([{ site: deps.site, timeMs: body.timestamp, kind: 'pageview', userId: null, page: body.page, weight: 1 }]);
     ctx.body = { success: true };
   });
 
   router.post('/page-views/multi', async (ctx) => {
-    const rows = parseWith(PageViewMultiBody, await readJsonBody(ctx), 'body');
+    const views = parseWith(PageViewMultiBody, await readJsonBody(ctx), 'body');
     // One unit for the writer: the whole request commits in one transaction, or not at all.
-    await deps.writer.write(rows);
+    await deps.writer.write(views.map((v) => ({ ...v, site: deps.site })));
     ctx.body = { success: true };
   });
 
@@ -30,9 +29,7 @@ export function registerPageViews(router: Router, deps: { sql: Sql; writer: Grou
     // The 24 complete GMT hours before the hour holding `now`.
     const to = floorHour(q.now ?? Date.now());
     const from = to - REPORT_HOURS * HOUR_MS;
-    const views = await deps.cache.get(`report:${from}:${to}:${q.page}`, from, to, () =>
-      pageViewsPerHour(deps.sql, q.page, from, to),
-    );
+    const views = await pageViewsPerHour(deps.sql, deps.site, q.page, from, to);
     const data = Array.from({ length: REPORT_HOURS }, (_, i) => {
       const hour = from + i * HOUR_MS;
       return { h: new Date(hour).getUTCHours(), v: views.get(hour) ?? 0 };

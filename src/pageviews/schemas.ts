@@ -38,8 +38,8 @@ export const PageViewMultiBody = z
   .record(z.string(), z.record(z.string(), z.unknown(), { error: 'must be an object of {"<time>": count}' }), {
     error: 'must be a JSON object {"<page>": {"<time>": count}}',
   })
-  .transform((body, ctx): EventRow[] => {
-    const rows: EventRow[] = [];
+  .transform((body, ctx): Omit<EventRow, 'site'>[] => {
+    const rows: Omit<EventRow, 'site'>[] = [];
     for (const [page, times] of Object.entries(body)) {
       const badPage = pageProblem(page);
       if (badPage) ctx.addIssue({ code: 'custom', path: [page], message: `page name ${badPage}` });

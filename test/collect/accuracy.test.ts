@@ -13,7 +13,6 @@ describeEachMode('distinct-user accuracy', (mode) => {
         select ${new Date(dayMs)}::timestamptz + (i % 86400) * interval '1 second', 'collect', ${prefix} || (i % ${users})
         from generate_series(0, ${users * repeat - 1}) as i
       `;
-    await t.settle();
   };
   const daily = async (dayMs: number) => Number((await t.http.get('/daily_uniques').query({ d: isoDate(dayMs) })).text);
 

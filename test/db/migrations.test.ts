@@ -1,24 +1,64 @@
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate } from '../../src/db/migrate.js';
+import type { Sql } from '../../src/db/client.js';
+import { migrate, MIGRATIONS_DIR } from '../../src/db/migrate.js';
+import type { StorageMode } from '../../src/db/storage.js';
 import { silentLogger } from '../../src/log.js';
-import { describeEachMode, createTestDatabase, first, modeAvailable, type TestDatabase } from '../helpers/db.js';
+import { startTestApp } from '../helpers/app.js';
+import { createEmptyDatabase, createTestDatabase, describeEachMode, first, modeAvailable, type TestDatabase } from '../helpers/db.js';
+import { daysAgo, hoursAgo, isoDate } from '../helpers/time.js';
 
-const relationKinds = async (db: TestDatabase) =>
+/**
+ * The migrations of each release, with the SHA-256 of every file as it shipped. A shipped
+ * migration is never edited: a database migrated by that release would never run the
+ * edit. Add a new migration instead.
+ */
+const RELEASES = {
+  'v0.1.0': { '1763870400000_storage': 'eab510fb1e66d682189aaa818398cf9d465c6f794e01ed7d6d625cd9d8757366' },
+} as const;
+
+const relationKinds = async (sql: Sql) =>
   Object.fromEntries(
     (
-      await db.sql<{ relname: string; relkind: string }[]>`
+      await sql<{ relname: string; relkind: string }[]>`
         select relname, relkind::text from pg_class
-        where relname in ('events', 'events_hourly', 'events_daily', 'users_daily', 'headcount_settings') and relnamespace = 'public'::regnamespace
+        where relnamespace = 'public'::regnamespace
+          and relname in ('events', 'events_minutely', 'events_hourly', 'events_daily', 'totals_hourly', 'totals_daily',
+                          'users_daily', 'headcount_settings')
       `
     ).map((r) => [r.relname, r.relkind]),
   );
 
-const columns = async (db: TestDatabase, relation: string) =>
-  db.sql<{ name: string; type: string }[]>`
-    select attname as name, format_type(atttypid, atttypmod) as type
-    from pg_attribute where attrelid = ${relation}::regclass and attnum > 0 and not attisdropped
-    order by attnum
-  `;
+const columns = async (sql: Sql, relation: string) =>
+  (
+    await sql<{ name: string; type: string }[]>`
+      select attname as name, format_type(atttypid, atttypmod) as type
+      from pg_attribute where attrelid = ${relation}::regclass and attnum > 0 and not attisdropped
+      order by attnum
+    `
+  ).map((c) => `${c.name} ${c.type}`);
+
+const PER_KEY = ['site text', 'bucket timestamp with time zone', 'kind text', 'page text', 'events bigint', 'users hll'];
+const TOTALS = ['site text', 'bucket timestamp with time zone', 'events bigint', 'users hll'];
+
+describe('migrations are append-only', () => {
+  it('leaves every shipped migration as it shipped', async () => {
+    for (const [release, files] of Object.entries(RELEASES)) {
+      for (const [name, sha256] of Object.entries(files)) {
+        const text = await readFile(path.join(MIGRATIONS_DIR, `${name}.ts`));
+        expect(createHash('sha256').update(text).digest('hex'), `${release}: ${name}`).toBe(sha256);
+      }
+    }
+  });
+
+  it('adds new migrations after the last shipped one', async () => {
+    const names = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.ts')).map((f) => f.replace(/\.ts$/, ''));
+    const shipped = Object.values(RELEASES).flatMap((files) => Object.keys(files));
+    expect(names.slice(0, shipped.length)).toEqual(shipped);
+  });
+});
 
 describeEachMode('migrations', (mode) => {
   let db: TestDatabase;
@@ -27,125 +67,204 @@ describeEachMode('migrations', (mode) => {
   });
   afterAll(async () => db?.drop());
 
-  it('records the storage mode it chose', async () => {
-    const [row] = await db.sql`select storage_mode, retention::text, hll_log2m, hll_regwidth from headcount_settings`;
-    expect(row).toEqual({ storage_mode: mode, retention: '60 days', hll_log2m: 14, hll_regwidth: 5 });
+  it('records the storage mode it chose, and the retention of raw events and of day sketches', async () => {
+    const [row] = await db.sql`
+      select storage_mode, retention::text, sketch_retention::text, hll_log2m, hll_regwidth from headcount_settings
+    `;
+    expect(row).toEqual({
+      storage_mode: mode,
+      retention: '60 days',
+      sketch_retention: '400 days',
+      hll_log2m: 14,
+      hll_regwidth: 5,
+    });
   });
 
   it('exposes the same relations and columns in every mode', async () => {
-    expect(await columns(db, 'events')).toEqual([
-      { name: 'time', type: 'timestamp with time zone' },
-      { name: 'kind', type: 'text' },
-      { name: 'user_id', type: 'text' },
-      { name: 'page', type: 'text' },
-      { name: 'weight', type: 'integer' },
+    expect(await columns(db.sql, 'events')).toEqual([
+      'time timestamp with time zone',
+      'kind text',
+      'user_id text',
+      'page text',
+      'weight integer',
+      'site text',
+      'id text',
     ]);
-    for (const aggregate of ['events_hourly', 'events_daily']) {
-      expect(await columns(db, aggregate)).toEqual([
-        { name: 'bucket', type: 'timestamp with time zone' },
-        { name: 'kind', type: 'text' },
-        { name: 'page', type: 'text' },
-        { name: 'events', type: 'bigint' },
-        { name: 'users', type: 'hll' },
-      ]);
+    for (const relation of ['events_minutely', 'events_hourly', 'events_daily']) {
+      expect(await columns(db.sql, relation)).toEqual(PER_KEY);
     }
-    expect(await columns(db, 'users_daily')).toEqual([
-      { name: 'bucket', type: 'timestamp with time zone' },
-      { name: 'users', type: 'hll' },
-    ]);
+    for (const relation of ['totals_hourly', 'totals_daily']) expect(await columns(db.sql, relation)).toEqual(TOTALS);
+    expect(await columns(db.sql, 'users_daily')).toEqual(['site text', 'bucket timestamp with time zone', 'users hll']);
   });
 
   if (mode === 'timescaledb') {
-    it('makes events a hypertable of 1-day chunks with a 60-day retention job', async () => {
-      const [dim] = await db.sql`
-          select column_name, time_interval::text from timescaledb_information.dimensions where hypertable_name = 'events'
-        `;
-      expect(dim).toEqual({ column_name: 'time', time_interval: '1 day' });
-      const [job] = await db.sql`
-          select config->>'drop_after' as drop_after from timescaledb_information.jobs
-          where proc_name = 'policy_retention' and hypertable_name = 'events'
-        `;
-      expect(job).toEqual({ drop_after: '60 days' });
-    });
-
-    it('builds real-time continuous aggregates, minute under hour under day, with refresh and retention policies', async () => {
+    it('keeps minutes by trigger and hours and days in continuous aggregates behind read-your-writes views', async () => {
+      expect(await relationKinds(db.sql)).toMatchObject({
+        events: 'r',
+        events_minutely: 'r',
+        events_hourly: 'v',
+        events_daily: 'v',
+        totals_hourly: 'v',
+        totals_daily: 'v',
+        users_daily: 'v',
+      });
       const aggs = await db.sql`
-          select view_name, materialized_only, materialization_hypertable_name as mat
-          from timescaledb_information.continuous_aggregates order by view_name
-        `;
+        select view_name, materialized_only from timescaledb_information.continuous_aggregates order by view_name
+      `;
       expect(aggs.map((a) => [a.view_name, a.materialized_only])).toEqual([
-        ['events_daily', false],
-        ['events_hourly', false],
-        ['events_minutely', false],
-        ['users_daily', false],
+        ['events_10m_cagg', false],
+        ['events_daily_cagg', false],
+        ['events_hourly_cagg', false],
+        ['totals_10m_cagg', false],
+        ['totals_daily_cagg', false],
+        ['totals_hourly_cagg', false],
       ]);
-      const jobs = await db.sql`
-          select hypertable_name as view_name, proc_name, config
-          from timescaledb_information.jobs
-          where hypertable_name in ('events_minutely', 'events_hourly', 'events_daily', 'users_daily')
-        `;
-      const byView = (view: string, proc: string) => jobs.find((j) => j.view_name === view && j.proc_name === proc)?.config;
-      expect(byView('events_minutely', 'policy_refresh_continuous_aggregate')).toMatchObject({
-        start_offset: '60 days',
-        end_offset: '00:01:00',
+      const jobs = await db.sql<{ name: string; proc: string; drop_after: string | null }[]>`
+        select hypertable_name as name, proc_name as proc, config->>'drop_after' as drop_after
+        from timescaledb_information.jobs where proc_name like 'policy_%' and hypertable_name is not null order by 1
+      `;
+      // No refresh policy: a policy moving a watermark past "through" would hide rows.
+      expect(jobs.filter((j) => j.proc !== 'policy_retention')).toEqual([]);
+      expect(Object.fromEntries(jobs.map((j) => [j.name, j.drop_after]))).toEqual({
+        events: '60 days',
+        events_minutely: '60 days',
+        events_10m_cagg: '60 days',
+        events_hourly_cagg: '60 days',
+        totals_10m_cagg: '60 days',
+        totals_hourly_cagg: '60 days',
+        events_daily_cagg: '400 days',
+        totals_daily_cagg: '400 days',
       });
-      expect(byView('events_minutely', 'policy_retention')).toMatchObject({ drop_after: '60 days' });
-      expect(byView('events_hourly', 'policy_refresh_continuous_aggregate')).toMatchObject({
-        start_offset: '60 days',
-        end_offset: '01:00:00',
-      });
-      expect(byView('events_daily', 'policy_refresh_continuous_aggregate')).toMatchObject({
-        start_offset: '60 days',
-        end_offset: '1 day',
-      });
-      expect(byView('events_hourly', 'policy_retention')).toMatchObject({ drop_after: '60 days' });
-      expect(byView('events_daily', 'policy_retention')).toMatchObject({ drop_after: '60 days' });
-      expect(byView('users_daily', 'policy_refresh_continuous_aggregate')).toMatchObject({ start_offset: '60 days' });
-      expect(byView('users_daily', 'policy_retention')).toMatchObject({ drop_after: '60 days' });
-      await expect(relationKinds(db)).resolves.toMatchObject({ events: 'r', events_hourly: 'v', events_daily: 'v' });
-      const defs = await db.sql`select view_name, view_definition from timescaledb_information.continuous_aggregates`;
-      const definition = (view: string) => String(defs.find((d) => d.view_name === view)?.view_definition);
-      expect(definition('events_hourly')).toMatch(/FROM events_minutely/);
-      expect(definition('events_daily')).toMatch(/FROM events_hourly/);
-      expect(definition('users_daily')).toMatch(/FROM events_hourly/);
+      const [dim] = await db.sql`
+        select column_name, time_interval::text from timescaledb_information.dimensions where hypertable_name = 'events'
+      `;
+      expect(dim).toEqual({ column_name: 'time', time_interval: '1 day' });
     });
   } else {
     it('partitions events by day over the retention window and keeps aggregate tables', async () => {
-      expect(await relationKinds(db)).toMatchObject({ events: 'p', events_hourly: 'r', events_daily: 'r', users_daily: 'r' });
+      expect(await relationKinds(db.sql)).toMatchObject({
+        events: 'p',
+        events_minutely: 'r',
+        events_hourly: 'r',
+        events_daily: 'r',
+        totals_hourly: 'r',
+        totals_daily: 'r',
+        users_daily: 'v',
+      });
       const parts = first(
         await db.sql`
-          select count(*)::int as n, min(c.relname) as first, max(c.relname) as last
+          select count(*)::int as n, min(c.relname) as first, max(c.relname) filter (where c.relname <> 'events_default') as last
           from pg_inherits i join pg_class c on c.oid = i.inhrelid where i.inhparent = 'events'::regclass
         `,
       );
-      expect(parts.n).toBeGreaterThanOrEqual(61 + 3);
+      expect(parts.n).toBeGreaterThanOrEqual(61 + 3 + 1);
       const { oldest } = first(
         await db.sql`select to_char(date_trunc('day', now() - interval '60 days', 'UTC'), 'YYYYMMDD') as oldest`,
       );
-      expect(parts.first).toBe(`events_p${oldest}`);
+      expect(parts.first).toBe('events_default');
+      expect(parts.last > `events_p${oldest}`).toBe(true);
     });
   }
 
-  it('runs up, down and up again', async () => {
+  it('runs up, down and up again, step by step', async () => {
     const scratch = await createTestDatabase(mode);
     try {
-      const down = await migrate({ databaseUrl: scratch.url, storageMode: mode, direction: 'down', log: silentLogger });
-      expect(down).toEqual(['1763870400000_storage']);
-      expect(await relationKinds(scratch)).toEqual({});
-      const up = await migrate({ databaseUrl: scratch.url, storageMode: mode, direction: 'up', log: silentLogger });
-      expect(up).toEqual(['1763870400000_storage']);
-      expect(Object.keys(await relationKinds(scratch)).sort()).toEqual([
-        'events',
-        'events_daily',
-        'events_hourly',
-        'headcount_settings',
-        'users_daily',
-      ]);
+      const step = async (direction: 'up' | 'down') =>
+        migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
-      const [row] = await scratch.sql`select events, hll_cardinality(users)::int as users from events_daily`;
-      expect(row).toEqual({ events: 1, users: 1 });
+      expect(await step('down')).toEqual(['1795449600000_sites_and_fresh_reads']);
+      expect(await columns(scratch.sql, 'users_daily')).toEqual(['bucket timestamp with time zone', 'users hll']);
+      expect(first(await scratch.sql`select count(*)::int as n from events_daily`).n).toBe(1);
+      expect(await step('down')).toEqual(['1763870400000_storage']);
+      expect(await relationKinds(scratch.sql)).toEqual({});
+      expect(await step('up')).toEqual(['1763870400000_storage']);
+      expect(await step('up')).toEqual(['1795449600000_sites_and_fresh_reads']);
+      await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
+      const [row] = await scratch.sql`select site, events, hll_cardinality(users)::int as users from events_daily`;
+      expect(row).toEqual({ site: 'default', events: 1, users: 1 });
     } finally {
       await scratch.drop();
+    }
+  });
+});
+
+/**
+ * A database created by v0.1.0, with data, migrated to the current release: nothing
+ * lost, every answer the same, and the service runs on it.
+ */
+describeEachMode('upgrade from v0.1.0', (mode: StorageMode) => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createEmptyDatabase();
+    const v010 = Object.keys(RELEASES['v0.1.0']);
+    expect(
+      await migrate({ databaseUrl: db.url, storageMode: mode, count: v010.length, defaultSite: 'shop', log: silentLogger }),
+    ).toEqual(v010);
+    // As v0.1.0's service wrote them: back-dated days and the current hour, every kind.
+    await db.sql`
+      insert into events (time, kind, user_id, page, weight)
+      select now() - (i % 50) * interval '1 day' - (i % 7) * interval '1 hour',
+             (array['collect', 'click', 'impression'])[1 + i % 3], 'user-' || (i % 400), '', 1
+      from generate_series(0, 5999) i
+    `;
+    await db.sql`insert into events (time, kind, user_id, page, weight) values (now() - interval '3 hours', 'pageview', null, '/a', 12)`;
+    if (mode === 'timescaledb') {
+      // v0.1.0 kept its aggregates materialized with policies.
+      for (const view of ['events_minutely', 'events_hourly', 'events_daily', 'users_daily']) {
+        const [job] = await db.sql`
+          select job_id from timescaledb_information.jobs
+          where hypertable_name = ${view} and proc_name = 'policy_refresh_continuous_aggregate'
+        `;
+        await db.sql`call run_job(${job!.job_id}::int)`;
+      }
+    }
+  });
+  afterAll(async () => db?.drop());
+
+  it('keeps every event and answer, in the default site of the time of the upgrade', async () => {
+    const before = await db.sql`
+      select bucket, round(hll_cardinality(users))::int as users from users_daily order by bucket
+    `;
+    const hourly = await db.sql`
+      select bucket, kind, page, events, round(hll_cardinality(users))::int as users from events_hourly order by 1, 2, 3
+    `;
+    expect(before.length).toBeGreaterThan(40);
+    const ran = await migrate({ databaseUrl: db.url, storageMode: mode, defaultSite: 'shop', log: silentLogger });
+    expect(ran).toEqual(['1795449600000_sites_and_fresh_reads']);
+    expect(first(await db.sql`select count(*)::int as n, min(site) as a, max(site) as b from events`)).toEqual({
+      n: 6001,
+      a: 'shop',
+      b: 'shop',
+    });
+    expect(
+      await db.sql`select bucket, round(hll_cardinality(users))::int as users from users_daily where site = 'shop' order by bucket`,
+    ).toEqual(before);
+    expect(
+      await db.sql`
+        select bucket, kind, page, events, round(hll_cardinality(users))::int as users from events_hourly
+        where site = 'shop' order by 1, 2, 3
+      `,
+    ).toEqual(hourly);
+  });
+
+  it('runs the service on it, and a write is in the next read', async () => {
+    const t = await startTestApp(mode, {}, db);
+    try {
+      const day = daysAgo(10);
+      await t.materialize();
+      // The seed APIs of this test app use the site "default": this database's events are in "shop".
+      expect(Number((await t.http.get('/daily_uniques').query({ d: isoDate(hoursAgo(2)) })).text)).toBe(0);
+      const usersOn = async () =>
+        first(
+          await db.sql`
+            select round(hll_cardinality(users))::int as users from users_daily where site = 'shop' and bucket = ${new Date(day)}
+          `,
+        ).users as number;
+      const before = await usersOn();
+      await db.sql`insert into events (site, time, kind, user_id) values ('shop', ${new Date(day + 3_600_000)}, 'collect', 'new-user')`;
+      expect(await usersOn()).toBe(before + 1);
+    } finally {
+      await t.close();
     }
   });
 });

@@ -28,18 +28,44 @@ describe('day partitions, postgres mode', () => {
     `;
     const { n } = first(await db.sql`select count(*)::int as n from events_daily`);
     expect(n).toBe(64);
+    expect(first(await db.sql`select count(*)::int as n from events_default`).n).toBe(0);
   });
 
-  it('drops the days that leave the window, with their aggregate rows, and adds new ones ahead', async () => {
+  it('drops the days that leave the window with their minutes and hours, keeps day sketches, adds days ahead', async () => {
     const tenDaysOn = new Date(Date.now() + 10 * DAY_MS);
     const [result] = await db.sql`select created, dropped from headcount_maintain_partitions(${tenDaysOn})`;
     expect(result!.dropped).toHaveLength(10);
     expect(result!.dropped).toContain(`events_p${compactDate(daysAgo(60))}`);
     expect(result!.created).toContain(`events_p${compactDate(today() + 13 * DAY_MS)}`);
-    const parts = await partitions();
+    const parts = (await partitions()).filter((p) => p !== 'events_default');
     expect(parts[0]).toBe(`events_p${compactDate(daysAgo(50))}`);
-    const { oldest } = first(await db.sql`select min(bucket) as oldest from events_daily`);
-    expect(oldest).toEqual(new Date(daysAgo(50)));
+    for (const relation of ['events_minutely', 'events_hourly', 'totals_hourly']) {
+      const { oldest } = first(await db.sql`select min(bucket) as oldest from ${db.sql(relation)}`);
+      expect(oldest).toEqual(new Date(daysAgo(50)));
+    }
+    // Day sketches are kept SKETCH_RETENTION_DAYS (400 by default), past the raw events.
+    for (const relation of ['events_daily', 'totals_daily']) {
+      const { oldest } = first(await db.sql`select min(bucket) as oldest from ${db.sql(relation)}`);
+      expect(oldest).toEqual(new Date(daysAgo(60)));
+    }
+    const [later] = await db.sql`
+      select dropped from headcount_maintain_partitions(${new Date(Date.now() + 400 * DAY_MS)}, 0, interval '400 days')
+    `;
+    expect(later!.dropped.length).toBeGreaterThan(0);
+    const { n } = first(await db.sql`select count(*)::int as n from totals_daily where bucket < ${new Date(daysAgo(0))}`);
+    expect(n).toBe(0);
+  });
+
+  it('takes a backfill of days before the window in a default partition, and keeps its day sketches', async () => {
+    const old = daysAgo(300) + 3_600_000;
+    await db.sql`insert into events (time, kind, user_id) values (${new Date(old)}, 'collect', 'a'), (${new Date(old)}, 'collect', 'b')`;
+    expect(first(await db.sql`select count(*)::int as n from events_default`).n).toBe(2);
+    await db.sql`select headcount_maintain_partitions()`;
+    expect(first(await db.sql`select count(*)::int as n from events_default`).n).toBe(0);
+    const [day] = await db.sql`
+      select events, round(hll_cardinality(users))::int as users from totals_daily where bucket = ${new Date(daysAgo(300))}
+    `;
+    expect(day).toEqual({ events: 2, users: 2 });
   });
 
   it('lets one instance at a time maintain them (advisory lock)', async () => {

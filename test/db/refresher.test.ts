@@ -1,105 +1,144 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { Sql } from '../../src/db/client.js';
-import { AggregateRefresher } from '../../src/db/refresher.js';
-import { GroupCommitWriter } from '../../src/ingest/writer.js';
-import { silentLogger } from '../../src/log.js';
-import { DAY_MS, HOUR_MS } from '../../src/time.js';
+import { createSql, type Sql } from '../../src/db/client.js';
+import { clearMarks, readMarks, REFRESH_LOCK_KEY, refreshAggregates } from '../../src/db/refresher.js';
+import { type EventRow, insertEvents } from '../../src/ingest/writer.js';
+import { HOUR_MS } from '../../src/time.js';
 import { createTestDatabase, first, modeAvailable, type TestDatabase } from '../helpers/db.js';
-import { daysAgo, hoursAgo, thisHour, today } from '../helpers/time.js';
+import { daysAgo, today } from '../helpers/time.js';
 
-const runPolicy = async (sql: Sql, view: string) => {
-  const job = first(
-    await sql`
-      select job_id from timescaledb_information.jobs
-      where hypertable_name = ${view} and proc_name = 'policy_refresh_continuous_aggregate'
-    `,
+const event = (timeMs: number, userId: string): EventRow => ({
+  site: 'default',
+  timeMs,
+  kind: 'collect',
+  userId,
+  page: '',
+  weight: 1,
+});
+const watermark = async (sql: Sql, aggregate: string) =>
+  (first(await sql`select headcount_watermark(${aggregate}::regclass) as mark`).mark as Date).getTime();
+const sumOf = async (sql: Sql, relation: string, bucketMs: number) =>
+  Number(
+    first(await sql`select coalesce(sum(events), 0)::int8 as n from ${sql(relation)} where bucket = ${new Date(bucketMs)}`).n,
   );
-  await sql`call run_job(${job.job_id}::int)`;
-};
-const count = async (sql: Sql, view: 'events_minutely' | 'events_hourly' | 'events_daily', bucketMs: number) =>
-  Number(first(await sql`select coalesce(sum(events), 0)::int8 as n from ${sql(view)} where bucket = ${new Date(bucketMs)}`).n);
-const watermark = async (sql: Sql, view: string) =>
-  (first(await sql`select headcount_watermark(${view}::regclass) as mark`).mark as Date).getTime();
+const marks = async (sql: Sql) =>
+  (await sql`select hour from headcount_stale_hours order by hour`).map((r) => (r.hour as Date).getTime());
 
-// Continuous aggregates and their watermarks exist only with TimescaleDB.
-describe.skipIf(!modeAvailable('timescaledb'))('continuous aggregate refresh, timescaledb mode', () => {
+// Continuous aggregates and their refresher exist only in timescaledb mode.
+describe.skipIf(!modeAvailable('timescaledb'))('continuous aggregate refresher, timescaledb mode', () => {
   let db: TestDatabase;
-  let refresher: AggregateRefresher;
-  let writer: GroupCommitWriter;
-  const write = (timeMs: number, userId: string) => writer.write([{ timeMs, kind: 'collect', userId, page: '', weight: 1 }]);
+  let conn: Sql;
+  const pass = () => refreshAggregates(conn);
 
   beforeAll(async () => {
     db = await createTestDatabase('timescaledb');
-    refresher = new AggregateRefresher(db.sql, 3_600_000, silentLogger); // ticks only when flushed here
-    writer = new GroupCommitWriter(
-      db.sql,
-      { maxBatchRows: 100, maxQueueRows: 1000, flushDelayMs: 0, maxInflightFlushes: 1, retryAfterSeconds: 1 },
-      silentLogger,
-    );
+    conn = createSql(db.url, { max: 1 });
   });
   afterAll(async () => {
-    await writer?.close();
+    await conn?.end();
     await db?.drop();
   });
   beforeEach(async () => db.reset());
 
-  it('a fresh database hides no old bucket once the policies have run', async () => {
-    const days = [2, 10, 40, 59];
-    for (const d of days)
-      await db.sql`insert into events (time, kind, user_id) values (${new Date(daysAgo(d) + HOUR_MS)}, 'collect', 'u')`;
-    for (const view of ['events_minutely', 'events_hourly', 'events_daily']) await runPolicy(db.sql, view);
-    for (const d of days) {
-      expect(await count(db.sql, 'events_hourly', daysAgo(d) + HOUR_MS)).toBe(1);
-      expect(await count(db.sql, 'events_daily', daysAgo(d))).toBe(1);
+  it('materializes every level up to the current 10 minutes, hour and day, and moves "through" there', async () => {
+    await insertEvents(db.sql, [event(daysAgo(3) + HOUR_MS, 'a'), event(Date.now(), 'b')]);
+    await pass();
+    const tenMinutes = Math.floor(Date.now() / 600_000) * 600_000;
+    const state = first(await db.sql`select through, materialized_through from headcount_refresh_state`);
+    expect((state.through as Date).getTime()).toBe(tenMinutes);
+    expect((state.materialized_through as Date).getTime()).toBe(tenMinutes);
+    // A watermark is the end of the last materialized bucket that holds data.
+    expect(await watermark(db.sql, 'events_10m_cagg')).toBe(Math.floor((daysAgo(3) + HOUR_MS) / 600_000) * 600_000 + 600_000);
+    expect(await watermark(db.sql, 'events_hourly_cagg')).toBe(daysAgo(3) + 2 * HOUR_MS);
+    expect(await watermark(db.sql, 'events_daily_cagg')).toBe(daysAgo(2));
+    expect(await watermark(db.sql, 'totals_daily_cagg')).toBe(daysAgo(2));
+    expect(await sumOf(db.sql, 'events_hourly_cagg', daysAgo(3) + HOUR_MS)).toBe(1);
+    expect(await sumOf(db.sql, 'totals_daily_cagg', daysAgo(3))).toBe(1);
+  });
+
+  it('marks the hour of a write below "through" in the writing transaction, and the relations answer it at once', async () => {
+    await insertEvents(db.sql, [event(daysAgo(20) + 5 * HOUR_MS, 'early')]);
+    await pass();
+    const late = daysAgo(20) + 5 * HOUR_MS + 17 * 60_000;
+    await insertEvents(db.sql, [event(late, 'late'), event(Date.now(), 'now')]);
+    // The continuous aggregate itself hides the row until a refresh; the relation does not.
+    expect(await sumOf(db.sql, 'events_hourly_cagg', daysAgo(20) + 5 * HOUR_MS)).toBe(1);
+    expect(await marks(db.sql)).toEqual([daysAgo(20) + 5 * HOUR_MS]);
+    expect(await sumOf(db.sql, 'events_hourly', daysAgo(20) + 5 * HOUR_MS)).toBe(2);
+    expect(await sumOf(db.sql, 'events_daily', daysAgo(20))).toBe(2);
+    expect(await sumOf(db.sql, 'totals_hourly', daysAgo(20) + 5 * HOUR_MS)).toBe(2);
+    expect(await sumOf(db.sql, 'totals_daily', daysAgo(20))).toBe(2);
+    const result = await pass();
+    expect(result.marksCleared).toBe(1);
+    expect(await marks(db.sql)).toEqual([]);
+    expect(await sumOf(db.sql, 'events_hourly_cagg', daysAgo(20) + 5 * HOUR_MS)).toBe(2);
+    expect(await sumOf(db.sql, 'events_daily_cagg', daysAgo(20))).toBe(2);
+    expect(await sumOf(db.sql, 'totals_daily_cagg', daysAgo(20))).toBe(2);
+  });
+
+  it('does no refresh when nothing was written below "through" and no boundary passed', async () => {
+    await insertEvents(db.sql, [event(Date.now(), 'a')]);
+    await pass();
+    await insertEvents(db.sql, [event(Date.now(), 'b')]);
+    const result = await pass();
+    // The write lies above "through": real-time, nothing to materialize. (Unless the
+    // 10 minutes ended in between: then the pass rightly refreshes.)
+    const started = first(await db.sql`select materialized_through as m from headcount_refresh_state`).m as Date;
+    if (started.getTime() === Math.floor(Date.now() / 600_000) * 600_000) {
+      expect(result).toEqual({ ran: true, marksCleared: 0, refreshed: 0 });
+    }
+    expect(await marks(db.sql)).toEqual([]);
+  });
+
+  it('lets one instance at a time refresh (advisory lock)', async () => {
+    const other = createSql(db.url, { max: 1 });
+    try {
+      await other`select pg_advisory_lock(${REFRESH_LOCK_KEY})`;
+      expect((await pass()).ran).toBe(false);
+      await other`select pg_advisory_unlock(${REFRESH_LOCK_KEY})`;
+      expect((await pass()).ran).toBe(true);
+    } finally {
+      await other.end();
     }
   });
 
-  it('keeps the current minute, hour and day materialized, so reads of a busy hour aggregate no raw rows', async () => {
-    await write(Date.now(), 'a');
-    await refresher.flush();
-    expect(await watermark(db.sql, 'events_minutely')).toBeGreaterThan(Date.now());
-    expect(await watermark(db.sql, 'events_hourly')).toBe(thisHour() + HOUR_MS);
-    expect(await watermark(db.sql, 'events_daily')).toBe(today() + DAY_MS);
-    const plan = (
-      await db.sql.unsafe(`explain select sum(events) from events_hourly where bucket = '${new Date(thisHour()).toISOString()}'`)
-    )
-      .map((r) => Object.values(r)[0])
-      .join('\n');
-    expect(await count(db.sql, 'events_hourly', thisHour())).toBe(1);
-    // The real-time branch scans raw rows above the minute watermark only: none.
-    expect(plan).toMatch(/_materialized_hypertable/);
-    await write(Date.now(), 'b');
-    expect(await count(db.sql, 'events_hourly', thisHour())).toBe(1); // not yet refreshed
-    await refresher.flush();
-    expect(await count(db.sql, 'events_hourly', thisHour())).toBe(2);
+  it('materializes a backfill older than the retention window in a window of its own day, and no refresh wipes it', async () => {
+    const old = daysAgo(300) + 3 * HOUR_MS;
+    await insertEvents(db.sql, [event(Date.now(), 'recent')]);
+    await pass();
+    await insertEvents(db.sql, [event(old, 'u1'), event(old + 60_000, 'u2')]);
+    await pass();
+    expect(await sumOf(db.sql, 'totals_daily_cagg', daysAgo(300))).toBe(2);
+    // Retention drops minutes and hours of that day (and logs the dropped range as
+    // invalidated); the day sketch must outlive them through any later pass.
+    await db.sql`select drop_chunks('events', older_than => now() - interval '60 days')`;
+    await db.sql`select drop_chunks('events_minutely', older_than => now() - interval '60 days')`;
+    for (const agg of ['events_10m_cagg', 'events_hourly_cagg', 'totals_10m_cagg', 'totals_hourly_cagg'])
+      await db.sql`select drop_chunks(${agg}::regclass, older_than => now() - interval '60 days')`;
+    expect(first(await db.sql`select count(*)::int as n from events_minutely where bucket < now() - interval '60 days'`).n).toBe(0);
+    await insertEvents(db.sql, [event(daysAgo(2), 'another mark')]);
+    await pass();
+    await db.sql`call refresh_continuous_aggregate('totals_daily_cagg', now() - interval '60 days', ${new Date(today())}::timestamptz)`;
+    expect(await sumOf(db.sql, 'totals_daily', daysAgo(300))).toBe(2);
+    expect(await sumOf(db.sql, 'events_daily', daysAgo(300))).toBe(2);
+    const { users } = first(
+      await db.sql`select round(hll_cardinality(users))::int as users from users_daily where bucket = ${new Date(daysAgo(300))}`,
+    );
+    expect(users).toBe(2);
   });
 
-  it('refreshes the buckets of a back-dated row at every level', async () => {
-    await write(Date.now(), 'now');
-    await refresher.flush();
-    const late = daysAgo(20) + 5 * HOUR_MS + 17 * 60_000;
-    await write(late, 'late');
-    // TimescaleDB hides a row written below the watermark until its bucket is refreshed.
-    expect(await count(db.sql, 'events_hourly', late - 17 * 60_000)).toBe(0);
-    await refresher.flush();
-    expect(await count(db.sql, 'events_minutely', late)).toBe(1);
-    expect(await count(db.sql, 'events_hourly', late - 17 * 60_000)).toBe(1);
-    expect(await count(db.sql, 'events_daily', daysAgo(20))).toBe(1);
-  });
-
-  it('after downtime starts its windows at the watermark, hiding nothing written meanwhile', async () => {
-    await db.sql`insert into events (time, kind, user_id) values (${new Date(hoursAgo(3))}, 'collect', 'old')`;
-    for (const view of ['events_minutely', 'events_hourly', 'events_daily']) await runPolicy(db.sql, view);
-    const markBefore = await watermark(db.sql, 'events_minutely');
-    expect(markBefore).toBeLessThan(Date.now());
-    // Written while no refresher ran, above the watermark (real-time rows).
-    const meanwhile = Math.max(markBefore + 60_000, thisHour() - HOUR_MS + 60_000);
-    await db.sql`insert into events (time, kind, user_id) values (${new Date(meanwhile)}, 'collect', 'meanwhile')`;
-    await refresher.flush();
-    expect(await count(db.sql, 'events_minutely', Math.floor(meanwhile / 60_000) * 60_000)).toBe(1);
-    expect(
-      (await count(db.sql, 'events_daily', today())) +
-        (today() > meanwhile ? await count(db.sql, 'events_daily', today() - DAY_MS) : 0),
-    ).toBeGreaterThanOrEqual(1);
+  it('keeps a mark that a write renewed after the pass noted it', async () => {
+    const hour = daysAgo(5) + 2 * HOUR_MS;
+    await insertEvents(db.sql, [event(hour, 'first')]);
+    await pass();
+    await insertEvents(db.sql, [event(hour + 60_000, 'second')]);
+    const noted = await readMarks(db.sql);
+    expect(noted).toHaveLength(1);
+    // A write after the pass read the marks renews the one of its hour; the refresh the
+    // pass ran may not have seen that write, so the mark must stay.
+    await insertEvents(db.sql, [event(hour + 120_000, 'third')]);
+    expect(await clearMarks(db.sql, noted)).toBe(0);
+    expect(await marks(db.sql)).toEqual([hour]);
+    expect(await sumOf(db.sql, 'events_hourly', hour)).toBe(3);
+    expect(await clearMarks(db.sql, await readMarks(db.sql))).toBe(1);
   });
 });

@@ -5,7 +5,6 @@ import { createSql } from '../../src/db/client.js';
 import { freePort } from '../../src/db/local-cluster.js';
 import { GroupCommitWriter } from '../../src/ingest/writer.js';
 import { silentLogger } from '../../src/log.js';
-import { AnswerCache } from '../../src/stats/cache.js';
 import { startTestApp, testRuntimeConfig, type TestApp } from '../helpers/app.js';
 
 describe('GET /health', () => {
@@ -24,7 +23,7 @@ describe('GET /health', () => {
   it('answers 503 with Retry-After when the database is unreachable, and /collect does too', async () => {
     const dead = createSql(`postgres://nobody:x@127.0.0.1:${await freePort()}/nothing`, { max: 1 });
     const writer = new GroupCommitWriter(dead, testRuntimeConfig.ingest, silentLogger);
-    const http = supertest(createApp({ sql: dead, writer, cache: new AnswerCache(0), log: silentLogger }).callback());
+    const http = supertest(createApp({ sql: dead, writer, site: 'default', log: silentLogger }).callback());
     const health = await http.get('/health');
     expect(health.status).toBe(503);
     expect(health.headers['retry-after']).toBeDefined();

@@ -7,40 +7,52 @@ import { createLogger, silentLogger } from '../../src/log.js';
 import { type RuntimeConfig, type Runtime, startRuntime } from '../../src/runtime.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
+export const TEST_SITE = 'default';
+
 export const testRuntimeConfig: RuntimeConfig = {
   ingest: { maxBatchRows: 5000, maxQueueRows: 100_000, flushDelayMs: 0, maxInflightFlushes: 2, retryAfterSeconds: 1 },
   refreshIntervalMs: 200,
   partitionMaintenanceIntervalMs: 3_600_000,
+  sketchRetentionDays: 400,
 };
 
 export interface TestApp {
   db: TestDatabase;
   runtime: Runtime;
   http: TestAgent;
-  /** Makes every committed or SQL-inserted event visible now (timescaledb: one refresh pass; both: empties the answer cache). */
-  settle(): Promise<void>;
+  /**
+   * timescaledb mode: one refresher pass now, so that every bucket before the current
+   * 10 minutes is materialized and a back-dated write lands below the watermark. Only
+   * ever called *before* the write a test then reads: never between a write and its read.
+   */
+  materialize(): Promise<void>;
   close(): Promise<void>;
 }
 
-/** The real app on a fresh database of `mode`, driven through app.callback(). */
-export async function startTestApp(mode: StorageMode, overrides: Partial<RuntimeConfig> = {}): Promise<TestApp> {
-  const db = await createTestDatabase(mode);
+/**
+ * The real app on a database of `mode` (a fresh one, or `db` to run a second instance
+ * on the same database), driven through app.callback().
+ */
+export async function startTestApp(
+  mode: StorageMode,
+  overrides: Partial<RuntimeConfig> = {},
+  shared?: TestDatabase,
+): Promise<TestApp> {
+  const db = shared ?? (await createTestDatabase(mode));
   // TEST_LOG_LEVEL=debug shows what the runtime does (refreshes, flushes) while a test runs.
   const log = process.env.TEST_LOG_LEVEL ? createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'info') : silentLogger;
-  const runtime = await startRuntime(db.sql, { ...testRuntimeConfig, ...overrides }, log);
-  const app = createApp({ sql: db.sql, writer: runtime.writer, cache: runtime.cache, log: silentLogger });
+  const runtime = await startRuntime(db.sql, db.url, { ...testRuntimeConfig, ...overrides }, log);
+  const app = createApp({ sql: db.sql, writer: runtime.writer, site: TEST_SITE, log: silentLogger });
   return {
     db,
     runtime,
     http: supertest(app.callback()),
-    async settle() {
+    async materialize() {
       await runtime.refresher?.flush();
-      // Rows inserted with SQL (not through the writer) drop no cached answer by themselves.
-      runtime.cache.invalidateAll();
     },
     async close() {
       await runtime.stop();
-      await db.drop();
+      if (!shared) await db.drop();
     },
   };
 }
@@ -58,7 +70,6 @@ export function useTestApp(mode: StorageMode, opts: { resetEach?: boolean } = {}
   if (opts.resetEach !== false) {
     beforeEach(async () => {
       await t.db.reset();
-      t.runtime.cache.invalidateAll();
     });
   }
   return t;

@@ -12,7 +12,7 @@ export const modeAvailable = (mode: StorageMode): boolean => inject('databaseSer
 export interface TestDatabase {
   url: string;
   sql: Sql;
-  /** Empties the events and both aggregates. */
+  /** Empties the events and every aggregate. */
   reset(): Promise<void>;
   drop(): Promise<void>;
 }
@@ -24,11 +24,18 @@ export function databaseUrl(name: string): string {
 }
 
 /** A fresh, migrated database of its own (a copy of the mode's template). */
-export async function createTestDatabase(mode: StorageMode): Promise<TestDatabase> {
-  const name = `headcount_test_${mode}_${randomBytes(4).toString('hex')}`;
+export const createTestDatabase = (mode: StorageMode): Promise<TestDatabase> =>
+  openDatabase(`headcount_test_${mode}_${randomBytes(4).toString('hex')}`, mode, `headcount_template_${mode}`);
+
+/** A fresh database with nothing in it: not migrated (reset() empties nothing). */
+export const createEmptyDatabase = (): Promise<TestDatabase> =>
+  openDatabase(`headcount_test_empty_${randomBytes(4).toString('hex')}`, undefined, undefined);
+
+async function openDatabase(name: string, mode: StorageMode | undefined, template: string | undefined): Promise<TestDatabase> {
   const admin = createSql(inject('databaseServer').adminUrl, { max: 1 });
   try {
-    await admin`create database ${admin(name)} template ${admin(`headcount_template_${mode}`)}`;
+    if (template) await admin`create database ${admin(name)} template ${admin(template)}`;
+    else await admin`create database ${admin(name)}`;
   } finally {
     await admin.end();
   }
@@ -38,12 +45,17 @@ export async function createTestDatabase(mode: StorageMode): Promise<TestDatabas
     url,
     sql,
     async reset() {
-      // events_minutely is a continuous aggregate in timescaledb mode, a plain view
-      // otherwise. The refresher's lock keeps a refresh from deadlocking the truncate.
+      if (!mode) return;
+      // The refresher's lock keeps a refresh from deadlocking the truncate. Everything
+      // goes at once, so what is materialized stays consistent with what is stored.
       await sql.begin(async (tx) => {
         await tx`select pg_advisory_xact_lock(${REFRESH_LOCK_KEY})`;
-        if (mode === 'timescaledb') await tx`truncate events_minutely, events_hourly, events_daily, users_daily, events`;
-        else await tx`truncate events_hourly, events_daily, users_daily, events`;
+        if (mode === 'timescaledb') {
+          await tx`
+            truncate events, events_minutely, headcount_stale_hours, events_10m_cagg, events_hourly_cagg,
+              events_daily_cagg, totals_10m_cagg, totals_hourly_cagg, totals_daily_cagg
+          `;
+        } else await tx`truncate events, events_minutely, events_hourly, events_daily, totals_hourly, totals_daily`;
       });
     },
     async drop() {

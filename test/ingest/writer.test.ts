@@ -5,7 +5,6 @@ import { freePort } from '../../src/db/local-cluster.js';
 import { type HttpError, UnavailableError } from '../../src/http/errors.js';
 import { type EventRow, GroupCommitWriter, type WriterOptions } from '../../src/ingest/writer.js';
 import { silentLogger } from '../../src/log.js';
-import { AnswerCache } from '../../src/stats/cache.js';
 import supertest from 'supertest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { prng } from '../helpers/events.js';
@@ -17,7 +16,7 @@ const options: WriterOptions = {
   maxInflightFlushes: 2,
   retryAfterSeconds: 2,
 };
-const row = (userId: string, kind = 'collect'): EventRow => ({ timeMs: Date.now(), kind, userId, page: '', weight: 1 });
+const row = (userId: string, kind = 'collect'): EventRow => ({ site: 'default', timeMs: Date.now(), kind, userId, page: '', weight: 1 });
 
 // The writer does not depend on the storage mode; postgres mode is always available.
 describe('group-commit writer', () => {
@@ -57,6 +56,7 @@ describe('group-commit writer', () => {
     const rand = prng(7);
     const requests = Array.from({ length: 3000 }, () =>
       Array.from({ length: 1 + Math.floor(rand() * 8) }, () => ({
+        site: 'default',
         timeMs: Date.now() - Math.floor(rand() * 2) * 3_600_000,
         kind: 'pageview',
         userId: null,
@@ -133,7 +133,7 @@ describe('group-commit writer', () => {
   it('turns a full queue into 503 + Retry-After over HTTP', async () => {
     // The first flush waits a second: the queue holds five rows and the rest are refused.
     const writer = new GroupCommitWriter(db.sql, { ...options, maxQueueRows: 5, flushDelayMs: 1000 }, silentLogger);
-    const http = supertest(createApp({ sql: db.sql, writer, cache: new AnswerCache(0), log: silentLogger }).callback());
+    const http = supertest(createApp({ sql: db.sql, writer, site: 'default', log: silentLogger }).callback());
     const responses = await Promise.all(Array.from({ length: 40 }, (_, i) => http.get('/collect').query({ cid: `c${i}` })));
     const refused = responses.filter((r) => r.status === 503);
     const ok = responses.filter((r) => r.status === 200);
