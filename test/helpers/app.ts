@@ -3,11 +3,15 @@ import supertest from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
 import { createApp } from '../../src/app.js';
 import type { StorageMode } from '../../src/db/storage.js';
+import { insertEvents } from '../../src/ingest/writer.js';
 import { createLogger, silentLogger } from '../../src/log.js';
 import { type RuntimeConfig, type Runtime, startRuntime } from '../../src/runtime.js';
+import { floorDay, floorHour } from '../../src/time.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 
 export const TEST_SITE = 'default';
+/** The site of the events that hold the watermarks up (see TestApp.materialize). */
+const WATERMARK_SITE = 'zz-watermark';
 
 export const testRuntimeConfig: RuntimeConfig = {
   ingest: { maxBatchRows: 5000, maxQueueRows: 100_000, flushDelayMs: 0, maxInflightFlushes: 2, retryAfterSeconds: 1 },
@@ -21,9 +25,11 @@ export interface TestApp {
   runtime: Runtime;
   http: TestAgent;
   /**
-   * timescaledb mode: one refresher pass now, so that every bucket before the current
-   * 10 minutes is materialized and a back-dated write lands below the watermark. Only
-   * ever called *before* the write a test then reads: never between a write and its read.
+   * timescaledb mode: puts every watermark where a busy site has it, at the start of the
+   * current 10 minutes, hour and day, so that a back-dated write lands below it (where
+   * it would hide): a watermark is the end of the last materialized bucket holding data,
+   * so an event of another site goes into the last complete bucket of each level, then
+   * a refresher pass runs. Only ever called *before* the writes a test then reads.
    */
   materialize(): Promise<void>;
   close(): Promise<void>;
@@ -48,7 +54,14 @@ export async function startTestApp(
     runtime,
     http: supertest(app.callback()),
     async materialize() {
-      await runtime.refresher?.flush();
+      if (!runtime.refresher) return;
+      const tenMinutes = Math.floor(Date.now() / 600_000) * 600_000;
+      const lastOfEach = [tenMinutes, floorHour(Date.now()), floorDay(Date.now())].map((end) => end - 60_000);
+      await insertEvents(
+        db.sql,
+        lastOfEach.map((timeMs) => ({ site: WATERMARK_SITE, timeMs, kind: 'collect', userId: 'sentinel', page: '', weight: 1 })),
+      );
+      await runtime.refresher.flush();
     },
     async close() {
       await runtime.stop();
