@@ -14,13 +14,15 @@ export interface AppDeps {
   writer: GroupCommitWriter;
   /** The site of the seed APIs (DEFAULT_SITE). */
   site: string;
+  /** Sent as Retry-After with every 503. */
+  retryAfterSeconds: number;
   log: Logger;
 }
 
 /** The HTTP application: middleware order and routes. Never listens; no side effects. */
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
-  app.use(errorEnvelope(deps.log));
+  app.use(errorEnvelope(deps.log, deps.retryAfterSeconds));
 
   const router = new Router();
   registerCollect(router, deps);

@@ -30,6 +30,8 @@ const EnvSchema = z.object({
   LOCAL_PG_BIN_DIR: z.string().min(1).optional(),
   INGEST_MAX_BATCH_ROWS: positiveInt.max(1_000_000).default(5000),
   INGEST_MAX_QUEUE_ROWS: positiveInt.max(10_000_000).default(100_000),
+  INGEST_MAX_QUEUE_BYTES: positiveInt.min(1024 * 1024).default(64 * 1024 * 1024),
+  DATABASE_TIMEOUT_MS: positiveInt.min(100).max(60_000).default(1500),
   INGEST_FLUSH_DELAY_MS: z.coerce.number().int().min(0).max(10_000).default(0),
   INGEST_MAX_INFLIGHT_FLUSHES: positiveInt.max(64).default(2),
   INGEST_RETRY_AFTER_SECONDS: positiveInt.max(3600).default(1),
@@ -57,10 +59,15 @@ export interface Config {
   readonly ingest: {
     readonly maxBatchRows: number;
     readonly maxQueueRows: number;
+    readonly maxQueueBytes: number;
     readonly flushDelayMs: number;
     readonly maxInflightFlushes: number;
     readonly retryAfterSeconds: number;
+    /** How long a flush waits for the database before its requests get 503. */
+    readonly deadlineMs: number;
   };
+  /** How long a request waits for the database before it is answered 503. */
+  readonly databaseTimeoutMs: number;
   readonly refreshIntervalMs: number;
   readonly partitionMaintenanceIntervalMs: number;
   readonly shutdownTimeoutMs: number;
@@ -99,10 +106,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ingest: Object.freeze({
       maxBatchRows: e.INGEST_MAX_BATCH_ROWS,
       maxQueueRows: e.INGEST_MAX_QUEUE_ROWS,
+      maxQueueBytes: e.INGEST_MAX_QUEUE_BYTES,
       flushDelayMs: e.INGEST_FLUSH_DELAY_MS,
       maxInflightFlushes: e.INGEST_MAX_INFLIGHT_FLUSHES,
       retryAfterSeconds: e.INGEST_RETRY_AFTER_SECONDS,
+      deadlineMs: e.DATABASE_TIMEOUT_MS,
     }),
+    databaseTimeoutMs: e.DATABASE_TIMEOUT_MS,
     refreshIntervalMs: e.REFRESH_INTERVAL_MS,
     partitionMaintenanceIntervalMs: e.PARTITION_MAINTENANCE_INTERVAL_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,

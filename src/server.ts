@@ -64,9 +64,9 @@ async function serve(
   afterStop: () => Promise<void>,
   description?: string,
 ): Promise<void> {
-  const sql = createSql(databaseUrl, { max: config.databasePoolMax });
+  const sql = createSql(databaseUrl, { max: config.databasePoolMax, deadlineMs: config.databaseTimeoutMs });
   const runtime = await startRuntime(sql, databaseUrl, config, log);
-  const app = createApp({ sql, writer: runtime.writer, site: config.defaultSite, log });
+  const app = createApp({ sql, writer: runtime.writer, site: config.defaultSite, retryAfterSeconds: config.ingest.retryAfterSeconds, log });
   const server = app.listen(config.port, config.host);
   // Longer than common load balancers' idle timeouts, so they close first.
   server.keepAliveTimeout = 65_000;

@@ -1,12 +1,20 @@
 import net from 'node:net';
 import postgres from 'postgres';
+import { DEFAULT_DEADLINE_MS } from './deadline.js';
 
 export type Sql = postgres.Sql;
 
 export interface SqlOptions {
   max?: number;
   applicationName?: string;
+  /** How long a request waits for this pool's answer before 503 (see deadline.ts); default 1500 ms. */
+  deadlineMs?: number;
 }
+
+const deadlines = new WeakMap<Sql, number>();
+
+/** The deadline of requests on `sql` (its SqlOptions.deadlineMs). */
+export const deadlineOf = (sql: Sql): number => deadlines.get(sql) ?? DEFAULT_DEADLINE_MS;
 
 /**
  * The one way this service opens a database pool. bigint (count, sum) comes back as a
@@ -22,11 +30,14 @@ export function createSql(url: string, opts: SqlOptions = {}): Sql {
     parsed.searchParams.delete('host');
     path = `${socketDir}/.s.PGSQL.${parsed.port || 5432}`;
   }
-  return postgres(parsed.toString(), {
+  const sql = postgres(parsed.toString(), {
     ...(path ? { path } : {}),
     max: opts.max ?? 10,
     idle_timeout: 60,
-    connect_timeout: 10,
+    connect_timeout: 5,
+    // Reconnect within half a second of the server's return (the default grows to 20 s,
+    // and requests would wait that long). Requests do not wait for it: see deadline.ts.
+    backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 0.5),
     onnotice: () => {},
     // A write is acknowledged once its COMMIT returns, so that COMMIT must be durable
     // whatever the server's default (some tune synchronous_commit off for speed).
@@ -41,4 +52,6 @@ export function createSql(url: string, opts: SqlOptions = {}): Sql {
         ? net.connect({ path: options.path })
         : net.connect({ host: options.host[0], port: options.port[0] ?? 5432, noDelay: true }),
   } as postgres.Options<Record<string, postgres.PostgresType>>);
+  deadlines.set(sql, opts.deadlineMs ?? DEFAULT_DEADLINE_MS);
+  return sql;
 }

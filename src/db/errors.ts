@@ -14,6 +14,10 @@ const RETRYABLE_CODES = new Set([
   '55P03', // lock_not_available
 ]);
 const CONNECTION_ERRNOS = new Set([
+  'ENOENT', // a Unix-domain socket that is gone: the managed cluster is down
+  'ECONNABORTED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
   'ECONNREFUSED',
   'ECONNRESET',
   'ETIMEDOUT',
@@ -26,7 +30,13 @@ const CONNECTION_ERRNOS = new Set([
   'CONNECT_TIMEOUT',
 ]);
 
+/** The database did not answer in time, or could not be reached: a retry may succeed. */
+export class DatabaseUnavailable extends Error {
+  override name = 'DatabaseUnavailable';
+}
+
 export function isRetryableDbError(err: unknown): boolean {
+  if (err instanceof DatabaseUnavailable) return true;
   if (!(err instanceof Error)) return false;
   const code = (err as Error & { code?: unknown }).code;
   if (typeof code !== 'string') return false;

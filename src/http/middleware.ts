@@ -1,5 +1,6 @@
 import type Koa from 'koa';
 import { isRetryableDbError } from '../db/errors.js';
+import { EventsRejected, QueueFull, ShuttingDown, TooManyEvents } from '../ingest/errors.js';
 import type { Logger } from '../log.js';
 import { HttpError, UnavailableError } from './errors.js';
 
@@ -18,9 +19,15 @@ const codeByStatus: Record<number, string> = {
   501: 'not_implemented',
 };
 
-function toHttpError(err: unknown): HttpError {
+function toHttpError(err: unknown, retryAfterSeconds: number): HttpError {
   if (err instanceof HttpError) return err;
-  if (isRetryableDbError(err)) return new UnavailableError('database_unavailable', 'the database is unavailable; retry later', 1);
+  if (err instanceof QueueFull) return new UnavailableError('ingest_queue_full', err.message, retryAfterSeconds);
+  if (err instanceof ShuttingDown) return new UnavailableError('shutting_down', err.message, retryAfterSeconds);
+  if (err instanceof TooManyEvents) return new HttpError(413, 'too_many_events', err.message);
+  if (err instanceof EventsRejected) return new HttpError(422, 'event_rejected', err.message);
+  if (isRetryableDbError(err)) {
+    return new UnavailableError('database_unavailable', 'the database is unavailable; retry later', retryAfterSeconds);
+  }
   const e = err as KoaHttpError;
   if (e instanceof Error && typeof e.status === 'number' && e.status >= 400 && e.status < 500 && e.expose) {
     return new HttpError(e.status, codeByStatus[e.status] ?? 'bad_request', e.message);
@@ -32,13 +39,13 @@ function toHttpError(err: unknown): HttpError {
  * First in the chain: every error leaves as { error: { code, message, details? } }.
  * 4xx messages are shown; a 5xx shows a generic message and is logged in full.
  */
-export function errorEnvelope(log: Logger): Koa.Middleware {
+export function errorEnvelope(log: Logger, retryAfterSeconds: number): Koa.Middleware {
   return async (ctx, next) => {
     try {
       await next();
       if (ctx.body == null && ctx.status >= 400) throw emptyStatusError(ctx);
     } catch (err) {
-      const httpError = toHttpError(err);
+      const httpError = toHttpError(err, retryAfterSeconds);
       if (httpError.status >= 500) {
         log.error('request failed', { err, method: ctx.method, path: ctx.path, status: httpError.status });
       }

@@ -1,7 +1,8 @@
 import type { Sql } from '../db/client.js';
-import { isRetryableDbError } from '../db/errors.js';
-import { HttpError, UnavailableError } from '../http/errors.js';
+import { withDeadline } from '../db/deadline.js';
+import { DatabaseUnavailable, isRetryableDbError } from '../db/errors.js';
 import type { Logger } from '../log.js';
+import { EventsRejected, QueueFull, ShuttingDown, TooManyEvents } from './errors.js';
 
 /** One event as stored: see migrations/ for the column meanings. */
 export interface EventRow {
@@ -18,8 +19,10 @@ export interface EventRow {
 export interface WriterOptions {
   /** A flush takes whole requests up to this many rows (one request larger than this goes alone). */
   maxBatchRows: number;
-  /** Rows waiting beyond this are refused with 503 + Retry-After. */
+  /** Rows waiting beyond this are refused (QueueFull). */
   maxQueueRows: number;
+  /** Bytes of event data waiting beyond this are refused too: memory is bounded by size, not rows only. */
+  maxQueueBytes: number;
   /** 0: flush as soon as rows wait and a flush slot is free. */
   flushDelayMs: number;
   /**
@@ -27,11 +30,13 @@ export interface WriterOptions {
    * commits go out in the next without waiting for it. 1 is a single writer.
    */
   maxInflightFlushes: number;
-  retryAfterSeconds: number;
+  /** How long a flush waits for the database before its requests are answered DatabaseUnavailable. */
+  deadlineMs: number;
 }
 
 interface Pending {
   rows: EventRow[];
+  bytes: number;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -42,7 +47,12 @@ export interface WriterStats {
   failedBatches: number;
   rejectedFull: number;
   queuedRows: number;
+  queuedBytes: number;
 }
+
+/** What a row holds in memory, roughly: strings are UTF-16, plus the object and array slots. */
+const rowBytes = (r: EventRow): number =>
+  96 + 2 * (r.site.length + r.kind.length + r.page.length + (r.userId?.length ?? 0) + (r.id?.length ?? 0));
 
 /**
  * Group commit: requests wait on a bounded queue; a flush inserts everything that
@@ -55,57 +65,61 @@ export interface WriterStats {
 export class GroupCommitWriter {
   private queue: Pending[] = [];
   private queuedRows = 0;
+  private queuedBytes = 0;
   private inflight = 0;
   private scheduled = false;
   private closed = false;
-  private drained: (() => void) | undefined;
-  readonly stats: WriterStats = { batches: 0, rows: 0, failedBatches: 0, rejectedFull: 0, queuedRows: 0 };
+  private drainWaiters: (() => void)[] = [];
+  readonly stats: WriterStats = { batches: 0, rows: 0, failedBatches: 0, rejectedFull: 0, queuedRows: 0, queuedBytes: 0 };
 
   constructor(
     private readonly sql: Sql,
     private readonly opts: WriterOptions,
     private readonly log: Logger,
-    /**
-     * Told of every committed batch just before its requests are answered, so that an
-     * answer cache it clears can never outlive the acknowledgement.
-     */
-    private readonly onCommitted: (rows: EventRow[]) => void = () => {},
   ) {}
 
-  /** Resolves once `rows` are committed; rejects with an HttpError otherwise. */
+  /** Resolves once `rows` are committed; rejects with an IngestError or DatabaseUnavailable otherwise. */
   write(rows: EventRow[]): Promise<void> {
     if (rows.length === 0) return Promise.resolve();
-    if (this.closed) {
-      return Promise.reject(new UnavailableError('shutting_down', 'the service is shutting down', this.opts.retryAfterSeconds));
-    }
+    if (this.closed) return Promise.reject(new ShuttingDown('the service is shutting down'));
     if (rows.length > this.opts.maxQueueRows) {
-      return Promise.reject(
-        new HttpError(413, 'too_many_events', `one request may carry at most ${this.opts.maxQueueRows} events; split it`),
-      );
+      return Promise.reject(new TooManyEvents(`one request may carry at most ${this.opts.maxQueueRows} events; split it`));
     }
-    if (this.queuedRows + rows.length > this.opts.maxQueueRows) {
+    let bytes = 0;
+    for (const r of rows) bytes += rowBytes(r);
+    if (this.queuedRows + rows.length > this.opts.maxQueueRows || this.queuedBytes + bytes > this.opts.maxQueueBytes) {
       this.stats.rejectedFull++;
-      return Promise.reject(
-        new UnavailableError(
-          'ingest_queue_full',
-          'too many events are waiting to be written; retry later',
-          this.opts.retryAfterSeconds,
-        ),
-      );
+      return Promise.reject(new QueueFull('too many events are waiting to be written; retry later'));
     }
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ rows, resolve, reject });
+      this.queue.push({ rows, bytes, resolve, reject });
       this.queuedRows += rows.length;
-      this.stats.queuedRows = this.queuedRows;
+      this.queuedBytes += bytes;
+      this.countQueue();
       this.schedule();
     });
   }
 
-  /** Stops taking writes and resolves when everything queued has been flushed. */
-  async close(): Promise<void> {
+  /** Stops taking writes and resolves when everything queued has been flushed. May be called again. */
+  close(): Promise<void> {
     this.closed = true;
-    if (this.inflight === 0 && !this.scheduled && this.queue.length === 0) return;
-    await new Promise<void>((resolve) => (this.drained = resolve));
+    if (this.idle()) return Promise.resolve();
+    return new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private idle(): boolean {
+    return this.inflight === 0 && !this.scheduled && this.queue.length === 0;
+  }
+
+  /** Tells close() when nothing is queued, scheduled or in flight. */
+  private signalIfDrained(): void {
+    if (!this.idle()) return;
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
+  }
+
+  private countQueue(): void {
+    this.stats.queuedRows = this.queuedRows;
+    this.stats.queuedBytes = this.queuedBytes;
   }
 
   private schedule(): void {
@@ -114,6 +128,7 @@ export class GroupCommitWriter {
     const start = (): void => {
       this.scheduled = false;
       this.pump();
+      this.signalIfDrained();
     };
     // setImmediate lets every request already parsed in this turn of the event loop join.
     if (this.opts.flushDelayMs > 0) setTimeout(start, this.opts.flushDelayMs);
@@ -129,7 +144,7 @@ export class GroupCommitWriter {
         this.inflight--;
         // Whatever queued up during the flush goes at once: no timer between flushes.
         this.pump();
-        if (this.inflight === 0 && this.queue.length === 0 && !this.scheduled) this.drained?.();
+        this.signalIfDrained();
       });
     }
   }
@@ -137,20 +152,23 @@ export class GroupCommitWriter {
   private takeBatch(): Pending[] {
     let count = 0;
     let rows = 0;
+    let bytes = 0;
     for (const next of this.queue) {
       if (count > 0 && rows + next.rows.length > this.opts.maxBatchRows) break;
       count++;
       rows += next.rows.length;
+      bytes += next.bytes;
     }
     this.queuedRows -= rows;
-    this.stats.queuedRows = this.queuedRows;
+    this.queuedBytes -= bytes;
+    this.countQueue();
     return this.queue.splice(0, count);
   }
 
   private async flush(batch: Pending[]): Promise<void> {
-    const rows = batch.flatMap((p) => p.rows);
+    const rows = batch.length === 1 ? batch[0]!.rows : batch.flatMap((p) => p.rows);
     try {
-      await withRetry(() => insertEvents(this.sql, rows));
+      await withRetry(() => withDeadline(insertEvents(this.sql, rows), this.opts.deadlineMs));
     } catch (err) {
       if (!isRetryableDbError(err) && batch.length > 1) {
         // Something in the batch was refused for what it is, not for the database's
@@ -161,16 +179,17 @@ export class GroupCommitWriter {
         return;
       }
       this.stats.failedBatches++;
-      this.log.error('event batch failed', { err, rows: rows.length, requests: batch.length });
-      const failure = isRetryableDbError(err)
-        ? new UnavailableError('database_unavailable', 'the events could not be stored; retry later', this.opts.retryAfterSeconds)
-        : new HttpError(422, 'event_rejected', 'the database refused these events');
+      const retryable = isRetryableDbError(err);
+      // Unavailability is counted, not logged per batch: an outage would flood the log.
+      if (!retryable) this.log.error('event batch refused by the database', { err, rows: rows.length });
+      const failure = retryable
+        ? new DatabaseUnavailable('the events could not be stored; retry later', { cause: err })
+        : new EventsRejected('the database refused these events', { cause: err });
       for (const p of batch) p.reject(failure);
       return;
     }
     this.stats.batches++;
     this.stats.rows += rows.length;
-    this.onCommitted(rows);
     for (const p of batch) p.resolve();
   }
 }
@@ -189,9 +208,10 @@ async function withRetry<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
 
 /**
  * One statement for the whole batch: the columns as arrays, unnested into rows. Rows
- * with an id that is already stored (same site, id and time) are skipped.
+ * with an id that is already stored (same site, id and time) are skipped. Returns the
+ * query, so that a caller can cancel it (see db/deadline.ts).
  */
-export async function insertEvents(sql: Sql, rows: EventRow[]): Promise<void> {
+export function insertEvents(sql: Sql, rows: EventRow[]) {
   const sites = rows.map((r) => r.site);
   const times = rows.map((r) => new Date(r.timeMs).toISOString());
   const kinds = rows.map((r) => r.kind);
@@ -199,15 +219,14 @@ export async function insertEvents(sql: Sql, rows: EventRow[]): Promise<void> {
   const pages = rows.map((r) => r.page);
   const weights = rows.map((r) => r.weight);
   if (!rows.some((r) => r.id !== undefined)) {
-    await sql`
+    return sql`
       insert into events (site, time, kind, user_id, page, weight) /* ingest/writer */
       select *
       from unnest(${sites}::text[], ${times}::timestamptz[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[])
     `;
-    return;
   }
   const ids = rows.map((r) => r.id ?? null);
-  await sql`
+  return sql`
     insert into events (site, time, kind, user_id, page, weight, id) /* ingest/writer */
     select *
     from unnest(${sites}::text[], ${times}::timestamptz[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[], ${ids}::text[])

@@ -23,7 +23,7 @@ describe('GET /health', () => {
   it('answers 503 with Retry-After when the database is unreachable, and /collect does too', async () => {
     const dead = createSql(`postgres://nobody:x@127.0.0.1:${await freePort()}/nothing`, { max: 1 });
     const writer = new GroupCommitWriter(dead, testRuntimeConfig.ingest, silentLogger);
-    const http = supertest(createApp({ sql: dead, writer, site: 'default', log: silentLogger }).callback());
+    const http = supertest(createApp({ sql: dead, writer, site: 'default', retryAfterSeconds: 1, log: silentLogger }).callback());
     const health = await http.get('/health');
     expect(health.status).toBe(503);
     expect(health.headers['retry-after']).toBeDefined();

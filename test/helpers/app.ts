@@ -14,7 +14,15 @@ export const TEST_SITE = 'default';
 const WATERMARK_SITE = 'zz-watermark';
 
 export const testRuntimeConfig: RuntimeConfig = {
-  ingest: { maxBatchRows: 5000, maxQueueRows: 100_000, flushDelayMs: 0, maxInflightFlushes: 2, retryAfterSeconds: 1 },
+  ingest: {
+    maxBatchRows: 5000,
+    maxQueueRows: 100_000,
+    maxQueueBytes: 64 * 1024 * 1024,
+    flushDelayMs: 0,
+    maxInflightFlushes: 2,
+    retryAfterSeconds: 1,
+    deadlineMs: 1500,
+  },
   refreshIntervalMs: 200,
   partitionMaintenanceIntervalMs: 3_600_000,
   sketchRetentionDays: 400,
@@ -48,7 +56,7 @@ export async function startTestApp(
   // TEST_LOG_LEVEL=debug shows what the runtime does (refreshes, flushes) while a test runs.
   const log = process.env.TEST_LOG_LEVEL ? createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'info') : silentLogger;
   const runtime = await startRuntime(db.sql, db.url, { ...testRuntimeConfig, ...overrides }, log);
-  const app = createApp({ sql: db.sql, writer: runtime.writer, site: TEST_SITE, log: silentLogger });
+  const app = createApp({ sql: db.sql, writer: runtime.writer, site: TEST_SITE, retryAfterSeconds: 1, log: silentLogger });
   return {
     db,
     runtime,

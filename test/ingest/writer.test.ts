@@ -2,7 +2,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { createSql } from '../../src/db/client.js';
 import { freePort } from '../../src/db/local-cluster.js';
-import { type HttpError, UnavailableError } from '../../src/http/errors.js';
+import { DatabaseUnavailable } from '../../src/db/errors.js';
+import { EventsRejected, QueueFull, ShuttingDown } from '../../src/ingest/errors.js';
 import { type EventRow, GroupCommitWriter, type WriterOptions } from '../../src/ingest/writer.js';
 import { silentLogger } from '../../src/log.js';
 import supertest from 'supertest';
@@ -14,7 +15,8 @@ const options: WriterOptions = {
   maxQueueRows: 100_000,
   flushDelayMs: 0,
   maxInflightFlushes: 2,
-  retryAfterSeconds: 2,
+  maxQueueBytes: 64 * 1024 * 1024,
+  deadlineMs: 1500,
 };
 const row = (userId: string, kind = 'collect'): EventRow => ({ site: 'default', timeMs: Date.now(), kind, userId, page: '', weight: 1 });
 
@@ -79,17 +81,13 @@ describe('group-commit writer', () => {
     expect(writer.stats.batches).toBeGreaterThanOrEqual(2);
   });
 
-  it('refuses with 503 and Retry-After when the queue is full, and stores exactly what it acknowledged', async () => {
+  it('refuses with QueueFull when the queue is full, and stores exactly what it acknowledged', async () => {
     const writer = new GroupCommitWriter(db.sql, { ...options, maxQueueRows: 5 }, silentLogger);
     const results = await Promise.allSettled(Array.from({ length: 60 }, (_, i) => writer.write([row(`u${i}`)])));
     const refused = results.filter((r) => r.status === 'rejected');
     expect(refused.length).toBeGreaterThan(0);
     for (const r of refused) {
-      const err = r.reason as UnavailableError;
-      expect(err).toBeInstanceOf(UnavailableError);
-      expect(err.status).toBe(503);
-      expect(err.code).toBe('ingest_queue_full');
-      expect(err.headers['Retry-After']).toBe('2');
+      expect(r.reason).toBeInstanceOf(QueueFull);
     }
     expect(await stored()).toBe(results.length - refused.length);
   });
@@ -102,20 +100,20 @@ describe('group-commit writer', () => {
       writer.write([row('good-2'), row('good-3')]),
     ]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
-    const err = (results[1] as PromiseRejectedResult).reason as HttpError;
-    expect(err.status).toBe(422);
+    expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(EventsRejected);
     const users = (await db.sql`select user_id from events order by user_id`).map((r) => r.user_id);
     expect(users).toEqual(['good-1', 'good-2', 'good-3']);
   });
 
-  it('answers every request of a batch the database could not take with 503', async () => {
+  it('answers every request of a batch the database could not take DatabaseUnavailable, within its deadline', async () => {
     const dead = createSql(`postgres://nobody:x@127.0.0.1:${await freePort()}/nothing`, { max: 1 });
-    const writer = new GroupCommitWriter(dead, options, silentLogger);
+    const writer = new GroupCommitWriter(dead, { ...options, deadlineMs: 300 }, silentLogger);
+    const started = Date.now();
     const results = await Promise.allSettled([writer.write([row('a')]), writer.write([row('b')])]);
+    expect(Date.now() - started).toBeLessThan(1500);
     for (const r of results) {
       expect(r.status).toBe('rejected');
-      expect(((r as PromiseRejectedResult).reason as HttpError).status).toBe(503);
-      expect(((r as PromiseRejectedResult).reason as HttpError).code).toBe('database_unavailable');
+      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(DatabaseUnavailable);
     }
     expect(writer.stats.failedBatches).toBe(1);
     await dead.end();
@@ -127,13 +125,39 @@ describe('group-commit writer', () => {
     await writer.close();
     expect(await stored()).toBe(200);
     await expect(Promise.all(pending)).resolves.toBeDefined();
-    await expect(writer.write([row('late')])).rejects.toMatchObject({ status: 503, code: 'shutting_down' });
+    await expect(writer.write([row('late')])).rejects.toBeInstanceOf(ShuttingDown);
+  });
+
+  it('closes with a flush delay, also when its timer fires on an empty queue, and for every caller', async () => {
+    const writer = new GroupCommitWriter(db.sql, { ...options, flushDelayMs: 30 }, silentLogger);
+    const first = writer.write([row('x')]);
+    const closes = [writer.close(), writer.close()];
+    await expect(Promise.all([first, ...closes])).resolves.toBeDefined();
+    // A timer that fires with nothing queued (the rows went with an earlier flush).
+    const other = new GroupCommitWriter(db.sql, { ...options, flushDelayMs: 30, maxInflightFlushes: 1 }, silentLogger);
+    await Promise.all([other.write([row('y')]), other.write([row('z')])]);
+    await Promise.race([
+      other.close(),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('close() hung')), 2000)),
+    ]);
+    expect(await stored()).toBe(3);
+  });
+
+  it('bounds the queue in bytes as well as in rows', async () => {
+    const writer = new GroupCommitWriter(db.sql, { ...options, maxQueueBytes: 20_000, flushDelayMs: 200 }, silentLogger);
+    const big = (i: number): EventRow => ({ ...row(`u${i}`), page: 'p'.repeat(2000) });
+    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => writer.write([big(i)])));
+    const refused = results.filter((r) => r.status === 'rejected');
+    expect(refused.length).toBeGreaterThanOrEqual(15);
+    for (const r of refused) expect(r.reason).toBeInstanceOf(QueueFull);
+    expect(await stored()).toBe(20 - refused.length);
+    expect(writer.stats.queuedBytes).toBe(0);
   });
 
   it('turns a full queue into 503 + Retry-After over HTTP', async () => {
     // The first flush waits a second: the queue holds five rows and the rest are refused.
     const writer = new GroupCommitWriter(db.sql, { ...options, maxQueueRows: 5, flushDelayMs: 1000 }, silentLogger);
-    const http = supertest(createApp({ sql: db.sql, writer, site: 'default', log: silentLogger }).callback());
+    const http = supertest(createApp({ sql: db.sql, writer, site: 'default', retryAfterSeconds: 2, log: silentLogger }).callback());
     const responses = await Promise.all(Array.from({ length: 40 }, (_, i) => http.get('/collect').query({ cid: `c${i}` })));
     const refused = responses.filter((r) => r.status === 503);
     const ok = responses.filter((r) => r.status === 200);
