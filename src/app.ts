@@ -3,6 +3,8 @@ import Koa from 'koa';
 import { registerAnalytics } from './analytics/routes.js';
 import { registerCollect } from './collect/routes.js';
 import type { Sql } from './db/client.js';
+import type { JobStatus } from './db/job-health.js';
+import type { ByteBudget } from './http/budget.js';
 import { registerHealth } from './health/routes.js';
 import { errorEnvelope } from './http/middleware.js';
 import type { GroupCommitWriter } from './ingest/writer.js';
@@ -16,6 +18,10 @@ export interface AppDeps {
   site: string;
   /** Sent as Retry-After with every 503. */
   retryAfterSeconds: number;
+  /** The background jobs' health (Runtime.jobs). */
+  jobs: () => JobStatus[];
+  /** Memory for request bodies in flight (see ByteBudget). */
+  bodyBudget: ByteBudget;
   log: Logger;
 }
 

@@ -15,6 +15,9 @@ const positiveInt = z.coerce.number().int().positive();
 const EnvSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: port.default(8080),
+  HTTP_REQUEST_TIMEOUT_MS: positiveInt.min(1000).max(600_000).default(15_000),
+  HTTP_MAX_CONNECTIONS: positiveInt.max(1_000_000).default(10_000),
+  HTTP_BODY_MEMORY_BYTES: positiveInt.min(8 * 1024 * 1024).default(64 * 1024 * 1024),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' }).optional(),
   DATABASE_POOL_MAX: positiveInt.max(1000).default(10),
   WORKERS: positiveInt.max(64).default(1),
@@ -44,6 +47,13 @@ const EnvSchema = z.object({
 export interface Config {
   readonly host: string;
   readonly port: number;
+  readonly http: {
+    /** A request must arrive whole within this; slower clients get 408. */
+    readonly requestTimeoutMs: number;
+    readonly maxConnections: number;
+    /** Memory that request bodies being read, parsed and written may hold at once (8 × their size). */
+    readonly bodyMemoryBytes: number;
+  };
   /** Unset: the service manages a local PostgreSQL cluster in `localPg.dataDir`. */
   readonly databaseUrl: string | undefined;
   readonly databasePoolMax: number;
@@ -95,6 +105,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return Object.freeze({
     host: e.HOST,
     port: e.PORT,
+    http: Object.freeze({
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+      maxConnections: e.HTTP_MAX_CONNECTIONS,
+      bodyMemoryBytes: e.HTTP_BODY_MEMORY_BYTES,
+    }),
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
     workers: e.WORKERS,

@@ -5,6 +5,7 @@ import { AggregateRefresher } from './db/refresher.js';
 import { readStorageMode, type StorageMode } from './db/storage.js';
 import { GroupCommitWriter } from './ingest/writer.js';
 import type { Logger } from './log.js';
+import type { JobStatus } from './db/job-health.js';
 
 /**
  * The moving parts behind the HTTP app, wired for the database's storage mode: the
@@ -18,6 +19,8 @@ export interface Runtime {
   refresher: AggregateRefresher | undefined;
   /** postgres mode only. */
   partitions: PartitionMaintainer | undefined;
+  /** The background jobs' health, for /health. */
+  jobs: () => JobStatus[];
   /** Flushes what is queued and stops the background work; the pool stays open. */
   stop(): Promise<void>;
 }
@@ -34,7 +37,8 @@ export type RuntimeConfig = Pick<
 export async function startRuntime(sql: Sql, databaseUrl: string, config: RuntimeConfig, log: Logger): Promise<Runtime> {
   const mode = await readStorageMode(sql);
   await applySketchRetention(sql, mode, config.sketchRetentionDays);
-  const refresherSql = mode === 'timescaledb' ? createSql(databaseUrl, { max: 1, applicationName: 'headcount-refresher' }) : undefined;
+  const refresherSql =
+    mode === 'timescaledb' ? createSql(databaseUrl, { max: 1, applicationName: 'headcount-refresher' }) : undefined;
   const refresher = refresherSql ? new AggregateRefresher(refresherSql, config.refreshIntervalMs, log) : undefined;
   const partitions = mode === 'postgres' ? new PartitionMaintainer(sql, config.partitionMaintenanceIntervalMs, log) : undefined;
   const writer = new GroupCommitWriter(sql, config.ingest, log);
@@ -45,11 +49,13 @@ export async function startRuntime(sql: Sql, databaseUrl: string, config: Runtim
     writer,
     refresher,
     partitions,
+    jobs: () => [refresher?.health.status(), partitions?.health.status()].filter((s) => s !== undefined),
     async stop() {
       await writer.close();
       partitions?.stop();
       await refresher?.stop();
-      await refresherSql?.end({ timeout: 5 });
+      // A pass still waiting for a database that is down is abandoned: its queries fail.
+      await refresherSql?.end({ timeout: 1 });
     },
   };
 }

@@ -1,6 +1,8 @@
 import cluster from 'node:cluster';
 import type { Server, ServerResponse } from 'node:http';
 import { createApp } from './app.js';
+import { ByteBudget } from './http/budget.js';
+import { guardServer } from './http/server-guards.js';
 import { type Config, ConfigError, loadConfig, loadDotEnv } from './config.js';
 import { createSql } from './db/client.js';
 import { type LocalCluster, startLocalCluster } from './db/local-cluster.js';
@@ -41,7 +43,8 @@ async function main(): Promise<void> {
     });
     databaseUrl = local.url;
   }
-  if (config.migrateOnStart) await migrate({ databaseUrl, storageMode: config.storageMode, defaultSite: config.defaultSite, log });
+  if (config.migrateOnStart)
+    await migrate({ databaseUrl, storageMode: config.storageMode, defaultSite: config.defaultSite, log });
   const description = local ? `local cluster in ${local.dataDir} (port ${local.port})` : 'DATABASE_URL';
   const stopDatabase = async (): Promise<void> => {
     await local?.stop();
@@ -66,10 +69,19 @@ async function serve(
 ): Promise<void> {
   const sql = createSql(databaseUrl, { max: config.databasePoolMax, deadlineMs: config.databaseTimeoutMs });
   const runtime = await startRuntime(sql, databaseUrl, config, log);
-  const app = createApp({ sql, writer: runtime.writer, site: config.defaultSite, retryAfterSeconds: config.ingest.retryAfterSeconds, log });
+  const app = createApp({
+    sql,
+    writer: runtime.writer,
+    site: config.defaultSite,
+    retryAfterSeconds: config.ingest.retryAfterSeconds,
+    jobs: runtime.jobs,
+    bodyBudget: new ByteBudget(config.http.bodyMemoryBytes, 5000, config.ingest.retryAfterSeconds),
+    log,
+  });
   const server = app.listen(config.port, config.host);
   // Longer than common load balancers' idle timeouts, so they close first.
   server.keepAliveTimeout = 65_000;
+  guardServer(server, config.http);
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   if (description) log.info('headcount listening', { url: listenUrl(config), storageMode: runtime.mode, database: description });
 

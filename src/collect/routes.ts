@@ -13,7 +13,9 @@ const MONTH_DAYS = 30;
 export function registerCollect(router: Router, deps: { sql: Sql; writer: GroupCommitWriter; site: string }): void {
   router.get('/collect', async (ctx) => {
     const q = parseWith(CollectQuery, queryOf(ctx), 'query');
-    await deps.writer.write([{ site: deps.site, timeMs: q.d ?? Date.now(), kind: 'collect', userId: q.cid, page: '', weight: 1 }]);
+    await deps.writer.write([
+      { site: deps.site, timeMs: q.d ?? Date.now(), kind: 'collect', userId: q.cid, page: '', weight: 1 },
+    ]);
     ctx.status = 200;
     ctx.body = '';
   });

@@ -1,4 +1,5 @@
 import type { Logger } from '../log.js';
+import { JobHealth } from './job-health.js';
 import type { Sql } from './client.js';
 
 /** Any fixed number: the advisory lock that lets one instance at a time maintain partitions. */
@@ -11,17 +12,24 @@ const PARTITION_LOCK_KEY = 0x6865_6164; // "head"
  */
 export class PartitionMaintainer {
   private timer: NodeJS.Timeout | undefined;
+  readonly health: JobHealth;
 
   constructor(
     private readonly sql: Sql,
     private readonly intervalMs: number,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.health = new JobHealth('partition maintenance', log);
+  }
 
   async start(): Promise<void> {
     await this.runOnce();
+    this.health.succeeded();
     this.timer = setInterval(() => {
-      this.runOnce().catch((err: unknown) => this.log.error('partition maintenance failed', { err }));
+      this.runOnce().then(
+        () => this.health.succeeded(),
+        (err: unknown) => this.health.failed(err),
+      );
     }, this.intervalMs);
     this.timer.unref();
   }

@@ -1,4 +1,5 @@
 import type { Logger } from '../log.js';
+import { JobHealth } from './job-health.js';
 import { DAY_MS, RETENTION_MS } from '../time.js';
 import type { Sql } from './client.js';
 
@@ -141,17 +142,21 @@ async function refresh(sql: Sql, aggregate: string, startMs: number | null, endM
 
 /**
  * Runs a pass every `intervalMs`, one at a time, on a connection of its own. A pass
- * that fails is logged and retried at the next tick.
+ * that fails is logged (with backoff) and retried at the next tick; `health` reports
+ * it failing until one succeeds.
  */
 export class AggregateRefresher {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  readonly health: JobHealth;
 
   constructor(
     private readonly sql: Sql,
     private readonly intervalMs: number,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.health = new JobHealth('aggregate refresh', log);
+  }
 
   start(): void {
     this.timer = setInterval(() => void this.tick(), this.intervalMs);
@@ -159,10 +164,16 @@ export class AggregateRefresher {
     void this.tick();
   }
 
-  /** Stops the timer and waits for a pass under way. */
-  async stop(): Promise<void> {
+  /**
+   * Stops the timer and waits up to `waitMs` for a pass under way; one that is still
+   * waiting for the database then (an outage) is left to the caller, which ends the
+   * connection under it.
+   */
+  async stop(waitMs = 2000): Promise<void> {
     clearInterval(this.timer);
-    await this.running;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.running, new Promise((r) => (timer = setTimeout(r, waitMs)))]);
+    clearTimeout(timer);
   }
 
   /** Runs a pass now, after any pass under way. */
@@ -176,9 +187,10 @@ export class AggregateRefresher {
     this.running = refreshAggregates(this.sql, this.log)
       .then(
         (result) => {
+          if (result.ran) this.health.succeeded();
           if (result.marksCleared > 0) this.log.debug('refreshed stale hours', { ...result });
         },
-        (err: unknown) => this.log.warn('refreshing continuous aggregates failed; will retry', { err }),
+        (err: unknown) => this.health.failed(err),
       )
       .finally(() => (this.running = undefined));
     return this.running;

@@ -1,22 +1,23 @@
 import type Router from '@koa/router';
-import type { Sql } from '../db/client.js';
+import { deadlineOf, type Sql } from '../db/client.js';
+import { withDeadline } from '../db/deadline.js';
+import type { JobStatus } from '../db/job-health.js';
 import { UnavailableError } from '../http/errors.js';
 
-const HEALTH_TIMEOUT_MS = 2000;
-
-export function registerHealth(router: Router, deps: { sql: Sql }): void {
+/**
+ * `GET /health` (seed 003): 200 {"status":"ok"} when the database answers; 503 when it
+ * does not. A background job that keeps failing (refresh, partition maintenance) turns
+ * the answer into 200 {"status":"degraded","jobs":[...]} until it recovers: the
+ * service still takes and answers requests, but someone should look.
+ */
+export function registerHealth(router: Router, deps: { sql: Sql; jobs: () => JobStatus[] }): void {
   router.get('/health', async (ctx) => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error('timed out')), HEALTH_TIMEOUT_MS);
-    });
     try {
-      await Promise.race([deps.sql`select 1 /* health */`, timeout]);
+      await withDeadline(deps.sql`select 1 /* health */`, Math.min(deadlineOf(deps.sql), 2000));
     } catch {
       throw new UnavailableError('database_unavailable', 'the database is unreachable', 1);
-    } finally {
-      clearTimeout(timer);
     }
-    ctx.body = { status: 'ok' };
+    const failing = deps.jobs().filter((j) => !j.ok);
+    ctx.body = failing.length === 0 ? { status: 'ok' } : { status: 'degraded', jobs: failing };
   });
 }

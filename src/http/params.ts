@@ -43,8 +43,15 @@ export const toIsoTimestamp =
     return checked.ms;
   };
 
+/** PostgreSQL text cannot hold U+0000: refused here, not by a failed batch. */
+export const NUL_MESSAGE = 'must not contain NUL (\\u0000) characters';
+export const hasNul = (text: string): boolean => text.includes('\0');
+
 export const textParam = (what: string, maxLength: number) =>
-  single(what).min(1, 'must not be empty').max(maxLength, `must be at most ${maxLength} characters`);
+  single(what)
+    .min(1, 'must not be empty')
+    .max(maxLength, `must be at most ${maxLength} characters`)
+    .refine((text) => !hasNul(text), NUL_MESSAGE);
 
 /** An epoch time in `unit`, inside the accepted event window; returns epoch ms. */
 export const epochParam = (unit: EpochUnit) =>

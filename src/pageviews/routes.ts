@@ -1,6 +1,7 @@
 import type Router from '@koa/router';
 import type { Sql } from '../db/client.js';
 import { readJsonBody } from '../http/body.js';
+import type { ByteBudget } from '../http/budget.js';
 import { parseWith, queryOf } from '../http/validate.js';
 import type { GroupCommitWriter } from '../ingest/writer.js';
 import { floorHour, HOUR_MS } from '../time.js';
@@ -10,15 +11,20 @@ import { PageViewMultiBody, PageViewSingleBody, ReportQuery } from './schemas.js
 const REPORT_HOURS = 24;
 
 /** The page-view API of seed 003, on the site `deps.site`. */
-export function registerPageViews(router: Router, deps: { sql: Sql; writer: GroupCommitWriter; site: string }): void {
+export function registerPageViews(
+  router: Router,
+  deps: { sql: Sql; writer: GroupCommitWriter; site: string; bodyBudget: ByteBudget },
+): void {
   router.post('/page-views/single', async (ctx) => {
-    const body = parseWith(PageViewSingleBody, await readJsonBody(ctx), 'body');
-    await deps.writer.write([{ site: deps.site, timeMs: body.timestamp, kind: 'pageview', userId: null, page: body.page, weight: 1 }]);
+    const body = parseWith(PageViewSingleBody, await readJsonBody(ctx, deps.bodyBudget), 'body');
+    await deps.writer.write([
+      { site: deps.site, timeMs: body.timestamp, kind: 'pageview', userId: null, page: body.page, weight: 1 },
+    ]);
     ctx.body = { success: true };
   });
 
   router.post('/page-views/multi', async (ctx) => {
-    const views = parseWith(PageViewMultiBody, await readJsonBody(ctx), 'body');
+    const views = parseWith(PageViewMultiBody, await readJsonBody(ctx, deps.bodyBudget), 'body');
     // One unit for the writer: the whole request commits in one transaction, or not at all.
     await deps.writer.write(views.map((v) => ({ ...v, site: deps.site })));
     ctx.body = { success: true };

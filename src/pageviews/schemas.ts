@@ -2,7 +2,9 @@ import { z } from 'zod';
 import {
   checkIsoTimestamp,
   enumParam,
+  hasNul,
   intParam,
+  NUL_MESSAGE,
   isoTimestampParam,
   stringOr,
   textParam,
@@ -15,14 +17,21 @@ const PAGE_MAX_CHARS = 2048;
 const COUNT_MAX = 2_147_483_647;
 
 const pageProblem = (page: string): string | null =>
-  page.length === 0 ? 'must not be empty' : page.length > PAGE_MAX_CHARS ? `must be at most ${PAGE_MAX_CHARS} characters` : null;
+  page.length === 0
+    ? 'must not be empty'
+    : page.length > PAGE_MAX_CHARS
+      ? `must be at most ${PAGE_MAX_CHARS} characters`
+      : hasNul(page)
+        ? NUL_MESSAGE
+        : null;
 
 /** `POST /page-views/single` `{"page": "...", "timestamp": "<ISO 8601>"}` (seed 003). */
 export const PageViewSingleBody = z.object(
   {
     page: stringOr('must be a string')
       .min(1, 'must not be empty')
-      .max(PAGE_MAX_CHARS, `must be at most ${PAGE_MAX_CHARS} characters`),
+      .max(PAGE_MAX_CHARS, `must be at most ${PAGE_MAX_CHARS} characters`)
+      .refine((page) => !hasNul(page), NUL_MESSAGE),
     timestamp: stringOr('must be an ISO 8601 date-time string').transform(toIsoTimestamp()),
   },
   { error: 'must be a JSON object {"page": "...", "timestamp": "<ISO 8601>"}' },
@@ -40,6 +49,9 @@ export const PageViewMultiBody = z
   })
   .transform((body, ctx): Omit<EventRow, 'site'>[] => {
     const rows: Omit<EventRow, 'site'>[] = [];
+    if (Object.values(body).every((times) => Object.keys(times).length === 0)) {
+      ctx.addIssue({ code: 'custom', message: 'has no page views: send {"<page>": {"<time>": count}} with at least one time' });
+    }
     for (const [page, times] of Object.entries(body)) {
       const badPage = pageProblem(page);
       if (badPage) ctx.addIssue({ code: 'custom', path: [page], message: `page name ${badPage}` });

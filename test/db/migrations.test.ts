@@ -7,7 +7,14 @@ import { migrate, MIGRATIONS_DIR } from '../../src/db/migrate.js';
 import type { StorageMode } from '../../src/db/storage.js';
 import { silentLogger } from '../../src/log.js';
 import { startTestApp } from '../helpers/app.js';
-import { createEmptyDatabase, createTestDatabase, describeEachMode, first, modeAvailable, type TestDatabase } from '../helpers/db.js';
+import {
+  createEmptyDatabase,
+  createTestDatabase,
+  describeEachMode,
+  first,
+  modeAvailable,
+  type TestDatabase,
+} from '../helpers/db.js';
 import { daysAgo, hoursAgo, isoDate } from '../helpers/time.js';
 
 /**

@@ -114,7 +114,9 @@ describe.skipIf(!modeAvailable('timescaledb'))('continuous aggregate refresher, 
     await db.sql`select drop_chunks('events_minutely', older_than => now() - interval '60 days')`;
     for (const agg of ['events_10m_cagg', 'events_hourly_cagg', 'totals_10m_cagg', 'totals_hourly_cagg'])
       await db.sql`select drop_chunks(${agg}::regclass, older_than => now() - interval '60 days')`;
-    expect(first(await db.sql`select count(*)::int as n from events_minutely where bucket < now() - interval '60 days'`).n).toBe(0);
+    expect(first(await db.sql`select count(*)::int as n from events_minutely where bucket < now() - interval '60 days'`).n).toBe(
+      0,
+    );
     await insertEvents(db.sql, [event(daysAgo(2), 'another mark')]);
     await pass();
     await db.sql`call refresh_continuous_aggregate('totals_daily_cagg', now() - interval '60 days', ${new Date(today())}::timestamptz)`;

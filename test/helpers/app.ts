@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
 import supertest from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
 import { createApp } from '../../src/app.js';
+import { ByteBudget } from '../../src/http/budget.js';
 import type { StorageMode } from '../../src/db/storage.js';
 import { insertEvents } from '../../src/ingest/writer.js';
 import { createLogger, silentLogger } from '../../src/log.js';
@@ -56,7 +57,15 @@ export async function startTestApp(
   // TEST_LOG_LEVEL=debug shows what the runtime does (refreshes, flushes) while a test runs.
   const log = process.env.TEST_LOG_LEVEL ? createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'info') : silentLogger;
   const runtime = await startRuntime(db.sql, db.url, { ...testRuntimeConfig, ...overrides }, log);
-  const app = createApp({ sql: db.sql, writer: runtime.writer, site: TEST_SITE, retryAfterSeconds: 1, log: silentLogger });
+  const app = createApp({
+    sql: db.sql,
+    writer: runtime.writer,
+    site: TEST_SITE,
+    retryAfterSeconds: 1,
+    jobs: runtime.jobs,
+    bodyBudget: new ByteBudget(64 * 1024 * 1024, 5000, 1),
+    log: silentLogger,
+  });
   return {
     db,
     runtime,

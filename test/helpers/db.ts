@@ -55,8 +55,10 @@ async function openDatabase(name: string, mode: StorageMode | undefined, templat
             truncate events, events_minutely, headcount_stale_hours, events_10m_cagg, events_hourly_cagg,
               events_daily_cagg, totals_10m_cagg, totals_hourly_cagg, totals_daily_cagg
           `;
-          // As a fresh database: the next refresher pass materializes from scratch.
-          await tx`update headcount_refresh_state set through = '-infinity', materialized_through = '-infinity'`;
+          // The next refresher pass materializes from scratch. "through" stays where it
+          // is, as the watermarks do (truncating does not lower them): writes below it
+          // must go on marking their hours.
+          await tx`update headcount_refresh_state set materialized_through = '-infinity'`;
         } else await tx`truncate events, events_minutely, events_hourly, events_daily, totals_hourly, totals_daily`;
       });
     },

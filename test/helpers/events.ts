@@ -22,7 +22,14 @@ export function mixedEvents(count: number, days: number, seed = 42): EventRow[] 
     const kind = kinds[Math.floor(rand() * kinds.length)]!;
     const timeMs = now - 60_000 - Math.floor(rand() * days * DAY_MS);
     return kind === 'pageview'
-      ? { site: 'default', timeMs, kind, userId: null, page: `/page/${Math.floor(rand() * 5)}`, weight: 1 + Math.floor(rand() * 9) }
+      ? {
+          site: 'default',
+          timeMs,
+          kind,
+          userId: null,
+          page: `/page/${Math.floor(rand() * 5)}`,
+          weight: 1 + Math.floor(rand() * 9),
+        }
       : { site: 'default', timeMs, kind, userId: `user-${Math.floor(rand() * count * 0.6)}`, page: '', weight: 1 };
   });
 }

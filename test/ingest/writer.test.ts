@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
+import { ByteBudget } from '../../src/http/budget.js';
 import { createSql } from '../../src/db/client.js';
 import { freePort } from '../../src/db/local-cluster.js';
 import { DatabaseUnavailable } from '../../src/db/errors.js';
@@ -18,7 +19,14 @@ const options: WriterOptions = {
   maxQueueBytes: 64 * 1024 * 1024,
   deadlineMs: 1500,
 };
-const row = (userId: string, kind = 'collect'): EventRow => ({ site: 'default', timeMs: Date.now(), kind, userId, page: '', weight: 1 });
+const row = (userId: string, kind = 'collect'): EventRow => ({
+  site: 'default',
+  timeMs: Date.now(),
+  kind,
+  userId,
+  page: '',
+  weight: 1,
+});
 
 // The writer does not depend on the storage mode; postgres mode is always available.
 describe('group-commit writer', () => {
@@ -136,10 +144,7 @@ describe('group-commit writer', () => {
     // A timer that fires with nothing queued (the rows went with an earlier flush).
     const other = new GroupCommitWriter(db.sql, { ...options, flushDelayMs: 30, maxInflightFlushes: 1 }, silentLogger);
     await Promise.all([other.write([row('y')]), other.write([row('z')])]);
-    await Promise.race([
-      other.close(),
-      new Promise((_, reject) => setTimeout(() => reject(new Error('close() hung')), 2000)),
-    ]);
+    await Promise.race([other.close(), new Promise((_, reject) => setTimeout(() => reject(new Error('close() hung')), 2000))]);
     expect(await stored()).toBe(3);
   });
 
@@ -157,7 +162,17 @@ describe('group-commit writer', () => {
   it('turns a full queue into 503 + Retry-After over HTTP', async () => {
     // The first flush waits a second: the queue holds five rows and the rest are refused.
     const writer = new GroupCommitWriter(db.sql, { ...options, maxQueueRows: 5, flushDelayMs: 1000 }, silentLogger);
-    const http = supertest(createApp({ sql: db.sql, writer, site: 'default', retryAfterSeconds: 2, log: silentLogger }).callback());
+    const http = supertest(
+      createApp({
+        sql: db.sql,
+        writer,
+        site: 'default',
+        retryAfterSeconds: 2,
+        jobs: () => [],
+        bodyBudget: new ByteBudget(64 * 1024 * 1024, 5000, 1),
+        log: silentLogger,
+      }).callback(),
+    );
     const responses = await Promise.all(Array.from({ length: 40 }, (_, i) => http.get('/collect').query({ cid: `c${i}` })));
     const refused = responses.filter((r) => r.status === 503);
     const ok = responses.filter((r) => r.status === 200);

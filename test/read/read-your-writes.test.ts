@@ -40,8 +40,7 @@ describeEachMode('read-your-writes across instances', (mode) => {
     Number((await app.http.get('/monthly_uniques').query({ d: isoDate(dayMs) })).text);
   const click = (app: TestApp, user: string, atMs: number) =>
     app.http.post('/analytics').query({ timestamp: atMs, user, event: 'click' });
-  const analytics = async (app: TestApp, atMs: number) =>
-    (await app.http.get('/analytics').query({ timestamp: atMs })).text;
+  const analytics = async (app: TestApp, atMs: number) => (await app.http.get('/analytics').query({ timestamp: atMs })).text;
   const report = async (app: TestApp, page: string, nowMs: number) =>
     (await app.http.get('/report').query({ page, now: new Date(nowMs).toISOString() })).body.data as { h: number; v: number }[];
 
