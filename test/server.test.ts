@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -6,47 +6,13 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../src/db/local-cluster.js';
 import { createTestDatabase, first } from './helpers/db.js';
-
-/** The built service (`npm test` builds dist/ first), as `npm start` runs it. */
-const SERVER = path.resolve('dist/server.js');
-
-interface Running {
-  child: ChildProcess;
-  port: number;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-async function startServer(env: Record<string, string>): Promise<Running> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [SERVER], {
-    env: { PATH: process.env.PATH, PORT: String(port), LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 60_000;
-  while (!output.includes('headcount listening')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { child, port, output: () => output, exited };
-}
+import { request, SERVER, startServer } from './helpers/server.js';
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-function get(port: number, pathAndQuery: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: pathAndQuery, agent }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on('error', reject);
-  });
-}
+const get = async (port: number, pathAndQuery: string) => {
+  const { status, body } = await request(agent, port, 'GET', pathAndQuery);
+  return { status, body };
+};
 
 describe('the service process', () => {
   const cleanup: (() => Promise<void>)[] = [];
@@ -55,11 +21,12 @@ describe('the service process', () => {
     for (const fn of cleanup.reverse()) await fn();
   });
 
-  it('runs on a managed local database that it creates once and that survives a restart', async () => {
+  it('runs on a managed local database that it creates once and that survives a restart, in a folder with a space', async () => {
     const parent = await fs.mkdtemp(path.join(os.tmpdir(), 'headcount-managed-'));
     await fs.chmod(parent, 0o755); // the postgres system user must reach the data folder
     cleanup.push(() => fs.rm(parent, { recursive: true, force: true }));
-    const env = { LOCAL_PG_DATA_DIR: path.join(parent, 'pg'), LOCAL_PG_PORT: String(await freePort()) };
+    await fs.mkdir(path.join(parent, 'my data'), { mode: 0o755 });
+    const env = { LOCAL_PG_DATA_DIR: path.join(parent, 'my data', 'pg'), LOCAL_PG_PORT: String(await freePort()) };
 
     const first = await startServer(env);
     expect(first.output()).toContain('creating a local PostgreSQL cluster');
@@ -72,6 +39,7 @@ describe('the service process', () => {
     expect(await get(second.port, '/daily_uniques')).toEqual({ status: 200, body: '3\n' });
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
+    await fs.rm(env.LOCAL_PG_DATA_DIR, { recursive: true, force: true }); // stopped by the service
   });
 
   it('on SIGTERM answers what it accepted, stores all it acknowledged, and exits 0', async () => {

@@ -25,6 +25,10 @@ export interface LocalCluster {
   readonly timescaledb: boolean;
   /** Stops the server if this process started it; removes a throwaway cluster's files. */
   stop(): Promise<void>;
+  /** Stops the server at once, as a crash would (pg_ctl stop -m immediate): for fault tests. */
+  crash(): Promise<void>;
+  /** Starts the server again after crash(). */
+  restart(): Promise<void>;
 }
 
 export interface LocalClusterOptions {
@@ -224,30 +228,26 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const creds = JSON.parse(await fs.readFile(credentialsFile(dataDir), 'utf8')) as Credentials;
 
   // Unix-domain sockets cost far less per round trip than loopback TCP; their path
-  // (dir + /.s.PGSQL.<port>) must fit in 107 bytes.
-  const socketUsable = dataDir.length < 90;
+  // (dir + /.s.PGSQL.<port>) must fit in 107 bytes, and a folder name with a space or a
+  // comma would need list quoting in unix_socket_directories: TCP then.
+  const socketUsable = dataDir.length < 90 && !/[\s,"'\\]/.test(dataDir);
   let startedHere = false;
   let listenPort = port;
-  if (await isRunning(pg, dataDir)) {
-    // Its 4th line is the port the running server listens on, whatever we were asked for.
-    const pid = await fs.readFile(path.join(dataDir, 'postmaster.pid'), 'utf8');
-    listenPort = Number(pid.split('\n')[3]) || port;
-    log.info('local PostgreSQL cluster already running', { dataDir, port: listenPort });
-  } else {
-    const settings: Record<string, string> = {
-      listen_addresses: '127.0.0.1',
-      port: String(port),
-      // The socket lives in the data folder: no system folder to own, no clash between clusters.
-      unix_socket_directories: socketUsable ? dataDir : '',
-      ...(pg.timescaledb
-        ? { shared_preload_libraries: 'timescaledb', 'timescaledb.telemetry_level': 'off', ...opts.timescaledbSettings }
-        : {}),
-      ...opts.settings,
-    };
-    const serverArgs = Object.entries(settings)
-      .map(([k, v]) => `-c ${k}=${v === '' ? "''" : v}`)
-      .join(' ');
-    log.info('starting local PostgreSQL cluster', { dataDir, port, timescaledb: pg.timescaledb });
+  const settings: Record<string, string> = {
+    listen_addresses: '127.0.0.1',
+    port: String(port),
+    // The socket lives in the data folder: no system folder to own, no clash between clusters.
+    unix_socket_directories: socketUsable ? dataDir : '',
+    ...(pg.timescaledb
+      ? { shared_preload_libraries: 'timescaledb', 'timescaledb.telemetry_level': 'off', ...opts.timescaledbSettings }
+      : {}),
+    ...opts.settings,
+  };
+  // pg_ctl hands -o to the server through a shell: every value goes single-quoted.
+  const serverArgs = Object.entries(settings)
+    .map(([k, v]) => `-c ${k}='${v.replaceAll("'", "'\\''")}'`)
+    .join(' ');
+  const pgCtlStart = async (): Promise<void> => {
     await run(
       path.join(pg.binDir, 'pg_ctl'),
       ['start', '-D', dataDir, '-w', '-t', '120', '-l', path.join(dataDir, 'server.log'), '-o', serverArgs],
@@ -256,6 +256,15 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
       const tail = await fs.readFile(path.join(dataDir, 'server.log'), 'utf8').catch(() => '');
       throw new LocalClusterError(`${(err as Error).message}\n${tail.split('\n').slice(-15).join('\n')}`);
     });
+  };
+  if (await isRunning(pg, dataDir)) {
+    // Its 4th line is the port the running server listens on, whatever we were asked for.
+    const pid = await fs.readFile(path.join(dataDir, 'postmaster.pid'), 'utf8');
+    listenPort = Number(pid.split('\n')[3]) || port;
+    log.info('local PostgreSQL cluster already running', { dataDir, port: listenPort });
+  } else {
+    log.info('starting local PostgreSQL cluster', { dataDir, port, timescaledb: pg.timescaledb });
+    await pgCtlStart();
     startedHere = true;
   }
   const base = `postgres://${ROLE}:${encodeURIComponent(creds.password)}@127.0.0.1:${listenPort}`;
@@ -266,6 +275,10 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     dataDir,
     port: listenPort,
     timescaledb: pg.timescaledb,
+    async crash() {
+      await run(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], { asPostgres: true });
+    },
+    restart: pgCtlStart,
     async stop() {
       if (startedHere) {
         await run(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'fast', '-w'], { asPostgres: true });

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
 import type { StorageModeSetting } from '../config.js';
 import type { Logger } from '../log.js';
+import { createSql } from './client.js';
 
 /** `migrations/` of the project, whether this file runs from src/ or from dist/. */
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'migrations');
@@ -18,14 +19,46 @@ export interface MigrateOptions {
   log: Logger;
 }
 
+/**
+ * v0.1.0's migration reads current_setting('shared_preload_libraries'), which only a
+ * superuser or a member of pg_read_all_settings may: managed PostgreSQL services give
+ * neither to the database's owner. For such a role, a function of that name in a schema
+ * of ours, searched before pg_catalog, answers '' for it instead (TimescaleDB then
+ * counts as not preloaded: postgres mode). A shipped migration is never edited, so the
+ * fix lives here. Returns the search_path to migrate with, if one is needed.
+ */
+async function settingsShim(databaseUrl: string): Promise<string | undefined> {
+  const sql = createSql(databaseUrl, { max: 1, applicationName: 'headcount-migrate' });
+  try {
+    const [row]: [{ readable: boolean }?] = await sql`
+      select pg_has_role(current_user, 'pg_read_all_settings', 'member')
+        or (select rolsuper from pg_roles where rolname = current_user) as readable
+    `;
+    if (row?.readable) return undefined;
+    await sql.unsafe(`
+      create schema if not exists headcount_compat;
+      create or replace function headcount_compat.current_setting(name text) returns text
+      language sql stable as $$
+        select case when name = 'shared_preload_libraries' then '' else pg_catalog.current_setting(name) end
+      $$;
+    `);
+    return 'public,headcount_compat,pg_catalog';
+  } finally {
+    await sql.end();
+  }
+}
+
 export async function migrate(opts: MigrateOptions): Promise<string[]> {
   const direction = opts.direction ?? 'up';
+  const searchPath = await settingsShim(opts.databaseUrl);
   const ran = await runner({
     // Settings reach the migrations as session settings they read with current_setting:
     // headcount.storage_mode, headcount.default_site (both validated by the config).
     databaseUrl: {
       connectionString: opts.databaseUrl,
-      options: `-c headcount.storage_mode=${opts.storageMode} -c headcount.default_site=${opts.defaultSite ?? 'default'}`,
+      options:
+        `-c headcount.storage_mode=${opts.storageMode} -c headcount.default_site=${opts.defaultSite ?? 'default'}` +
+        (searchPath ? ` -c search_path=${searchPath}` : ''),
     },
     dir: MIGRATIONS_DIR,
     migrationsTable: 'pgmigrations',

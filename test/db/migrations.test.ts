@@ -14,6 +14,7 @@ import {
   first,
   modeAvailable,
   type TestDatabase,
+  withAdmin,
 } from '../helpers/db.js';
 import { daysAgo, hoursAgo, isoDate } from '../helpers/time.js';
 
@@ -272,6 +273,29 @@ describeEachMode('upgrade from v0.1.0', (mode: StorageMode) => {
       expect(await usersOn()).toBe(before + 1);
     } finally {
       await t.close();
+    }
+  });
+});
+
+describe('migrations by a database owner that is no superuser (managed PostgreSQL)', () => {
+  it('migrates in postgres mode without reading superuser-only settings', async () => {
+    const db = await createEmptyDatabase();
+    const role = `owner_${Math.random().toString(36).slice(2, 8)}`;
+    const name = new URL(db.url).pathname.slice(1);
+    try {
+      // What a managed service's admin does: a login role that owns the database, and hll.
+      await db.sql.unsafe(`create role ${role} login password 'secret'; alter database ${name} owner to ${role};`);
+      await db.sql`create extension hll`;
+      await db.sql.unsafe(`alter schema public owner to ${role}`);
+      const url = new URL(db.url);
+      url.username = role;
+      url.password = 'secret';
+      const ran = await migrate({ databaseUrl: url.toString(), storageMode: 'auto', log: silentLogger });
+      expect(ran).toEqual(['1763870400000_storage', '1795449600000_sites_and_fresh_reads']);
+      expect(first(await db.sql`select storage_mode from headcount_settings`).storage_mode).toBe('postgres');
+    } finally {
+      await db.drop();
+      await withAdmin((admin) => admin.unsafe(`drop role if exists ${role}`));
     }
   });
 });

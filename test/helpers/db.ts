@@ -23,6 +23,16 @@ export function databaseUrl(name: string): string {
   return url.toString();
 }
 
+/** Runs `fn` with a connection to the server's maintenance database (CREATE/DROP ROLE, DATABASE). */
+export async function withAdmin<T>(fn: (admin: Sql) => Promise<T>): Promise<T> {
+  const admin = createSql(inject('databaseServer').adminUrl, { max: 1 });
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.end();
+  }
+}
+
 /** A fresh, migrated database of its own (a copy of the mode's template). */
 export const createTestDatabase = (mode: StorageMode): Promise<TestDatabase> =>
   openDatabase(`headcount_test_${mode}_${randomBytes(4).toString('hex')}`, mode, `headcount_template_${mode}`);
