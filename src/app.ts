@@ -5,8 +5,12 @@ import { registerCollect } from './collect/routes.js';
 import type { Sql } from './db/client.js';
 import { registerHealth } from './health/routes.js';
 import { errorEnvelope } from './http/middleware.js';
+import { requestLog } from './http/request-log.js';
 import type { GroupCommitWriter } from './ingest/writer.js';
 import type { Logger } from './log.js';
+import { Metrics } from './ops/metrics.js';
+import { Readiness, registerOps } from './ops/probes.js';
+import { Rejections } from './ops/rejections.js';
 import { registerPageViews } from './pageviews/routes.js';
 
 export interface AppDeps {
@@ -15,18 +19,29 @@ export interface AppDeps {
   /** The site of the seed APIs (DEFAULT_SITE). */
   site: string;
   log: Logger;
+  /** Default: a registry of its own, without process metrics. */
+  metrics?: Metrics;
+  /** Default: never draining, no background job reported. */
+  readiness?: Readiness;
+  /** One access log line per request (LOG_REQUESTS). */
+  logRequests?: boolean;
 }
 
 /** The HTTP application: middleware order and routes. Never listens; no side effects. */
 export function createApp(deps: AppDeps): Koa {
+  const metrics = deps.metrics ?? new Metrics();
+  const readiness = deps.readiness ?? new Readiness();
   const app = new Koa();
-  app.use(errorEnvelope(deps.log));
+  app.use(requestLog(deps.log, { accessLog: deps.logRequests ?? false }));
+  app.use(metrics.http());
+  app.use(errorEnvelope(new Rejections(metrics, deps.log)));
 
   const router = new Router();
   registerCollect(router, deps);
   registerAnalytics(router, deps);
   registerPageViews(router, deps);
   registerHealth(router, deps);
+  registerOps(router, { sql: deps.sql, metrics, readiness });
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

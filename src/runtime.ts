@@ -5,6 +5,8 @@ import { AggregateRefresher } from './db/refresher.js';
 import { readStorageMode, type StorageMode } from './db/storage.js';
 import { GroupCommitWriter } from './ingest/writer.js';
 import type { Logger } from './log.js';
+import { Metrics } from './ops/metrics.js';
+import { Readiness } from './ops/probes.js';
 
 /**
  * The moving parts behind the HTTP app, wired for the database's storage mode: the
@@ -18,6 +20,9 @@ export interface Runtime {
   refresher: AggregateRefresher | undefined;
   /** postgres mode only. */
   partitions: PartitionMaintainer | undefined;
+  /** What the writer and the background jobs report, for /metrics and /readyz. */
+  metrics: Metrics;
+  readiness: Readiness;
   /** Flushes what is queued and stops the background work; the pool stays open. */
   stop(): Promise<void>;
 }
@@ -31,13 +36,34 @@ export type RuntimeConfig = Pick<
  * `databaseUrl` opens the refresher's own connection: its lock is a session lock, and
  * its passes must not wait behind the pool.
  */
-export async function startRuntime(sql: Sql, databaseUrl: string, config: RuntimeConfig, log: Logger): Promise<Runtime> {
+export async function startRuntime(
+  sql: Sql,
+  databaseUrl: string,
+  config: RuntimeConfig,
+  log: Logger,
+  ops: { metrics: Metrics; readiness: Readiness } = { metrics: new Metrics(), readiness: new Readiness() },
+): Promise<Runtime> {
+  const { metrics, readiness } = ops;
   const mode = await readStorageMode(sql);
   await applySketchRetention(sql, mode, config.sketchRetentionDays);
-  const refresherSql = mode === 'timescaledb' ? createSql(databaseUrl, { max: 1, applicationName: 'headcount-refresher' }) : undefined;
-  const refresher = refresherSql ? new AggregateRefresher(refresherSql, config.refreshIntervalMs, log) : undefined;
-  const partitions = mode === 'postgres' ? new PartitionMaintainer(sql, config.partitionMaintenanceIntervalMs, log) : undefined;
-  const writer = new GroupCommitWriter(sql, config.ingest, log);
+  const refresherSql =
+    mode === 'timescaledb' ? createSql(databaseUrl, { max: 1, applicationName: 'headcount-refresher' }) : undefined;
+  const refresher = refresherSql
+    ? new AggregateRefresher(refresherSql, config.refreshIntervalMs, log, (pass) => {
+        metrics.refreshed(pass);
+        readiness.jobFinished('aggregate refresher', pass.error !== undefined);
+      })
+    : undefined;
+  if (refresher) metrics.watchRefresher();
+  const partitions =
+    mode === 'postgres'
+      ? new PartitionMaintainer(sql, config.partitionMaintenanceIntervalMs, log, (run) => {
+          metrics.partitionsMaintained(run);
+          readiness.jobFinished('partition maintenance', run.error !== undefined);
+        })
+      : undefined;
+  const writer = new GroupCommitWriter(sql, config.ingest, log, undefined, metrics.flushed);
+  metrics.watchWriter(writer);
   refresher?.start();
   await partitions?.start();
   return {
@@ -45,6 +71,8 @@ export async function startRuntime(sql: Sql, databaseUrl: string, config: Runtim
     writer,
     refresher,
     partitions,
+    metrics,
+    readiness,
     async stop() {
       await writer.close();
       partitions?.stop();

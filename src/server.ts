@@ -3,9 +3,12 @@ import type { Server, ServerResponse } from 'node:http';
 import { createApp } from './app.js';
 import { type Config, ConfigError, loadConfig, loadDotEnv } from './config.js';
 import { createSql } from './db/client.js';
+import { waitForDatabase } from './db/connect.js';
 import { type LocalCluster, startLocalCluster } from './db/local-cluster.js';
 import { migrate } from './db/migrate.js';
 import { createLogger, type Logger } from './log.js';
+import { Metrics, serveClusterMetrics } from './ops/metrics.js';
+import { Readiness } from './ops/probes.js';
 import { startRuntime } from './runtime.js';
 
 /** How the primary hands the database URL (maybe of its managed cluster) to its workers. */
@@ -40,8 +43,9 @@ async function main(): Promise<void> {
       log,
     });
     databaseUrl = local.url;
-  }
-  if (config.migrateOnStart) await migrate({ databaseUrl, storageMode: config.storageMode, defaultSite: config.defaultSite, log });
+  } else await waitForDatabase(databaseUrl, config.databaseConnectTimeoutMs, log);
+  if (config.migrateOnStart)
+    await migrate({ databaseUrl, storageMode: config.storageMode, defaultSite: config.defaultSite, log });
   const description = local ? `local cluster in ${local.dataDir} (port ${local.port})` : 'DATABASE_URL';
   const stopDatabase = async (): Promise<void> => {
     await local?.stop();
@@ -65,16 +69,19 @@ async function serve(
   description?: string,
 ): Promise<void> {
   const sql = createSql(databaseUrl, { max: config.databasePoolMax });
-  const runtime = await startRuntime(sql, databaseUrl, config, log);
-  const app = createApp({ sql, writer: runtime.writer, site: config.defaultSite, log });
+  const metrics = new Metrics({ processMetrics: true, worker: cluster.worker?.id });
+  const runtime = await startRuntime(sql, databaseUrl, config, log, { metrics, readiness: new Readiness() });
+  const { writer, readiness } = runtime;
+  const app = createApp({ sql, writer, metrics, readiness, site: config.defaultSite, log, logRequests: config.logRequests });
   const server = app.listen(config.port, config.host);
   // Longer than common load balancers' idle timeouts, so they close first.
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
-  if (description) log.info('headcount listening', { url: listenUrl(config), storageMode: runtime.mode, database: description });
+  if (description) log.info({ url: listenUrl(config), storageMode: runtime.mode, database: description }, 'headcount listening');
 
   onSignals(log, async (signal) => {
-    log.info('shutting down: no new connections; flushing queued events', { signal });
+    runtime.readiness.draining = true;
+    log.info({ signal }, 'shutting down: no new connections; flushing queued events');
     const force = setTimeout(() => {
       log.warn('shutdown timeout: closing remaining connections');
       server.closeAllConnections();
@@ -82,7 +89,7 @@ async function serve(
     force.unref();
     await closeServer(server);
     await runtime.stop();
-    log.info('ingest totals', { ...runtime.writer.stats });
+    log.info({ ...runtime.writer.stats }, 'ingest totals');
     await sql.end({ timeout: 5 });
     clearTimeout(force);
     await afterStop();
@@ -102,24 +109,25 @@ async function supervise(
   description: string,
 ): Promise<void> {
   let stopping = false;
+  serveClusterMetrics();
   const fork = (): Promise<void> =>
     new Promise((resolve, reject) => {
       const worker = cluster.fork({ [WORKER_DATABASE_URL]: databaseUrl });
       worker.once('listening', () => resolve());
       worker.once('exit', (code) => {
         if (stopping) return;
-        log.error('worker exited; starting another', { worker: worker.id, code });
+        log.error({ worker: worker.id, code }, 'worker exited; starting another');
         reject(new Error(`worker ${worker.id} exited with ${code} before listening`));
-        setTimeout(() => void fork().catch((err: unknown) => log.error('restarting a worker failed', { err })), 1000);
+        setTimeout(() => void fork().catch((err: unknown) => log.error({ err }, 'restarting a worker failed')), 1000);
       });
     });
   await Promise.all(Array.from({ length: config.workers }, fork));
-  log.info('headcount listening', { url: listenUrl(config), workers: config.workers, database: description });
+  log.info({ url: listenUrl(config), workers: config.workers, database: description }, 'headcount listening');
 
   onSignals(log, async (signal) => {
     stopping = true;
     const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
-    log.info('shutting down workers', { signal, workers: workers.length });
+    log.info({ signal, workers: workers.length }, 'shutting down workers');
     await Promise.all(
       workers.map(
         (w) =>
@@ -142,7 +150,7 @@ function onSignals(log: Logger, stop: (signal: string) => Promise<void>): void {
     stop(signal).then(
       () => process.exit(0),
       (err: unknown) => {
-        log.error('shutdown failed', { err });
+        log.error({ err }, 'shutdown failed');
         process.exit(1);
       },
     );
@@ -171,6 +179,6 @@ function closeServer(server: Server): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  createLogger('info').error('headcount failed to start', { err });
+  createLogger('info').error({ err }, 'headcount failed to start');
   process.exit(1);
 });

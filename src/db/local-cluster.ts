@@ -105,7 +105,7 @@ export async function findPostgres(binDir?: string): Promise<PgInstallation> {
 const canApt = (): boolean => isRoot() && existsSync('/usr/bin/apt-get');
 
 async function aptInstall(pkg: string, log: Logger): Promise<void> {
-  log.info('installing a system package', { package: pkg });
+  log.info({ package: pkg }, 'installing a system package');
   try {
     await run('apt-get', ['install', '-y', '-q', pkg]);
   } catch {
@@ -169,7 +169,7 @@ function credentialsFile(dataDir: string): string {
 }
 
 async function initCluster(pg: PgInstallation, dataDir: string, log: Logger): Promise<void> {
-  log.info('creating a local PostgreSQL cluster', { dataDir, version: pg.major });
+  log.info({ dataDir, version: pg.major }, 'creating a local PostgreSQL cluster');
   await fs.mkdir(path.dirname(dataDir), { recursive: true });
   await ensureOwnedByPostgres(dataDir);
   const password = randomBytes(18).toString('base64url');
@@ -232,7 +232,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     // Its 4th line is the port the running server listens on, whatever we were asked for.
     const pid = await fs.readFile(path.join(dataDir, 'postmaster.pid'), 'utf8');
     listenPort = Number(pid.split('\n')[3]) || port;
-    log.info('local PostgreSQL cluster already running', { dataDir, port: listenPort });
+    log.info({ dataDir, port: listenPort }, 'local PostgreSQL cluster already running');
   } else {
     const settings: Record<string, string> = {
       listen_addresses: '127.0.0.1',
@@ -247,7 +247,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     const serverArgs = Object.entries(settings)
       .map(([k, v]) => `-c ${k}=${v === '' ? "''" : v}`)
       .join(' ');
-    log.info('starting local PostgreSQL cluster', { dataDir, port, timescaledb: pg.timescaledb });
+    log.info({ dataDir, port, timescaledb: pg.timescaledb }, 'starting local PostgreSQL cluster');
     await run(
       path.join(pg.binDir, 'pg_ctl'),
       ['start', '-D', dataDir, '-w', '-t', '120', '-l', path.join(dataDir, 'server.log'), '-o', serverArgs],

@@ -136,7 +136,14 @@ async function refresh(sql: Sql, aggregate: string, startMs: number | null, endM
       ${new Date(endMs)}::timestamptz
     )
   `;
-  log?.debug('refreshed', { aggregate, ms: Math.round(performance.now() - started) });
+  log?.debug({ aggregate, ms: Math.round(performance.now() - started) }, 'refreshed');
+}
+
+/** What a pass did, for metrics and readiness: its result, or the error it failed with. */
+export interface RefreshPass {
+  durationMs: number;
+  result?: RefreshResult;
+  error?: unknown;
 }
 
 /**
@@ -151,6 +158,7 @@ export class AggregateRefresher {
     private readonly sql: Sql,
     private readonly intervalMs: number,
     private readonly log: Logger,
+    private readonly onPass: (pass: RefreshPass) => void = () => {},
   ) {}
 
   start(): void {
@@ -173,12 +181,17 @@ export class AggregateRefresher {
 
   private tick(): Promise<void> {
     if (this.running) return this.running;
+    const started = performance.now();
     this.running = refreshAggregates(this.sql, this.log)
       .then(
         (result) => {
-          if (result.marksCleared > 0) this.log.debug('refreshed stale hours', { ...result });
+          if (result.marksCleared > 0) this.log.debug({ ...result }, 'refreshed stale hours');
+          this.onPass({ durationMs: performance.now() - started, result });
         },
-        (err: unknown) => this.log.warn('refreshing continuous aggregates failed; will retry', { err }),
+        (err: unknown) => {
+          this.log.warn({ err }, 'refreshing continuous aggregates failed; will retry');
+          this.onPass({ durationMs: performance.now() - started, error: err });
+        },
       )
       .finally(() => (this.running = undefined));
     return this.running;

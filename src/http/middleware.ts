@@ -1,6 +1,6 @@
 import type Koa from 'koa';
 import { isRetryableDbError } from '../db/errors.js';
-import type { Logger } from '../log.js';
+import type { Rejections } from '../ops/rejections.js';
 import { HttpError, UnavailableError } from './errors.js';
 
 /** Errors thrown by koa itself and by @koa/router carry a status and an expose flag. */
@@ -29,19 +29,22 @@ function toHttpError(err: unknown): HttpError {
 }
 
 /**
- * First in the chain: every error leaves as { error: { code, message, details? } }.
- * 4xx messages are shown; a 5xx shows a generic message and is logged in full.
+ * First in the chain after the request logger and the metrics (which cannot throw):
+ * every error leaves as { error: { code, message, details? } }. 4xx messages are shown
+ * and counted; a 503 is counted and summarised (see Rejections); any other 5xx shows a
+ * generic message and is logged in full, with the request's id.
  */
-export function errorEnvelope(log: Logger): Koa.Middleware {
+export function errorEnvelope(rejections: Rejections): Koa.Middleware {
   return async (ctx, next) => {
     try {
       await next();
       if (ctx.body == null && ctx.status >= 400) throw emptyStatusError(ctx);
     } catch (err) {
       const httpError = toHttpError(err);
-      if (httpError.status >= 500) {
-        log.error('request failed', { err, method: ctx.method, path: ctx.path, status: httpError.status });
-      }
+      if (httpError.status === 503) rejections.unavailable(httpError.code, err === httpError ? undefined : err);
+      else if (httpError.status >= 500) {
+        ctx.log.error({ err, method: ctx.method, path: ctx.path, status: httpError.status }, 'request failed');
+      } else rejections.invalid();
       ctx.status = httpError.status;
       ctx.set(httpError.headers);
       ctx.body = {

@@ -36,6 +36,14 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+/** What a flush did, for metrics: its rows, its requests, how long it took, whether it committed. */
+export interface FlushOutcome {
+  rows: number;
+  requests: number;
+  durationMs: number;
+  ok: boolean;
+}
+
 export interface WriterStats {
   batches: number;
   rows: number;
@@ -70,6 +78,8 @@ export class GroupCommitWriter {
      * answer cache it clears can never outlive the acknowledgement.
      */
     private readonly onCommitted: (rows: EventRow[]) => void = () => {},
+    /** Told of every flush that committed or failed (metrics). */
+    private readonly onFlushed: (flush: FlushOutcome) => void = () => {},
   ) {}
 
   /** Resolves once `rows` are committed; rejects with an HttpError otherwise. */
@@ -149,6 +159,13 @@ export class GroupCommitWriter {
 
   private async flush(batch: Pending[]): Promise<void> {
     const rows = batch.flatMap((p) => p.rows);
+    const started = performance.now();
+    const outcome = (ok: boolean): FlushOutcome => ({
+      rows: rows.length,
+      requests: batch.length,
+      durationMs: performance.now() - started,
+      ok,
+    });
     try {
       await withRetry(() => insertEvents(this.sql, rows));
     } catch (err) {
@@ -161,7 +178,8 @@ export class GroupCommitWriter {
         return;
       }
       this.stats.failedBatches++;
-      this.log.error('event batch failed', { err, rows: rows.length, requests: batch.length });
+      this.log.error({ err, rows: rows.length, requests: batch.length }, 'event batch failed');
+      this.onFlushed(outcome(false));
       const failure = isRetryableDbError(err)
         ? new UnavailableError('database_unavailable', 'the events could not be stored; retry later', this.opts.retryAfterSeconds)
         : new HttpError(422, 'event_rejected', 'the database refused these events');
@@ -170,6 +188,7 @@ export class GroupCommitWriter {
     }
     this.stats.batches++;
     this.stats.rows += rows.length;
+    this.onFlushed(outcome(true));
     this.onCommitted(rows);
     for (const p of batch) p.resolve();
   }

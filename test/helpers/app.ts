@@ -42,7 +42,8 @@ export async function startTestApp(
   // TEST_LOG_LEVEL=debug shows what the runtime does (refreshes, flushes) while a test runs.
   const log = process.env.TEST_LOG_LEVEL ? createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'info') : silentLogger;
   const runtime = await startRuntime(db.sql, db.url, { ...testRuntimeConfig, ...overrides }, log);
-  const app = createApp({ sql: db.sql, writer: runtime.writer, site: TEST_SITE, log: silentLogger });
+  const { writer, metrics, readiness } = runtime;
+  const app = createApp({ sql: db.sql, writer, metrics, readiness, site: TEST_SITE, log: silentLogger });
   return {
     db,
     runtime,
