@@ -10,8 +10,10 @@ import type { FlushOutcome, GroupCommitWriter } from '../ingest/writer.js';
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
+const REJECTION_REASONS = ['queue_full', 'database_unavailable', 'shutting_down', 'unavailable', 'invalid'] as const;
 /** Why a request was refused (headcount_requests_rejected_total's `reason`). */
-export type RejectionReason = 'queue_full' | 'database_unavailable' | 'shutting_down' | 'unavailable' | 'invalid';
+export type RejectionReason = (typeof REJECTION_REASONS)[number];
+const JOB_OUTCOMES = ['ok', 'failed', 'locked'] as const;
 
 /**
  * The Prometheus registry of one process and every metric headcount keeps. Ingest and
@@ -95,6 +97,9 @@ export class Metrics {
 
   constructor(opts: { processMetrics?: boolean; worker?: number } = {}) {
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry });
+    // Every series from the start, at 0: rate() and alerts see the first refusal or failure.
+    for (const reason of REJECTION_REASONS) this.rejected.inc({ reason }, 0);
+    for (const outcome of JOB_OUTCOMES) this.partitionRuns.inc({ outcome }, 0);
     new Gauge({
       name: 'headcount_info',
       help: 'One series per process serving HTTP: its Node.js version and worker id (0: no cluster)',
