@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Koa from 'koa';
+import pino from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { Logger } from '../log.js';
 
@@ -49,7 +50,12 @@ export function requestLog(log: Logger, opts: { accessLog: boolean }): Koa.Middl
         remoteAddress: req.remoteAddress,
       }),
       res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      err: pino.stdSerializers.errWithCause,
     },
+    // pino-http wraps the serializer of its error key in pino's plain one, which folds a
+    // cause into the message: its own key is `error`, so that `err` keeps the nested
+    // cause chain of src/log.ts (codes included) in ctx.log's lines.
+    customAttributeKeys: { err: 'error' },
   });
   return async (ctx, next) => {
     http(ctx.req, ctx.res);
