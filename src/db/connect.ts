@@ -32,8 +32,9 @@ export async function waitForDatabase(url: string, timeoutMs: number, log: Logge
   };
   try {
     await pRetry(attempt, {
-      // Bounded by maxRetryTime; retry's `retries: Infinity` would build an endless schedule.
-      retries: 10_000,
+      // Bounded by maxRetryTime (which takes 0 for "no limit": hence no retries at 0);
+      // retry's `retries: Infinity` would build an endless schedule.
+      retries: timeoutMs === 0 ? 0 : 10_000,
       minTimeout: 250,
       factor: 2,
       maxTimeout: 5000,
