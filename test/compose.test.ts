@@ -16,7 +16,8 @@ const hasDockerCompose = (() => {
     return false;
   }
 })();
-if (!hasDockerCompose) console.log('docker-compose.yml: not validated, docker-compose is not installed (apt-get install docker-compose)');
+if (!hasDockerCompose)
+  console.log('docker-compose.yml: not validated, docker-compose is not installed (apt-get install docker-compose)');
 
 // The run's summary lists this suite as skipped where docker-compose is absent.
 describe.skipIf(!hasDockerCompose)('docker-compose.yml (docker-compose config)', () => {

@@ -117,7 +117,9 @@ describe('the service process', () => {
       const metrics = await get(server.port, '/metrics');
       expect(metrics.status).toBe(200);
       expect(metrics.body).toContain('headcount_ingest_events_acknowledged_total 50\n');
-      expect(metrics.body).toContain('headcount_http_request_duration_seconds_count{method="GET",route="/collect",status="200"} 50\n');
+      expect(metrics.body).toContain(
+        'headcount_http_request_duration_seconds_count{method="GET",route="/collect",status="200"} 50\n',
+      );
       expect(metrics.body).toMatch(/headcount_info\{node="v[\d.]+",worker="1"\} 1/);
       expect(metrics.body).toMatch(/headcount_info\{node="v[\d.]+",worker="2"\} 1/);
       expect(metrics.body).toContain('process_cpu_user_seconds_total');

@@ -8,6 +8,29 @@ import type { FlushOutcome, GroupCommitWriter } from '../ingest/writer.js';
 
 /** Seconds; requests and flushes take from tens of microseconds to (during trouble) seconds. */
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** What each metric of headcount's own counts (its HELP line). */
+const HELP = {
+  headcount_http_request_duration_seconds:
+    'HTTP requests by method, route (the router pattern; "unmatched" when none) and status',
+  headcount_requests_rejected_total:
+    'Requests refused: queue_full, database_unavailable, shutting_down, unavailable (503); invalid (4xx)',
+  headcount_ingest_queue_rows: 'Event rows waiting for a flush (the queue refuses beyond INGEST_MAX_QUEUE_ROWS)',
+  headcount_ingest_flush_duration_seconds: 'Group-commit flushes, from the insert to its commit, by outcome (ok | failed)',
+  headcount_ingest_batch_rows: 'Event rows per committed flush',
+  headcount_ingest_events_acknowledged_total:
+    'Event rows committed, then acknowledged (a page-view row may stand for several views: its weight)',
+  headcount_ingest_events_failed_total: 'Event rows of flushes that failed (their requests were answered 503 or 422)',
+  headcount_refresh_duration_seconds:
+    'Continuous-aggregate refresh passes (timescaledb mode) by outcome: ok | failed | locked (another instance refreshes)',
+  headcount_refresh_lag_seconds:
+    'Seconds since the last refresh pass this process completed (since start if none); across workers the least',
+  headcount_partition_maintenance_runs_total:
+    'Day-partition maintenance runs (postgres mode) by outcome: ok | failed | locked (another instance maintains)',
+  headcount_partition_maintenance_failures_total: 'Day-partition maintenance runs that failed (postgres mode)',
+  headcount_info: 'One series per process serving HTTP: its Node.js version and worker id (0: no cluster)',
+} as const;
+type MetricName = keyof typeof HELP;
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 const REJECTION_REASONS = ['queue_full', 'database_unavailable', 'shutting_down', 'unavailable', 'invalid'] as const;
@@ -29,68 +52,20 @@ const JOB_OUTCOMES = ['ok', 'failed', 'locked'] as const;
 export class Metrics {
   readonly registry = new Registry();
 
-  private readonly httpDuration = new Histogram({
-    name: 'headcount_http_request_duration_seconds',
-    help: 'HTTP requests by method, route (the router pattern; "unmatched" when none) and status',
-    labelNames: ['method', 'route', 'status'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
-
-  private readonly rejected = new Counter({
-    name: 'headcount_requests_rejected_total',
-    help: 'Requests refused: queue_full, database_unavailable, shutting_down, unavailable (503); invalid (4xx)',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
-
-  private readonly flushDuration = new Histogram({
-    name: 'headcount_ingest_flush_duration_seconds',
-    help: 'Group-commit flushes, from the insert to its commit, by outcome (ok | failed)',
-    labelNames: ['outcome'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
-
+  private readonly httpDuration = this.seconds('headcount_http_request_duration_seconds', ['method', 'route', 'status']);
+  private readonly rejected = this.counter('headcount_requests_rejected_total', ['reason']);
+  private readonly flushDuration = this.seconds('headcount_ingest_flush_duration_seconds', ['outcome']);
   private readonly batchRows = new Histogram({
     name: 'headcount_ingest_batch_rows',
-    help: 'Event rows per committed flush',
+    help: HELP.headcount_ingest_batch_rows,
     buckets: [1, 4, 16, 64, 256, 1024, 4096, 16384],
     registers: [this.registry],
   });
-
-  private readonly acknowledged = new Counter({
-    name: 'headcount_ingest_events_acknowledged_total',
-    help: 'Event rows committed, then acknowledged (a page-view row may stand for several views: its weight)',
-    registers: [this.registry],
-  });
-
-  private readonly failedRows = new Counter({
-    name: 'headcount_ingest_events_failed_total',
-    help: 'Event rows of flushes that failed (their requests were answered 503 or 422)',
-    registers: [this.registry],
-  });
-
-  private readonly refreshDuration = new Histogram({
-    name: 'headcount_refresh_duration_seconds',
-    help: 'Continuous-aggregate refresh passes (timescaledb mode) by outcome: ok | failed | locked (another instance refreshes)',
-    labelNames: ['outcome'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
-
-  private readonly partitionRuns = new Counter({
-    name: 'headcount_partition_maintenance_runs_total',
-    help: 'Day-partition maintenance runs (postgres mode) by outcome: ok | failed | locked (another instance maintains)',
-    labelNames: ['outcome'] as const,
-    registers: [this.registry],
-  });
-
-  private readonly partitionFailures = new Counter({
-    name: 'headcount_partition_maintenance_failures_total',
-    help: 'Day-partition maintenance runs that failed (postgres mode)',
-    registers: [this.registry],
-  });
+  private readonly acknowledged = this.counter('headcount_ingest_events_acknowledged_total');
+  private readonly failedRows = this.counter('headcount_ingest_events_failed_total');
+  private readonly refreshDuration = this.seconds('headcount_refresh_duration_seconds', ['outcome']);
+  private readonly partitionRuns = this.counter('headcount_partition_maintenance_runs_total', ['outcome']);
+  private readonly partitionFailures = this.counter('headcount_partition_maintenance_failures_total');
 
   private lastRefreshOkMs: number | undefined;
   private readonly startedMs = Date.now();
@@ -102,7 +77,7 @@ export class Metrics {
     for (const outcome of JOB_OUTCOMES) this.partitionRuns.inc({ outcome }, 0);
     new Gauge({
       name: 'headcount_info',
-      help: 'One series per process serving HTTP: its Node.js version and worker id (0: no cluster)',
+      help: HELP.headcount_info,
       labelNames: ['node', 'worker'] as const,
       registers: [this.registry],
     }).set({ node: process.version, worker: String(opts.worker ?? 0) }, 1);
@@ -111,6 +86,14 @@ export class Metrics {
       new AggregatorRegistry();
       AggregatorRegistry.setRegistries([this.registry]);
     }
+  }
+
+  private seconds<L extends string>(name: MetricName, labelNames: readonly L[]): Histogram<L> {
+    return new Histogram<L>({ name, help: HELP[name], labelNames, buckets: LATENCY_BUCKETS, registers: [this.registry] });
+  }
+
+  private counter<L extends string = never>(name: MetricName, labelNames: readonly L[] = []): Counter<L> {
+    return new Counter<L>({ name, help: HELP[name], labelNames, registers: [this.registry] });
   }
 
   /** Times each request; put it outside the error middleware, so it sees the final status. */
@@ -144,7 +127,7 @@ export class Metrics {
   watchWriter(writer: Pick<GroupCommitWriter, 'stats'>): void {
     new Gauge({
       name: 'headcount_ingest_queue_rows',
-      help: 'Event rows waiting for a flush (the queue refuses beyond INGEST_MAX_QUEUE_ROWS)',
+      help: HELP.headcount_ingest_queue_rows,
       registers: [this.registry],
       collect() {
         this.set(writer.stats.queuedRows);
@@ -158,7 +141,7 @@ export class Metrics {
     const metrics = this;
     new Gauge({
       name: 'headcount_refresh_lag_seconds',
-      help: 'Seconds since the last refresh pass this process completed (since start if none); across workers the least',
+      help: HELP.headcount_refresh_lag_seconds,
       aggregator: 'min',
       registers: [this.registry],
       collect() {

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { psqlInvocation } from '../../src/db/psql.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { createTestDatabase } from '../helpers/db.js';
 
 describe('npm run psql', () => {
   it('moves the password from the URL to PGPASSWORD, keeping the rest of the URL', () => {
@@ -15,26 +15,20 @@ describe('npm run psql', () => {
     expect(args.join(' ')).not.toContain('p%40ss');
   });
 
-  describe('on DATABASE_URL', () => {
-    let db: TestDatabase;
-    beforeAll(async () => {
-      db = await createTestDatabase('postgres');
-    });
-    afterAll(async () => db?.drop());
-
-    it('opens psql on the configured database, authenticated by the password it was given', async () => {
+  it('opens psql on DATABASE_URL, authenticated by the password it was given', async () => {
+    const db = await createTestDatabase('postgres');
+    try {
       const child = spawn(process.execPath, [path.resolve('dist/cli/psql.js'), '-At', '-c', 'select current_database()'], {
         env: { PATH: process.env.PATH, DATABASE_URL: db.url },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const code = await new Promise((resolve) => child.once('exit', resolve));
-      expect(stderr).toBe('');
-      expect(code).toBe(0);
-      expect(stdout.trim()).toBe(new URL(db.url).pathname.slice(1));
-    });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
+      expect(output.trim()).toBe(new URL(db.url).pathname.slice(1));
+    } finally {
+      await db.drop();
+    }
   });
 });

@@ -7,7 +7,7 @@ import { GroupCommitWriter } from '../../src/ingest/writer.js';
 import { createLogger, silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { Readiness } from '../../src/ops/probes.js';
-import { startTestApp, testRuntimeConfig, type TestApp } from '../helpers/app.js';
+import { startTestApp, testRuntimeConfig, type TestApp, useTestApp } from '../helpers/app.js';
 import { createEmptyDatabase, describeEachMode } from '../helpers/db.js';
 import { tcpProxy, tcpTarget } from '../helpers/tcp-proxy.js';
 
@@ -32,11 +32,7 @@ function sample(text: string, series: string): number | undefined {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describeEachMode('GET /metrics', (mode) => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startTestApp(mode);
-  });
-  afterAll(async () => t?.close());
+  const t = useTestApp(mode, { resetEach: false });
 
   it('counts requests by route pattern and status, flushes, batch sizes and acknowledged events', async () => {
     for (const cid of ['a', 'b', 'c']) expect((await t.http.get('/collect').query({ cid })).status).toBe(200);
@@ -87,9 +83,9 @@ describe('overload', () => {
       createApp({ sql: t.db.sql, writer: t.runtime.writer, metrics: t.runtime.metrics, site: 'default', log }).callback(),
     );
     try {
-      const statuses = (await Promise.all(Array.from({ length: 20 }, (_, i) => http.get('/collect').query({ cid: `u${i}` })))).map(
-        (r) => r.status,
-      );
+      const statuses = (
+        await Promise.all(Array.from({ length: 20 }, (_, i) => http.get('/collect').query({ cid: `u${i}` })))
+      ).map((r) => r.status);
       const refused = statuses.filter((s) => s === 503).length;
       expect(refused).toBeGreaterThanOrEqual(10);
       const text = (await http.get('/metrics')).text;
@@ -153,11 +149,7 @@ describe('request ids and logs', () => {
 });
 
 describe('GET /livez and /readyz', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await startTestApp('postgres');
-  });
-  afterAll(async () => t?.close());
+  const t = useTestApp('postgres', { resetEach: false });
 
   it('answers 200 when migrated, reachable, jobs healthy and not draining', async () => {
     expect((await t.http.get('/livez')).body).toEqual({ status: 'ok' });
@@ -178,14 +170,19 @@ describe('GET /livez and /readyz', () => {
 
   it('answers 503 when a background job failed three runs in a row, and 200 after it succeeds', async () => {
     const readiness = new Readiness();
-    const http = supertest(createApp({ sql: t.db.sql, writer: t.runtime.writer, readiness, site: 'default', log: silentLogger }).callback());
+    const http = supertest(
+      createApp({ sql: t.db.sql, writer: t.runtime.writer, readiness, site: 'default', log: silentLogger }).callback(),
+    );
     readiness.jobFinished('aggregate refresher', true);
     readiness.jobFinished('aggregate refresher', true);
     expect((await http.get('/readyz')).status).toBe(200);
     readiness.jobFinished('aggregate refresher', true);
     const res = await http.get('/readyz');
     expect(res.status).toBe(503);
-    expect(res.body.error).toMatchObject({ code: 'background_job_failing', message: expect.stringMatching(/^aggregate refresher/) });
+    expect(res.body.error).toMatchObject({
+      code: 'background_job_failing',
+      message: expect.stringMatching(/^aggregate refresher/),
+    });
     readiness.jobFinished('aggregate refresher', false);
     expect((await http.get('/readyz')).status).toBe(200);
   });
@@ -194,7 +191,9 @@ describe('GET /livez and /readyz', () => {
     const empty = await createEmptyDatabase();
     try {
       const writer = new GroupCommitWriter(empty.sql, testRuntimeConfig.ingest, silentLogger);
-      const res = await supertest(createApp({ sql: empty.sql, writer, site: 'default', log: silentLogger }).callback()).get('/readyz');
+      const res = await supertest(createApp({ sql: empty.sql, writer, site: 'default', log: silentLogger }).callback()).get(
+        '/readyz',
+      );
       expect(res.status).toBe(503);
       expect(res.body.error.code).toBe('not_migrated');
       expect(res.body.error.message).toContain('1763870400000_storage');
