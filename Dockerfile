@@ -1,5 +1,5 @@
-# The headcount service. Its database comes from DATABASE_URL (see docker-compose.yml).
-FROM node:20-bookworm-slim AS build
+# The headcount service on Node 24 (LTS), pinned to a minor. Its database comes from DATABASE_URL (see docker-compose.yml).
+FROM node:24.21-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -7,7 +7,7 @@ COPY tsconfig.json ./
 COPY src ./src
 RUN npx tsc -p tsconfig.json
 
-FROM node:20-bookworm-slim
+FROM node:24.21-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

@@ -4,11 +4,15 @@ import { registerAnalytics } from './analytics/routes.js';
 import { registerCollect } from './collect/routes.js';
 import type { Sql } from './db/client.js';
 import type { JobStatus } from './db/job-health.js';
-import type { ByteBudget } from './http/budget.js';
+import { ByteBudget } from './http/budget.js';
 import { registerHealth } from './health/routes.js';
 import { errorEnvelope } from './http/middleware.js';
+import { requestLog } from './http/request-log.js';
 import type { GroupCommitWriter } from './ingest/writer.js';
 import type { Logger } from './log.js';
+import { Metrics } from './ops/metrics.js';
+import { Readiness, registerOps } from './ops/probes.js';
+import { Rejections } from './ops/rejections.js';
 import { registerPageViews } from './pageviews/routes.js';
 
 export interface AppDeps {
@@ -16,25 +20,43 @@ export interface AppDeps {
   writer: GroupCommitWriter;
   /** The site of the seed APIs (DEFAULT_SITE). */
   site: string;
-  /** Sent as Retry-After with every 503. */
-  retryAfterSeconds: number;
-  /** The background jobs' health (Runtime.jobs). */
-  jobs: () => JobStatus[];
-  /** Memory for request bodies in flight (see ByteBudget). */
-  bodyBudget: ByteBudget;
+  /** Sent as Retry-After with every 503 (default 1). */
+  retryAfterSeconds?: number;
+  /** The background jobs' health (Runtime.jobs; default none). */
+  jobs?: () => JobStatus[];
+  /** Memory for request bodies in flight (see ByteBudget; default 64 MiB). */
+  bodyBudget?: ByteBudget;
   log: Logger;
+  /** Default: a registry of its own, without process metrics. */
+  metrics?: Metrics;
+  /** Default: never draining; the background jobs of `jobs`. */
+  readiness?: Readiness;
+  /** One access log line per request (LOG_REQUESTS). */
+  logRequests?: boolean;
 }
 
 /** The HTTP application: middleware order and routes. Never listens; no side effects. */
-export function createApp(deps: AppDeps): Koa {
+export function createApp(given: AppDeps): Koa {
+  const retryAfterSeconds = given.retryAfterSeconds ?? 1;
+  const deps = {
+    ...given,
+    retryAfterSeconds,
+    jobs: given.jobs ?? (() => []),
+    bodyBudget: given.bodyBudget ?? new ByteBudget(64 * 1024 * 1024, 5000, retryAfterSeconds),
+  };
+  const metrics = deps.metrics ?? new Metrics();
+  const readiness = deps.readiness ?? new Readiness(deps.jobs);
   const app = new Koa();
-  app.use(errorEnvelope(deps.log, deps.retryAfterSeconds));
+  app.use(requestLog(deps.log, { accessLog: deps.logRequests ?? false }));
+  app.use(metrics.http());
+  app.use(errorEnvelope(new Rejections(metrics, deps.log), retryAfterSeconds));
 
   const router = new Router();
   registerCollect(router, deps);
   registerAnalytics(router, deps);
   registerPageViews(router, deps);
   registerHealth(router, deps);
+  registerOps(router, { sql: deps.sql, metrics, readiness });
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

@@ -20,6 +20,7 @@ const EnvSchema = z.object({
   HTTP_BODY_MEMORY_BYTES: positiveInt.min(8 * 1024 * 1024).default(64 * 1024 * 1024),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' }).optional(),
   DATABASE_POOL_MAX: positiveInt.max(1000).default(10),
+  DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
   WORKERS: positiveInt.max(64).default(1),
   STORAGE_MODE: StorageModeSetting.default('auto'),
   DEFAULT_SITE: z
@@ -42,6 +43,7 @@ const EnvSchema = z.object({
   PARTITION_MAINTENANCE_INTERVAL_MS: positiveInt.default(3_600_000),
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  LOG_REQUESTS: z.stringbool().default(false),
 });
 
 export interface Config {
@@ -57,6 +59,8 @@ export interface Config {
   /** Unset: the service manages a local PostgreSQL cluster in `localPg.dataDir`. */
   readonly databaseUrl: string | undefined;
   readonly databasePoolMax: number;
+  /** At start, how long to keep retrying a database that refuses connections (0: try once). */
+  readonly databaseConnectTimeoutMs: number;
   /** HTTP processes (Node's cluster module); 1 serves in the main process. */
   readonly workers: number;
   readonly storageMode: StorageModeSetting;
@@ -82,6 +86,8 @@ export interface Config {
   readonly partitionMaintenanceIntervalMs: number;
   readonly shutdownTimeoutMs: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** An access log line per request. */
+  readonly logRequests: boolean;
 }
 
 export class ConfigError extends Error {
@@ -112,6 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
+    databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
     workers: e.WORKERS,
     storageMode: e.STORAGE_MODE,
     defaultSite: e.DEFAULT_SITE,
@@ -132,5 +139,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     partitionMaintenanceIntervalMs: e.PARTITION_MAINTENANCE_INTERVAL_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
+    logRequests: e.LOG_REQUESTS,
   });
 }

@@ -6,6 +6,8 @@ import { readStorageMode, type StorageMode } from './db/storage.js';
 import { GroupCommitWriter } from './ingest/writer.js';
 import type { Logger } from './log.js';
 import type { JobStatus } from './db/job-health.js';
+import { Metrics } from './ops/metrics.js';
+import { Readiness } from './ops/probes.js';
 
 /**
  * The moving parts behind the HTTP app, wired for the database's storage mode: the
@@ -19,8 +21,11 @@ export interface Runtime {
   refresher: AggregateRefresher | undefined;
   /** postgres mode only. */
   partitions: PartitionMaintainer | undefined;
-  /** The background jobs' health, for /health. */
+  /** The background jobs' health, for /health and /readyz. */
   jobs: () => JobStatus[];
+  /** What the writer and the background jobs report, for /metrics and /readyz. */
+  metrics: Metrics;
+  readiness: Readiness;
   /** Flushes what is queued and stops the background work; the pool stays open. */
   stop(): Promise<void>;
 }
@@ -34,14 +39,28 @@ export type RuntimeConfig = Pick<
  * `databaseUrl` opens the refresher's own connection: its lock is a session lock, and
  * its passes must not wait behind the pool.
  */
-export async function startRuntime(sql: Sql, databaseUrl: string, config: RuntimeConfig, log: Logger): Promise<Runtime> {
+export async function startRuntime(
+  sql: Sql,
+  databaseUrl: string,
+  config: RuntimeConfig,
+  log: Logger,
+  metrics: Metrics = new Metrics(),
+): Promise<Runtime> {
   const mode = await readStorageMode(sql);
   await applySketchRetention(sql, mode, config.sketchRetentionDays);
   const refresherSql =
     mode === 'timescaledb' ? createSql(databaseUrl, { max: 1, applicationName: 'headcount-refresher' }) : undefined;
-  const refresher = refresherSql ? new AggregateRefresher(refresherSql, config.refreshIntervalMs, log) : undefined;
-  const partitions = mode === 'postgres' ? new PartitionMaintainer(sql, config.partitionMaintenanceIntervalMs, log) : undefined;
-  const writer = new GroupCommitWriter(sql, config.ingest, log);
+  const refresher = refresherSql
+    ? new AggregateRefresher(refresherSql, config.refreshIntervalMs, log, (pass) => metrics.refreshed(pass))
+    : undefined;
+  if (refresher) metrics.watchRefresher();
+  const partitions =
+    mode === 'postgres'
+      ? new PartitionMaintainer(sql, config.partitionMaintenanceIntervalMs, log, (run) => metrics.partitionsMaintained(run))
+      : undefined;
+  const writer = new GroupCommitWriter(sql, config.ingest, log, metrics.flushed);
+  metrics.watchWriter(writer);
+  const jobs = (): JobStatus[] => [refresher?.health.status(), partitions?.health.status()].filter((s) => s !== undefined);
   refresher?.start();
   await partitions?.start();
   return {
@@ -49,7 +68,9 @@ export async function startRuntime(sql: Sql, databaseUrl: string, config: Runtim
     writer,
     refresher,
     partitions,
-    jobs: () => [refresher?.health.status(), partitions?.health.status()].filter((s) => s !== undefined),
+    jobs,
+    metrics,
+    readiness: new Readiness(jobs),
     async stop() {
       await writer.close();
       partitions?.stop();

@@ -5,9 +5,11 @@ import { ByteBudget } from './http/budget.js';
 import { guardServer } from './http/server-guards.js';
 import { type Config, ConfigError, loadConfig, loadDotEnv } from './config.js';
 import { createSql } from './db/client.js';
+import { waitForDatabase } from './db/connect.js';
 import { type LocalCluster, startLocalCluster } from './db/local-cluster.js';
 import { migrate } from './db/migrate.js';
 import { createLogger, type Logger } from './log.js';
+import { Metrics, serveClusterMetrics } from './ops/metrics.js';
 import { startRuntime } from './runtime.js';
 
 /** How the primary hands the database URL (maybe of its managed cluster) to its workers. */
@@ -42,7 +44,7 @@ async function main(): Promise<void> {
       log,
     });
     databaseUrl = local.url;
-  }
+  } else await waitForDatabase(databaseUrl, config.databaseConnectTimeoutMs, log);
   if (config.migrateOnStart)
     await migrate({ databaseUrl, storageMode: config.storageMode, defaultSite: config.defaultSite, log });
   const description = local ? `local cluster in ${local.dataDir} (port ${local.port})` : 'DATABASE_URL';
@@ -68,7 +70,8 @@ async function serve(
   description?: string,
 ): Promise<void> {
   const sql = createSql(databaseUrl, { max: config.databasePoolMax, deadlineMs: config.databaseTimeoutMs });
-  const runtime = await startRuntime(sql, databaseUrl, config, log);
+  const metrics = new Metrics({ processMetrics: true, worker: cluster.worker?.id });
+  const runtime = await startRuntime(sql, databaseUrl, config, log, metrics);
   const app = createApp({
     sql,
     writer: runtime.writer,
@@ -76,6 +79,9 @@ async function serve(
     retryAfterSeconds: config.ingest.retryAfterSeconds,
     jobs: runtime.jobs,
     bodyBudget: new ByteBudget(config.http.bodyMemoryBytes, 5000, config.ingest.retryAfterSeconds),
+    metrics,
+    readiness: runtime.readiness,
+    logRequests: config.logRequests,
     log,
   });
   const server = app.listen(config.port, config.host);
@@ -83,10 +89,11 @@ async function serve(
   server.keepAliveTimeout = 65_000;
   guardServer(server, config.http);
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
-  if (description) log.info('headcount listening', { url: listenUrl(config), storageMode: runtime.mode, database: description });
+  if (description) log.info({ url: listenUrl(config), storageMode: runtime.mode, database: description }, 'headcount listening');
 
   onSignals(log, async (signal) => {
-    log.info('shutting down: no new connections; flushing queued events', { signal });
+    runtime.readiness.draining = true;
+    log.info({ signal }, 'shutting down: no new connections; flushing queued events');
     const force = setTimeout(() => {
       log.warn('shutdown timeout: closing remaining connections');
       server.closeAllConnections();
@@ -94,7 +101,7 @@ async function serve(
     force.unref();
     await closeServer(server);
     await runtime.stop();
-    log.info('ingest totals', { ...runtime.writer.stats });
+    log.info({ ...runtime.writer.stats }, 'ingest totals');
     await sql.end({ timeout: 5 });
     clearTimeout(force);
     await afterStop();
@@ -114,24 +121,25 @@ async function supervise(
   description: string,
 ): Promise<void> {
   let stopping = false;
+  serveClusterMetrics();
   const fork = (): Promise<void> =>
     new Promise((resolve, reject) => {
       const worker = cluster.fork({ [WORKER_DATABASE_URL]: databaseUrl });
       worker.once('listening', () => resolve());
       worker.once('exit', (code) => {
         if (stopping) return;
-        log.error('worker exited; starting another', { worker: worker.id, code });
+        log.error({ worker: worker.id, code }, 'worker exited; starting another');
         reject(new Error(`worker ${worker.id} exited with ${code} before listening`));
-        setTimeout(() => void fork().catch((err: unknown) => log.error('restarting a worker failed', { err })), 1000);
+        setTimeout(() => void fork().catch((err: unknown) => log.error({ err }, 'restarting a worker failed')), 1000);
       });
     });
   await Promise.all(Array.from({ length: config.workers }, fork));
-  log.info('headcount listening', { url: listenUrl(config), workers: config.workers, database: description });
+  log.info({ url: listenUrl(config), workers: config.workers, database: description }, 'headcount listening');
 
   onSignals(log, async (signal) => {
     stopping = true;
     const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
-    log.info('shutting down workers', { signal, workers: workers.length });
+    log.info({ signal, workers: workers.length }, 'shutting down workers');
     await Promise.all(
       workers.map(
         (w) =>
@@ -154,7 +162,7 @@ function onSignals(log: Logger, stop: (signal: string) => Promise<void>): void {
     stop(signal).then(
       () => process.exit(0),
       (err: unknown) => {
-        log.error('shutdown failed', { err });
+        log.error({ err }, 'shutdown failed');
         process.exit(1);
       },
     );
@@ -183,6 +191,6 @@ function closeServer(server: Server): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  createLogger('info').error('headcount failed to start', { err });
+  createLogger('info').error({ err }, 'headcount failed to start');
   process.exit(1);
 });

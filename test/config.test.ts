@@ -13,6 +13,16 @@ describe('configuration', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it('waits 60 s for the database at start and writes no access log unless asked', () => {
+    expect(loadConfig({})).toMatchObject({ databaseConnectTimeoutMs: 60_000, logRequests: false });
+    expect(loadConfig({ DATABASE_CONNECT_TIMEOUT_MS: '0', LOG_REQUESTS: 'true' })).toMatchObject({
+      databaseConnectTimeoutMs: 0,
+      logRequests: true,
+    });
+    expect(() => loadConfig({ DATABASE_CONNECT_TIMEOUT_MS: '-1' })).toThrow(/DATABASE_CONNECT_TIMEOUT_MS/);
+    expect(() => loadConfig({ LOG_REQUESTS: 'sometimes' })).toThrow(/LOG_REQUESTS/);
+  });
+
   it('reads every variable and treats an empty one as unset', () => {
     const config = loadConfig({
       PORT: '9000',

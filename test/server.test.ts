@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../src/db/local-cluster.js';
 import { createTestDatabase, first } from './helpers/db.js';
 import { request, SERVER, startServer } from './helpers/server.js';
+import { tcpProxy, tcpTarget } from './helpers/tcp-proxy.js';
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
 const get = async (port: number, pathAndQuery: string) => {
@@ -64,15 +65,76 @@ describe('the service process', () => {
   it('serves from WORKERS processes sharing the port, and drains them all on SIGTERM', async () => {
     const db = await createTestDatabase('postgres');
     cleanup.push(() => db.drop());
-    const server = await startServer({ DATABASE_URL: db.url, WORKERS: '2' });
+    const server = await startServer({ DATABASE_URL: db.url, WORKERS: '2', LOG_REQUESTS: 'true' });
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => get(server.port, `/collect?cid=w${i % 5}`)));
     expect(results.every((r) => r.status === 200)).toBe(true);
     const { n } = first(await db.sql`select count(*)::int as n from events`);
     expect(n).toBe(50);
+
+    // Both workers served some of them (their access log lines say which)...
+    const served = (worker: number) =>
+      server
+        .output()
+        .split('\n')
+        .filter((l) => l.includes(`"worker":${worker},`) && l.includes('"url":"/collect?cid=')).length;
+    expect(served(1)).toBeGreaterThan(0);
+    expect(served(2)).toBeGreaterThan(0);
+    expect(served(1) + served(2)).toBe(50);
+    // ...and one scrape, whichever worker takes it, counts them all.
+    for (let scrape = 0; scrape < 2; scrape++) {
+      const metrics = await get(server.port, '/metrics');
+      expect(metrics.status).toBe(200);
+      expect(metrics.body).toContain('headcount_ingest_events_acknowledged_total 50\n');
+      expect(metrics.body).toContain(
+        'headcount_http_request_duration_seconds_count{method="GET",route="/collect",status="200"} 50\n',
+      );
+      expect(metrics.body).toMatch(/headcount_info\{node="v[\d.]+",worker="1"\} 1/);
+      expect(metrics.body).toMatch(/headcount_info\{node="v[\d.]+",worker="2"\} 1/);
+      expect(metrics.body).toContain('process_cpu_user_seconds_total');
+    }
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
     expect(server.output().match(/"msg":"worker stopped"/g)).toHaveLength(2);
     expect(server.output()).toContain('"msg":"stopped"');
+  });
+
+  it('waits for a database that comes up after it starts, logging each attempt', async () => {
+    const db = await createTestDatabase('postgres');
+    cleanup.push(() => db.drop());
+    const proxy = await tcpProxy(tcpTarget(db.url));
+    cleanup.push(() => proxy.down());
+    // Nothing listens on the proxy's port for the first 3 seconds: connections are refused.
+    const later = new Promise((r) => setTimeout(r, 3000)).then(() => proxy.up());
+    const server = await startServer({ DATABASE_URL: proxy.via(db.url), DATABASE_CONNECT_TIMEOUT_MS: '30000' });
+    await later;
+    const attempts = server.output().match(/"msg":"the database is not reachable"/g) ?? [];
+    expect(attempts.length).toBeGreaterThanOrEqual(2);
+    expect(server.output()).toContain('"code":"ECONNREFUSED"');
+    expect(server.output()).toContain('"msg":"the database is reachable"');
+    expect((await get(server.port, '/collect?cid=late')).status).toBe(200);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+  });
+
+  it('gives up with a clear message when the database is still not up after DATABASE_CONNECT_TIMEOUT_MS', async () => {
+    const child = spawn(process.execPath, [SERVER], {
+      env: {
+        PATH: process.env.PATH,
+        PORT: String(await freePort()),
+        DATABASE_URL: `postgres://headcount:secret@127.0.0.1:${await freePort()}/headcount`,
+        DATABASE_CONNECT_TIMEOUT_MS: '1500',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const started = Date.now();
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    expect(code).toBe(1);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(output).toMatch(/the database was not reachable within DATABASE_CONNECT_TIMEOUT_MS=1500 \(\d+ attempts/);
+    expect(output).not.toContain('secret');
   });
 
   it('refuses a bad setting at boot with a message naming the variable', async () => {

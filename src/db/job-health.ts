@@ -9,6 +9,8 @@ export interface JobStatus {
   /** Since when it has been failing (ISO 8601), while it is. */
   failingSince: string | null;
   lastError: string | null;
+  /** Failed runs in a row (0 when the last one succeeded). */
+  failuresInARow: number;
 }
 
 /** Logs a failing job's first failure, then at most once a minute while it keeps failing. */
@@ -32,7 +34,7 @@ export class JobHealth {
 
   succeeded(): void {
     if (this.failingSinceMs !== null) {
-      this.log.info(`${this.job} recovered`, { failures: this.failures, failingForMs: Date.now() - this.failingSinceMs });
+      this.log.info({ failures: this.failures, failingForMs: Date.now() - this.failingSinceMs }, `${this.job} recovered`);
     }
     this.lastSuccessMs = Date.now();
     this.failingSinceMs = null;
@@ -47,7 +49,7 @@ export class JobHealth {
     this.lastError = err instanceof Error ? err.message : String(err);
     if (this.failures === 1 || now - this.lastLoggedMs >= REPEAT_LOG_MS) {
       this.lastLoggedMs = now;
-      this.log.warn(`${this.job} failed; retrying`, { err, failures: this.failures });
+      this.log.warn({ err, failures: this.failures }, `${this.job} failed; retrying`);
     }
   }
 
@@ -59,6 +61,7 @@ export class JobHealth {
       lastSuccess: iso(this.lastSuccessMs),
       failingSince: iso(this.failingSinceMs),
       lastError: this.lastError,
+      failuresInARow: this.failures,
     };
   }
 }

@@ -109,7 +109,7 @@ export async function findPostgres(binDir?: string): Promise<PgInstallation> {
 const canApt = (): boolean => isRoot() && existsSync('/usr/bin/apt-get');
 
 async function aptInstall(pkg: string, log: Logger): Promise<void> {
-  log.info('installing a system package', { package: pkg });
+  log.info({ package: pkg }, 'installing a system package');
   try {
     await run('apt-get', ['install', '-y', '-q', pkg]);
   } catch {
@@ -173,7 +173,7 @@ function credentialsFile(dataDir: string): string {
 }
 
 async function initCluster(pg: PgInstallation, dataDir: string, log: Logger): Promise<void> {
-  log.info('creating a local PostgreSQL cluster', { dataDir, version: pg.major });
+  log.info({ dataDir, version: pg.major }, 'creating a local PostgreSQL cluster');
   await fs.mkdir(path.dirname(dataDir), { recursive: true });
   await ensureOwnedByPostgres(dataDir);
   const password = randomBytes(18).toString('base64url');
@@ -261,9 +261,9 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     // Its 4th line is the port the running server listens on, whatever we were asked for.
     const pid = await fs.readFile(path.join(dataDir, 'postmaster.pid'), 'utf8');
     listenPort = Number(pid.split('\n')[3]) || port;
-    log.info('local PostgreSQL cluster already running', { dataDir, port: listenPort });
+    log.info({ dataDir, port: listenPort }, 'local PostgreSQL cluster already running');
   } else {
-    log.info('starting local PostgreSQL cluster', { dataDir, port, timescaledb: pg.timescaledb });
+    log.info({ dataDir, port, timescaledb: pg.timescaledb }, 'starting local PostgreSQL cluster');
     await pgCtlStart();
     startedHere = true;
   }

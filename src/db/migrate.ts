@@ -76,6 +76,6 @@ export async function migrate(opts: MigrateOptions): Promise<string[]> {
     },
   });
   const names = ran.map((m) => m.name);
-  if (names.length > 0) opts.log.info(`migrated ${direction}`, { migrations: names });
+  if (names.length > 0) opts.log.info({ migrations: names }, `migrated ${direction}`);
   return names;
 }

@@ -5,6 +5,14 @@ import type { Sql } from './client.js';
 /** Any fixed number: the advisory lock that lets one instance at a time maintain partitions. */
 const PARTITION_LOCK_KEY = 0x6865_6164; // "head"
 
+/** What a maintenance run did, for metrics. */
+export interface PartitionRun {
+  durationMs: number;
+  /** false: another instance holds the lock. */
+  ran: boolean;
+  error?: unknown;
+}
+
 /**
  * postgres mode: keeps a day partition for every day of the retention window and a few
  * ahead, and drops the days that left it (TimescaleDB's retention policy does this in
@@ -18,6 +26,7 @@ export class PartitionMaintainer {
     private readonly sql: Sql,
     private readonly intervalMs: number,
     private readonly log: Logger,
+    private readonly onRun: (run: PartitionRun) => void = () => {},
   ) {
     this.health = new JobHealth('partition maintenance', log);
   }
@@ -40,6 +49,18 @@ export class PartitionMaintainer {
 
   /** Returns false when another instance holds the lock. */
   async runOnce(): Promise<boolean> {
+    const started = performance.now();
+    try {
+      const ran = await this.maintain();
+      this.onRun({ durationMs: performance.now() - started, ran });
+      return ran;
+    } catch (err) {
+      this.onRun({ durationMs: performance.now() - started, ran: false, error: err });
+      throw err;
+    }
+  }
+
+  private async maintain(): Promise<boolean> {
     return this.sql.begin(async (tx) => {
       const [lock]: [{ locked: boolean }?] = await tx`
         select pg_try_advisory_xact_lock(${PARTITION_LOCK_KEY}) as locked /* db/partitions */
@@ -49,7 +70,7 @@ export class PartitionMaintainer {
         select created, dropped from headcount_maintain_partitions() /* db/partitions */
       `;
       if (result && (result.created.length > 0 || result.dropped.length > 0)) {
-        this.log.info('maintained event partitions', { created: result.created, dropped: result.dropped });
+        this.log.info({ created: result.created, dropped: result.dropped }, 'maintained event partitions');
       }
       return true;
     });

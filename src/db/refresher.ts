@@ -137,7 +137,14 @@ async function refresh(sql: Sql, aggregate: string, startMs: number | null, endM
       ${new Date(endMs)}::timestamptz
     )
   `;
-  log?.debug('refreshed', { aggregate, ms: Math.round(performance.now() - started) });
+  log?.debug({ aggregate, ms: Math.round(performance.now() - started) }, 'refreshed');
+}
+
+/** What a pass did, for metrics: its result, or the error it failed with. */
+export interface RefreshPass {
+  durationMs: number;
+  result?: RefreshResult;
+  error?: unknown;
 }
 
 /**
@@ -154,6 +161,7 @@ export class AggregateRefresher {
     private readonly sql: Sql,
     private readonly intervalMs: number,
     private readonly log: Logger,
+    private readonly onPass: (pass: RefreshPass) => void = () => {},
   ) {
     this.health = new JobHealth('aggregate refresh', log);
   }
@@ -184,13 +192,18 @@ export class AggregateRefresher {
 
   private tick(): Promise<void> {
     if (this.running) return this.running;
+    const started = performance.now();
     this.running = refreshAggregates(this.sql, this.log)
       .then(
         (result) => {
           if (result.ran) this.health.succeeded();
-          if (result.marksCleared > 0) this.log.debug('refreshed stale hours', { ...result });
+          if (result.marksCleared > 0) this.log.debug({ ...result }, 'refreshed stale hours');
+          this.onPass({ durationMs: performance.now() - started, result });
         },
-        (err: unknown) => this.health.failed(err),
+        (err: unknown) => {
+          this.health.failed(err);
+          this.onPass({ durationMs: performance.now() - started, error: err });
+        },
       )
       .finally(() => (this.running = undefined));
     return this.running;

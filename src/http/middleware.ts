@@ -1,7 +1,7 @@
 import type Koa from 'koa';
 import { isRetryableDbError } from '../db/errors.js';
 import { EventsRejected, QueueFull, ShuttingDown, TooManyEvents } from '../ingest/errors.js';
-import type { Logger } from '../log.js';
+import type { Rejections } from '../ops/rejections.js';
 import { HttpError, UnavailableError } from './errors.js';
 
 /** Errors thrown by koa itself and by @koa/router carry a status and an expose flag. */
@@ -36,19 +36,22 @@ function toHttpError(err: unknown, retryAfterSeconds: number): HttpError {
 }
 
 /**
- * First in the chain: every error leaves as { error: { code, message, details? } }.
- * 4xx messages are shown; a 5xx shows a generic message and is logged in full.
+ * First in the chain after the request logger and the metrics (which cannot throw):
+ * every error leaves as { error: { code, message, details? } }. 4xx messages are shown
+ * and counted; a 503 is counted and summarised (see Rejections); any other 5xx shows a
+ * generic message and is logged in full, with the request's id.
  */
-export function errorEnvelope(log: Logger, retryAfterSeconds: number): Koa.Middleware {
+export function errorEnvelope(rejections: Rejections, retryAfterSeconds: number): Koa.Middleware {
   return async (ctx, next) => {
     try {
       await next();
       if (ctx.body == null && ctx.status >= 400) throw emptyStatusError(ctx);
     } catch (err) {
       const httpError = toHttpError(err, retryAfterSeconds);
-      if (httpError.status >= 500) {
-        log.error('request failed', { err, method: ctx.method, path: ctx.path, status: httpError.status });
-      }
+      if (httpError.status === 503) rejections.unavailable(httpError.code, err === httpError ? undefined : err);
+      else if (httpError.status >= 500) {
+        ctx.log.error({ err, method: ctx.method, path: ctx.path, status: httpError.status }, 'request failed');
+      } else rejections.invalid();
       ctx.status = httpError.status;
       ctx.set(httpError.headers);
       ctx.body = {

@@ -41,6 +41,14 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+/** What a flush did, for metrics: its rows, its requests, how long it took, whether it committed. */
+export interface FlushOutcome {
+  rows: number;
+  requests: number;
+  durationMs: number;
+  ok: boolean;
+}
+
 export interface WriterStats {
   batches: number;
   rows: number;
@@ -76,6 +84,7 @@ export class GroupCommitWriter {
     private readonly sql: Sql,
     private readonly opts: WriterOptions,
     private readonly log: Logger,
+    private readonly onFlushed: (flush: FlushOutcome) => void = () => {},
   ) {}
 
   /** Resolves once `rows` are committed; rejects with an IngestError or DatabaseUnavailable otherwise. */
@@ -167,6 +176,13 @@ export class GroupCommitWriter {
 
   private async flush(batch: Pending[]): Promise<void> {
     const rows = batch.length === 1 ? batch[0]!.rows : batch.flatMap((p) => p.rows);
+    const started = performance.now();
+    const outcome = (ok: boolean): FlushOutcome => ({
+      rows: rows.length,
+      requests: batch.length,
+      durationMs: performance.now() - started,
+      ok,
+    });
     try {
       await withRetry(() => withDeadline(insertEvents(this.sql, rows), this.opts.deadlineMs));
     } catch (err) {
@@ -181,7 +197,8 @@ export class GroupCommitWriter {
       this.stats.failedBatches++;
       const retryable = isRetryableDbError(err);
       // Unavailability is counted, not logged per batch: an outage would flood the log.
-      if (!retryable) this.log.error('event batch refused by the database', { err, rows: rows.length });
+      if (!retryable) this.log.error({ err, rows: rows.length }, 'event batch refused by the database');
+      this.onFlushed(outcome(false));
       const failure = retryable
         ? new DatabaseUnavailable('the events could not be stored; retry later', { cause: err })
         : new EventsRejected('the database refused these events', { cause: err });
@@ -190,6 +207,7 @@ export class GroupCommitWriter {
     }
     this.stats.batches++;
     this.stats.rows += rows.length;
+    this.onFlushed(outcome(true));
     for (const p of batch) p.resolve();
   }
 }

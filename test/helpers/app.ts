@@ -64,6 +64,8 @@ export async function startTestApp(
     retryAfterSeconds: 1,
     jobs: runtime.jobs,
     bodyBudget: new ByteBudget(64 * 1024 * 1024, 5000, 1),
+    metrics: runtime.metrics,
+    readiness: runtime.readiness,
     log: silentLogger,
   });
   return {

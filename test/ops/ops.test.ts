@@ -1,0 +1,252 @@
+import { Writable } from 'node:stream';
+import supertest from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app.js';
+import { createSql } from '../../src/db/client.js';
+import { GroupCommitWriter } from '../../src/ingest/writer.js';
+import { createLogger, silentLogger } from '../../src/log.js';
+import { Metrics } from '../../src/ops/metrics.js';
+import { JobHealth } from '../../src/db/job-health.js';
+import { Readiness } from '../../src/ops/probes.js';
+import { startTestApp, testRuntimeConfig, type TestApp, useTestApp } from '../helpers/app.js';
+import { createEmptyDatabase, describeEachMode } from '../helpers/db.js';
+import { tcpProxy, tcpTarget } from '../helpers/tcp-proxy.js';
+
+/** A logger whose lines land in `lines`, parsed. */
+function capturedLogger(): { log: ReturnType<typeof createLogger>; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { log: createLogger('info', {}, stream), lines };
+}
+
+/** The value of one series of a Prometheus text exposition (undefined when absent). */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describeEachMode('GET /metrics', (mode) => {
+  const t = useTestApp(mode, { resetEach: false });
+
+  it('counts requests by route pattern and status, flushes, batch sizes and acknowledged events', async () => {
+    for (const cid of ['a', 'b', 'c']) expect((await t.http.get('/collect').query({ cid })).status).toBe(200);
+    expect((await t.http.get('/collect')).status).toBe(400);
+    expect((await t.http.get('/no/such/thing')).status).toBe(404);
+    const res = await t.http.get('/metrics');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = res.text;
+    expect(sample(text, 'headcount_http_request_duration_seconds_count{method="GET",route="/collect",status="200"}')).toBe(3);
+    expect(sample(text, 'headcount_http_request_duration_seconds_count{method="GET",route="/collect",status="400"}')).toBe(1);
+    // Unknown paths share one series: a scanner cannot blow up the number of series.
+    expect(sample(text, 'headcount_http_request_duration_seconds_count{method="GET",route="unmatched",status="404"}')).toBe(1);
+    expect(sample(text, 'headcount_ingest_events_acknowledged_total')).toBe(3);
+    expect(sample(text, 'headcount_ingest_flush_duration_seconds_count{outcome="ok"}')).toBe(3);
+    expect(sample(text, 'headcount_ingest_batch_rows_sum')).toBe(3);
+    expect(sample(text, 'headcount_ingest_queue_rows')).toBe(0);
+    expect(sample(text, 'headcount_requests_rejected_total{reason="invalid"}')).toBe(2);
+    expect(sample(text, 'headcount_requests_rejected_total{reason="queue_full"}')).toBe(0);
+  });
+
+  if (mode === 'timescaledb') {
+    it('reports refresh passes and the seconds since the last one', async () => {
+      await t.materialize();
+      const text = (await t.http.get('/metrics')).text;
+      expect(sample(text, 'headcount_refresh_duration_seconds_count{outcome="ok"}')).toBeGreaterThanOrEqual(1);
+      expect(sample(text, 'headcount_refresh_lag_seconds')).toBeLessThan(5);
+      expect(text).not.toContain('headcount_partition_maintenance_runs_total{outcome="ok"} 1');
+    });
+  } else {
+    it('reports partition maintenance runs and no refresh lag (there is no refresher)', async () => {
+      const text = (await t.http.get('/metrics')).text;
+      expect(sample(text, 'headcount_partition_maintenance_runs_total{outcome="ok"}')).toBe(1);
+      expect(sample(text, 'headcount_partition_maintenance_failures_total')).toBe(0);
+      expect(text).not.toContain('headcount_refresh_lag_seconds');
+    });
+  }
+});
+
+describe('overload', () => {
+  it('counts every 503 and logs one summary line per second, not a line per refused request', async () => {
+    const t = await startTestApp('postgres', {
+      // Rows wait 300 ms for their flush: a queue of 1 row refuses the 2nd concurrent request.
+      ingest: { ...testRuntimeConfig.ingest, maxQueueRows: 1, flushDelayMs: 300 },
+    });
+    const { log, lines } = capturedLogger();
+    const http = supertest(
+      createApp({ sql: t.db.sql, writer: t.runtime.writer, metrics: t.runtime.metrics, site: 'default', log }).callback(),
+    );
+    try {
+      const statuses = (
+        await Promise.all(Array.from({ length: 20 }, (_, i) => http.get('/collect').query({ cid: `u${i}` })))
+      ).map((r) => r.status);
+      const refused = statuses.filter((s) => s === 503).length;
+      expect(refused).toBeGreaterThanOrEqual(10);
+      const text = (await http.get('/metrics')).text;
+      expect(sample(text, 'headcount_requests_rejected_total{reason="queue_full"}')).toBe(refused);
+      await sleep(1300);
+      const summaries = lines.filter((l) => l.msg === 'requests refused with 503 (counts since the last such line)');
+      expect(summaries).toHaveLength(1);
+      expect(summaries[0]?.refused).toEqual({ queue_full: refused });
+      expect(lines.filter((l) => l.level === 'error')).toHaveLength(0);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('request ids and logs', () => {
+  let t: TestApp;
+  const { log, lines } = capturedLogger();
+  let http: ReturnType<typeof supertest>;
+  beforeAll(async () => {
+    t = await startTestApp('postgres');
+    const app = createApp({ sql: t.db.sql, writer: t.runtime.writer, site: 'default', log, logRequests: true });
+    // A route that fails the way a bug does: an error with a cause.
+    app.use((ctx) => {
+      if (ctx.path === '/boom') throw new Error('boom', { cause: Object.assign(new Error('the root cause'), { code: 'XX000' }) });
+    });
+    http = supertest(app.callback());
+  });
+  afterAll(async () => t?.close());
+
+  it('keeps a short printable X-Request-Id, replaces any other, and sends it back', async () => {
+    expect((await http.get('/livez').set('X-Request-Id', 'lb-7f3a.91')).headers['x-request-id']).toBe('lb-7f3a.91');
+    for (const bad of ['has spaces', 'x'.repeat(129), 'tab\there']) {
+      const id = (await http.get('/livez').set('X-Request-Id', bad)).headers['x-request-id'];
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    expect((await http.get('/livez')).headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('logs a 500 with its stack and cause chain, and every line of the request carries its id', async () => {
+    const res = await http.get('/boom').set('X-Request-Id', 'req-500');
+    expect(res.status).toBe(500);
+    expect(res.body).toEqual({ error: { code: 'internal', message: 'internal error' } });
+    const mine = lines.filter((l) => l.reqId === 'req-500');
+    const failure = mine.find((l) => l.msg === 'request failed');
+    const err = failure?.err as { message: string; stack: string; cause: { message: string; code: string } };
+    expect(err.stack).toContain('Error: boom');
+    expect(err.cause).toMatchObject({ message: 'the root cause', code: 'XX000' });
+    // The access log line (LOG_REQUESTS=true) of the same request.
+    const access = mine.find((l) => l.msg === 'request errored' || l.msg === 'request completed');
+    expect(access).toMatchObject({ level: 'warn', res: { statusCode: 500 } });
+    expect(JSON.stringify(access)).not.toContain('headers');
+  });
+
+  it('writes no access log line when LOG_REQUESTS is off', async () => {
+    const quiet = capturedLogger();
+    const app = createApp({ sql: t.db.sql, writer: t.runtime.writer, site: 'default', log: quiet.log });
+    expect((await supertest(app.callback()).get('/livez')).status).toBe(200);
+    expect(quiet.lines).toEqual([]);
+  });
+});
+
+describe('GET /livez and /readyz', () => {
+  const t = useTestApp('postgres', { resetEach: false });
+
+  it('answers 200 when migrated, reachable, jobs healthy and not draining', async () => {
+    expect((await t.http.get('/livez')).body).toEqual({ status: 'ok' });
+    const ready = await t.http.get('/readyz');
+    expect(ready.status).toBe(200);
+    expect(ready.body).toEqual({ status: 'ok' });
+  });
+
+  it('answers 503 draining once shutdown began', async () => {
+    const readiness = new Readiness();
+    const app = createApp({ sql: t.db.sql, writer: t.runtime.writer, readiness, site: 'default', log: silentLogger });
+    readiness.draining = true;
+    const res = await supertest(app.callback()).get('/readyz');
+    expect(res.status).toBe(503);
+    expect(res.body.error.code).toBe('draining');
+    expect((await supertest(app.callback()).get('/livez')).status).toBe(200);
+  });
+
+  it('answers 503 when a background job failed three runs in a row, and 200 after it succeeds; /health says degraded meanwhile', async () => {
+    const job = new JobHealth('aggregate refresh', silentLogger);
+    const jobs = () => [job.status()];
+    const http = supertest(
+      createApp({
+        sql: t.db.sql,
+        writer: t.runtime.writer,
+        readiness: new Readiness(jobs),
+        jobs,
+        site: 'default',
+        log: silentLogger,
+      }).callback(),
+    );
+    expect((await http.get('/health')).body).toEqual({ status: 'ok' });
+    job.failed(new Error('boom'));
+    job.failed(new Error('boom'));
+    expect((await http.get('/readyz')).status).toBe(200);
+    const health = await http.get('/health');
+    expect(health.status).toBe(200);
+    expect(health.body).toMatchObject({ status: 'degraded', jobs: [{ job: 'aggregate refresh', ok: false, lastError: 'boom' }] });
+    job.failed(new Error('boom'));
+    const res = await http.get('/readyz');
+    expect(res.status).toBe(503);
+    expect(res.body.error).toMatchObject({
+      code: 'background_job_failing',
+      message: expect.stringMatching(/^aggregate refresh/),
+    });
+    job.succeeded();
+    expect((await http.get('/readyz')).status).toBe(200);
+    expect((await http.get('/health')).body).toEqual({ status: 'ok' });
+  });
+
+  it('answers 503 not_migrated on a database without the migrations', async () => {
+    const empty = await createEmptyDatabase();
+    try {
+      const writer = new GroupCommitWriter(empty.sql, testRuntimeConfig.ingest, silentLogger);
+      const res = await supertest(createApp({ sql: empty.sql, writer, site: 'default', log: silentLogger }).callback()).get(
+        '/readyz',
+      );
+      expect(res.status).toBe(503);
+      expect(res.body.error.code).toBe('not_migrated');
+      expect(res.body.error.message).toContain('1763870400000_storage');
+    } finally {
+      await empty.drop();
+    }
+  });
+
+  it('goes 503 during a database outage and back to 200 when the database returns', async () => {
+    const proxy = await tcpProxy(tcpTarget(t.db.url));
+    await proxy.up();
+    const sql = createSql(proxy.via(t.db.url), { max: 2 });
+    const http = supertest(createApp({ sql, writer: t.runtime.writer, site: 'default', log: silentLogger }).callback());
+    try {
+      expect((await http.get('/readyz')).status).toBe(200);
+      await proxy.down();
+      const during = await http.get('/readyz');
+      expect(during.status).toBe(503);
+      expect(during.body.error.code).toBe('database_unavailable');
+      await proxy.up();
+      const deadline = Date.now() + 20_000;
+      let status = 0;
+      while (status !== 200 && Date.now() < deadline) {
+        status = (await http.get('/readyz')).status;
+        if (status !== 200) await sleep(200);
+      }
+      expect(status).toBe(200);
+    } finally {
+      await sql.end({ timeout: 1 });
+      await proxy.down();
+    }
+  });
+});
+
+describe('the metrics registry', () => {
+  it('adds the default process metrics only when asked', async () => {
+    expect(await new Metrics().registry.metrics()).not.toContain('process_cpu_user_seconds_total');
+    const withProcess = new Metrics({ processMetrics: true });
+    expect(await withProcess.registry.metrics()).toContain('process_cpu_user_seconds_total');
+    withProcess.registry.clear();
+  });
+});
