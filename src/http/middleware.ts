@@ -78,5 +78,10 @@ function emptyStatusError(ctx: Koa.Context): HttpError {
       `${ctx.method} is not allowed on ${ctx.path}; allowed: ${ctx.response.get('Allow')}`,
     );
   }
+  if (ctx.status === 501) {
+    // The router's answer to a method it knows nothing of (TRACE, PROPFIND): the client's
+    // mistake, not the server's, so a 4xx like any other unsupported method.
+    return new HttpError(405, 'method_not_allowed', `${ctx.method} is not supported`);
+  }
   return new HttpError(ctx.status, codeByStatus[ctx.status] ?? 'error', `${ctx.method} ${ctx.path} failed`);
 }
