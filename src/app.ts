@@ -8,12 +8,15 @@ import { errorEnvelope } from './http/middleware.js';
 import type { GroupCommitWriter } from './ingest/writer.js';
 import type { Logger } from './log.js';
 import { registerPageViews } from './pageviews/routes.js';
+import { registerV1 } from './v1/routes.js';
 
 export interface AppDeps {
   sql: Sql;
   writer: GroupCommitWriter;
   /** The site of the seed APIs (DEFAULT_SITE). */
   site: string;
+  /** Access-Control-Allow-Origin of POST /v1/events; default `*`. */
+  corsAllowOrigin?: string;
   log: Logger;
 }
 
@@ -27,6 +30,7 @@ export function createApp(deps: AppDeps): Koa {
   registerAnalytics(router, deps);
   registerPageViews(router, deps);
   registerHealth(router, deps);
+  registerV1(router, { ...deps, corsAllowOrigin: deps.corsAllowOrigin ?? '*' });
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

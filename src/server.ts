@@ -66,7 +66,7 @@ async function serve(
 ): Promise<void> {
   const sql = createSql(databaseUrl, { max: config.databasePoolMax });
   const runtime = await startRuntime(sql, databaseUrl, config, log);
-  const app = createApp({ sql, writer: runtime.writer, site: config.defaultSite, log });
+  const app = createApp({ sql, writer: runtime.writer, site: config.defaultSite, corsAllowOrigin: config.corsAllowOrigin, log });
   const server = app.listen(config.port, config.host);
   // Longer than common load balancers' idle timeouts, so they close first.
   server.keepAliveTimeout = 65_000;

@@ -30,9 +30,15 @@ export interface WriterOptions {
   retryAfterSeconds: number;
 }
 
+/** What became of one request's rows once their batch committed. */
+export interface WriteResult {
+  /** Rows stored; the others repeated an id already stored (same site, id and time). */
+  inserted: number;
+}
+
 interface Pending {
   rows: EventRow[];
-  resolve: () => void;
+  resolve: (result: WriteResult) => void;
   reject: (err: Error) => void;
 }
 
@@ -73,8 +79,8 @@ export class GroupCommitWriter {
   ) {}
 
   /** Resolves once `rows` are committed; rejects with an HttpError otherwise. */
-  write(rows: EventRow[]): Promise<void> {
-    if (rows.length === 0) return Promise.resolve();
+  write(rows: EventRow[]): Promise<WriteResult> {
+    if (rows.length === 0) return Promise.resolve({ inserted: 0 });
     if (this.closed) {
       return Promise.reject(new UnavailableError('shutting_down', 'the service is shutting down', this.opts.retryAfterSeconds));
     }
@@ -93,7 +99,7 @@ export class GroupCommitWriter {
         ),
       );
     }
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<WriteResult>((resolve, reject) => {
       this.queue.push({ rows, resolve, reject });
       this.queuedRows += rows.length;
       this.stats.queuedRows = this.queuedRows;
@@ -149,8 +155,9 @@ export class GroupCommitWriter {
 
   private async flush(batch: Pending[]): Promise<void> {
     const rows = batch.flatMap((p) => p.rows);
+    let stored: StoredRows;
     try {
-      await withRetry(() => insertEvents(this.sql, rows));
+      stored = await withRetry(() => insertEvents(this.sql, rows));
     } catch (err) {
       if (!isRetryableDbError(err) && batch.length > 1) {
         // Something in the batch was refused for what it is, not for the database's
@@ -171,7 +178,8 @@ export class GroupCommitWriter {
     this.stats.batches++;
     this.stats.rows += rows.length;
     this.onCommitted(rows);
-    for (const p of batch) p.resolve();
+    // In batch order: of two requests resending one event, the first is told it was stored.
+    for (const p of batch) p.resolve({ inserted: stored.claim(p.rows) });
   }
 }
 
@@ -188,10 +196,40 @@ async function withRetry<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
 }
 
 /**
- * One statement for the whole batch: the columns as arrays, unnested into rows. Rows
- * with an id that is already stored (same site, id and time) are skipped.
+ * Which rows of a batch an insert stored: every row without an id, and each (site, id,
+ * time) it returned, claimed once — by the first row carrying it.
  */
-export async function insertEvents(sql: Sql, rows: EventRow[]): Promise<void> {
+export class StoredRows {
+  constructor(private readonly insertedKeys: Map<string, number> | null) {}
+
+  /** How many of `rows` were stored, claiming their keys so that no later row counts them again. */
+  claim(rows: EventRow[]): number {
+    if (this.insertedKeys === null) return rows.length;
+    let stored = 0;
+    for (const row of rows) {
+      if (row.id === undefined) {
+        stored++;
+        continue;
+      }
+      const key = eventKey(row.site, row.id, row.timeMs);
+      const left = this.insertedKeys.get(key) ?? 0;
+      if (left > 0) {
+        this.insertedKeys.set(key, left - 1);
+        stored++;
+      }
+    }
+    return stored;
+  }
+}
+
+const eventKey = (site: string, id: string, timeMs: number): string => `${site}\u0000${id}\u0000${timeMs}`;
+
+/**
+ * One statement for the whole batch: the columns as arrays, unnested into rows. Rows
+ * with an id that is already stored (same site, id and time) are skipped; the keys of
+ * those stored are returned so that each request can learn which of its rows were new.
+ */
+export async function insertEvents(sql: Sql, rows: EventRow[]): Promise<StoredRows> {
   const sites = rows.map((r) => r.site);
   const times = rows.map((r) => new Date(r.timeMs).toISOString());
   const kinds = rows.map((r) => r.kind);
@@ -204,13 +242,23 @@ export async function insertEvents(sql: Sql, rows: EventRow[]): Promise<void> {
       select *
       from unnest(${sites}::text[], ${times}::timestamptz[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[])
     `;
-    return;
+    return new StoredRows(null);
   }
   const ids = rows.map((r) => r.id ?? null);
-  await sql`
-    insert into events (site, time, kind, user_id, page, weight, id) /* ingest/writer */
-    select *
-    from unnest(${sites}::text[], ${times}::timestamptz[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[], ${ids}::text[])
-    on conflict (site, id, time) where id is not null do nothing
+  const inserted = await sql<{ site: string; id: string; time: Date }[]>`
+    with stored as ( /* ingest/writer */
+      insert into events (site, time, kind, user_id, page, weight, id)
+      select *
+      from unnest(${sites}::text[], ${times}::timestamptz[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[], ${ids}::text[])
+      on conflict (site, id, time) where id is not null do nothing
+      returning site, id, time
+    )
+    select site, id, time from stored where id is not null
   `;
+  const keys = new Map<string, number>();
+  for (const r of inserted) {
+    const key = eventKey(r.site, r.id, r.time.getTime());
+    keys.set(key, (keys.get(key) ?? 0) + 1);
+  }
+  return new StoredRows(keys);
 }

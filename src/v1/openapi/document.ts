@@ -1,0 +1,201 @@
+import { z } from 'zod';
+import { createDocument, type ZodOpenApiResponsesObject } from 'zod-openapi';
+import { AnalyticsReadQuery, AnalyticsWriteQuery } from '../../analytics/schemas.js';
+import { CollectQuery, UniquesQuery } from '../../collect/schemas.js';
+import { ErrorEnvelope } from '../../http/errors.js';
+import { PageViewMultiBody, PageViewResponse, PageViewSingleBody, ReportQuery, ReportResponse } from '../../pageviews/schemas.js';
+import { EventsBody, EventsResponse, V1Event } from '../events/schemas.js';
+import { ExportedEvent, ExportQuery } from '../export/schemas.js';
+import { StatsQuery, StatsResponse } from '../stats/schemas.js';
+
+/**
+ * The OpenAPI 3.1 document of every route, generated from the zod schemas the routes
+ * parse with (request side: what a client sends) and answer with.
+ */
+
+const json = (schema: z.ZodType) => ({ 'application/json': { schema } });
+const text = (example: string) => ({ 'text/plain': { schema: z.string().meta({ example }) } });
+const error = (description: string) => ({ description, content: json(ErrorEnvelope) });
+const retryAfter = { 'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer' as const } } };
+const unavailable = {
+  description: 'The database is unavailable or the ingest queue is full: retry after Retry-After seconds.',
+  headers: retryAfter,
+  content: json(ErrorEnvelope),
+};
+
+/** Errors every route may answer. */
+const common: ZodOpenApiResponsesObject = {
+  '400': error('A parameter or the body is invalid: details name each one and why.'),
+  '503': unavailable,
+};
+const writeErrors: ZodOpenApiResponsesObject = {
+  ...common,
+  '413': error('The body is too large.'),
+  '415': error('The body is not JSON by its Content-Type.'),
+  '422': error('The database refused the events.'),
+};
+
+let built: ReturnType<typeof createDocument> | undefined;
+
+export function openApiDocument(): ReturnType<typeof createDocument> {
+  built ??= createDocument({
+    openapi: '3.1.0',
+    info: {
+      title: 'headcount',
+      version: '0.3.0',
+      description:
+        'Collects analytics events and answers distinct users and event counts per hour, day and any range. ' +
+        'Every error answers {"error":{"code","message","details?"}}. Writes are answered after they commit.',
+    },
+    tags: [
+      { name: 'v1', description: 'The API of headcount.' },
+      { name: 'seeds', description: 'Compatible with five known analytics services; on DEFAULT_SITE, times in GMT.' },
+    ],
+    components: { schemas: { Event: V1Event } },
+    paths: {
+      '/v1/events': {
+        post: {
+          tags: ['v1'],
+          summary: 'Send a batch of events',
+          description:
+            'Each event is checked on its own: the valid ones commit together, the others are reported by index. ' +
+            'A text/plain body holding JSON is read too (navigator.sendBeacon). CORS: Access-Control-Allow-Origin is CORS_ALLOW_ORIGIN.',
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: EventsBody }, 'text/plain': { schema: EventsBody } },
+          },
+          responses: {
+            '200': { description: 'Valid events stored (or already stored: duplicates); invalid ones listed.', content: json(EventsResponse) },
+            '400': error('The body is not {"events":[...]}, or every event is invalid: details list each rejection ({index, code, message, field}).'),
+            ...writeErrors,
+            '413': error('More than 10,000 events or 5 MiB.'),
+          },
+        },
+        options: {
+          tags: ['v1'],
+          summary: 'CORS preflight',
+          responses: { '204': { description: 'Allowed: POST with Content-Type, from CORS_ALLOW_ORIGIN.' } },
+        },
+      },
+      '/v1/stats': {
+        get: {
+          tags: ['v1'],
+          summary: 'Distinct users and events per bucket of a range',
+          description:
+            'Buckets in the local calendar of timezone, zero-filled; users is the distinct count over exactly that bucket ' +
+            '(a union of hll sketches, never a sum). The same as the SQL function headcount_stats. Before the 60-day raw ' +
+            'retention only whole UTC days at day granularity or coarser can be answered; minute granularity covers at most 48 hours.',
+          requestParams: { query: StatsQuery },
+          responses: { '200': { description: 'The buckets.', content: json(StatsResponse) }, ...common },
+        },
+      },
+      '/v1/export': {
+        get: {
+          tags: ['v1'],
+          summary: 'The raw events of a range, streamed',
+          description: 'Oldest first. Content-Disposition names the file; the body has no length (streamed).',
+          requestParams: { query: ExportQuery },
+          responses: {
+            '200': {
+              description: 'NDJSON: one event per line; CSV: a header, then one event per row (RFC 4180).',
+              headers: { 'Content-Disposition': { schema: { type: 'string' }, description: 'attachment; filename="headcount-<site>-<from>-<to>.<format>"' } },
+              content: {
+                'application/x-ndjson': { schema: ExportedEvent },
+                'text/csv': { schema: z.string().meta({ example: 'time,site,kind,user,page,weight,id\r\n' }) },
+              },
+            },
+            ...common,
+            '503': { ...unavailable, description: 'Too many exports at once, or the database is unavailable.' },
+          },
+        },
+      },
+      '/v1/openapi.json': {
+        get: {
+          tags: ['v1'],
+          summary: 'This document',
+          responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: z.looseObject({}) } } } },
+        },
+      },
+      '/docs': {
+        get: {
+          tags: ['v1'],
+          summary: 'This document, rendered',
+          responses: { '200': { description: 'HTML', content: { 'text/html': { schema: z.string() } } } },
+        },
+      },
+      '/collect': {
+        get: {
+          tags: ['seeds'],
+          summary: 'Record a visit (seed 000)',
+          requestParams: { query: CollectQuery },
+          responses: { '200': { description: 'Stored; empty body.' }, ...common },
+        },
+      },
+      '/daily_uniques': {
+        get: {
+          tags: ['seeds'],
+          summary: 'Distinct users of a GMT day (seed 000)',
+          requestParams: { query: UniquesQuery },
+          responses: { '200': { description: 'The count and a newline.', content: text('2\n') }, ...common },
+        },
+      },
+      '/monthly_uniques': {
+        get: {
+          tags: ['seeds'],
+          summary: 'Distinct users of the 30 GMT days ending on d (seed 000)',
+          requestParams: { query: UniquesQuery },
+          responses: { '200': { description: 'The count and a newline.', content: text('2\n') }, ...common },
+        },
+      },
+      '/analytics': {
+        post: {
+          tags: ['seeds'],
+          summary: 'Record a click or an impression (seeds 001, 002, 004)',
+          requestParams: { query: AnalyticsWriteQuery },
+          responses: { '204': { description: 'Stored.' }, ...common },
+        },
+        get: {
+          tags: ['seeds'],
+          summary: 'Users, clicks and impressions of the GMT hour holding timestamp',
+          requestParams: { query: AnalyticsReadQuery },
+          responses: { '200': { description: 'Three lines.', content: text('unique_users,2\nclicks,1\nimpressions,1\n') }, ...common },
+        },
+      },
+      '/page-views/single': {
+        post: {
+          tags: ['seeds'],
+          summary: 'Record a page view (seed 003)',
+          requestBody: { required: true, content: json(PageViewSingleBody) },
+          responses: { '200': { description: 'Stored.', content: json(PageViewResponse) }, ...writeErrors },
+        },
+      },
+      '/page-views/multi': {
+        post: {
+          tags: ['seeds'],
+          summary: 'Record page view counts, all or nothing (seed 003)',
+          requestBody: { required: true, content: json(PageViewMultiBody) },
+          responses: { '200': { description: 'Stored.', content: json(PageViewResponse) }, ...writeErrors },
+        },
+      },
+      '/report': {
+        get: {
+          tags: ['seeds'],
+          summary: 'Page views of the 24 complete GMT hours before now (seed 003)',
+          requestParams: { query: ReportQuery },
+          responses: { '200': { description: 'Hours, oldest first.', content: json(ReportResponse) }, ...common },
+        },
+      },
+      '/health': {
+        get: {
+          tags: ['seeds'],
+          summary: 'Whether the database answers (seed 003)',
+          responses: {
+            '200': { description: 'It does.', content: json(z.object({ status: z.literal('ok') })) },
+            '503': unavailable,
+          },
+        },
+      },
+    },
+  });
+  return built;
+}

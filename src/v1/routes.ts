@@ -1,0 +1,18 @@
+import type Router from '@koa/router';
+import type { Sql } from '../db/client.js';
+import type { GroupCommitWriter } from '../ingest/writer.js';
+import { registerEvents } from './events/routes.js';
+import { registerExport } from './export/routes.js';
+import { registerOpenApi } from './openapi/routes.js';
+import { registerStats } from './stats/routes.js';
+
+/** The /v1 API (and /docs). */
+export function registerV1(
+  router: Router,
+  deps: { sql: Sql; writer: GroupCommitWriter; site: string; corsAllowOrigin: string },
+): void {
+  registerEvents(router, deps);
+  registerStats(router, deps);
+  registerExport(router, deps);
+  registerOpenApi(router);
+}
