@@ -5,7 +5,8 @@ import { parseIsoDate, parseIsoTimestamp } from '../time.js';
 
 /** Site names, as the events table checks them. */
 export const SITE_PATTERN = /^[a-z0-9][a-z0-9._-]{0,127}$/;
-export const SITE_RULE = 'must be a site name: lowercase letters, digits, ".", "_" or "-" (starting with a letter or digit), at most 128';
+export const SITE_RULE =
+  'must be a site name: lowercase letters, digits, ".", "_" or "-" (starting with a letter or digit), at most 128';
 export const KIND_PATTERN = /^[a-z][a-z0-9_]{0,62}$/;
 export const KIND_RULE = 'must be an event kind: a lowercase letter, then lowercase letters, digits or "_", at most 63';
 export const PAGE_MAX_CHARS = 2048;
@@ -42,13 +43,10 @@ export const rangeBoundParam = (description: string) =>
 
 /** `timezone`: checked by the database (headcount_zone), which knows the zones it can use. */
 export const timezoneParam = () =>
-  once('a time zone')
-    .min(1, 'must not be empty')
-    .max(64, 'must be at most 64 characters')
-    .meta({
-      description: 'An IANA time zone name (Asia/Kolkata, America/New_York) or an offset ±HH:MM (+05:30); default UTC.',
-      example: 'Asia/Kolkata',
-    });
+  once('a time zone').min(1, 'must not be empty').max(64, 'must be at most 64 characters').meta({
+    description: 'An IANA time zone name (Asia/Kolkata, America/New_York) or an offset ±HH:MM (+05:30); default UTC.',
+    example: 'Asia/Kolkata',
+  });
 
 /** The SQL expression of a range bound: an instant, or the local start of a date in `timezone`. */
 export const boundSql = (sql: Sql, bound: RangeBound, timezone: string) =>

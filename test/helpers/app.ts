@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import supertest from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
 import { createApp } from '../../src/app.js';
@@ -6,6 +6,7 @@ import type { StorageMode } from '../../src/db/storage.js';
 import { createLogger, silentLogger } from '../../src/log.js';
 import { type RuntimeConfig, type Runtime, startRuntime } from '../../src/runtime.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
+import { recordOpenApiViolations } from './openapi.js';
 
 export const TEST_SITE = 'default';
 
@@ -20,6 +21,8 @@ export interface TestApp {
   db: TestDatabase;
   runtime: Runtime;
   http: TestAgent;
+  /** /v1 responses that do not match the OpenAPI document (see useTestApp). */
+  openApiViolations: string[];
   /**
    * timescaledb mode: one refresher pass now, so that every bucket before the current
    * 10 minutes is materialized and a back-dated write lands below the watermark. Only
@@ -43,10 +46,14 @@ export async function startTestApp(
   const log = process.env.TEST_LOG_LEVEL ? createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'info') : silentLogger;
   const runtime = await startRuntime(db.sql, db.url, { ...testRuntimeConfig, ...overrides }, log);
   const app = createApp({ sql: db.sql, writer: runtime.writer, site: TEST_SITE, log: silentLogger });
+  // Outermost: sees every response as it leaves, errors included.
+  const openApiViolations: string[] = [];
+  app.middleware.unshift(recordOpenApiViolations(openApiViolations));
   return {
     db,
     runtime,
     http: supertest(app.callback()),
+    openApiViolations,
     async materialize() {
       await runtime.refresher?.flush();
     },
@@ -67,6 +74,11 @@ export function useTestApp(mode: StorageMode, opts: { resetEach?: boolean } = {}
     Object.assign(t, await startTestApp(mode));
   });
   afterAll(async () => t.close?.());
+  afterEach(() => {
+    // Every /v1 response of the test matches the OpenAPI document.
+    const found = t.openApiViolations.splice(0);
+    expect(found).toEqual([]);
+  });
   if (opts.resetEach !== false) {
     beforeEach(async () => {
       await t.db.reset();

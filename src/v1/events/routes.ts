@@ -11,10 +11,7 @@ import { EventsBody, MAX_BODY_BYTES, MAX_EVENTS, type Rejection, rejectionOf, V1
  * together (one unit for the group-commit writer) before the answer, which counts what
  * was stored, what repeated an id already stored, and why each other event was refused.
  */
-export function registerEvents(
-  router: Router,
-  deps: { writer: GroupCommitWriter; site: string; corsAllowOrigin: string },
-): void {
+export function registerEvents(router: Router, deps: { writer: GroupCommitWriter; site: string; corsAllowOrigin: string }): void {
   // Browsers send beacons cross-origin: text/plain needs no preflight, JSON does.
   const allowCors = cors({
     origin: deps.corsAllowOrigin,
@@ -33,7 +30,11 @@ export function registerEvents(
     const body = await readJsonBody(ctx, MAX_BODY_BYTES);
     const events = (body as { events?: unknown } | null)?.events;
     if (Array.isArray(events) && events.length > MAX_EVENTS) {
-      throw new HttpError(413, 'too_many_events', `a request may carry at most ${MAX_EVENTS} events, not ${events.length}; split it`);
+      throw new HttpError(
+        413,
+        'too_many_events',
+        `a request may carry at most ${MAX_EVENTS} events, not ${events.length}; split it`,
+      );
     }
     const batch = parseWith(EventsBody, body, 'body');
     const now = Date.now();

@@ -20,7 +20,8 @@ const EventTime = z
   .transform((value, ctx): number => {
     const now = Date.now();
     if (typeof value === 'number') {
-      if (!Number.isFinite(value) || value < 0) return timeIssue(ctx, 'invalid_time', 'must be epoch milliseconds, a non-negative number');
+      if (!Number.isFinite(value) || value < 0)
+        return timeIssue(ctx, 'invalid_time', 'must be epoch milliseconds, a non-negative number');
       const problem = eventTimeProblem(value, 'milliseconds', now);
       if (problem) return timeIssue(ctx, windowCode(problem), problem);
       return Math.round(value);
@@ -82,7 +83,8 @@ export const V1Event = z
         .max(128, 'must be at most 128 characters')
         .optional()
         .meta({
-          description: 'The client’s id of the event: a resend with the same site, id and time is not stored again (give time with it).',
+          description:
+            'The client’s id of the event: a resend with the same site, id and time is not stored again (give time with it).',
           example: '0f8b8c1e-5d1a-4d8e-9a57-1d2b3c4d5e6f',
         }),
     },
@@ -108,13 +110,11 @@ export const EventsBody = z
 export const Rejection = z
   .object({
     index: z.int().nonnegative().meta({ description: 'Position of the event in events.' }),
-    code: z
-      .string()
-      .meta({
-        description:
-          'missing, invalid_type, invalid_format, out_of_range, unknown_field, not_an_object, invalid_time, too_old, too_far_ahead',
-        example: 'too_old',
-      }),
+    code: z.string().meta({
+      description:
+        'missing, invalid_type, invalid_format, out_of_range, unknown_field, not_an_object, invalid_time, too_old, too_far_ahead',
+      example: 'too_old',
+    }),
     message: z.string(),
     field: z.string().nullable().meta({ description: 'The offending field; null when the event itself is wrong.' }),
   })

@@ -9,7 +9,11 @@ import { ExportQuery } from './schemas.js';
 /** Each export holds a pooled connection for as long as it streams: leave the rest to ingest and reads. */
 const MAX_CONCURRENT_EXPORTS = 2;
 
-const compact = (ms: number): string => new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+const compact = (ms: number): string =>
+  new Date(ms)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
 
 /**
  * GET /v1/export: the raw events of a range, streamed as the database returns them. The
@@ -27,7 +31,8 @@ export function registerExport(router: Router, deps: { sql: Sql; site: string })
       range = await resolveRange(deps.sql, q.from, q.to, q.timezone ?? 'UTC');
     } catch (err) {
       const e = err as { code?: unknown; message?: unknown };
-      if (e.code === '22023' && typeof e.message === 'string') throw badRequest('invalid_query', e.message, [{ parameter: 'timezone', message: e.message }]);
+      if (e.code === '22023' && typeof e.message === 'string')
+        throw badRequest('invalid_query', e.message, [{ parameter: 'timezone', message: e.message }]);
       throw err;
     }
     if (range.fromMs >= range.toMs) {

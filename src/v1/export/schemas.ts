@@ -12,7 +12,9 @@ export const ExportQuery = z.strictObject(
     from: rangeBoundParam('Start of the range (inclusive): an ISO 8601 instant with its zone, or a date read in timezone.'),
     to: rangeBoundParam('End of the range (exclusive): an ISO 8601 instant with its zone, or a date read in timezone.'),
     timezone: timezoneParam().optional(),
-    format: enumParam(EXPORT_FORMATS).optional().meta({ description: 'ndjson (default): one JSON event per line; csv: with a header row.' }),
+    format: enumParam(EXPORT_FORMATS)
+      .optional()
+      .meta({ description: 'ndjson (default): one JSON event per line; csv: with a header row.' }),
   },
   { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown parameter ${issue.keys.join(', ')}` : undefined) },
 );

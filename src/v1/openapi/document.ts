@@ -65,8 +65,13 @@ export function openApiDocument(): ReturnType<typeof createDocument> {
             content: { 'application/json': { schema: EventsBody }, 'text/plain': { schema: EventsBody } },
           },
           responses: {
-            '200': { description: 'Valid events stored (or already stored: duplicates); invalid ones listed.', content: json(EventsResponse) },
-            '400': error('The body is not {"events":[...]}, or every event is invalid: details list each rejection ({index, code, message, field}).'),
+            '200': {
+              description: 'Valid events stored (or already stored: duplicates); invalid ones listed.',
+              content: json(EventsResponse),
+            },
+            '400': error(
+              'The body is not {"events":[...]}, or every event is invalid: details list each rejection ({index, code, message, field}).',
+            ),
             ...writeErrors,
             '413': error('More than 10,000 events or 5 MiB.'),
           },
@@ -98,7 +103,12 @@ export function openApiDocument(): ReturnType<typeof createDocument> {
           responses: {
             '200': {
               description: 'NDJSON: one event per line; CSV: a header, then one event per row (RFC 4180).',
-              headers: { 'Content-Disposition': { schema: { type: 'string' }, description: 'attachment; filename="headcount-<site>-<from>-<to>.<format>"' } },
+              headers: {
+                'Content-Disposition': {
+                  schema: { type: 'string' },
+                  description: 'attachment; filename="headcount-<site>-<from>-<to>.<format>"',
+                },
+              },
               content: {
                 'application/x-ndjson': { schema: ExportedEvent },
                 'text/csv': { schema: z.string().meta({ example: 'time,site,kind,user,page,weight,id\r\n' }) },
@@ -158,7 +168,10 @@ export function openApiDocument(): ReturnType<typeof createDocument> {
           tags: ['seeds'],
           summary: 'Users, clicks and impressions of the GMT hour holding timestamp',
           requestParams: { query: AnalyticsReadQuery },
-          responses: { '200': { description: 'Three lines.', content: text('unique_users,2\nclicks,1\nimpressions,1\n') }, ...common },
+          responses: {
+            '200': { description: 'Three lines.', content: text('unique_users,2\nclicks,1\nimpressions,1\n') },
+            ...common,
+          },
         },
       },
       '/page-views/single': {
