@@ -159,7 +159,9 @@ const STATS = `
       raise exception 'granularity minute covers at most 48 hours per request; this range is %', to_time - from_time
         using errcode = '22023', column = 'to';
     end if;
-    perform headcount_use_zone(timezone);
+    -- Checked here, used by headcount_stats_pieces only: this function reads the relations
+    -- with TimeZone UTC (its SET clause), as they are defined.
+    perform headcount_zone(timezone);
 
     select date_trunc('day', now() - s.retention, 'UTC'), date_trunc('day', now() - s.sketch_retention, 'UTC')
     into raw_from, sketch_from
@@ -183,7 +185,7 @@ const STATS = `
 
     -- Anything before the first retained UTC day must be whole UTC days.
     select p.ps into old_piece
-    from headcount_stats_pieces(from_time, to_time, g, step, bucket_count) p
+    from headcount_stats_pieces(from_time, to_time, g, step, bucket_count, timezone) p
     where p.level <> 'day' and p.ps < raw_from
     limit 1;
     if found then
@@ -196,10 +198,10 @@ const STATS = `
 
     return query
     with pieces as (
-      select * from headcount_stats_pieces(from_time, to_time, g, step, bucket_count)
+      select * from headcount_stats_pieces(from_time, to_time, g, step, bucket_count, timezone)
     ),
     buckets as (
-      select distinct p.n, p.bucket from pieces p
+      select distinct p.n, p.bucket, p.label from pieces p
     ),
     rows as (
       select p.n, case group_by when 'kind' then x.kind when 'page' then x.page end as grp, x.events, x.users
@@ -252,7 +254,7 @@ const STATS = `
       ) t
     )
     select b.bucket,
-           to_char(b.bucket, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'),
+           b.label,
            case when group_by = 'kind' then gr.grp end,
            case when group_by = 'page' then gr.grp end,
            coalesce(round(hll_cardinality(pb.users)), 0)::bigint,
@@ -265,14 +267,21 @@ const STATS = `
   end
   $$;
 
-  -- The local buckets of [from_time, to_time) (the caller has set TimeZone) and the
-  -- UTC pieces that tile each: (bucket number, bucket start, level, [ps, pe)).
+  -- The local buckets of [from_time, to_time) in timezone and the UTC pieces that tile
+  -- each: (bucket number, bucket start, its label, level, [ps, pe)). The zone is set for
+  -- this function only: calendar arithmetic (+ 1 day, date_trunc) follows it here, and
+  -- nowhere else.
   create function headcount_stats_pieces(
-    from_time timestamptz, to_time timestamptz, g text, step interval, bucket_count bigint
+    from_time timestamptz, to_time timestamptz, g text, step interval, bucket_count bigint, timezone text
   )
-  returns table (n bigint, bucket timestamptz, level text, ps timestamptz, pe timestamptz)
-  language sql stable
+  returns table (n bigint, bucket timestamptz, label text, level text, ps timestamptz, pe timestamptz)
+  language plpgsql stable
+  set timezone = 'UTC'
   as $$
+  #variable_conflict use_column
+  begin
+    perform headcount_use_zone(timezone);
+    return query
     with starts as (
       -- Minutes: every UTC minute is a local one. Hours: the instants on a 15-minute
       -- grid (every zone's offset is a multiple of 15 minutes) at a local minute 0,
@@ -303,7 +312,7 @@ const STATS = `
       -- The buckets before the one holding from_time end before it.
       where bk.s < bk.e
     )
-    select ed.n, ed.b, v.level, v.ps, v.pe
+    select ed.n, ed.b, to_char(ed.b, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'), v.level, v.ps, v.pe
     from edges ed
     cross join lateral (values
       ('day', ed.ds, ed.de, ed.ds < ed.de),
@@ -312,7 +321,8 @@ const STATS = `
       ('minute', ed.s, least(ed.hs, ed.e), true),
       ('minute', ed.he, ed.e, ed.hs <= ed.he)
     ) v(level, ps, pe, used)
-    where v.used and v.ps < v.pe
+    where v.used and v.ps < v.pe;
+  end
   $$;
 
   comment on function headcount_stats(text, timestamptz, timestamptz, text, text, text[], text[], text, integer) is
@@ -330,7 +340,7 @@ export function up(pgm: MigrationBuilder): void {
 export function down(pgm: MigrationBuilder): void {
   pgm.sql(`
     drop function headcount_stats(text, timestamptz, timestamptz, text, text, text[], text[], text, integer);
-    drop function headcount_stats_pieces(timestamptz, timestamptz, text, interval, bigint);
+    drop function headcount_stats_pieces(timestamptz, timestamptz, text, interval, bigint, text);
     drop function headcount_format_time(timestamptz, text);
     drop function headcount_day_start(date, text);
     drop function headcount_use_zone(text);

@@ -11,13 +11,11 @@ describeEachMode('POST /v1/events', (mode) => {
   const stored = async () => first(await t.db.sql`select count(*)::int as n, coalesce(sum(weight), 0)::int as w from events`);
   const dayUsers = async (site = 'default') =>
     (
-      await t.http
-        .get('/v1/stats')
-        .query({
-          site,
-          from: new Date(daysAgo(2)).toISOString().slice(0, 10),
-          to: new Date(daysAgo(1)).toISOString().slice(0, 10),
-        })
+      await t.http.get('/v1/stats').query({
+        site,
+        from: new Date(daysAgo(2)).toISOString().slice(0, 10),
+        to: new Date(daysAgo(1)).toISOString().slice(0, 10),
+      })
     ).body.data[0];
 
   it('stores the valid events of a mixed batch and reports each invalid one by index', async () => {

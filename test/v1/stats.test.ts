@@ -297,7 +297,7 @@ describeEachMode('GET /v1/stats', (mode) => {
       [{ ...ok, timezone: 'UTC+3' }, 'timezone', /neither an IANA/],
       [{ ...ok, timezone: '+19:00' }, 'timezone', /offset from -18:00/],
       [{ ...ok, kind: 'Bad Kind' }, 'kind', /event kind/],
-      [{ ...ok, kind: ['view', 'Bad Kind'] }, 'kind[1]', /event kind/],
+      [{ ...ok, kind: ['view', 'Bad Kind'] }, 'kind["1"]', /event kind/],
       [{ ...ok, group_by: 'user' }, 'group_by', /kind or page/],
       [{ ...ok, limit: '0' }, 'limit', /1 to 1000/],
       [{ ...ok, site: 'Shop!' }, 'site', /site name/],
