@@ -196,41 +196,59 @@ const STATS = `
         using errcode = '22023', column = 'from';
     end if;
 
-    return query
+    -- Every UTC day, hour and minute the pieces cover, then one lookup per level by those
+    -- keys: each relation is read once, by its primary key, whatever the number of buckets.
+    -- EXECUTE plans it with these values, so that TimescaleDB excludes chunks.
+    return query execute $q$
     with pieces as (
-      select * from headcount_stats_pieces(from_time, to_time, g, step, bucket_count, timezone)
+      select * from headcount_stats_pieces($2, $3, $4, $5, $6, $7)
+    ),
+    units as (
+      select p.n, p.level, u.u
+      from pieces p
+      cross join lateral generate_series(
+        p.ps,
+        p.pe - case p.level when 'day' then interval '1 day' when 'hour' then interval '1 hour' else interval '1 minute' end,
+        case p.level when 'day' then interval '1 day' when 'hour' then interval '1 hour' else interval '1 minute' end
+      ) u(u)
+    ),
+    keys as (
+      select array_agg(u) filter (where level = 'day') as days,
+             array_agg(u) filter (where level = 'hour') as hours,
+             array_agg(u) filter (where level = 'minute') as minutes
+      from units
+    ),
+    found as (
+      select 'day' as level, d.bucket, d.kind, d.page, d.events, d.users
+      from events_daily d, keys k
+      where $8 and d.site = $1 and d.bucket = any (k.days)
+        and ($9::text[] is null or d.kind = any ($9)) and ($10::text[] is null or d.page = any ($10))
+      union all
+      select 'day', t.bucket, null, null, t.events, t.users
+      from totals_daily t, keys k
+      where not $8 and t.site = $1 and t.bucket = any (k.days)
+      union all
+      select 'hour', h.bucket, h.kind, h.page, h.events, h.users
+      from events_hourly h, keys k
+      where $8 and h.site = $1 and h.bucket = any (k.hours)
+        and ($9::text[] is null or h.kind = any ($9)) and ($10::text[] is null or h.page = any ($10))
+      union all
+      select 'hour', t.bucket, null, null, t.events, t.users
+      from totals_hourly t, keys k
+      where not $8 and t.site = $1 and t.bucket = any (k.hours)
+      union all
+      select 'minute', m.bucket, m.kind, m.page, m.events, m.users
+      from events_minutely m, keys k
+      where m.site = $1 and m.bucket = any (k.minutes)
+        and ($9::text[] is null or m.kind = any ($9)) and ($10::text[] is null or m.page = any ($10))
+    ),
+    rows as (
+      select un.n, case $11 when 'kind' then f.kind when 'page' then f.page end as grp, f.events, f.users
+      from units un
+      join found f on f.level = un.level and f.bucket = un.u
     ),
     buckets as (
       select distinct p.n, p.bucket, p.label from pieces p
-    ),
-    rows as (
-      select p.n, case group_by when 'kind' then x.kind when 'page' then x.page end as grp, x.events, x.users
-      from pieces p
-      cross join lateral (
-        -- Each branch runs only for its level (one-time filters on the outer row).
-        select d.kind, d.page, d.events, d.users
-        from events_daily d
-        where keyed and p.level = 'day' and d.site = headcount_stats.site and d.bucket >= p.ps and d.bucket < p.pe
-          and (kinds is null or d.kind = any (kinds)) and (pages is null or d.page = any (pages))
-        union all
-        select null, null, t.events, t.users
-        from totals_daily t
-        where not keyed and p.level = 'day' and t.site = headcount_stats.site and t.bucket >= p.ps and t.bucket < p.pe
-        union all
-        select h.kind, h.page, h.events, h.users
-        from events_hourly h
-        where keyed and p.level = 'hour' and h.site = headcount_stats.site and h.bucket >= p.ps and h.bucket < p.pe
-          and (kinds is null or h.kind = any (kinds)) and (pages is null or h.page = any (pages))
-        union all
-        select null, null, t.events, t.users
-        from totals_hourly t
-        where not keyed and p.level = 'hour' and t.site = headcount_stats.site and t.bucket >= p.ps and t.bucket < p.pe
-        union all
-        select m.kind, m.page, m.events, m.users
-        from events_minutely m
-        where p.level = 'minute' and m.site = headcount_stats.site and m.bucket >= p.ps and m.bucket < p.pe
-          and (kinds is null or m.kind = any (kinds)) and (pages is null or m.page = any (pages))
-      ) x
     ),
     per_bucket as (
       select r.n, r.grp, sum(r.events)::bigint as events, hll_union_agg(r.users) as users
@@ -238,32 +256,34 @@ const STATS = `
       group by r.n, r.grp
     ),
     groups as (
-      -- Without group_by: one group (null). With it: the top group_limit over the whole
-      -- range by distinct users (a union over every bucket), then events, then name.
+      -- Without group_by: one group (null). With it: the top $12 over the whole range by
+      -- distinct users (a union over every bucket), then events, then name.
       select null::text as grp, 1::bigint as rank
-      where group_by is null
+      where $11 is null
       union all
       select t.grp, row_number() over (order by t.users desc, t.events desc, t.grp)
       from (
         select pb.grp, round(hll_cardinality(hll_union_agg(pb.users))) as users, sum(pb.events) as events
         from per_bucket pb
-        where group_by is not null
+        where $11 is not null
         group by pb.grp
         order by 2 desc, 3 desc, 1
-        limit group_limit
+        limit $12
       ) t
     )
     select b.bucket,
            b.label,
-           case when group_by = 'kind' then gr.grp end,
-           case when group_by = 'page' then gr.grp end,
+           case when $11 = 'kind' then gr.grp end,
+           case when $11 = 'page' then gr.grp end,
            coalesce(round(hll_cardinality(pb.users)), 0)::bigint,
            coalesce(pb.events, 0)::bigint,
            coalesce(hll_type(pb.users) > 2, false)
     from buckets b
     cross join groups gr
     left join per_bucket pb on pb.n = b.n and pb.grp is not distinct from gr.grp
-    order by b.n, gr.rank;
+    order by b.n, gr.rank
+    $q$
+    using site, from_time, to_time, g, step, bucket_count, timezone, keyed, kinds, pages, group_by, group_limit;
   end
   $$;
 
