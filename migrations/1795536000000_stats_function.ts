@@ -27,6 +27,45 @@ import type { MigrationBuilder } from 'node-pg-migrate';
  * turns those into a 400 naming the query parameter.
  */
 
+/**
+ * A function whose body runs with TimeZone set to its `timezone` argument; the SET
+ * clause restores the caller's TimeZone when it returns.
+ */
+const zoned = (signature: string, returns: string, body: string[]): string => `
+  create function ${signature} returns ${returns}
+  language plpgsql stable
+  set timezone = 'UTC'
+  as $$
+  begin
+    perform headcount_use_zone(timezone);
+    ${body.join('\n    ')}
+  end
+  $$;
+`;
+
+/**
+ * The rows of one level of sketches at the keys the pieces cover: per kind and page
+ * (filtered) when the request filters or groups ($8), else the site totals. Parameters
+ * as headcount_stats passes them to EXECUTE.
+ */
+function lookup(level: 'day' | 'hour' | 'minute', keys: string, relation: string, perKey: boolean): string {
+  const filters = perKey ? `and ($9::text[] is null or r.kind = any ($9)) and ($10::text[] is null or r.page = any ($10))` : '';
+  const when = level === 'minute' ? 'true' : perKey ? '$8' : 'not $8';
+  return `
+    select '${level}'::text as level, r.bucket, ${perKey ? 'r.kind, r.page' : 'null::text, null::text'}, r.events, r.users
+    from ${relation} r, keys k
+    where ${when} and r.site = $1 and r.bucket = any (k.${keys}) ${filters}`;
+}
+
+// There is no per-minute total: minutes are always read per kind and page.
+const FOUND = [
+  lookup('day', 'days', 'events_daily', true),
+  lookup('day', 'days', 'totals_daily', false),
+  lookup('hour', 'hours', 'events_hourly', true),
+  lookup('hour', 'hours', 'totals_hourly', false),
+  lookup('minute', 'minutes', 'events_minutely', true),
+].join('\n    union all');
+
 const STATS = `
   create function headcount_zone(timezone text) returns text
   language plpgsql immutable
@@ -56,28 +95,14 @@ const STATS = `
   end
   $$;
 
-  -- The SET clause restores the caller's TimeZone when the function returns.
-  create function headcount_day_start(day date, timezone text) returns timestamptz
-  language plpgsql stable
-  set timezone = 'UTC'
-  as $$
-  begin
-    perform headcount_use_zone(timezone);
-    -- From local noon, which exists on every day, to the start of the day as date_trunc
-    -- sees it: the same instant the stats buckets start at.
-    return date_trunc('day', (day + time '12:00')::timestamptz);
-  end
-  $$;
-
-  create function headcount_format_time(instant timestamptz, timezone text) returns text
-  language plpgsql stable
-  set timezone = 'UTC'
-  as $$
-  begin
-    perform headcount_use_zone(timezone);
-    return to_char(instant, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM');
-  end
-  $$;
+  ${zoned('headcount_day_start(day date, timezone text)', 'timestamptz', [
+    '-- From local noon, which exists on every day, to the start of the day as date_trunc',
+    '-- sees it: the same instant the stats buckets start at.',
+    "return date_trunc('day', (day + time '12:00')::timestamptz);",
+  ])}
+  ${zoned('headcount_format_time(instant timestamptz, timezone text)', 'text', [
+    `return to_char(instant, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM');`,
+  ])}
 
   -- Sets TimeZone for the rest of the calling function (callers have a SET timezone
   -- clause, which confines it to them).
@@ -219,28 +244,7 @@ const STATS = `
       from units
     ),
     found as (
-      select 'day' as level, d.bucket, d.kind, d.page, d.events, d.users
-      from events_daily d, keys k
-      where $8 and d.site = $1 and d.bucket = any (k.days)
-        and ($9::text[] is null or d.kind = any ($9)) and ($10::text[] is null or d.page = any ($10))
-      union all
-      select 'day', t.bucket, null, null, t.events, t.users
-      from totals_daily t, keys k
-      where not $8 and t.site = $1 and t.bucket = any (k.days)
-      union all
-      select 'hour', h.bucket, h.kind, h.page, h.events, h.users
-      from events_hourly h, keys k
-      where $8 and h.site = $1 and h.bucket = any (k.hours)
-        and ($9::text[] is null or h.kind = any ($9)) and ($10::text[] is null or h.page = any ($10))
-      union all
-      select 'hour', t.bucket, null, null, t.events, t.users
-      from totals_hourly t, keys k
-      where not $8 and t.site = $1 and t.bucket = any (k.hours)
-      union all
-      select 'minute', m.bucket, m.kind, m.page, m.events, m.users
-      from events_minutely m, keys k
-      where m.site = $1 and m.bucket = any (k.minutes)
-        and ($9::text[] is null or m.kind = any ($9)) and ($10::text[] is null or m.page = any ($10))
+      ${FOUND}
     ),
     rows as (
       select un.n, case $11 when 'kind' then f.kind when 'page' then f.page end as grp, f.events, f.users

@@ -35,6 +35,22 @@ const writeErrors: ZodOpenApiResponsesObject = {
   '422': error('The database refused the events.'),
 };
 
+/** A seed route that takes its input as query parameters. */
+const seedQuery = (summary: string, query: z.ZodType<unknown, Record<string, unknown>>, ok: ZodOpenApiResponsesObject) => ({
+  tags: ['seeds'],
+  summary,
+  requestParams: { query },
+  responses: { ...ok, ...common },
+});
+/** A seed route that takes a JSON body and answers {"success":true}. */
+const seedBody = (summary: string, body: z.ZodType) => ({
+  tags: ['seeds'],
+  summary,
+  requestBody: { required: true, content: json(body) },
+  responses: { '200': { description: 'Stored.', content: json(PageViewResponse) }, ...writeErrors },
+});
+const count = { '200': { description: 'The count and a newline.', content: text('2\n') } };
+
 let built: ReturnType<typeof createDocument> | undefined;
 
 export function openApiDocument(): ReturnType<typeof createDocument> {
@@ -134,69 +150,32 @@ export function openApiDocument(): ReturnType<typeof createDocument> {
         },
       },
       '/collect': {
-        get: {
-          tags: ['seeds'],
-          summary: 'Record a visit (seed 000)',
-          requestParams: { query: CollectQuery },
-          responses: { '200': { description: 'Stored; empty body.' }, ...common },
-        },
+        get: seedQuery('Record a visit (seed 000)', CollectQuery, { '200': { description: 'Stored; empty body.' } }),
       },
       '/daily_uniques': {
-        get: {
-          tags: ['seeds'],
-          summary: 'Distinct users of a GMT day (seed 000)',
-          requestParams: { query: UniquesQuery },
-          responses: { '200': { description: 'The count and a newline.', content: text('2\n') }, ...common },
-        },
+        get: seedQuery('Distinct users of a GMT day (seed 000)', UniquesQuery, count),
       },
       '/monthly_uniques': {
-        get: {
-          tags: ['seeds'],
-          summary: 'Distinct users of the 30 GMT days ending on d (seed 000)',
-          requestParams: { query: UniquesQuery },
-          responses: { '200': { description: 'The count and a newline.', content: text('2\n') }, ...common },
-        },
+        get: seedQuery('Distinct users of the 30 GMT days ending on d (seed 000)', UniquesQuery, count),
       },
       '/analytics': {
-        post: {
-          tags: ['seeds'],
-          summary: 'Record a click or an impression (seeds 001, 002, 004)',
-          requestParams: { query: AnalyticsWriteQuery },
-          responses: { '204': { description: 'Stored.' }, ...common },
-        },
-        get: {
-          tags: ['seeds'],
-          summary: 'Users, clicks and impressions of the GMT hour holding timestamp',
-          requestParams: { query: AnalyticsReadQuery },
-          responses: {
-            '200': { description: 'Three lines.', content: text('unique_users,2\nclicks,1\nimpressions,1\n') },
-            ...common,
-          },
-        },
+        post: seedQuery('Record a click or an impression (seeds 001, 002, 004)', AnalyticsWriteQuery, {
+          '204': { description: 'Stored.' },
+        }),
+        get: seedQuery('Users, clicks and impressions of the GMT hour holding timestamp', AnalyticsReadQuery, {
+          '200': { description: 'Three lines.', content: text('unique_users,2\nclicks,1\nimpressions,1\n') },
+        }),
       },
       '/page-views/single': {
-        post: {
-          tags: ['seeds'],
-          summary: 'Record a page view (seed 003)',
-          requestBody: { required: true, content: json(PageViewSingleBody) },
-          responses: { '200': { description: 'Stored.', content: json(PageViewResponse) }, ...writeErrors },
-        },
+        post: seedBody('Record a page view (seed 003)', PageViewSingleBody),
       },
       '/page-views/multi': {
-        post: {
-          tags: ['seeds'],
-          summary: 'Record page view counts, all or nothing (seed 003)',
-          requestBody: { required: true, content: json(PageViewMultiBody) },
-          responses: { '200': { description: 'Stored.', content: json(PageViewResponse) }, ...writeErrors },
-        },
+        post: seedBody('Record page view counts, all or nothing (seed 003)', PageViewMultiBody),
       },
       '/report': {
-        get: {
-          tags: ['seeds'],
-          summary: 'Page views of the 24 complete GMT hours before now (seed 003)',
-          requestParams: { query: ReportQuery },
-          responses: { '200': { description: 'Hours, oldest first.', content: json(ReportResponse) }, ...common },
-        },
+        get: seedQuery('Page views of the 24 complete GMT hours before now (seed 003)', ReportQuery, {
+          '200': { description: 'Hours, oldest first.', content: json(ReportResponse) },
+        }),
       },
       '/health': {
         get: {
