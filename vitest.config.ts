@@ -10,5 +10,7 @@ export default defineConfig({
     // Every file makes its own databases from the migrated templates, so files can run
     // in parallel; there are only two cores.
     maxWorkers: 2,
+    // Memory tests (the streamed export) collect garbage before they sample.
+    execArgv: ['--expose-gc'],
   },
 });

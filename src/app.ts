@@ -14,6 +14,7 @@ import { Metrics } from './ops/metrics.js';
 import { Readiness, registerOps } from './ops/probes.js';
 import { Rejections } from './ops/rejections.js';
 import { registerPageViews } from './pageviews/routes.js';
+import { registerV1 } from './v1/routes.js';
 
 export interface AppDeps {
   sql: Sql;
@@ -26,6 +27,8 @@ export interface AppDeps {
   jobs?: () => JobStatus[];
   /** Memory for request bodies in flight (see ByteBudget; default 64 MiB). */
   bodyBudget?: ByteBudget;
+  /** Access-Control-Allow-Origin of POST /v1/events; default `*`. */
+  corsAllowOrigin?: string;
   log: Logger;
   /** Default: a registry of its own, without process metrics. */
   metrics?: Metrics;
@@ -57,6 +60,7 @@ export function createApp(given: AppDeps): Koa {
   registerPageViews(router, deps);
   registerHealth(router, deps);
   registerOps(router, { sql: deps.sql, metrics, readiness });
+  registerV1(router, { ...deps, corsAllowOrigin: deps.corsAllowOrigin ?? '*' });
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

@@ -82,6 +82,7 @@ async function serve(
     metrics,
     readiness: runtime.readiness,
     logRequests: config.logRequests,
+    corsAllowOrigin: config.corsAllowOrigin,
     log,
   });
   const server = app.listen(config.port, config.host);

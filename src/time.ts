@@ -34,6 +34,8 @@ export function eventTimeProblem(raw: number, unit: EpochUnit, nowMs: number): s
 
 /** Why an instant lies outside [now - retention, now + 5 min], or null. */
 export function timeWindowProblem(ms: number, nowMs: number): string | null {
+  // Beyond ±100,000,000 days a JavaScript date does not exist (toISOString throws).
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return 'is not a time that exists';
   if (ms < nowMs - RETENTION_MS) {
     return `is ${new Date(ms).toISOString()}, older than the ${RETENTION_DAYS}-day retention window (earliest accepted: ${new Date(nowMs - RETENTION_MS).toISOString()})`;
   }

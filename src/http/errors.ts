@@ -1,7 +1,25 @@
+import { z } from 'zod';
+
 /**
  * Every error a client sees has one shape: { error: { code, message, details? } }.
  * Handlers throw these; src/http/middleware.ts turns them into responses.
  */
+export const ErrorEnvelope = z
+  .object({
+    error: z.object({
+      code: z.string().meta({ description: 'Stable, machine-readable.', example: 'invalid_query' }),
+      message: z.string().meta({ description: 'For people: what is wrong and what to do.' }),
+      details: z
+        .array(
+          z.looseObject({
+            parameter: z.string().optional().meta({ description: 'The query parameter or body field at fault.' }),
+            message: z.string(),
+          }),
+        )
+        .optional(),
+    }),
+  })
+  .meta({ id: 'Error' });
 export interface ErrorDetail {
   parameter?: string;
   message: string;

@@ -105,7 +105,10 @@ export const intParam = (min: number, max: number) =>
 
 /** One of `values`. */
 export const enumParam = <const T extends readonly [string, ...string[]]>(values: T) =>
-  single(values.join(' or ')).pipe(z.enum(values, { error: `must be ${values.join(' or ')}` }));
+  single(values.join(' or '))
+    .pipe(z.enum(values, { error: `must be ${values.join(' or ')}` }))
+    // The documented input is the string before the pipe: name its values.
+    .meta({ override: { enum: [...values] } });
 
 /** A bare flag such as `&click` (also `&click=1`, `&click=true`). */
 export const flagParam = () =>

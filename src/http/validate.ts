@@ -9,7 +9,16 @@ import { badRequest, type ErrorDetail } from './errors.js';
  * with npm run bench); node:querystring gives the same shape for far less.
  */
 export function queryOf(ctx: Koa.Context): querystring.ParsedUrlQuery {
-  return querystring.parse(ctx.querystring);
+  const query = querystring.parse(ctx.querystring);
+  // PostgreSQL text cannot hold U+0000: no parameter of any route may carry it.
+  for (const [name, value] of Object.entries(query)) {
+    if ((Array.isArray(value) ? value : [value]).some((v) => v?.includes('\0'))) {
+      throw badRequest('invalid_query', `${name} must not contain NUL (\\u0000) characters`, [
+        { parameter: name, message: 'must not contain NUL (\\u0000) characters' },
+      ]);
+    }
+  }
+  return query;
 }
 
 /**

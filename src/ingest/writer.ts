@@ -34,10 +34,16 @@ export interface WriterOptions {
   deadlineMs: number;
 }
 
+/** What became of one request's rows once their batch committed. */
+export interface WriteResult {
+  /** Rows stored; the others repeated an id already stored (same site, id and time). */
+  inserted: number;
+}
+
 interface Pending {
   rows: EventRow[];
   bytes: number;
-  resolve: () => void;
+  resolve: (result: WriteResult) => void;
   reject: (err: Error) => void;
 }
 
@@ -88,8 +94,8 @@ export class GroupCommitWriter {
   ) {}
 
   /** Resolves once `rows` are committed; rejects with an IngestError or DatabaseUnavailable otherwise. */
-  write(rows: EventRow[]): Promise<void> {
-    if (rows.length === 0) return Promise.resolve();
+  write(rows: EventRow[]): Promise<WriteResult> {
+    if (rows.length === 0) return Promise.resolve({ inserted: 0 });
     if (this.closed) return Promise.reject(new ShuttingDown('the service is shutting down'));
     if (rows.length > this.opts.maxQueueRows) {
       return Promise.reject(new TooManyEvents(`one request may carry at most ${this.opts.maxQueueRows} events; split it`));
@@ -100,7 +106,7 @@ export class GroupCommitWriter {
       this.stats.rejectedFull++;
       return Promise.reject(new QueueFull('too many events are waiting to be written; retry later'));
     }
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<WriteResult>((resolve, reject) => {
       this.queue.push({ rows, bytes, resolve, reject });
       this.queuedRows += rows.length;
       this.queuedBytes += bytes;
@@ -183,8 +189,9 @@ export class GroupCommitWriter {
       durationMs: performance.now() - started,
       ok,
     });
+    let stored: StoredRows;
     try {
-      await withRetry(() => withDeadline(insertEvents(this.sql, rows), this.opts.deadlineMs));
+      stored = storedRows(rows, await withRetry(() => withDeadline(insertEvents(this.sql, rows), this.opts.deadlineMs)));
     } catch (err) {
       if (!isRetryableDbError(err) && batch.length > 1) {
         // Something in the batch was refused for what it is, not for the database's
@@ -208,7 +215,8 @@ export class GroupCommitWriter {
     this.stats.batches++;
     this.stats.rows += rows.length;
     this.onFlushed(outcome(true));
-    for (const p of batch) p.resolve();
+    // In batch order: of two requests resending one event, the first is told it was stored.
+    for (const p of batch) p.resolve({ inserted: stored.claim(p.rows) });
   }
 }
 
@@ -225,9 +233,57 @@ async function withRetry<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
 }
 
 /**
+ * Which rows of a batch an insert stored: every row without an id, and each (site, id,
+ * time) it returned, claimed once — by the first row carrying it.
+ */
+export class StoredRows {
+  constructor(private readonly insertedKeys: Map<string, number> | null) {}
+
+  /** How many of `rows` were stored, claiming their keys so that no later row counts them again. */
+  claim(rows: EventRow[]): number {
+    if (this.insertedKeys === null) return rows.length;
+    let stored = 0;
+    for (const row of rows) {
+      if (row.id === undefined) {
+        stored++;
+        continue;
+      }
+      const key = eventKey(row.site, row.id, row.timeMs);
+      const left = this.insertedKeys.get(key) ?? 0;
+      if (left > 0) {
+        this.insertedKeys.set(key, left - 1);
+        stored++;
+      }
+    }
+    return stored;
+  }
+}
+
+const eventKey = (site: string, id: string, timeMs: number): string => `${site}\u0000${id}\u0000${timeMs}`;
+
+/** A stored row's key, as insertEvents returns it. */
+export interface StoredKey {
+  site: string;
+  id: string;
+  time: Date;
+}
+
+/** Which of `rows` were stored, from the keys insertEvents returned for them. */
+export function storedRows(rows: EventRow[], returned: readonly StoredKey[]): StoredRows {
+  if (!rows.some((r) => r.id !== undefined)) return new StoredRows(null);
+  const keys = new Map<string, number>();
+  for (const r of returned) {
+    const key = eventKey(r.site, r.id, r.time.getTime());
+    keys.set(key, (keys.get(key) ?? 0) + 1);
+  }
+  return new StoredRows(keys);
+}
+
+/**
  * One statement for the whole batch: the columns as arrays, unnested into rows. Rows
- * with an id that is already stored (same site, id and time) are skipped. Returns the
- * query, so that a caller can cancel it (see db/deadline.ts).
+ * with an id that is already stored (same site, id and time) are skipped; the keys of
+ * those stored are returned (storedRows) so that each request can learn which of its
+ * rows were new. Returns the query itself, so that a caller can cancel it (db/deadline.ts).
  */
 export function insertEvents(sql: Sql, rows: EventRow[]) {
   const sites = rows.map((r) => r.site);
@@ -237,17 +293,21 @@ export function insertEvents(sql: Sql, rows: EventRow[]) {
   const pages = rows.map((r) => r.page);
   const weights = rows.map((r) => r.weight);
   if (!rows.some((r) => r.id !== undefined)) {
-    return sql`
+    return sql<StoredKey[]>`
       insert into events (site, time, kind, user_id, page, weight) /* ingest/writer */
       select *
       from unnest(${sites}::text[], ${times}::timestamptz[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[])
     `;
   }
   const ids = rows.map((r) => r.id ?? null);
-  return sql`
-    insert into events (site, time, kind, user_id, page, weight, id) /* ingest/writer */
-    select *
-    from unnest(${sites}::text[], ${times}::timestamptz[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[], ${ids}::text[])
-    on conflict (site, id, time) where id is not null do nothing
+  return sql<StoredKey[]>`
+    with stored as ( /* ingest/writer */
+      insert into events (site, time, kind, user_id, page, weight, id)
+      select *
+      from unnest(${sites}::text[], ${times}::timestamptz[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[], ${ids}::text[])
+      on conflict (site, id, time) where id is not null do nothing
+      returning site, id, time
+    )
+    select site, id, time from stored where id is not null
   `;
 }

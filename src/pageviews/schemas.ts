@@ -68,6 +68,8 @@ export const PageViewMultiBody = z
     return rows;
   });
 
+export const PageViewResponse = z.object({ success: z.literal(true) });
+
 /** `GET /report?page=&now=&order=asc|desc&take=` (seed 003). */
 export const ReportQuery = z.object({
   page: textParam('a page', PAGE_MAX_CHARS),
@@ -76,3 +78,12 @@ export const ReportQuery = z.object({
   take: intParam(0, 1_000_000_000).optional(),
 });
 export type ReportQuery = z.infer<typeof ReportQuery>;
+
+export const ReportResponse = z.object({
+  data: z.array(
+    z.object({
+      h: z.int().min(0).max(23).meta({ description: 'GMT hour of day' }),
+      v: z.int().nonnegative().meta({ description: 'page views in that hour' }),
+    }),
+  ),
+});

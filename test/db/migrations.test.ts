@@ -180,6 +180,8 @@ describeEachMode('migrations', (mode) => {
       const step = async (direction: 'up' | 'down') =>
         migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
+      expect(await step('down')).toEqual(['1795536000000_stats_function']);
+      expect(first(await scratch.sql`select count(*)::int as n from pg_proc where proname like 'headcount_stats%'`).n).toBe(0);
       expect(await step('down')).toEqual(['1795449600000_sites_and_fresh_reads']);
       expect(await columns(scratch.sql, 'users_daily')).toEqual(['bucket timestamp with time zone', 'users hll']);
       expect(first(await scratch.sql`select count(*)::int as n from events_daily`).n).toBe(1);
@@ -187,6 +189,7 @@ describeEachMode('migrations', (mode) => {
       expect(await relationKinds(scratch.sql)).toEqual({});
       expect(await step('up')).toEqual(['1763870400000_storage']);
       expect(await step('up')).toEqual(['1795449600000_sites_and_fresh_reads']);
+      expect(await step('up')).toEqual(['1795536000000_stats_function']);
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
       const [row] = await scratch.sql`select site, events, hll_cardinality(users)::int as users from events_daily`;
       expect(row).toEqual({ site: 'default', events: 1, users: 1 });
@@ -238,7 +241,7 @@ describeEachMode('upgrade from v0.1.0', (mode: StorageMode) => {
     `;
     expect(before.length).toBeGreaterThan(40);
     const ran = await migrate({ databaseUrl: db.url, storageMode: mode, defaultSite: 'shop', log: silentLogger });
-    expect(ran).toEqual(['1795449600000_sites_and_fresh_reads']);
+    expect(ran).toEqual(['1795449600000_sites_and_fresh_reads', '1795536000000_stats_function']);
     expect(first(await db.sql`select count(*)::int as n, min(site) as a, max(site) as b from events`)).toEqual({
       n: 6001,
       a: 'shop',
@@ -291,7 +294,8 @@ describe('migrations by a database owner that is no superuser (managed PostgreSQ
       url.username = role;
       url.password = 'secret';
       const ran = await migrate({ databaseUrl: url.toString(), storageMode: 'auto', log: silentLogger });
-      expect(ran).toEqual(['1763870400000_storage', '1795449600000_sites_and_fresh_reads']);
+      const all = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.ts')).map((f) => f.replace(/\.ts$/, ''));
+      expect(ran).toEqual(all);
       expect(first(await db.sql`select storage_mode from headcount_settings`).storage_mode).toBe('postgres');
     } finally {
       await db.drop();

@@ -22,7 +22,8 @@ describe('malformed requests (fuzz)', () => {
   beforeAll(async () => {
     t = await startTestApp('postgres');
     const app = createApp({ sql: t.db.sql, writer: t.runtime.writer, site: 'default', log: silentLogger });
-    server = http.createServer(app.callback());
+    const handle = app.callback();
+    server = http.createServer((req, res) => void handle(req, res));
     guardServer(server, { requestTimeoutMs: 5000, maxConnections: 1000 });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as net.AddressInfo).port;
@@ -69,6 +70,10 @@ describe('malformed requests (fuzz)', () => {
     ['GET', '/report', () => `page=${pick(['%00', 'a%00b', ''])}&take=${pick(junk)}`],
     ['GET', '/report', () => `page=/a&now=${pick(['%00', 'yesterday', '2026-11-23T25:00:00Z', '%zz'])}`],
     ['GET', '/report', () => `page=/a&order=${pick(['up', '%00', ''])}`],
+    ['GET', '/v1/stats', () => `from=${pick(junk)}&to=2026-11-23&timezone=${pick(['Mars/Base', '%00', '+25:00', 'UTC+3'])}`],
+    ['GET', '/v1/stats', () => `from=2026-11-20&to=2026-11-23&granularity=${pick(['second', '%00', ''])}&kind=${pick(junk)}`],
+    ['GET', '/v1/stats', () => `site=${pick(['UPPER', '%00', '-x', 'a'.repeat(200)])}&from=2026-11-20&to=2026-11-23`],
+    ['GET', '/v1/export', () => `from=${pick(junk)}&to=${pick(junk)}&format=${pick(['xml', '%00', ''])}`],
   ];
   /** Bodies that the page-view routes refuse. */
   const badBodies: [string, () => string][] = [
@@ -84,6 +89,20 @@ describe('malformed requests (fuzz)', () => {
     ['/page-views/multi', () => '['.repeat(5000) + ']'.repeat(5000)],
     ['/page-views/multi', () => `{"a":${'{"b":'.repeat(2000)}1${'}'.repeat(2000)}}`],
     ['/page-views/multi', () => '{"a":{"' + 'x'.repeat(2 * 1024 * 1024) + '":1}}'],
+    ['/v1/events', () => pick(['', '{', '[]', '{"events":{}}', '{"events":[]}', '{"events":[1,2,3]}', 'null'])],
+    [
+      '/v1/events',
+      () =>
+        JSON.stringify({
+          events: [
+            { user: 'a\u0000b', kind: 'x' },
+            { user: 'u', kind: 'Bad Kind' },
+          ],
+        }),
+    ],
+    ['/v1/events', () => JSON.stringify({ events: [{ user: 'u', kind: 'k', site: 'UPPER' }, { kind: 'k' }] })],
+    ['/v1/events', () => JSON.stringify({ events: [{ user: 'u', kind: 'k', time: pick([-1, 'now', 1e20, '2026-11-23']) }] })],
+    ['/v1/events', () => `{"events":${'['.repeat(3000)}${']'.repeat(3000)}}`],
   ];
   const oddMethods = ['PUT', 'DELETE', 'PATCH', 'TRACE', 'PROPFIND', 'OPTIONS'];
   const routes = [

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import supertest from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
 import { createApp } from '../../src/app.js';
@@ -9,6 +9,7 @@ import { createLogger, silentLogger } from '../../src/log.js';
 import { type RuntimeConfig, type Runtime, startRuntime } from '../../src/runtime.js';
 import { floorDay, floorHour } from '../../src/time.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
+import { recordOpenApiViolations } from './openapi.js';
 
 export const TEST_SITE = 'default';
 /** The site of the events that hold the watermarks up (see TestApp.materialize). */
@@ -33,6 +34,8 @@ export interface TestApp {
   db: TestDatabase;
   runtime: Runtime;
   http: TestAgent;
+  /** /v1 responses that do not match the OpenAPI document (see useTestApp). */
+  openApiViolations: string[];
   /**
    * timescaledb mode: puts every watermark where a busy site has it, at the start of the
    * current 10 minutes, hour and day, so that a back-dated write lands below it (where
@@ -68,10 +71,14 @@ export async function startTestApp(
     readiness: runtime.readiness,
     log: silentLogger,
   });
+  // Outermost: sees every response as it leaves, errors included.
+  const openApiViolations: string[] = [];
+  app.middleware.unshift(recordOpenApiViolations(openApiViolations));
   return {
     db,
     runtime,
     http: supertest(app.callback()),
+    openApiViolations,
     async materialize() {
       if (!runtime.refresher) return;
       const tenMinutes = Math.floor(Date.now() / 600_000) * 600_000;
@@ -99,6 +106,11 @@ export function useTestApp(mode: StorageMode, opts: { resetEach?: boolean } = {}
     Object.assign(t, await startTestApp(mode));
   });
   afterAll(async () => t.close?.());
+  afterEach(() => {
+    // Every /v1 response of the test matches the OpenAPI document.
+    const found = t.openApiViolations.splice(0);
+    expect(found).toEqual([]);
+  });
   if (opts.resetEach !== false) {
     beforeEach(async () => {
       await t.db.reset();

@@ -39,13 +39,7 @@ export interface Answer {
 }
 
 /** One request over a keep-alive agent; a socket error rejects. */
-export function request(
-  agent: http.Agent,
-  port: number,
-  method: string,
-  pathAndQuery: string,
-  body?: string,
-): Promise<Answer> {
+export function request(agent: http.Agent, port: number, method: string, pathAndQuery: string, body?: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       {

@@ -1,0 +1,74 @@
+import type Router from '@koa/router';
+import cors from '@koa/cors';
+import { readJsonBody } from '../../http/body.js';
+import type { ByteBudget } from '../../http/budget.js';
+import { badRequest, HttpError } from '../../http/errors.js';
+import { parseWith } from '../../http/validate.js';
+import type { EventRow, GroupCommitWriter } from '../../ingest/writer.js';
+import { EventsBody, MAX_BODY_BYTES, MAX_EVENTS, type Rejection, rejectionOf, V1Event } from './schemas.js';
+
+/**
+ * POST /v1/events: a batch of events, each checked on its own. The valid ones commit
+ * together (one unit for the group-commit writer) before the answer, which counts what
+ * was stored, what repeated an id already stored, and why each other event was refused.
+ */
+export function registerEvents(
+  router: Router,
+  deps: { writer: GroupCommitWriter; site: string; corsAllowOrigin: string; bodyBudget: ByteBudget },
+): void {
+  // Browsers send beacons cross-origin: text/plain needs no preflight, JSON does.
+  const allowCors = cors({
+    origin: deps.corsAllowOrigin,
+    allowMethods: ['POST', 'OPTIONS'],
+    allowHeaders: ['Content-Type'],
+    maxAge: 86_400,
+  });
+
+  router.options('/v1/events', allowCors, (ctx) => {
+    // Reached by an OPTIONS that is not a CORS preflight.
+    ctx.set('Allow', 'POST, OPTIONS');
+    ctx.status = 204;
+  });
+
+  router.post('/v1/events', allowCors, async (ctx) => {
+    const body = await readJsonBody(ctx, deps.bodyBudget, MAX_BODY_BYTES);
+    const events = (body as { events?: unknown } | null)?.events;
+    if (Array.isArray(events) && events.length > MAX_EVENTS) {
+      throw new HttpError(
+        413,
+        'too_many_events',
+        `a request may carry at most ${MAX_EVENTS} events, not ${events.length}; split it`,
+      );
+    }
+    const batch = parseWith(EventsBody, body, 'body');
+    const now = Date.now();
+    const rows: EventRow[] = [];
+    const rejected: Rejection[] = [];
+    batch.events.forEach((raw, index) => {
+      const parsed = V1Event.safeParse(raw);
+      if (!parsed.success) {
+        rejected.push(rejectionOf(index, parsed.error.issues));
+        return;
+      }
+      const e = parsed.data;
+      rows.push({
+        site: e.site ?? deps.site,
+        timeMs: e.time ?? now,
+        kind: e.kind,
+        userId: e.user,
+        page: e.page ?? '',
+        weight: e.weight ?? 1,
+        id: e.id,
+      });
+    });
+    if (rows.length === 0) {
+      throw badRequest(
+        'invalid_events',
+        `every event is invalid; the first: event ${rejected[0]!.index}: ${rejected[0]!.message}`,
+        rejected,
+      );
+    }
+    const { inserted } = await deps.writer.write(rows);
+    ctx.body = { accepted: inserted, duplicates: rows.length - inserted, rejected };
+  });
+}

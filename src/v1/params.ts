@@ -1,0 +1,55 @@
+import { z } from 'zod';
+import type { Sql } from '../db/client.js';
+import { stringOr } from '../http/params.js';
+import { parseIsoDate, parseIsoTimestamp } from '../time.js';
+
+/** Site names, as the events table checks them. */
+export const SITE_PATTERN = /^[a-z0-9][a-z0-9._-]{0,127}$/;
+export const SITE_RULE =
+  'must be a site name: lowercase letters, digits, ".", "_" or "-" (starting with a letter or digit), at most 128';
+export const KIND_PATTERN = /^[a-z][a-z0-9_]{0,62}$/;
+export const KIND_RULE = 'must be an event kind: a lowercase letter, then lowercase letters, digits or "_", at most 63';
+export const PAGE_MAX_CHARS = 2048;
+
+const once = (what: string) => stringOr(`must be given once, as ${what}`);
+
+/** `site` of a /v1 query; absent: the default site. */
+export const siteParam = () =>
+  once('a site name').regex(SITE_PATTERN, SITE_RULE).meta({ description: 'The site; default DEFAULT_SITE.', example: 'default' });
+
+/**
+ * `from` / `to` of a /v1 range: an ISO 8601 instant that carries its zone, or a calendar
+ * date, which the database reads as the local midnight in the request's time zone.
+ */
+export type RangeBound = { instantMs: number } | { date: string };
+
+const ZONED = /(?:[zZ]|[+-]\d{2}:?\d{2})$/;
+
+export const rangeBoundParam = (description: string) =>
+  once('an ISO 8601 instant or a date')
+    .transform((text, ctx): RangeBound => {
+      if (parseIsoDate(text) !== null && /^\d{4}-\d{2}-\d{2}$/.test(text)) return { date: text };
+      const ms = parseIsoTimestamp(text);
+      if (ms === null || !ZONED.test(text) || !/[T ]/.test(text)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be an ISO 8601 instant with its zone (2026-11-23T10:00:00Z, 2026-11-23T10:00:00+05:30) or a date (2026-11-23), not ${JSON.stringify(text)}`,
+        });
+        return z.NEVER;
+      }
+      return { instantMs: ms };
+    })
+    .meta({ description, example: '2026-11-23' });
+
+/** `timezone`: checked by the database (headcount_zone), which knows the zones it can use. */
+export const timezoneParam = () =>
+  once('a time zone').min(1, 'must not be empty').max(64, 'must be at most 64 characters').meta({
+    description: 'An IANA time zone name (Asia/Kolkata, America/New_York) or an offset ±HH:MM (+05:30); default UTC.',
+    example: 'Asia/Kolkata',
+  });
+
+/** The SQL expression of a range bound: an instant, or the local start of a date in `timezone`. */
+export const boundSql = (sql: Sql, bound: RangeBound, timezone: string) =>
+  'date' in bound
+    ? sql`headcount_day_start(${bound.date}::date, ${timezone})`
+    : sql`${new Date(bound.instantMs).toISOString()}::timestamptz`;

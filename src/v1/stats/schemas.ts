@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { enumParam, intParam, stringOr } from '../../http/params.js';
+import { KIND_PATTERN, KIND_RULE, PAGE_MAX_CHARS, rangeBoundParam, siteParam, timezoneParam } from '../params.js';
+
+export const GRANULARITIES = ['minute', 'hour', 'day', 'week', 'month', 'total'] as const;
+export const Granularity = z.enum(GRANULARITIES);
+export type Granularity = z.infer<typeof Granularity>;
+
+/** A parameter that may be repeated (`kind=a&kind=b`): always a list. */
+const repeatable = <S extends z.ZodString>(one: S, description: string) =>
+  z
+    .union([one, z.array(one)], { error: 'must be a string' })
+    .transform((v) => (Array.isArray(v) ? v : [v]))
+    .meta({ description });
+
+/** `GET /v1/stats` */
+export const StatsQuery = z.strictObject(
+  {
+    site: siteParam().optional(),
+    from: rangeBoundParam('Start of the range (inclusive): an ISO 8601 instant with its zone, or a date read in timezone.'),
+    to: rangeBoundParam('End of the range (exclusive): an ISO 8601 instant with its zone, or a date read in timezone.'),
+    granularity: enumParam(GRANULARITIES)
+      .optional()
+      .meta({ description: 'Bucket size in the local calendar of timezone (weeks start on Monday); default total.' }),
+    timezone: timezoneParam().optional(),
+    kind: repeatable(
+      stringOr('must be a string').regex(KIND_PATTERN, KIND_RULE),
+      'Only events of these kinds (repeat the parameter for several).',
+    ).optional(),
+    page: repeatable(
+      stringOr('must be a string').max(PAGE_MAX_CHARS, `must be at most ${PAGE_MAX_CHARS} characters`),
+      'Only events of these pages (repeat the parameter for several).',
+    ).optional(),
+    group_by: enumParam(['kind', 'page'])
+      .optional()
+      .meta({ description: 'One row per bucket and kind (or page), for the top `limit` by distinct users over the range.' }),
+    limit: intParam(1, 1000).optional().meta({ description: 'With group_by: how many kinds or pages; default 10.' }),
+  },
+  { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown parameter ${issue.keys.join(', ')}` : undefined) },
+);
+export type StatsQuery = z.infer<typeof StatsQuery>;
+
+export const StatsRow = z
+  .object({
+    bucket: z.string().meta({
+      description: 'Local start of the bucket with its UTC offset (the first may start before from).',
+      example: '2026-11-23T00:00:00+05:30',
+    }),
+    kind: z.string().optional().meta({ description: 'With group_by=kind.' }),
+    page: z.string().optional().meta({ description: 'With group_by=page.' }),
+    users: z.int().nonnegative().meta({ description: 'Distinct users in the bucket (a union of sketches, never a sum).' }),
+    events: z.int().nonnegative().meta({ description: 'Events in the bucket (the sum of their weights).' }),
+  })
+  .meta({ id: 'StatsRow' });
+
+export const StatsResponse = z
+  .object({
+    meta: z.object({
+      site: z.string(),
+      from: z.string().meta({ example: '2026-11-23T00:00:00+05:30' }),
+      to: z.string().meta({ example: '2026-11-30T00:00:00+05:30' }),
+      timezone: z.string(),
+      granularity: Granularity,
+      approximate: z.boolean().meta({ description: 'Whether any count left exact (explicit) hll mode.' }),
+      relative_standard_error: z.number().meta({ description: 'Of an approximate count: 1.04/√16384.' }),
+    }),
+    data: z.array(StatsRow),
+  })
+  .meta({ id: 'StatsResponse' });
+export type StatsResponse = z.infer<typeof StatsResponse>;

@@ -1,0 +1,66 @@
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import * as addFormatsModule from 'ajv-formats';
+import type Koa from 'koa';
+import { openApiDocument } from '../../src/v1/openapi/document.js';
+
+// ajv-formats is CommonJS: under ESM its function is the module's default export.
+const addFormats = addFormatsModule.default as unknown as (ajv: Ajv2020) => void;
+
+const DOCUMENT_ID = 'https://headcount.invalid/openapi.json';
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+addFormats(ajv);
+ajv.addSchema({ ...openApiDocument(), $id: DOCUMENT_ID });
+
+const pointer = (...parts: string[]) => parts.map((p) => p.replaceAll('~', '~0').replaceAll('/', '~1')).join('/');
+const validators = new Map<string, ValidateFunction>();
+
+interface Operation {
+  responses?: Record<string, { content?: Record<string, { schema?: unknown }> }>;
+}
+
+/**
+ * Why a response of the app does not match the OpenAPI document (null when it does):
+ * its status must be documented for the path and method, its content type too, and a
+ * JSON body must validate against the schema.
+ */
+export function openApiViolation(
+  method: string,
+  path: string,
+  status: number,
+  contentType: string,
+  body: unknown,
+  streamed: boolean,
+): string | null {
+  const doc = openApiDocument() as unknown as { paths: Record<string, Record<string, Operation>> };
+  const op = doc.paths[path]?.[method.toLowerCase()];
+  const where = `${method} ${path} ${status}`;
+  if (!op) return `${where}: not in the document`;
+  const response = op.responses?.[String(status)];
+  if (!response) return `${where}: status not documented`;
+  if (!response.content) return body == null || body === '' ? null : `${where}: documented without a body, answered one`;
+  const type = contentType.split(';')[0]!.trim();
+  if (!response.content[type])
+    return `${where}: content type ${type} not documented (${Object.keys(response.content).join(', ')})`;
+  if (streamed || type !== 'application/json') return null;
+  const key = `${method} ${path} ${status}`;
+  let validate = validators.get(key);
+  if (!validate) {
+    validate = ajv.compile({
+      $ref: `${DOCUMENT_ID}#/${pointer('paths', path, method.toLowerCase(), 'responses', String(status), 'content', type, 'schema')}`,
+    });
+    validators.set(key, validate);
+  }
+  return validate(body) ? null : `${where}: ${ajv.errorsText(validate.errors)} in ${JSON.stringify(body).slice(0, 300)}`;
+}
+
+/** Middleware for tests: every /v1 response is checked against the document; problems go to `violations`. */
+export function recordOpenApiViolations(violations: string[]): Koa.Middleware {
+  return async (ctx, next) => {
+    await next();
+    if (!ctx.path.startsWith('/v1/')) return;
+    const body: unknown = ctx.body;
+    const streamed = typeof (body as { pipe?: unknown } | null)?.pipe === 'function';
+    const problem = openApiViolation(ctx.method, ctx.path, ctx.status, ctx.response.type, body, streamed);
+    if (problem) violations.push(problem);
+  };
+}

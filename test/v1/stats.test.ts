@@ -1,0 +1,327 @@
+import { describe, expect, it } from 'vitest';
+import { type EventRow, insertEvents } from '../../src/ingest/writer.js';
+import { DAY_MS, HOUR_MS } from '../../src/time.js';
+import { useTestApp } from '../helpers/app.js';
+import { describeEachMode, first } from '../helpers/db.js';
+import { daysAgo, isoDate } from '../helpers/time.js';
+import { addDays, localDate, localLabel, localMidnight, nextDstDay } from '../helpers/zones.js';
+
+const MINUTE_MS = 60_000;
+
+interface Row {
+  bucket: string;
+  users: number;
+  events: number;
+  kind?: string;
+  page?: string;
+}
+const data = (res: { body: unknown }): Row[] => (res.body as { data: Row[] }).data;
+
+/** Exact distinct users and events per local date of `zone`. */
+function expectedPerDay(events: { timeMs: number; user: string }[], zone: string, dates: string[]) {
+  return dates.map((d) => {
+    const of = events.filter((e) => localDate(e.timeMs, zone) === d);
+    return { users: new Set(of.map((e) => e.user)).size, events: of.length };
+  });
+}
+
+/**
+ * Events around every local midnight of `dates` (and the one after the last): a minute
+ * and an hour either side, on the dot, and half an hour after (where +05:30 and +05:45
+ * days start inside a UTC hour). Users recur across days.
+ */
+function aroundMidnights(zone: string, dates: string[]): { timeMs: number; user: string }[] {
+  const offsets = [-61, -31, -1, 0, 1, 14, 29, 31, 46, 59, 61].map((m) => m * MINUTE_MS);
+  const events: { timeMs: number; user: string }[] = [];
+  [...dates, addDays(dates.at(-1)!, 1)].forEach((d, day) => {
+    offsets.forEach((off, i) => events.push({ timeMs: localMidnight(d, zone) + off, user: `u${(day * 3 + i) % 13}` }));
+  });
+  return events;
+}
+
+describeEachMode('GET /v1/stats', (mode) => {
+  const t = useTestApp(mode);
+  const send = async (site: string, events: { timeMs: number; user: string }[], kind = 'visit') => {
+    const res = await t.http
+      .post('/v1/events')
+      .send({ events: events.map((e) => ({ site, kind, user: e.user, time: new Date(e.timeMs).toISOString() })) });
+    expect(res.body).toMatchObject({ accepted: events.length, rejected: [] });
+  };
+  const stats = (query: Record<string, string | number | string[]>) => t.http.get('/v1/stats').query(query);
+
+  describe('time zones', () => {
+    // A week of local days that ended two days ago: inside retention, in the past everywhere.
+    const firstDate = isoDate(daysAgo(10));
+    const dates = Array.from({ length: 7 }, (_, i) => addDays(firstDate, i));
+
+    for (const [zone, alias] of [
+      ['Asia/Kolkata', '+05:30'],
+      ['Asia/Kathmandu', '+05:45'],
+      ['UTC', '+00:00'],
+    ] as const) {
+      it(`counts each local day of ${zone} exactly, and the week as one union`, async () => {
+        const site = zone.toLowerCase().replace('/', '-');
+        const events = aroundMidnights(zone, dates);
+        await send(site, events);
+        const query = { site, from: dates[0]!, to: addDays(dates[6]!, 1), granularity: 'day', timezone: zone };
+        const days = await stats(query);
+        expect(days.status).toBe(200);
+        expect(days.body.meta).toEqual({
+          site,
+          from: localLabel(localMidnight(dates[0]!, zone), zone),
+          to: localLabel(localMidnight(addDays(dates[6]!, 1), zone), zone),
+          timezone: zone,
+          granularity: 'day',
+          approximate: false,
+          relative_standard_error: 0.0081,
+        });
+        expect(data(days).map((r: { bucket: string }) => r.bucket)).toEqual(
+          dates.map((d) => localLabel(localMidnight(d, zone), zone)),
+        );
+        expect(data(days).map((r: { users: number; events: number }) => ({ users: r.users, events: r.events }))).toEqual(
+          expectedPerDay(events, zone, dates),
+        );
+
+        const week = await stats({ ...query, granularity: 'total' });
+        const inWeek = events.filter((e) => dates.includes(localDate(e.timeMs, zone)));
+        expect(week.body.data).toEqual([
+          {
+            bucket: localLabel(localMidnight(dates[0]!, zone), zone),
+            users: new Set(inWeek.map((e) => e.user)).size,
+            events: inWeek.length,
+          },
+        ]);
+        const sumOfDays = data(days).reduce((n: number, r: { users: number }) => n + r.users, 0);
+        expect(week.body.data[0].users).toBeLessThan(sumOfDays);
+
+        // The offset reads the same calendar (these zones have no DST).
+        const byOffset = await stats({ ...query, timezone: alias });
+        expect(byOffset.body.data).toEqual(days.body.data);
+
+        // Hours of the zone: one local day in 24 buckets, each exact.
+        const hours = await stats({ ...query, to: dates[1]!, granularity: 'hour' });
+        expect(hours.body.data).toHaveLength(24);
+        const startOfDay = localMidnight(dates[0]!, zone);
+        data(hours).forEach((r: { bucket: string; users: number; events: number }, h: number) => {
+          const of = events.filter((e) => e.timeMs >= startOfDay + h * HOUR_MS && e.timeMs < startOfDay + (h + 1) * HOUR_MS);
+          expect(r, `hour ${h}`).toEqual({
+            bucket: localLabel(startOfDay + h * HOUR_MS, zone),
+            users: new Set(of.map((e) => e.user)).size,
+            events: of.length,
+          });
+        });
+
+        // psql gets the same answer from the same function.
+        const fromSql = await t.db.sql`
+          select bucket_label as bucket, users, events
+          from headcount_stats(${site}, headcount_day_start(${dates[0]!}::date, ${zone}), headcount_day_start(${addDays(dates[6]!, 1)}::date, ${zone}), 'day', ${zone})
+        `;
+        expect(fromSql.map((r) => ({ ...r }))).toEqual(days.body.data);
+      });
+    }
+
+    it('gives a DST day of America/New_York its 23 or 25 hours', async () => {
+      // The next DST change from 50 days ago on, maybe still ahead: written straight to the
+      // database (the API refuses the future), as the writer would.
+      const dst = nextDstDay(isoDate(daysAgo(50)), 'America/New_York');
+      const zone = 'America/New_York';
+      const around = [addDays(dst, -1), dst, addDays(dst, 1)];
+      const events = aroundMidnights(zone, around);
+      // And every hour of the DST day, on the half hour.
+      const start = localMidnight(dst, zone);
+      const length = localMidnight(addDays(dst, 1), zone) - start;
+      for (let ms = start + 30 * MINUTE_MS; ms < start + length; ms += HOUR_MS) events.push({ timeMs: ms, user: `h${ms % 7}` });
+      const rows: EventRow[] = events.map((e) => ({
+        site: 'ny',
+        timeMs: e.timeMs,
+        kind: 'visit',
+        userId: e.user,
+        page: '',
+        weight: 1,
+      }));
+      await insertEvents(t.db.sql, rows);
+
+      const days = await stats({ site: 'ny', from: around[0]!, to: addDays(dst, 2), granularity: 'day', timezone: zone });
+      expect(days.status).toBe(200);
+      expect(data(days).map((r: { bucket: string }) => r.bucket)).toEqual(
+        around.map((d) => localLabel(localMidnight(d, zone), zone)),
+      );
+      expect(data(days).map((r: { users: number; events: number }) => ({ users: r.users, events: r.events }))).toEqual(
+        expectedPerDay(events, zone, around),
+      );
+      const hours = await stats({ site: 'ny', from: dst, to: addDays(dst, 1), granularity: 'hour', timezone: zone });
+      expect([23, 25]).toContain(length / HOUR_MS);
+      expect(hours.body.data).toHaveLength(length / HOUR_MS);
+      data(hours).forEach((r: { bucket: string; events: number }, h: number) => {
+        expect(r.bucket).toBe(localLabel(start + h * HOUR_MS, zone));
+        expect(r.events, r.bucket).toBe(
+          events.filter((e) => e.timeMs >= start + h * HOUR_MS && e.timeMs < start + (h + 1) * HOUR_MS).length,
+        );
+      });
+      // Two labels repeat the local hour (autumn) or one skips it (spring): the offsets tell them apart.
+      expect(new Set(data(hours).map((r: { bucket: string }) => r.bucket)).size).toBe(length / HOUR_MS);
+    });
+  });
+
+  it('filters by kind and page, groups by kind with the top N by users, zero-filled', async () => {
+    const day = daysAgo(3);
+    const e = (user: string, kind: string, page: string, h: number) => ({
+      user,
+      kind,
+      page,
+      time: new Date(day + h * HOUR_MS).toISOString(),
+    });
+    const res = await t.http.post('/v1/events').send({
+      events: [
+        e('a', 'click', '/x', 1),
+        e('b', 'click', '/y', 1),
+        e('c', 'click', '/x', 2),
+        e('a', 'view', '/x', 1),
+        e('d', 'buy', '/x', 5),
+      ],
+    });
+    expect(res.body.accepted).toBe(5);
+    const range = { from: isoDate(day), to: isoDate(day + DAY_MS) };
+    expect((await stats({ ...range, kind: 'click' })).body.data).toEqual([
+      { bucket: `${isoDate(day)}T00:00:00+00:00`, users: 3, events: 3 },
+    ]);
+    expect((await stats({ ...range, kind: ['click', 'view'], page: '/x' })).body.data[0]).toMatchObject({ users: 2, events: 3 });
+    const grouped = await stats({
+      ...range,
+      group_by: 'kind',
+      limit: 2,
+      granularity: 'hour',
+      to: new Date(day + 3 * HOUR_MS).toISOString(),
+    });
+    expect(grouped.status).toBe(200);
+    expect(grouped.body.data).toEqual([
+      { bucket: `${isoDate(day)}T00:00:00+00:00`, kind: 'click', users: 0, events: 0 },
+      { bucket: `${isoDate(day)}T00:00:00+00:00`, kind: 'view', users: 0, events: 0 },
+      { bucket: `${isoDate(day)}T01:00:00+00:00`, kind: 'click', users: 2, events: 2 },
+      { bucket: `${isoDate(day)}T01:00:00+00:00`, kind: 'view', users: 1, events: 1 },
+      { bucket: `${isoDate(day)}T02:00:00+00:00`, kind: 'click', users: 1, events: 1 },
+      { bucket: `${isoDate(day)}T02:00:00+00:00`, kind: 'view', users: 0, events: 0 },
+    ]);
+    const pages = await stats({ ...range, group_by: 'page' });
+    expect(pages.body.data).toEqual([
+      { bucket: `${isoDate(day)}T00:00:00+00:00`, page: '/x', users: 3, events: 4 },
+      { bucket: `${isoDate(day)}T00:00:00+00:00`, page: '/y', users: 1, events: 1 },
+    ]);
+    const none = await stats({ ...range, group_by: 'page', kind: 'nothing' });
+    expect(none.body.data).toEqual([]);
+  });
+
+  it('says when a count left exact mode', async () => {
+    const day = daysAgo(4);
+    const events = Array.from({ length: 2000 }, (_, i) => ({
+      user: `user-${i}`,
+      kind: 'visit',
+      time: new Date(day + (i % 1440) * MINUTE_MS).toISOString(),
+    }));
+    expect((await t.http.post('/v1/events').send({ events })).body.accepted).toBe(2000);
+    const res = await stats({ from: isoDate(day), to: isoDate(day + DAY_MS) });
+    expect(res.body.meta.approximate).toBe(true);
+    expect(Math.abs(res.body.data[0].users - 2000)).toBeLessThan(2000 * 0.03);
+    const hour = await stats({ from: new Date(day).toISOString(), to: new Date(day + HOUR_MS).toISOString() });
+    expect(hour.body).toMatchObject({ meta: { approximate: false }, data: [{ users: 120, events: 120 }] });
+  });
+
+  it('answers a year of day sketches after the raw events are gone', async () => {
+    const old = daysAgo(300);
+    // Written straight to the database (the API refuses events older than retention).
+    const rows: EventRow[] = Array.from({ length: 40 }, (_, i) => ({
+      site: 'default',
+      timeMs: old + (i % 4) * DAY_MS + i * MINUTE_MS,
+      kind: i % 2 ? 'click' : 'view',
+      userId: `old-${i % 25}`,
+      page: '',
+      weight: 1,
+    }));
+    await insertEvents(t.db.sql, rows);
+    const year = { from: isoDate(daysAgo(365)), to: isoDate(daysAgo(0)), granularity: 'total' };
+    const days = { from: isoDate(old - DAY_MS), to: isoDate(old + 5 * DAY_MS), granularity: 'day' };
+    const before = { year: (await stats(year)).body, days: (await stats(days)).body };
+    expect(before.year.data).toEqual([{ bucket: `${isoDate(daysAgo(365))}T00:00:00+00:00`, users: 25, events: 40 }]);
+    expect(data({ body: before.days }).map((r) => r.users)).toEqual([0, 10, 10, 10, 10, 0]);
+
+    // Retention passes: raw events, minutes and hours of those days go; day sketches stay.
+    if (mode === 'timescaledb') {
+      await t.materialize();
+      for (const relation of [
+        'events',
+        'events_minutely',
+        'events_10m_cagg',
+        'events_hourly_cagg',
+        'totals_10m_cagg',
+        'totals_hourly_cagg',
+      ]) {
+        await t.db.sql`select drop_chunks(${relation}::regclass, older_than => now() - interval '60 days')`;
+      }
+      await t.materialize();
+    } else {
+      await t.db.sql`select headcount_maintain_partitions()`;
+    }
+    expect(first(await t.db.sql`select count(*)::int as n from events where time < now() - interval '60 days'`).n).toBe(0);
+    expect(first(await t.db.sql`select count(*)::int as n from events_hourly where bucket < now() - interval '60 days'`).n).toBe(
+      0,
+    );
+    expect((await stats(year)).body).toEqual(before.year);
+    expect((await stats(days)).body).toEqual(before.days);
+    expect(data(await stats({ ...days, granularity: 'week' })).reduce((n, r) => n + r.events, 0)).toBe(40);
+
+    // What needs minutes or hours there is refused, naming what is possible.
+    for (const query of [
+      { ...days, granularity: 'hour' },
+      { ...days, timezone: 'Asia/Kolkata' },
+      { ...year, from: `${isoDate(daysAgo(365))}T12:00:00Z` },
+    ]) {
+      const res = await stats(query);
+      expect(res.status, JSON.stringify(query)).toBe(400);
+      expect(res.body.error.message).toMatch(/raw retention.*granularity day, week, month or total with timezone UTC/);
+      expect(res.body.error.details).toEqual([{ parameter: 'from', message: res.body.error.message }]);
+    }
+    const tooOld = await stats({ ...year, from: isoDate(daysAgo(500)) });
+    expect(tooOld.status).toBe(400);
+    expect(tooOld.body.error.message).toMatch(/sketch retention/);
+  });
+
+  it('refuses bad parameters with 400 naming each', async () => {
+    const ok = { from: isoDate(daysAgo(2)), to: isoDate(daysAgo(1)) };
+    const cases: [Record<string, string | string[]>, string, RegExp][] = [
+      [{ to: ok.to }, 'from', /required/],
+      [{ ...ok, from: '2026-11-23T10:00:00' }, 'from', /with its zone/],
+      [{ ...ok, from: 'yesterday' }, 'from', /ISO 8601/],
+      [{ ...ok, to: ok.from }, 'to', /before to/],
+      [{ ...ok, granularity: 'year' }, 'granularity', /minute or hour or day/],
+      [{ ...ok, timezone: 'Mars/Olympus' }, 'timezone', /not a time zone/],
+      [{ ...ok, timezone: 'UTC+3' }, 'timezone', /neither an IANA/],
+      [{ ...ok, timezone: '+19:00' }, 'timezone', /offset from -18:00/],
+      [{ ...ok, kind: 'Bad Kind' }, 'kind', /event kind/],
+      [{ ...ok, kind: ['view', 'Bad Kind'] }, 'kind["1"]', /event kind/],
+      [{ ...ok, group_by: 'user' }, 'group_by', /kind or page/],
+      [{ ...ok, limit: '0' }, 'limit', /1 to 1000/],
+      [{ ...ok, site: 'Shop!' }, 'site', /site name/],
+      [{ ...ok, from: `${ok.from}T00:00:30Z` }, 'from', /whole minute/],
+      [{ ...ok, from: new Date(daysAgo(4)).toISOString(), granularity: 'minute' }, 'to', /48 hours/],
+      [{ ...ok, granularity: 'hour', from: '2000-01-01', to: '2030-01-01' }, 'from', /sketch retention/],
+      [{ ...ok, colour: 'red' }, 'query', /unknown parameter colour/],
+      [{ ...ok, granularity: ['day', 'hour'] }, 'granularity', /once/],
+    ];
+    for (const [query, parameter, message] of cases) {
+      const res = await stats(query);
+      expect(res.status, JSON.stringify(query)).toBe(400);
+      expect(res.body.error.code).toBe('invalid_query');
+      expect(res.body.error.details, JSON.stringify(query)).toContainEqual({
+        parameter,
+        message: expect.stringMatching(message),
+      });
+    }
+    const minutes = await stats({
+      from: new Date(daysAgo(2)).toISOString(),
+      to: new Date(daysAgo(0)).toISOString(),
+      granularity: 'minute',
+    });
+    expect(minutes.status).toBe(200);
+    expect(minutes.body.data).toHaveLength(2880);
+  });
+});
