@@ -143,4 +143,25 @@ describe.skipIf(!modeAvailable('timescaledb'))('continuous aggregate refresher, 
     expect(await sumOf(db.sql, 'events_hourly', hour)).toBe(3);
     expect(await clearMarks(db.sql, await readMarks(db.sql))).toBe(1);
   });
+
+  it('answers a stale day as a UTC day whatever the session time zone (a psql user with DST)', async () => {
+    const day = daysAgo(10);
+    // A POSIX zone whose daylight time ends on that very day: "+ '1 day'" would span 25 hours there.
+    const d = new Date(day);
+    const dayOfYear = Math.round((day - Date.UTC(d.getUTCFullYear(), 0, 1)) / 86_400_000) + 1;
+    const zone = `XST0XDT,J1/0,J${Math.min(dayOfYear, 365)}/12`;
+    await insertEvents(db.sql, [
+      event(day - 3_600_000, 'before'),
+      event(day + 23 * HOUR_MS, 'last'),
+      event(day + 24 * HOUR_MS, 'next'),
+    ]);
+    await pass();
+    await insertEvents(db.sql, [event(day + 60_000, 'stale')]); // marks the day stale
+    expect(await marks(db.sql)).toEqual([day]);
+    const [row] = await db.sql.begin(async (tx) => {
+      await tx.unsafe(`set local timezone = '${zone}'`);
+      return tx`select sum(events)::int as n from events_daily where bucket = ${new Date(day)}`;
+    });
+    expect(row?.n).toBe(2);
+  });
 });
