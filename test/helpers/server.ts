@@ -5,6 +5,8 @@ import { freePort } from '../../src/db/local-cluster.js';
 
 /** The built service (`npm test` builds dist/ first), as `npm start` runs it. */
 export const SERVER = path.resolve('dist/server.js');
+/** Node's flags in `npm start` (package.json). */
+const NODE_FLAGS = ['--max-semi-space-size=4'];
 
 export interface Running {
   child: ChildProcess;
@@ -16,7 +18,7 @@ export interface Running {
 /** Starts the service process with `env` (plus PATH and a free PORT); resolves once it listens. */
 export async function startServer(env: Record<string, string>): Promise<Running> {
   const port = await freePort();
-  const child = spawn(process.execPath, [SERVER], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, SERVER], {
     env: { PATH: process.env.PATH, PORT: String(port), LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
