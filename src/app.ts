@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import { registerAnalytics } from './analytics/routes.js';
 import { registerCollect } from './collect/routes.js';
+import { loadConfig } from './config.js';
 import type { Sql } from './db/client.js';
 import type { JobStatus } from './db/job-health.js';
 import { ByteBudget } from './http/budget.js';
@@ -14,7 +15,13 @@ import { Metrics } from './ops/metrics.js';
 import { Readiness, registerOps } from './ops/probes.js';
 import { Rejections } from './ops/rejections.js';
 import { registerPageViews } from './pageviews/routes.js';
+import { KeyStore } from './v1/auth/keys.js';
+import type { AuthDeps, Need } from './v1/auth/middleware.js';
+import type { Bucket } from './v1/auth/rate-limit.js';
 import { registerV1 } from './v1/routes.js';
+
+/** RATE_LIMIT_*'s defaults (src/config.ts), for apps made without a configuration (tests). */
+const DEFAULT_RATE_LIMITS = loadConfig({}).rateLimits;
 
 export interface AppDeps {
   sql: Sql;
@@ -36,6 +43,12 @@ export interface AppDeps {
   readiness?: Readiness;
   /** One access log line per request (LOG_REQUESTS). */
   logRequests?: boolean;
+  /** /v1 needs API keys (V1_AUTH=keys, the default) or not (none). */
+  v1Auth?: 'keys' | 'none';
+  /** Rate limits per key (RATE_LIMIT_*); default: the configuration's defaults. */
+  rateLimits?: Record<Need, Bucket>;
+  /** Serve the seed APIs (SEED_APIS; default true). */
+  seedApis?: boolean;
 }
 
 /** The HTTP application: middleware order and routes. Never listens; no side effects. */
@@ -55,12 +68,19 @@ export function createApp(given: AppDeps): Koa {
   app.use(errorEnvelope(new Rejections(metrics, deps.log), retryAfterSeconds));
 
   const router = new Router();
-  registerCollect(router, deps);
-  registerAnalytics(router, deps);
-  registerPageViews(router, deps);
+  if (deps.seedApis ?? true) {
+    registerCollect(router, deps);
+    registerAnalytics(router, deps);
+    registerPageViews(router, deps);
+  }
   registerHealth(router, deps);
   registerOps(router, { sql: deps.sql, metrics, readiness });
-  registerV1(router, { ...deps, corsAllowOrigin: deps.corsAllowOrigin ?? '*' });
+  const auth: AuthDeps = {
+    sql: deps.sql,
+    keys: (deps.v1Auth ?? 'keys') === 'keys' ? new KeyStore(deps.sql) : null,
+    limits: deps.rateLimits ?? DEFAULT_RATE_LIMITS,
+  };
+  registerV1(router, { ...deps, corsAllowOrigin: deps.corsAllowOrigin ?? '*', auth });
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

@@ -28,6 +28,12 @@ const EnvSchema = z.object({
     .regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, 'must be a site name: lowercase letters, digits, ".", "_" or "-", at most 128')
     .default('default'),
   CORS_ALLOW_ORIGIN: z.string().min(1).default('*'),
+  V1_AUTH: z.enum(['keys', 'none']).default('keys'),
+  SEED_APIS: z.stringbool().default(true),
+  RATE_LIMIT_INGEST_PER_SECOND: z.coerce.number().positive().max(1_000_000).default(50),
+  RATE_LIMIT_INGEST_BURST: positiveInt.max(10_000_000).default(200),
+  RATE_LIMIT_READ_PER_SECOND: z.coerce.number().positive().max(1_000_000).default(10),
+  RATE_LIMIT_READ_BURST: positiveInt.max(10_000_000).default(40),
   SKETCH_RETENTION_DAYS: positiveInt.min(60, 'must be at least 60 (the raw retention)').max(36_600).default(400),
   MIGRATE_ON_START: z.stringbool().default(true),
   LOCAL_PG_DATA_DIR: z.string().min(1).default('.data/postgres'),
@@ -71,6 +77,15 @@ export interface Config {
   readonly corsAllowOrigin: string;
   /** How long day sketches are kept (raw events, minutes and hours: 60 days). */
   readonly sketchRetentionDays: number;
+  /** keys: /v1 needs API keys; none: anyone who reaches the port may use /v1 (loopback only). */
+  readonly v1Auth: 'keys' | 'none';
+  /** Serve the seed APIs (they need no key and use defaultSite). */
+  readonly seedApis: boolean;
+  /** Token buckets per key: requests per second and burst, per kind of route. */
+  readonly rateLimits: {
+    readonly ingest: { readonly ratePerSecond: number; readonly burst: number };
+    readonly read: { readonly ratePerSecond: number; readonly burst: number };
+  };
   readonly migrateOnStart: boolean;
   readonly localPg: { readonly dataDir: string; readonly port: number; readonly binDir: string | undefined };
   readonly ingest: {
@@ -127,6 +142,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     defaultSite: e.DEFAULT_SITE,
     corsAllowOrigin: e.CORS_ALLOW_ORIGIN,
     sketchRetentionDays: e.SKETCH_RETENTION_DAYS,
+    v1Auth: e.V1_AUTH,
+    seedApis: e.SEED_APIS,
+    rateLimits: Object.freeze({
+      ingest: Object.freeze({ ratePerSecond: e.RATE_LIMIT_INGEST_PER_SECOND, burst: e.RATE_LIMIT_INGEST_BURST }),
+      read: Object.freeze({ ratePerSecond: e.RATE_LIMIT_READ_PER_SECOND, burst: e.RATE_LIMIT_READ_BURST }),
+    }),
     migrateOnStart: e.MIGRATE_ON_START,
     localPg: Object.freeze({ dataDir: path.resolve(e.LOCAL_PG_DATA_DIR), port: e.LOCAL_PG_PORT, binDir: e.LOCAL_PG_BIN_DIR }),
     ingest: Object.freeze({

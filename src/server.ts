@@ -83,6 +83,9 @@ async function serve(
     readiness: runtime.readiness,
     logRequests: config.logRequests,
     corsAllowOrigin: config.corsAllowOrigin,
+    v1Auth: config.v1Auth,
+    rateLimits: config.rateLimits,
+    seedApis: config.seedApis,
     log,
   });
   const server = app.listen(config.port, config.host);

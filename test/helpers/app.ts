@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import supertest from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
-import { createApp } from '../../src/app.js';
+import { type AppDeps, createApp } from '../../src/app.js';
 import { ByteBudget } from '../../src/http/budget.js';
 import type { StorageMode } from '../../src/db/storage.js';
 import { insertEvents } from '../../src/ingest/writer.js';
@@ -55,12 +55,14 @@ export async function startTestApp(
   mode: StorageMode,
   overrides: Partial<RuntimeConfig> = {},
   shared?: TestDatabase,
+  /** The app's own settings: /v1 keys are off unless a test turns them on (test/v1/keys.test.ts). */
+  app: Pick<AppDeps, 'v1Auth' | 'rateLimits'> = { v1Auth: 'none' },
 ): Promise<TestApp> {
   const db = shared ?? (await createTestDatabase(mode));
   // TEST_LOG_LEVEL=debug shows what the runtime does (refreshes, flushes) while a test runs.
   const log = process.env.TEST_LOG_LEVEL ? createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'info') : silentLogger;
   const runtime = await startRuntime(db.sql, db.url, { ...testRuntimeConfig, ...overrides }, log);
-  const app = createApp({
+  const koa = createApp({
     sql: db.sql,
     writer: runtime.writer,
     site: TEST_SITE,
@@ -69,15 +71,16 @@ export async function startTestApp(
     bodyBudget: new ByteBudget(64 * 1024 * 1024, 5000, 1),
     metrics: runtime.metrics,
     readiness: runtime.readiness,
+    ...app,
     log: silentLogger,
   });
   // Outermost: sees every response as it leaves, errors included.
   const openApiViolations: string[] = [];
-  app.middleware.unshift(recordOpenApiViolations(openApiViolations));
+  koa.middleware.unshift(recordOpenApiViolations(openApiViolations));
   return {
     db,
     runtime,
-    http: supertest(app.callback()),
+    http: supertest(koa.callback()),
     openApiViolations,
     async materialize() {
       if (!runtime.refresher) return;

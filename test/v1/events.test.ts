@@ -118,7 +118,7 @@ describeEachMode('POST /v1/events', (mode) => {
     expect(preflight.status).toBe(204);
     expect(preflight.headers['access-control-allow-origin']).toBe('*');
     expect(preflight.headers['access-control-allow-methods']).toBe('POST,OPTIONS');
-    expect(preflight.headers['access-control-allow-headers']).toBe('Content-Type');
+    expect(preflight.headers['access-control-allow-headers']).toBe('Content-Type,Authorization');
     const ok = await t.http
       .post('/v1/events')
       .set('Origin', 'https://example.com')

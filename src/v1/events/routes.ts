@@ -1,6 +1,7 @@
 import type Router from '@koa/router';
 import cors from '@koa/cors';
 import { readJsonBody } from '../../http/body.js';
+import { type AuthDeps, requireKey, siteFor } from '../auth/middleware.js';
 import type { ByteBudget } from '../../http/budget.js';
 import { badRequest, HttpError } from '../../http/errors.js';
 import { parseWith } from '../../http/validate.js';
@@ -14,13 +15,13 @@ import { EventsBody, MAX_BODY_BYTES, MAX_EVENTS, type Rejection, rejectionOf, V1
  */
 export function registerEvents(
   router: Router,
-  deps: { writer: GroupCommitWriter; site: string; corsAllowOrigin: string; bodyBudget: ByteBudget },
+  deps: { writer: GroupCommitWriter; site: string; corsAllowOrigin: string; bodyBudget: ByteBudget; auth: AuthDeps },
 ): void {
   // Browsers send beacons cross-origin: text/plain needs no preflight, JSON does.
   const allowCors = cors({
     origin: deps.corsAllowOrigin,
     allowMethods: ['POST', 'OPTIONS'],
-    allowHeaders: ['Content-Type'],
+    allowHeaders: ['Content-Type', 'Authorization'],
     maxAge: 86_400,
   });
 
@@ -30,7 +31,8 @@ export function registerEvents(
     ctx.status = 204;
   });
 
-  router.post('/v1/events', allowCors, async (ctx) => {
+  // Beacons (navigator.sendBeacon) cannot set headers: their ingest key may come as ?key=.
+  router.post('/v1/events', allowCors, requireKey('ingest', deps.auth, { allowQueryKey: true }), async (ctx) => {
     const body = await readJsonBody(ctx, deps.bodyBudget, MAX_BODY_BYTES);
     const events = (body as { events?: unknown } | null)?.events;
     if (Array.isArray(events) && events.length > MAX_EVENTS) {
@@ -52,7 +54,7 @@ export function registerEvents(
       }
       const e = parsed.data;
       rows.push({
-        site: e.site ?? deps.site,
+        site: siteFor(ctx, e.site, deps.site),
         timeMs: e.time ?? now,
         kind: e.kind,
         userId: e.user,

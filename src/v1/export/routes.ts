@@ -3,6 +3,7 @@ import type Router from '@koa/router';
 import type { Sql } from '../../db/client.js';
 import { badRequest, UnavailableError } from '../../http/errors.js';
 import { parseWith, queryOf } from '../../http/validate.js';
+import { type AuthDeps, requireKey, siteFor } from '../auth/middleware.js';
 import { exportChunks, resolveRange } from './queries.js';
 import { ExportQuery } from './schemas.js';
 
@@ -20,11 +21,11 @@ const compact = (ms: number): string =>
  * status and headers leave before the first row: a failure later cuts the download
  * short (the chunked response never ends cleanly), which clients see as an error.
  */
-export function registerExport(router: Router, deps: { sql: Sql; site: string }): void {
+export function registerExport(router: Router, deps: { sql: Sql; site: string; auth: AuthDeps }): void {
   let running = 0;
-  router.get('/v1/export', async (ctx) => {
+  router.get('/v1/export', requireKey('read', deps.auth), async (ctx) => {
     const q = parseWith(ExportQuery, queryOf(ctx), 'query');
-    const site = q.site ?? deps.site;
+    const site = siteFor(ctx, q.site, deps.site);
     const format = q.format ?? 'ndjson';
     let range: { fromMs: number; toMs: number };
     try {

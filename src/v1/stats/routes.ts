@@ -2,16 +2,17 @@ import type Router from '@koa/router';
 import type { Sql } from '../../db/client.js';
 import { badRequest } from '../../http/errors.js';
 import { parseWith, queryOf } from '../../http/validate.js';
+import { type AuthDeps, requireKey, siteFor } from '../auth/middleware.js';
 import { readStats, StatsArgumentError } from './queries.js';
 import { StatsQuery } from './schemas.js';
 
 /** GET /v1/stats: distinct users and events per local bucket (see headcount_stats). */
-export function registerStats(router: Router, deps: { sql: Sql; site: string }): void {
-  router.get('/v1/stats', async (ctx) => {
+export function registerStats(router: Router, deps: { sql: Sql; site: string; auth: AuthDeps }): void {
+  router.get('/v1/stats', requireKey('read', deps.auth), async (ctx) => {
     const q = parseWith(StatsQuery, queryOf(ctx), 'query');
     try {
       ctx.body = await readStats(deps.sql, {
-        site: q.site ?? deps.site,
+        site: siteFor(ctx, q.site, deps.site),
         from: q.from,
         to: q.to,
         granularity: q.granularity ?? 'total',

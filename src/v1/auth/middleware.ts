@@ -1,0 +1,89 @@
+import type Koa from 'koa';
+import type { Sql } from '../../db/client.js';
+import { HttpError } from '../../http/errors.js';
+import { isWellFormedKey, type KeyStore, type Principal } from './keys.js';
+import { type Bucket, takeToken } from './rate-limit.js';
+
+export type Need = 'ingest' | 'read';
+
+export interface AuthDeps {
+  sql: Sql;
+  /** null: V1_AUTH=none, every request may do anything on any site. */
+  keys: KeyStore | null;
+  limits: Record<Need, Bucket>;
+}
+
+const unauthorized = (code: string, message: string): HttpError =>
+  new HttpError(401, code, message, undefined, { 'WWW-Authenticate': 'Bearer realm="headcount"' });
+
+/** The key of a request: `Authorization: Bearer <key>`, or (beacons, `allowQueryKey`) `?key=`. */
+function keyOf(ctx: Koa.Context, allowQueryKey: boolean): string | undefined {
+  const header = ctx.get('Authorization');
+  if (header) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!m) throw unauthorized('invalid_key', 'the Authorization header must be "Bearer <key>"');
+    return m[1];
+  }
+  if (allowQueryKey) {
+    const key = new URLSearchParams(ctx.querystring).get('key');
+    if (key) return key;
+  }
+  return undefined;
+}
+
+/**
+ * Requires a key that may `need` (or an admin key), then takes one token from its rate
+ * limit. Puts the key's principal on ctx.state.principal. Keys never appear in answers
+ * or logs: the messages here name nothing of the key.
+ */
+export function requireKey(need: Need, deps: AuthDeps, opts: { allowQueryKey?: boolean } = {}): Koa.Middleware {
+  return async (ctx, next) => {
+    if (!deps.keys) {
+      await next();
+      return;
+    }
+    const key = keyOf(ctx, opts.allowQueryKey ?? false);
+    if (!key) {
+      throw unauthorized(
+        'missing_key',
+        `this endpoint needs a key: Authorization: Bearer <key> (npm run keys -- create --scope ${need})`,
+      );
+    }
+    const principal = isWellFormedKey(key) ? await deps.keys.principal(key) : null;
+    if (!principal) throw unauthorized('invalid_key', 'the key is not valid');
+    if (principal.scope !== need && principal.scope !== 'admin') {
+      throw new HttpError(403, 'forbidden', `this key may not ${need === 'read' ? 'read statistics or events' : 'send events'}`);
+    }
+    const bucket = deps.limits[need];
+    const taken = await takeToken(deps.sql, principal.keyId, bucket);
+    ctx.set('RateLimit-Limit', String(bucket.burst));
+    ctx.set('RateLimit-Remaining', String(taken.remaining));
+    ctx.set('RateLimit-Reset', String(taken.resetSeconds));
+    if (!taken.allowed) {
+      throw new HttpError(
+        429,
+        'rate_limited',
+        `too many requests with this key; retry in ${taken.retryAfterSeconds} s`,
+        undefined,
+        {
+          'Retry-After': String(taken.retryAfterSeconds),
+        },
+      );
+    }
+    ctx.state.principal = principal;
+    await next();
+  };
+}
+
+/**
+ * The site a request acts on: the one asked for (or `fallback`), which a key bound to a
+ * site must match. The answer is the same whether the other site exists or not.
+ */
+export function siteFor(ctx: Koa.Context, requested: string | undefined, fallback: string): string {
+  const principal = ctx.state.principal as Principal | undefined;
+  if (!principal || principal.site === null) return requested ?? fallback;
+  if (requested !== undefined && requested !== principal.site) {
+    throw new HttpError(403, 'forbidden', 'this key is for another site');
+  }
+  return principal.site;
+}

@@ -1,0 +1,165 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKey, revokeKey } from '../../src/v1/auth/keys.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
+import { describeEachMode, first } from '../helpers/db.js';
+
+const today = () => new Date().toISOString().slice(0, 10);
+const tomorrow = () => new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+const event = (site?: string) => ({ events: [{ user: 'u1', kind: 'signup', ...(site ? { site } : {}) }] });
+
+describeEachMode('API keys and rate limits on /v1', (mode) => {
+  let a: TestApp;
+  let b: TestApp;
+  const keys: Record<string, string> = {};
+  beforeAll(async () => {
+    a = await startTestApp(mode, {}, undefined, { v1Auth: 'keys' });
+    // A second instance on the same database, with a tight read limit.
+    b = await startTestApp(mode, {}, a.db, {
+      v1Auth: 'keys',
+      rateLimits: { ingest: { ratePerSecond: 50, burst: 200 }, read: { ratePerSecond: 5, burst: 3 } },
+    });
+    for (const [name, scope, site] of [
+      ['shopIngest', 'ingest', 'shop'],
+      ['shopRead', 'read', 'shop'],
+      ['blogRead', 'read', 'blog'],
+      ['admin', 'admin', null],
+      ['revoked', 'read', 'shop'],
+    ] as const) {
+      const made = await createKey(a.db.sql, { scope, site, name });
+      keys[name] = made.key;
+      if (name === 'revoked') await revokeKey(a.db.sql, made.record.id);
+    }
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+  });
+
+  const stats = (app: TestApp, key: string | undefined, site = 'shop') => {
+    const req = app.http.get('/v1/stats').query({ site, from: today(), to: tomorrow() });
+    return key === undefined ? req : req.set('Authorization', `Bearer ${key}`);
+  };
+  const post = (app: TestApp, key: string | undefined, body: unknown, viaQuery = false) => {
+    const req = app.http.post(`/v1/events${viaQuery && key ? `?key=${key}` : ''}`).send(body as object);
+    return key === undefined || viaQuery ? req : req.set('Authorization', `Bearer ${key}`);
+  };
+  const exported = (app: TestApp, key: string | undefined) => {
+    const req = app.http.get('/v1/export').query({ site: 'shop', from: today(), to: tomorrow() });
+    return key === undefined ? req : req.set('Authorization', `Bearer ${key}`);
+  };
+
+  it('refuses a missing, malformed, unknown or revoked key with 401 on every /v1 route, naming nothing of the key', async () => {
+    const unknown = 'hck_' + 'A'.repeat(43);
+    for (const key of [undefined, 'not-a-key', unknown, 'hck_short']) {
+      for (const res of [await stats(a, key), await post(a, key, event('shop')), await exported(a, key)]) {
+        expect(res.status).toBe(401);
+        expect(res.body.error.code).toMatch(/^(missing_key|invalid_key)$/);
+        expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+        if (key) expect(JSON.stringify(res.body)).not.toContain(key);
+      }
+    }
+    for (const res of [await stats(a, keys.revoked), await exported(a, keys.revoked)]) {
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe('invalid_key');
+    }
+    expect((await a.http.get('/v1/stats').set('Authorization', 'Basic abc')).status).toBe(401);
+  });
+
+  it('refuses a key of the wrong scope or site with 403, the same whether the site exists or not', async () => {
+    expect((await stats(a, keys.shopIngest)).status).toBe(403); // an ingest key embedded in a page cannot read
+    expect((await exported(a, keys.shopIngest)).status).toBe(403);
+    expect((await post(a, keys.shopRead, event('shop'))).status).toBe(403);
+    const otherSite = await stats(a, keys.blogRead, 'shop');
+    const noSite = await stats(a, keys.blogRead, 'no-such-site');
+    expect([otherSite.status, noSite.status]).toEqual([403, 403]);
+    expect(otherSite.body).toEqual(noSite.body);
+    expect((await post(a, keys.shopIngest, event('blog'))).status).toBe(403);
+    expect(first(await a.db.sql`select count(*)::int as n from events`).n).toBe(0);
+  });
+
+  it('lets a key do what it is for: ingest into its site (header or ?key= for beacons), read its site; admin every site', async () => {
+    expect((await post(a, keys.shopIngest, event())).body).toMatchObject({ accepted: 1 }); // the key's site
+    expect((await post(a, keys.shopIngest, event('shop'), true)).body).toMatchObject({ accepted: 1 });
+    const read = await stats(a, keys.shopRead);
+    expect(read.status).toBe(200);
+    expect(read.body.data[0]).toMatchObject({ users: 1, events: 2 });
+    expect((await stats(a, keys.admin, 'blog')).status).toBe(200);
+    expect((await post(a, keys.admin, event('blog'))).status).toBe(200);
+    expect((await exported(a, keys.shopRead)).status).toBe(200);
+    const [{ n }] = (await a.db.sql`select count(*)::int as n from headcount_api_keys where last_used_at is not null`) as [
+      { n: number },
+    ];
+    expect(n).toBeGreaterThanOrEqual(3);
+  });
+
+  it('honours a revocation (npm run keys, any instance) on a serving instance within a second', async () => {
+    const made = await createKey(a.db.sql, { scope: 'read', site: 'shop', name: 'soon revoked' });
+    expect((await stats(a, made.key)).status).toBe(200); // now in a's cache
+    await revokeKey(b.db.sql, made.record.id);
+    const revokedAt = Date.now();
+    let status = 200;
+    while (status === 200 && Date.now() - revokedAt < 3000) {
+      status = (await stats(a, made.key)).status;
+      if (status === 200) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(status).toBe(401);
+    expect(Date.now() - revokedAt).toBeLessThanOrEqual(1200);
+  });
+
+  it('answers 429 with Retry-After and RateLimit headers beyond the burst, across instances, and recovers', async () => {
+    const made = await createKey(a.db.sql, { scope: 'read', site: 'shop', name: 'limited' });
+    // b allows a burst of 3 at 5 a second: the bucket lives in the database, so every
+    // instance with the same limits takes from it.
+    const statuses: number[] = [];
+    let limited: Awaited<ReturnType<typeof stats>> | undefined;
+    for (let i = 0; i < 6; i++) {
+      const res = await stats(b, made.key);
+      statuses.push(res.status);
+      if (res.status === 429) limited ??= res;
+    }
+    expect(statuses.slice(0, 3)).toEqual([200, 200, 200]);
+    expect(statuses).toContain(429);
+    expect(limited!.headers['retry-after']).toBe('1');
+    expect(limited!.headers['ratelimit-limit']).toBe('3');
+    expect(limited!.headers['ratelimit-remaining']).toBe('0');
+    expect(limited!.body.error.code).toBe('rate_limited');
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await stats(b, made.key)).status).toBe(200);
+  });
+
+  it('keeps the seed APIs open without keys', async () => {
+    expect((await a.http.get('/collect').query({ cid: 'seed-user' })).status).toBe(200);
+    expect((await a.http.get('/daily_uniques')).status).toBe(200);
+  });
+});
+
+describe('npm run keys', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp('postgres');
+  });
+  afterAll(async () => t?.close());
+  const run = (...args: string[]) =>
+    promisify(execFile)(process.execPath, [path.resolve('dist/cli/keys.js'), ...args], {
+      env: { PATH: process.env.PATH, DATABASE_URL: t.db.url },
+    });
+
+  it('creates a key shown once, lists it with only its metadata, and revokes it', async () => {
+    const created = await run('create', '--scope', 'read', '--site', 'shop', '--name', 'analyst');
+    const key = created.stdout.split('\n')[0]!;
+    expect(key).toMatch(/^hck_[A-Za-z0-9_-]{43}$/);
+    const id = /id ([0-9a-f]{12})/.exec(created.stdout)![1]!;
+    const listed = await run('list');
+    expect(listed.stdout).toContain(id);
+    expect(listed.stdout).toContain('analyst');
+    expect(listed.stdout).not.toContain(key);
+    const stored = await t.db.sql`select * from headcount_api_keys`;
+    expect(JSON.stringify(stored)).not.toContain(key.slice(4));
+    expect((await run('revoke', id)).stdout).toContain(`revoked ${id}`);
+    await expect(run('revoke', id)).rejects.toMatchObject({ code: 2 });
+    await expect(run('create', '--scope', 'read')).rejects.toMatchObject({ code: 2 });
+  });
+});
