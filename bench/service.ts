@@ -33,9 +33,14 @@ export interface Service {
 }
 
 /** The service from dist/ on `databaseUrl`, with `workers` processes (and `nodeArgs`, e.g. --cpu-prof). */
-export async function startService(databaseUrl: string, workers: number, nodeArgs: string[] = []): Promise<Service> {
+export async function startService(
+  databaseUrl: string,
+  workers: number,
+  nodeArgs: string[] = [],
+  opts: { script?: string; env?: Record<string, string> } = {},
+): Promise<Service> {
   const port = await freePort();
-  const child = spawn(process.execPath, [...nodeArgs, 'dist/server.js'], {
+  const child = spawn(process.execPath, [...nodeArgs, opts.script ?? 'dist/server.js'], {
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,
@@ -45,6 +50,7 @@ export async function startService(databaseUrl: string, workers: number, nodeArg
       LOG_REQUESTS: 'false',
       MIGRATE_ON_START: 'false',
       WORKERS: String(workers),
+      ...opts.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
