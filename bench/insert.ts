@@ -4,29 +4,14 @@
  * batch sizes it sees (tens of rows at moderate load, thousands under backlog).
  */
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
-import { createSql, type Sql } from '../src/db/client.js';
+import { createSql } from '../src/db/client.js';
 import { startLocalCluster } from '../src/db/local-cluster.js';
 import { migrate } from '../src/db/migrate.js';
 import { type EventRow, insertEvents } from '../src/ingest/writer.js';
 import { createLogger } from '../src/log.js';
+import { copyEvents } from './copy.js';
 import { median } from './load.js';
 import { table } from './report.js';
-
-const copyText = (v: string | null): string =>
-  v === null ? '\\N' : v.replace(/[\\\t\n\r]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' })[c]!);
-
-async function copyEvents(sql: Sql, rows: EventRow[]): Promise<void> {
-  const text = rows
-    .map(
-      (r) =>
-        `${new Date(r.timeMs).toISOString()}\t${copyText(r.kind)}\t${copyText(r.userId)}\t${copyText(r.page)}\t${r.weight}\n`,
-    )
-    .join('');
-  const stream = await sql`copy events (time, kind, user_id, page, weight) from stdin`.writable();
-  await pipeline(Readable.from([text]), stream);
-}
 
 async function main(): Promise<void> {
   const log = createLogger('warn');

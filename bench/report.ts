@@ -1,13 +1,34 @@
 import { writeFileSync } from 'node:fs';
 import { Resvg } from '@resvg/resvg-js';
 
+/** One system under closed-loop wrk load: medians of its rounds. */
 export interface ThroughputRow {
   scenario: string;
   connections: number;
   requestsPerSec: number;
+  /** req/s as a ratio to Koa alone, and to seed 000's architecture. */
   ratio: number;
+  ratioSeed: number;
   p50Ms: number;
   p99Ms: number;
+  /** From the service's /metrics histogram (headcount rows only). */
+  serverP99Ms: number;
+  /** µs of CPU per request: the whole machine less wrk; and as ratios to Koa and the seed. */
+  cpuUs: number;
+  cpuRatioKoa: number;
+  cpuRatioSeed: number;
+  /** µs per request of the service process tree plus its store (PostgreSQL / Redis), and its ratio to the seed's. */
+  stackUs: number;
+  stackRatioSeed: number;
+  serviceUs: number;
+  storeUs: number;
+  wrkUs: number;
+  otherUs: number;
+  /** Busy share of one core during the run. */
+  serviceCores: number;
+  storeCores: number;
+  wrkCores: number;
+  machineCores: number;
   runs: number;
   errors: number;
 }
@@ -31,17 +52,48 @@ export function table(headers: string[], rows: string[][]): string {
   return [line(headers), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
 }
 
-export function throughputTable(rows: ThroughputRow[]): string {
+export function costTable(rows: ThroughputRow[]): string {
   return table(
-    ['scenario', 'conns', 'req/s (median)', 'x baseline', 'p50 ms', 'p99 ms', 'runs', 'errors/non-2xx'],
+    [
+      'scenario',
+      'conns',
+      'req/s',
+      'x Koa',
+      'x seed',
+      'p50 ms',
+      'p99 ms',
+      'server p99',
+      'CPU µs/req',
+      'CPU x Koa',
+      'CPU x seed',
+      'stack µs',
+      'stack x seed',
+      'service µs',
+      'store µs',
+      'wrk µs',
+      'other µs',
+      'cores svc/store/wrk/machine',
+      'errors',
+    ],
     rows.map((r) => [
       r.scenario,
       String(r.connections),
       num(r.requestsPerSec),
       num(r.ratio, 2),
-      num(r.p50Ms, 1),
-      num(r.p99Ms, 1),
-      String(r.runs),
+      num(r.ratioSeed, 2),
+      num(r.p50Ms, 2),
+      num(r.p99Ms, 2),
+      num(r.serverP99Ms, 2),
+      num(r.cpuUs, 1),
+      num(r.cpuRatioKoa, 2),
+      num(r.cpuRatioSeed, 2),
+      num(r.stackUs, 1),
+      num(r.stackRatioSeed, 2),
+      num(r.serviceUs, 1),
+      num(r.storeUs, 1),
+      num(r.wrkUs, 1),
+      num(r.otherUs, 1),
+      [r.serviceCores, r.storeCores, r.wrkCores, r.machineCores].map((v) => num(v, 2)).join(' / '),
       String(r.errors),
     ]),
   );

@@ -1,0 +1,111 @@
+/**
+ * npm run bench:ab — one change measured against its baseline in the same run: two
+ * databases on the bench cluster, a service on each, wrk rounds alternating A B A B,
+ * medians. B differs by any of:
+ *   BENCH_AB_SQL_B   SQL run on B's database after the migrations (e.g. a storage setting)
+ *   BENCH_AB_ENV_B   service settings for B, "NAME=value,NAME=value" (e.g. batch sizing)
+ *   BENCH_AB_DIST_B  another build's server.js (a prototype in src/, built elsewhere)
+ * and A by BENCH_AB_SQL_A / BENCH_AB_ENV_A / BENCH_AB_DIST_A.
+ */
+import path from 'node:path';
+import { createSql } from '../src/db/client.js';
+import { startLocalCluster } from '../src/db/local-cluster.js';
+import { migrate } from '../src/db/migrate.js';
+import { createLogger } from '../src/log.js';
+import { median } from './load.js';
+import { table } from './report.js';
+import { startService, stopChild } from './service.js';
+import { postmasterPid } from './system.js';
+import { ensureWrk, wrk, type WrkResult } from './wrk.js';
+
+const env = process.env;
+const runs = Number(env.BENCH_RUNS ?? 4);
+const durationS = Number(env.BENCH_DURATION_S ?? 8);
+const connections = Number(env.BENCH_CONNECTIONS ?? 64);
+const mode = (env.BENCH_AB_MODE ?? 'collect').split(' ');
+
+const parseEnv = (text: string | undefined): Record<string, string> =>
+  Object.fromEntries(
+    (text ?? '')
+      .split(',')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+
+async function main(): Promise<void> {
+  if (!(await ensureWrk())) process.exit(2);
+  const log = createLogger('warn');
+  const dataDir = path.resolve('.data/bench-postgres');
+  const cluster = await startLocalCluster({ dataDir, port: Number(env.BENCH_PG_PORT ?? 54339), log });
+  const pgPid = postmasterPid(dataDir);
+  const u = new URL(cluster.url);
+  u.pathname = '/postgres';
+  const admin = createSql(u.toString(), { max: 1 });
+  const variants = [] as { name: string; url: string; pid: number; stop: () => Promise<void>; describe: string }[];
+  for (const name of ['A', 'B']) {
+    const db = `headcount_ab_${name.toLowerCase()}`;
+    await admin`drop database if exists ${admin(db)} with (force)`;
+    await admin`create database ${admin(db)}`;
+    u.pathname = `/${db}`;
+    const dbUrl = u.toString();
+    await migrate({ databaseUrl: dbUrl, storageMode: (env.STORAGE_MODE as 'auto' | undefined) ?? 'auto', log });
+    const extraSql = env[`BENCH_AB_SQL_${name}`];
+    if (extraSql) {
+      const sql = createSql(dbUrl, { max: 1 });
+      await sql.unsafe(extraSql);
+      await sql.end();
+    }
+    const serviceEnv = parseEnv(env[`BENCH_AB_ENV_${name}`]);
+    const script = env[`BENCH_AB_DIST_${name}`];
+    const s = await startService(dbUrl, 1, [], { ...(script ? { script } : {}), env: serviceEnv });
+    const describe = [
+      extraSql && `SQL: ${extraSql}`,
+      Object.keys(serviceEnv).length && `env: ${env[`BENCH_AB_ENV_${name}`]}`,
+      script && `build: ${script}`,
+    ]
+      .filter(Boolean)
+      .join('; ');
+    variants.push({ name, url: s.url, pid: s.pid, stop: () => stopChild(s.child), describe: describe || 'as built (dist/)' });
+    console.log(`${name}: ${describe || 'as built (dist/)'}`);
+  }
+  const results: Record<string, WrkResult[]> = { A: [], B: [] };
+  for (let run = 1; run <= runs; run++) {
+    for (const v of variants) {
+      const r = await wrk({ url: v.url, connections, durationS, mode, account: { service: v.pid, store: pgPid } });
+      results[v.name]!.push(r);
+      console.log(
+        `round ${run} ${v.name}: ${Math.round(r.requestsPerSec)} req/s, p99 ${r.p99Ms.toFixed(1)} ms, service ${r.cpu.parts.service?.toFixed(1)} µs/req, PostgreSQL ${r.cpu.parts.store?.toFixed(1)} µs/req, other ${r.cpu.otherUs.toFixed(1)} µs/req`,
+      );
+    }
+  }
+  const med = (name: string, f: (r: WrkResult) => number): number => median(results[name]!.map(f));
+  const row = (name: string): string[] => [
+    name,
+    Math.round(med(name, (r) => r.requestsPerSec)).toLocaleString('en-US'),
+    med(name, (r) => r.p99Ms).toFixed(1),
+    med(name, (r) => r.cpu.parts.service ?? NaN).toFixed(1),
+    med(name, (r) => r.cpu.parts.store ?? NaN).toFixed(1),
+    med(name, (r) => (r.cpu.parts.service ?? NaN) + (r.cpu.parts.store ?? NaN)).toFixed(1),
+    results[name]!.map((r) => Math.round(r.requestsPerSec)).join(', '),
+  ];
+  console.log(`\n${mode.join(' ')}, wrk -t1 -c${connections} -d${durationS}s, ${runs} rounds A B A B, medians\n`);
+  console.log(
+    table(
+      ['variant', 'req/s', 'p99 ms', 'service µs/req', 'PostgreSQL µs/req', 'stack µs/req', 'req/s per round'],
+      [row('A'), row('B')],
+    ),
+  );
+  const ratio = (f: (r: WrkResult) => number): string => (med('B', f) / med('A', f)).toFixed(2);
+  console.log(
+    `\nB / A: req/s ${ratio((r) => r.requestsPerSec)}, service CPU ${ratio((r) => r.cpu.parts.service ?? NaN)}, PostgreSQL CPU ${ratio((r) => r.cpu.parts.store ?? NaN)}`,
+  );
+  for (const v of variants) await v.stop();
+  for (const name of ['a', 'b']) await admin`drop database if exists ${admin(`headcount_ab_${name}`)} with (force)`;
+  await admin.end();
+  await cluster.stop();
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,60 @@
+/** The service under test, started from dist/ as `npm start` would, and other child processes. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { freePort } from '../src/db/local-cluster.js';
+
+export async function waitForOutput(child: ChildProcess, text: string, timeoutMs: number): Promise<void> {
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for "${text}":\n${out}`)), timeoutMs);
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      if (out.includes(text)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', (d: Buffer) => process.stderr.write(d));
+    child.once('exit', (code) => reject(new Error(`exited with ${code} before "${text}":\n${out}`)));
+  });
+}
+
+export const stopChild = (child: ChildProcess): Promise<void> =>
+  new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+
+export interface Service {
+  child: ChildProcess;
+  url: string;
+  pid: number;
+}
+
+/** The service from dist/ on `databaseUrl`, with `workers` processes (and `nodeArgs`, e.g. --cpu-prof). */
+export async function startService(
+  databaseUrl: string,
+  workers: number,
+  nodeArgs: string[] = [],
+  opts: { script?: string; env?: Record<string, string> } = {},
+): Promise<Service> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [...nodeArgs, opts.script ?? 'dist/server.js'], {
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      LOG_REQUESTS: 'false',
+      MIGRATE_ON_START: 'false',
+      WORKERS: String(workers),
+      ...opts.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  await waitForOutput(child, 'headcount listening', 60_000);
+  child.stdout?.resume();
+  return { child, url: `http://127.0.0.1:${port}`, pid: child.pid! };
+}

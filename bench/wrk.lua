@@ -1,0 +1,66 @@
+-- wrk script of npm run bench (bench/wrk.ts): every request carries a new random UUID,
+-- as seed 000's clients send. The mode comes after `--` on wrk's command line:
+--   collect            GET /collect?cid=<uuid>
+--   analytics          POST /analytics?timestamp=<now ms>&user=<uuid>&event=click|impression
+--   events <n>         POST /v1/events, a JSON batch of n events of n random users
+-- At the end it prints one line, WRK_JSON {...}, that bench/wrk.ts reads.
+
+local random = math.random
+local format = string.format
+local concat = table.concat
+
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  counter = counter + 1
+  thread:set("id", counter)
+  table.insert(threads, thread)
+end
+
+local mode = "collect"
+local batch = 1000
+
+local function uuid()
+  return format("%04x%04x-%04x-4%03x-%04x-%04x%04x%04x",
+    random(0, 0xffff), random(0, 0xffff), random(0, 0xffff), random(0, 0xfff),
+    random(0x8000, 0xbfff), random(0, 0xffff), random(0, 0xffff), random(0, 0xffff))
+end
+
+function init(args)
+  mode = args[1] or "collect"
+  batch = tonumber(args[2] or "1000")
+  -- A seed of its own per thread and run: two threads never send the same ids.
+  math.randomseed(os.time() * 1000 + (id or 0) * 7919 + math.floor(os.clock() * 1e6))
+end
+
+local function nowMs()
+  return format("%d", os.time() * 1000)
+end
+
+function request()
+  if mode == "collect" then
+    return wrk.format("GET", "/collect?cid=" .. uuid())
+  elseif mode == "analytics" then
+    local event = random() < 0.2 and "click" or "impression"
+    return wrk.format("POST", "/analytics?timestamp=" .. nowMs() .. "&user=" .. uuid() .. "&event=" .. event)
+  elseif mode == "events" then
+    local now = nowMs()
+    local parts = {}
+    for i = 1, batch do
+      parts[i] = '{"user":"' .. uuid() .. '","kind":"' .. (random() < 0.2 and "click" or "impression") .. '","time":' .. now .. '}'
+    end
+    local body = '{"events":[' .. concat(parts, ",") .. ']}'
+    return wrk.format("POST", "/v1/events", { ["Content-Type"] = "application/json" }, body)
+  end
+  return wrk.format("GET", "/")
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(format(
+    'WRK_JSON {"requests":%d,"durationUs":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,' ..
+    '"p50Us":%d,"p90Us":%d,"p99Us":%d,"maxUs":%d}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
