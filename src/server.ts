@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import type { Server, ServerResponse } from 'node:http';
 import { createApp } from './app.js';
 import { ByteBudget } from './http/budget.js';
-import { guardServer } from './http/server-guards.js';
+import { createGuardedServer } from './http/server-guards.js';
 import { type Config, ConfigError, loadConfig, loadDotEnv } from './config.js';
 import { createSql } from './db/client.js';
 import { waitForDatabase } from './db/connect.js';
@@ -88,10 +88,11 @@ async function serve(
     seedApis: config.seedApis,
     log,
   });
-  const server = app.listen(config.port, config.host);
+  const handle = app.callback();
+  const server = createGuardedServer((req, res) => void handle(req, res), config.http);
+  server.listen(config.port, config.host);
   // Longer than common load balancers' idle timeouts, so they close first.
   server.keepAliveTimeout = 65_000;
-  guardServer(server, config.http);
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
   if (description) log.info({ url: listenUrl(config), storageMode: runtime.mode, database: description }, 'headcount listening');
 

@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import http, { type RequestListener, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 export interface ServerLimits {
@@ -29,13 +29,22 @@ function parserStatus(code: string | undefined): [number, string, string, string
 }
 
 /**
- * Limits and answers that Node's http server leaves to the application: a deadline for
- * slow clients, a connection limit, and the error envelope for requests that never
- * reach Koa (malformed request lines or headers, oversized headers, CONNECT).
+ * An http server for `listener` with the limits and answers that Node leaves to the
+ * application: a deadline for slow clients, a connection limit, and the error envelope
+ * for requests that never reach Koa (malformed request lines or headers, oversized
+ * headers, CONNECT).
  */
-export function guardServer(server: Server, limits: ServerLimits): void {
-  server.requestTimeout = limits.requestTimeoutMs;
-  server.headersTimeout = Math.min(limits.requestTimeoutMs, 10_000);
+export function createGuardedServer(listener: RequestListener, limits: ServerLimits): Server {
+  const server = http.createServer(
+    {
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: Math.min(limits.requestTimeoutMs, 10_000),
+      // How often Node looks for requests past those deadlines (default 30 s, which would
+      // let a trickling client hold its connection 30 s longer than the limit).
+      connectionsCheckingInterval: Math.min(1000, limits.requestTimeoutMs / 2),
+    },
+    listener,
+  );
   server.maxConnections = limits.maxConnections;
   server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
     if (socket.writable && err.code !== 'ECONNRESET') socket.end(rawError(...parserStatus(err.code)));
@@ -44,4 +53,5 @@ export function guardServer(server: Server, limits: ServerLimits): void {
   server.on('connect', (_req, socket: Duplex) => {
     socket.end(rawError(405, 'Method Not Allowed', 'method_not_allowed', 'CONNECT is not allowed'));
   });
+  return server;
 }

@@ -2,7 +2,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
-import { guardServer } from '../../src/http/server-guards.js';
+import { createGuardedServer } from '../../src/http/server-guards.js';
 import { silentLogger } from '../../src/log.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { first } from '../helpers/db.js';
@@ -23,8 +23,7 @@ describe('malformed requests (fuzz)', () => {
     t = await startTestApp('postgres');
     const app = createApp({ sql: t.db.sql, writer: t.runtime.writer, site: 'default', log: silentLogger });
     const handle = app.callback();
-    server = http.createServer((req, res) => void handle(req, res));
-    guardServer(server, { requestTimeoutMs: 5000, maxConnections: 1000 });
+    server = createGuardedServer((req, res) => void handle(req, res), { requestTimeoutMs: 2000, maxConnections: 1000 });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as net.AddressInfo).port;
   });
@@ -164,6 +163,27 @@ describe('malformed requests (fuzz)', () => {
       socket.on('error', reject);
       socket.setTimeout(5000, () => socket.destroy());
     });
+
+  it('cuts off a client that trickles its body a byte at a time, with 408 in the envelope', async () => {
+    const started = Date.now();
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        socket.write(
+          'POST /page-views/single HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n',
+        );
+        const drip = setInterval(() => socket.writable && socket.write('{'), 100);
+        socket.on('close', () => clearInterval(drip));
+      });
+      let out = '';
+      socket.on('data', (d: Buffer) => (out += d.toString()));
+      socket.on('close', () => resolve(out));
+      socket.on('error', reject);
+    });
+    // requestTimeoutMs is 2 s here (HTTP_REQUEST_TIMEOUT_MS, 15 s by default); Node looks every second.
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(answer).toMatch(/^HTTP\/1.1 408 /);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).error.code).toBe('request_timeout');
+  });
 
   it.each([
     ['a space in the request line', 'GET /collect?cid=a b HTTP/1.1\r\nHost: x\r\n\r\n', 400],
