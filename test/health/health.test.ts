@@ -1,7 +1,6 @@
 import supertest from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
-import { ByteBudget } from '../../src/http/budget.js';
 import { createSql } from '../../src/db/client.js';
 import { freePort } from '../../src/db/local-cluster.js';
 import { GroupCommitWriter } from '../../src/ingest/writer.js';
@@ -24,17 +23,7 @@ describe('GET /health', () => {
   it('answers 503 with Retry-After when the database is unreachable, and /collect does too', async () => {
     const dead = createSql(`postgres://nobody:x@127.0.0.1:${await freePort()}/nothing`, { max: 1 });
     const writer = new GroupCommitWriter(dead, testRuntimeConfig.ingest, silentLogger);
-    const http = supertest(
-      createApp({
-        sql: dead,
-        writer,
-        site: 'default',
-        retryAfterSeconds: 1,
-        jobs: () => [],
-        bodyBudget: new ByteBudget(64 * 1024 * 1024, 5000, 1),
-        log: silentLogger,
-      }).callback(),
-    );
+    const http = supertest(createApp({ sql: dead, writer, site: 'default', retryAfterSeconds: 1, log: silentLogger }).callback());
     const health = await http.get('/health');
     expect(health.status).toBe(503);
     expect(health.headers['retry-after']).toBeDefined();

@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
-import { ByteBudget } from '../../src/http/budget.js';
 import { createSql } from '../../src/db/client.js';
 import { freePort } from '../../src/db/local-cluster.js';
 import { DatabaseUnavailable } from '../../src/db/errors.js';
@@ -163,15 +162,7 @@ describe('group-commit writer', () => {
     // The first flush waits a second: the queue holds five rows and the rest are refused.
     const writer = new GroupCommitWriter(db.sql, { ...options, maxQueueRows: 5, flushDelayMs: 1000 }, silentLogger);
     const http = supertest(
-      createApp({
-        sql: db.sql,
-        writer,
-        site: 'default',
-        retryAfterSeconds: 2,
-        jobs: () => [],
-        bodyBudget: new ByteBudget(64 * 1024 * 1024, 5000, 1),
-        log: silentLogger,
-      }).callback(),
+      createApp({ sql: db.sql, writer, site: 'default', retryAfterSeconds: 2, log: silentLogger }).callback(),
     );
     const responses = await Promise.all(Array.from({ length: 40 }, (_, i) => http.get('/collect').query({ cid: `c${i}` })));
     const refused = responses.filter((r) => r.status === 503);
