@@ -389,6 +389,17 @@ async function main(): Promise<void> {
       ['GET /monthly_uniques', () => `/monthly_uniques?d=${isoDay(today)}`],
       ['GET /daily_uniques', () => `/daily_uniques?d=${isoDay(today - DAY_MS)}`],
       ['GET /report', () => `/report?page=/page/7`],
+      // /v1/stats (issue 9): total over 30 days, day over 30 days in Asia/Kolkata, hour over 48 hours.
+      ['GET /v1/stats total 30 days', () => `/v1/stats?from=${isoDay(today - 29 * DAY_MS)}&to=${isoDay(today + DAY_MS)}`],
+      [
+        'GET /v1/stats day 30 days Asia/Kolkata',
+        () => `/v1/stats?from=${isoDay(today - 29 * DAY_MS)}&to=${isoDay(today + DAY_MS)}&granularity=day&timezone=Asia/Kolkata`,
+      ],
+      [
+        'GET /v1/stats hour 48 hours',
+        () =>
+          `/v1/stats?from=${new Date(floorHour(Date.now()) - 47 * 3_600_000).toISOString()}&to=${new Date(floorHour(Date.now()) + 3_600_000).toISOString()}&granularity=hour`,
+      ],
     ] as const) {
       step(`query latency ${label}: ${name}, 4 clients for ${settings.queryDurationS} s`);
       record(`${name} ${label}`, await latency({ base: baseUrl, workers: 4, durationS: settings.queryDurationS, path: p }));
