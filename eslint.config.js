@@ -18,6 +18,13 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard's sources: browser code with a project of its own (DOM types).
+    files: ['web/**/*.ts'],
+    languageOptions: {
+      parserOptions: { project: './web/tsconfig.json', tsconfigRootDir: import.meta.dirname },
+    },
+  },
+  {
     // supertest's response body and postgres.js rows without a type are `any` by design;
     // tests assert on their shape instead.
     files: ['test/**/*.ts'],

@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import { registerAnalytics } from './analytics/routes.js';
 import { registerCollect } from './collect/routes.js';
+import { DASHBOARD_DIR, registerDashboard } from './dashboard/routes.js';
 import type { Sql } from './db/client.js';
 import type { JobStatus } from './db/job-health.js';
 import { ByteBudget } from './http/budget.js';
@@ -36,6 +37,8 @@ export interface AppDeps {
   readiness?: Readiness;
   /** One access log line per request (LOG_REQUESTS). */
   logRequests?: boolean;
+  /** The dashboard at GET / (DASHBOARD), built into `dir`; default the build's dist/web. */
+  dashboard?: { dir: string } | false;
 }
 
 /** The HTTP application: middleware order and routes. Never listens; no side effects. */
@@ -61,6 +64,8 @@ export function createApp(given: AppDeps): Koa {
   registerHealth(router, deps);
   registerOps(router, { sql: deps.sql, metrics, readiness });
   registerV1(router, { ...deps, corsAllowOrigin: deps.corsAllowOrigin ?? '*' });
+  const dashboard = deps.dashboard ?? { dir: DASHBOARD_DIR };
+  if (dashboard) registerDashboard(router, { dir: dashboard.dir, log: deps.log });
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

@@ -28,6 +28,7 @@ const EnvSchema = z.object({
     .regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, 'must be a site name: lowercase letters, digits, ".", "_" or "-", at most 128')
     .default('default'),
   CORS_ALLOW_ORIGIN: z.string().min(1).default('*'),
+  DASHBOARD: z.stringbool().default(true),
   SKETCH_RETENTION_DAYS: positiveInt.min(60, 'must be at least 60 (the raw retention)').max(36_600).default(400),
   MIGRATE_ON_START: z.stringbool().default(true),
   LOCAL_PG_DATA_DIR: z.string().min(1).default('.data/postgres'),
@@ -69,6 +70,8 @@ export interface Config {
   readonly defaultSite: string;
   /** Access-Control-Allow-Origin of POST /v1/events (browser beacons). */
   readonly corsAllowOrigin: string;
+  /** The dashboard at GET / (reading /v1/stats). */
+  readonly dashboard: boolean;
   /** How long day sketches are kept (raw events, minutes and hours: 60 days). */
   readonly sketchRetentionDays: number;
   readonly migrateOnStart: boolean;
@@ -126,6 +129,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     storageMode: e.STORAGE_MODE,
     defaultSite: e.DEFAULT_SITE,
     corsAllowOrigin: e.CORS_ALLOW_ORIGIN,
+    dashboard: e.DASHBOARD,
     sketchRetentionDays: e.SKETCH_RETENTION_DAYS,
     migrateOnStart: e.MIGRATE_ON_START,
     localPg: Object.freeze({ dataDir: path.resolve(e.LOCAL_PG_DATA_DIR), port: e.LOCAL_PG_PORT, binDir: e.LOCAL_PG_BIN_DIR }),
