@@ -2,6 +2,10 @@ import uPlot from 'uplot';
 import type { Granularity } from './time.js';
 
 const HEIGHT = 220;
+const HOUR = 3600;
+const DAY = 24 * HOUR;
+const HOUR_INCRS = [HOUR, 2 * HOUR, 3 * HOUR, 4 * HOUR, 6 * HOUR, 12 * HOUR, DAY];
+const DAY_INCRS = [DAY, 2 * DAY, 7 * DAY, 14 * DAY, 28 * DAY, 30 * DAY, 91 * DAY, 365 * DAY];
 
 /**
  * One time series (bucket start -> count) drawn with uPlot in a time zone. The chart's
@@ -43,7 +47,8 @@ export class SeriesChart {
       cursor: { drag: { x: false, y: false } },
       legend: { show: true, live: true },
       scales: { y: { range: (_u, _min, max) => [0, max > 0 ? Math.ceil(max * 1.1) : 1] } },
-      axes: [{}, { size: 56 }],
+      // Ticks on whole buckets only (local midnights, whole hours), never 8am on a day chart.
+      axes: [{ incrs: granularity === 'hour' ? HOUR_INCRS : DAY_INCRS }, { size: 56 }],
       series: [
         { label: granularity === 'hour' ? 'Hour' : 'Day', value: granularity === 'hour' ? '{YYYY}-{MM}-{DD} {HH}:{mm}' : '{YYYY}-{MM}-{DD}' },
         {
