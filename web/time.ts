@@ -9,13 +9,40 @@ const DAY_MS = 86_400_000;
 /** Raw events, minutes and hours are kept 60 days; before that only UTC day sketches. */
 export const RAW_RETENTION_DAYS = 60;
 
-/** The browser's own zone (the default of the page). */
-export const browserTimeZone = (): string => Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+/**
+ * ICU (so the browser) still names some zones by their old IANA names; the database
+ * knows both, people look for the current one.
+ */
+const CURRENT_NAMES: Record<string, string> = {
+  'Africa/Asmera': 'Africa/Asmara',
+  'America/Buenos_Aires': 'America/Argentina/Buenos_Aires',
+  'America/Catamarca': 'America/Argentina/Catamarca',
+  'America/Coral_Harbour': 'America/Atikokan',
+  'America/Cordoba': 'America/Argentina/Cordoba',
+  'America/Godthab': 'America/Nuuk',
+  'America/Indianapolis': 'America/Indiana/Indianapolis',
+  'America/Jujuy': 'America/Argentina/Jujuy',
+  'America/Louisville': 'America/Kentucky/Louisville',
+  'America/Mendoza': 'America/Argentina/Mendoza',
+  'Asia/Calcutta': 'Asia/Kolkata',
+  'Asia/Katmandu': 'Asia/Kathmandu',
+  'Asia/Rangoon': 'Asia/Yangon',
+  'Asia/Saigon': 'Asia/Ho_Chi_Minh',
+  'Atlantic/Faeroe': 'Atlantic/Faroe',
+  'Europe/Kiev': 'Europe/Kyiv',
+  'Pacific/Enderbury': 'Pacific/Kanton',
+  'Pacific/Ponape': 'Pacific/Pohnpei',
+  'Pacific/Truk': 'Pacific/Chuuk',
+};
+const current = (zone: string): string => CURRENT_NAMES[zone] ?? zone;
 
-/** Every IANA zone the browser knows, with UTC. */
+/** The browser's own zone (the default of the page). */
+export const browserTimeZone = (): string => current(Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC');
+
+/** Every IANA zone the browser knows, by their current names, with UTC; sorted. */
 export function timeZones(): string[] {
   const zones = typeof Intl.supportedValuesOf === 'function' ? Intl.supportedValuesOf('timeZone') : [];
-  return zones.includes('UTC') ? zones : ['UTC', ...zones];
+  return [...new Set(['UTC', ...zones.map(current)])].sort();
 }
 
 const partsFormats = new Map<string, Intl.DateTimeFormat>();
