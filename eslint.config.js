@@ -18,8 +18,9 @@ export default tseslint.config(
     },
   },
   {
-    // The dashboard's sources: browser code with a project of its own (DOM types).
-    files: ['web/**/*.ts'],
+    // Code that runs in the browser, with a project of its own (DOM types): the
+    // dashboard's sources and the test that drives them.
+    files: ['web/**/*.ts', 'test/dashboard/browser.test.ts'],
     languageOptions: {
       parserOptions: { project: './web/tsconfig.json', tsconfigRootDir: import.meta.dirname },
     },

@@ -160,7 +160,7 @@ function show(range: Range, series: StatsResponse, total: StatsResponse, kinds: 
   fillTable(ui.series, series.data, (r) => label(r.bucket, range), (tr, r) => (tr.dataset.bucket = r.bucket));
   fillTable(ui.kinds, kinds.data, (r) => r.kind ?? '');
   fillTable(ui.pages, pages.data, (r) => (r.page ? r.page : '(no page)'));
-  ui.updated.textContent = `Updated ${new Date().toLocaleTimeString()}${range.live ? `; live, every ${pollSeconds} s` : ''}.`;
+  ui.updated.textContent = `Updated ${new Date().toLocaleTimeString(undefined, { timeZone: range.timeZone, timeZoneName: 'short' })}${range.live ? `; live, every ${pollSeconds} s` : ''}.`;
 }
 
 /** A bucket's local start, as /v1/stats labels it (`2026-11-23T05:00:00+05:30`). */

@@ -94,16 +94,16 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
     page.$$eval('#series tbody tr', (trs) =>
       trs.map((tr) => ({
         bucket: (tr as HTMLElement).dataset.bucket ?? '',
-        users: Number(tr.children[1]!.textContent!.replace(/\D/g, '')),
-        events: Number(tr.children[2]!.textContent!.replace(/\D/g, '')),
+        users: Number(tr.children[1]!.textContent.replace(/\D/g, '')),
+        events: Number(tr.children[2]!.textContent.replace(/\D/g, '')),
       })),
     );
   const tableRows = (id: string): Promise<{ name: string; users: number; events: number }[]> =>
     page.$$eval(`#${id} tbody tr`, (trs) =>
       trs.map((tr) => ({
         name: tr.children[0]!.textContent ?? '',
-        users: Number(tr.children[1]!.textContent!.replace(/\D/g, '')),
-        events: Number(tr.children[2]!.textContent!.replace(/\D/g, '')),
+        users: Number(tr.children[1]!.textContent.replace(/\D/g, '')),
+        events: Number(tr.children[2]!.textContent.replace(/\D/g, '')),
       })),
     );
 
