@@ -14,6 +14,20 @@ const byId = <T extends HTMLElement>(id: string): T => {
   return el as T;
 };
 
+/** A breakdown's section (from the page's template), appended to #breakdowns; its table. */
+function breakdown(id: string, title: string, column: string): HTMLTableElement {
+  const section = byId<HTMLTemplateElement>('breakdown').content.firstElementChild!.cloneNode(true) as HTMLElement;
+  const heading = section.querySelector('h2')!;
+  heading.id = `${id}-title`;
+  heading.textContent = title;
+  section.setAttribute('aria-labelledby', heading.id);
+  const table = section.querySelector('table')!;
+  table.id = id;
+  table.querySelector('thead th')!.textContent = column;
+  byId('breakdowns').append(section);
+  return table;
+}
+
 const ui = {
   site: byId<HTMLInputElement>('site'),
   range: byId<HTMLSelectElement>('range'),
@@ -31,8 +45,8 @@ const ui = {
   usersNote: byId('users-note'),
   totalEvents: byId('total-events'),
   series: byId<HTMLTableElement>('series'),
-  kinds: byId<HTMLTableElement>('kinds'),
-  pages: byId<HTMLTableElement>('pages'),
+  kinds: breakdown('kinds', 'By kind', 'Kind'),
+  pages: breakdown('pages', 'Top pages', 'Page'),
   updated: byId('updated'),
 };
 
