@@ -5,7 +5,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
-RUN npx tsc -p tsconfig.json
+COPY web ./web
+COPY scripts/build-web.mjs ./scripts/
+RUN npx tsc -p tsconfig.json && node scripts/build-web.mjs
 
 FROM node:24.21-bookworm-slim
 ENV NODE_ENV=production

@@ -18,6 +18,14 @@ export default tseslint.config(
     },
   },
   {
+    // Code that runs in the browser, with a project of its own (DOM types): the
+    // dashboard's sources and the test that drives them.
+    files: ['web/**/*.ts', 'test/dashboard/browser.test.ts'],
+    languageOptions: {
+      parserOptions: { project: './web/tsconfig.json', tsconfigRootDir: import.meta.dirname },
+    },
+  },
+  {
     // supertest's response body and postgres.js rows without a type are `any` by design;
     // tests assert on their shape instead.
     files: ['test/**/*.ts'],

@@ -3,6 +3,7 @@ import Koa from 'koa';
 import { registerAnalytics } from './analytics/routes.js';
 import { registerCollect } from './collect/routes.js';
 import { loadConfig } from './config.js';
+import { DASHBOARD_DIR, registerDashboard } from './dashboard/routes.js';
 import type { Sql } from './db/client.js';
 import type { JobStatus } from './db/job-health.js';
 import { ByteBudget } from './http/budget.js';
@@ -49,6 +50,8 @@ export interface AppDeps {
   rateLimits?: Record<Need, Bucket>;
   /** Serve the seed APIs (SEED_APIS; default true). */
   seedApis?: boolean;
+  /** The dashboard at GET / (DASHBOARD), built into `dir`; default the build's dist/web. */
+  dashboard?: { dir: string } | false;
 }
 
 /** The HTTP application: middleware order and routes. Never listens; no side effects. */
@@ -81,6 +84,8 @@ export function createApp(given: AppDeps): Koa {
     limits: deps.rateLimits ?? DEFAULT_RATE_LIMITS,
   };
   registerV1(router, { ...deps, corsAllowOrigin: deps.corsAllowOrigin ?? '*', auth });
+  const dashboard = deps.dashboard ?? { dir: DASHBOARD_DIR };
+  if (dashboard) registerDashboard(router, { dir: dashboard.dir, log: deps.log });
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

@@ -34,6 +34,7 @@ const EnvSchema = z.object({
   RATE_LIMIT_INGEST_BURST: positiveInt.max(10_000_000).default(200),
   RATE_LIMIT_READ_PER_SECOND: z.coerce.number().positive().max(1_000_000).default(10),
   RATE_LIMIT_READ_BURST: positiveInt.max(10_000_000).default(40),
+  DASHBOARD: z.stringbool().default(true),
   SKETCH_RETENTION_DAYS: positiveInt.min(60, 'must be at least 60 (the raw retention)').max(36_600).default(400),
   MIGRATE_ON_START: z.stringbool().default(true),
   LOCAL_PG_DATA_DIR: z.string().min(1).default('.data/postgres'),
@@ -75,6 +76,8 @@ export interface Config {
   readonly defaultSite: string;
   /** Access-Control-Allow-Origin of POST /v1/events (browser beacons). */
   readonly corsAllowOrigin: string;
+  /** The dashboard at GET / (reading /v1/stats). */
+  readonly dashboard: boolean;
   /** How long day sketches are kept (raw events, minutes and hours: 60 days). */
   readonly sketchRetentionDays: number;
   /** keys: /v1 needs API keys; none: anyone who reaches the port may use /v1 (loopback only). */
@@ -141,6 +144,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     storageMode: e.STORAGE_MODE,
     defaultSite: e.DEFAULT_SITE,
     corsAllowOrigin: e.CORS_ALLOW_ORIGIN,
+    dashboard: e.DASHBOARD,
     sketchRetentionDays: e.SKETCH_RETENTION_DAYS,
     v1Auth: e.V1_AUTH,
     seedApis: e.SEED_APIS,

@@ -4,6 +4,7 @@ import { createApp } from './app.js';
 import { ByteBudget } from './http/budget.js';
 import { createGuardedServer } from './http/server-guards.js';
 import { type Config, ConfigError, loadConfig, loadDotEnv } from './config.js';
+import { DASHBOARD_DIR } from './dashboard/routes.js';
 import { createSql } from './db/client.js';
 import { waitForDatabase } from './db/connect.js';
 import { type LocalCluster, startLocalCluster } from './db/local-cluster.js';
@@ -86,6 +87,7 @@ async function serve(
     v1Auth: config.v1Auth,
     rateLimits: config.rateLimits,
     seedApis: config.seedApis,
+    dashboard: config.dashboard ? { dir: DASHBOARD_DIR } : false,
     log,
   });
   const handle = app.callback();
@@ -94,7 +96,9 @@ async function serve(
   // Longer than common load balancers' idle timeouts, so they close first.
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
-  if (description) log.info({ url: listenUrl(config), storageMode: runtime.mode, database: description }, 'headcount listening');
+  if (description) {
+    log.info({ url: listenUrl(config), storageMode: runtime.mode, database: description }, listening(config));
+  }
 
   onSignals(log, async (signal) => {
     runtime.readiness.draining = true;
@@ -139,7 +143,7 @@ async function supervise(
       });
     });
   await Promise.all(Array.from({ length: config.workers }, fork));
-  log.info({ url: listenUrl(config), workers: config.workers, database: description }, 'headcount listening');
+  log.info({ url: listenUrl(config), workers: config.workers, database: description }, listening(config));
 
   onSignals(log, async (signal) => {
     stopping = true;
@@ -178,6 +182,10 @@ function onSignals(log: Logger, stop: (signal: string) => Promise<void>): void {
 
 const listenUrl = (config: Config): string =>
   `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+
+/** The start-up line: where to send events, and where the dashboard is. */
+const listening = (config: Config): string =>
+  `headcount listening on ${listenUrl(config)}${config.dashboard ? `; dashboard: ${listenUrl(config)}/` : ''}`;
 
 /**
  * Resolves when every connection has ended: no new connections; requests in flight

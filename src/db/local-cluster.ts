@@ -106,9 +106,11 @@ export async function findPostgres(binDir?: string): Promise<PgInstallation> {
   return { binDir: found, major, shareDir, libDir, hll: has('hll'), timescaledb: has('timescaledb') };
 }
 
-const canApt = (): boolean => isRoot() && existsSync('/usr/bin/apt-get');
+/** Whether this process may install Debian packages: root, with apt-get. */
+export const canApt = (): boolean => isRoot() && existsSync('/usr/bin/apt-get');
 
-async function aptInstall(pkg: string, log: Logger): Promise<void> {
+/** Installs a Debian package with apt-get (as root; see canApt), updating the lists when a first try fails. */
+export async function aptInstall(pkg: string, log: Logger): Promise<void> {
   log.info({ package: pkg }, 'installing a system package');
   try {
     await run('apt-get', ['install', '-y', '-q', pkg]);
