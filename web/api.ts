@@ -16,9 +16,17 @@ export class StatsError extends Error {
   }
 }
 
-/** The headers of every request the page makes: the one place a read key will go. */
+/** Where the page keeps its read key: the browser's storage, never a URL. */
+const KEY_STORAGE = 'headcount.readKey';
+
+export const storedKey = (): string | null => localStorage.getItem(KEY_STORAGE);
+export const storeKey = (key: string): void => localStorage.setItem(KEY_STORAGE, key);
+export const forgetKey = (): void => localStorage.removeItem(KEY_STORAGE);
+
+/** The headers of every request the page makes: the one place the read key goes. */
 export function requestHeaders(): Record<string, string> {
-  return { Accept: 'application/json' };
+  const key = storedKey();
+  return key ? { Accept: 'application/json', Authorization: `Bearer ${key}` } : { Accept: 'application/json' };
 }
 
 export type StatsParams = Record<string, string | number | undefined>;

@@ -1,6 +1,6 @@
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
-import { fetchStats, StatsError, type StatsResponse, type StatsRow } from './api.js';
+import { fetchStats, forgetKey, StatsError, type StatsResponse, type StatsRow, storeKey } from './api.js';
 import { SeriesChart } from './chart.js';
 import { addDays, browserTimeZone, localDate, type Range, type RangeKey, rangeOf, timeZones } from './time.js';
 
@@ -169,9 +169,24 @@ function show(range: Range, series: StatsResponse, total: StatsResponse, kinds: 
   for (const el of document.querySelectorAll('.unit')) el.textContent = unit;
   for (const el of document.querySelectorAll('.unit-cap')) el.textContent = unit === 'hour' ? 'Hour' : 'Day';
   const xs = series.data.map((r) => Date.parse(r.bucket) / 1000);
-  charts.users.render(xs, series.data.map((r) => r.users), range.timeZone, range.granularity);
-  charts.events.render(xs, series.data.map((r) => r.events), range.timeZone, range.granularity);
-  fillTable(ui.series, series.data, (r) => label(r.bucket, range), (tr, r) => (tr.dataset.bucket = r.bucket));
+  charts.users.render(
+    xs,
+    series.data.map((r) => r.users),
+    range.timeZone,
+    range.granularity,
+  );
+  charts.events.render(
+    xs,
+    series.data.map((r) => r.events),
+    range.timeZone,
+    range.granularity,
+  );
+  fillTable(
+    ui.series,
+    series.data,
+    (r) => label(r.bucket, range),
+    (tr, r) => (tr.dataset.bucket = r.bucket),
+  );
   fillTable(ui.kinds, kinds.data, (r) => r.kind ?? '');
   fillTable(ui.pages, pages.data, (r) => (r.page ? r.page : '(no page)'));
   ui.updated.textContent = `Updated ${new Date().toLocaleTimeString(undefined, { timeZone: range.timeZone, timeZoneName: 'short' })}${range.live ? `; live, every ${pollSeconds} s` : ''}.`;
@@ -237,7 +252,38 @@ function showError(err: unknown): boolean {
   const detail = document.createElement('p');
   detail.textContent = `${e.status ? `${e.status}: ` : ''}${e.message}${retrying ? ` — trying again every ${pollSeconds} s.` : ''}`;
   ui.error.replaceChildren(h, detail);
+  // No key, or one that may not read this site: ask for a read key, once; it is kept in
+  // the browser's storage (never in the URL) for the next visits.
+  if (e.status === 401 || (e.status === 403 && e.code === 'forbidden')) {
+    if (e.status === 401) forgetKey();
+    ui.error.append(keyForm());
+  }
   return retrying;
+}
+
+function keyForm(): HTMLFormElement {
+  const form = document.createElement('form');
+  form.id = 'key-form';
+  const label = document.createElement('label');
+  label.textContent = 'Read key (npm run keys -- create --scope read --site …)';
+  const input = document.createElement('input');
+  input.type = 'password';
+  input.name = 'key';
+  input.autocomplete = 'off';
+  input.required = true;
+  input.pattern = 'hck_[A-Za-z0-9_\\-]{43}';
+  label.append(input);
+  const button = document.createElement('button');
+  button.type = 'submit';
+  button.textContent = 'Use this key';
+  form.append(label, button);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    storeKey(input.value.trim());
+    void load('change');
+  });
+  setTimeout(() => input.focus(), 0);
+  return form;
 }
 
 initControls();

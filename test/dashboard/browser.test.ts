@@ -7,6 +7,7 @@ import { DAY_MS, HOUR_MS } from '../../src/time.js';
 import { findChromium, launchChromium } from '../helpers/chromium.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { prng } from '../helpers/events.js';
+import { createKey } from '../../src/v1/auth/keys.js';
 import { type Running, request, startServer } from '../helpers/server.js';
 import { tcpProxy, tcpTarget, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { today } from '../helpers/time.js';
@@ -61,6 +62,9 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
   let context: BrowserContext;
   let page: Page;
   let seededUsers: number;
+  let adminKey: string;
+  let readKey: string;
+  const asAdmin = () => ({ Authorization: `Bearer ${adminKey}` });
   const agent = new http.Agent({ keepAlive: true });
   /** Paths of every request the page made. */
   const requested: string[] = [];
@@ -68,7 +72,7 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
   const pageErrors: string[] = [];
 
   const api = async (pathAndQuery: string): Promise<Stats> => {
-    const res = await request(agent, server.port, 'GET', pathAndQuery);
+    const res = await request(agent, server.port, 'GET', pathAndQuery, undefined, asAdmin());
     expect(res.status).toBe(200);
     return JSON.parse(res.body) as Stats;
   };
@@ -111,23 +115,28 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
     db = await createTestDatabase('postgres');
     proxy = await tcpProxy(tcpTarget(db.url));
     await proxy.up();
-    // The page is under test here, not API keys: where the service has them (V1_AUTH,
-    // issue 13), this one serves /v1 without.
-    server = await startServer({ DATABASE_URL: proxy.via(db.url), V1_AUTH: 'none' });
+    // /v1 needs keys (the default): the page asks for a read key; the test seeds with an admin key.
+    server = await startServer({ DATABASE_URL: proxy.via(db.url) });
+    adminKey = (await createKey(db.sql, { scope: 'admin', site: null, name: 'test' })).key;
+    readKey = (await createKey(db.sql, { scope: 'read', site: 'default', name: 'dashboard' })).key;
     const seed = knownEvents();
     seededUsers = seed.users;
-    const res = await request(agent, server.port, 'POST', '/v1/events', JSON.stringify({ events: seed.events }));
+    const res = await request(agent, server.port, 'POST', '/v1/events', JSON.stringify({ events: seed.events }), asAdmin());
     expect(JSON.parse(res.body)).toMatchObject({ accepted: seed.events.length, rejected: [] });
 
     browser = await launchChromium((chromium as { path: string }).path);
     // The browser's zone is the page's default.
-    context = await browser.newContext({ timezoneId: 'America/New_York', locale: 'en-US', viewport: { width: 1200, height: 900 } });
+    context = await browser.newContext({
+      timezoneId: 'America/New_York',
+      locale: 'en-US',
+      viewport: { width: 1200, height: 900 },
+    });
     page = await context.newPage();
     page.on('request', (req) => requested.push(new URL(req.url()).pathname + new URL(req.url()).search));
     page.on('pageerror', (err) => pageErrors.push(err.message));
     page.on('console', (msg) => {
       // A 503 answer is logged by Chromium itself; the page shows it (see the outage test).
-      if (msg.type() === 'error' && !/status of 503/.test(msg.text())) pageErrors.push(msg.text());
+      if (msg.type() === 'error' && !/status of (503|401)/.test(msg.text())) pageErrors.push(msg.text());
     });
   });
 
@@ -146,7 +155,15 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
   it('prints its URL at start and opens in the browser’s time zone, reading /v1/stats only', async () => {
     expect(server.output()).toContain(`dashboard: http://127.0.0.1:${server.port}/`);
     await page.goto(`http://127.0.0.1:${server.port}/?range=7d&poll=1`);
+    // No key yet: the page asks for a read key, once, and keeps it in the browser's storage.
+    await page.waitForSelector('#key-form input', { state: 'visible' });
+    expect(await page.textContent('#error')).toContain('401');
+    await page.fill('#key-form input', readKey);
+    await page.press('#key-form input', 'Enter');
     await loaded();
+    expect(await page.evaluate(() => localStorage.getItem('headcount.readKey'))).toBe(readKey);
+    expect(requested.some((p) => p.includes(readKey))).toBe(false);
+    expect(page.url()).not.toContain(readKey);
     expect(await page.inputValue('#tz')).toBe('America/New_York');
     expect(new URL(lastStatsUrls().total, 'http://x').searchParams.get('timezone')).toBe('America/New_York');
     const paths = new Set(requested.map((p) => p.split('?')[0]));
@@ -178,7 +195,9 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
     expect(await tableRows('kinds')).toEqual(kinds.data.map((r) => ({ name: r.kind, users: r.users, events: r.events })));
     const pages = await api(urls.page);
     expect(pages.data.length).toBeGreaterThan(1);
-    expect(await tableRows('pages')).toEqual(pages.data.map((r) => ({ name: r.page || '(no page)', users: r.users, events: r.events })));
+    expect(await tableRows('pages')).toEqual(
+      pages.data.map((r) => ({ name: r.page || '(no page)', users: r.users, events: r.events })),
+    );
 
     mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
@@ -192,7 +211,9 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
     await loaded();
     const kolkata = await seriesRows();
     expect(kolkata.map((r) => r.bucket.slice(10))).toEqual(Array(7).fill('T00:00:00+05:30'));
-    expect(kolkata).toEqual((await api(lastStatsUrls().series)).data.map(({ bucket, users, events }) => ({ bucket, users, events })));
+    expect(kolkata).toEqual(
+      (await api(lastStatsUrls().series)).data.map(({ bucket, users, events }) => ({ bucket, users, events })),
+    );
     // Kolkata's midnights are 18:30 UTC: its days start 5.5 hours before UTC's (or 18.5 after).
     const shift = (Date.parse(kolkata[0]!.bucket) - Date.parse(utc[0]!.bucket) + 7 * DAY_MS) % DAY_MS;
     expect(shift).toBe(18.5 * HOUR_MS);
@@ -208,7 +229,14 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
     await loaded();
     const before = digits(await page.textContent('#total-users'));
     const lastHour = (await seriesRows()).at(-1)!;
-    const res = await request(agent, server.port, 'POST', '/v1/events', JSON.stringify({ events: [{ user: 'newcomer', kind: 'pageview', page: '/' }] }));
+    const res = await request(
+      agent,
+      server.port,
+      'POST',
+      '/v1/events',
+      JSON.stringify({ events: [{ user: 'newcomer', kind: 'pageview', page: '/' }] }),
+      asAdmin(),
+    );
     expect(res.status).toBe(200);
     await expect.poll(async () => digits(await page.textContent('#total-users')), { timeout: 10_000 }).toBe(before + 1);
     expect((await seriesRows()).at(-1)!.users).toBe(lastHour.users + 1);
@@ -217,7 +245,8 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
   it('works by keyboard and fits a 375 px wide screen', async () => {
     await page.setViewportSize({ width: 375, height: 800 });
     await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
-    for (let i = 0; i < 8 && (await page.evaluate(() => document.activeElement?.id)) !== 'range'; i++) await page.keyboard.press('Tab');
+    for (let i = 0; i < 8 && (await page.evaluate(() => document.activeElement?.id)) !== 'range'; i++)
+      await page.keyboard.press('Tab');
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('range');
     await page.keyboard.press('ArrowDown'); // last 24 hours -> last 7 days
     await page.waitForFunction(() => document.querySelector('#chart-users')?.getAttribute('data-points') === '7');
@@ -226,6 +255,8 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
   });
 
   it('says so when a site has no events in the range', async () => {
+    // A read key is for one site: an admin key (every site) reads the empty one.
+    await page.evaluate((key) => localStorage.setItem('headcount.readKey', key), adminKey);
     await page.fill('#site', 'nobody');
     await page.press('#site', 'Enter');
     await page.waitForFunction(() => !document.querySelector('#empty')?.hasAttribute('hidden'));
@@ -234,6 +265,7 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
     await page.fill('#site', '');
     await page.press('#site', 'Enter');
     await page.waitForFunction(() => document.querySelector('#empty')?.hasAttribute('hidden'));
+    await page.evaluate((key) => localStorage.setItem('headcount.readKey', key), readKey);
   });
 
   it('shows that the database is down instead of a chart, and recovers by itself', async () => {

@@ -41,7 +41,14 @@ export interface Answer {
 }
 
 /** One request over a keep-alive agent; a socket error rejects. */
-export function request(agent: http.Agent, port: number, method: string, pathAndQuery: string, body?: string): Promise<Answer> {
+export function request(
+  agent: http.Agent,
+  port: number,
+  method: string,
+  pathAndQuery: string,
+  body?: string,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
@@ -50,7 +57,10 @@ export function request(agent: http.Agent, port: number, method: string, pathAnd
         method,
         path: pathAndQuery,
         agent,
-        headers: body === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
+        headers: {
+          ...headers,
+          ...(body === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }),
+        },
       },
       (res) => {
         let text = '';
