@@ -62,6 +62,32 @@ describe('the service process', () => {
     expect(server.output()).toContain('"msg":"stopped"');
   });
 
+  it('loses no acknowledged event when killed with SIGKILL under load', async () => {
+    const db = await createTestDatabase('postgres');
+    cleanup.push(() => db.drop());
+    const server = await startServer({ DATABASE_URL: db.url });
+    const acknowledged: string[] = [];
+    let next = 0;
+    let stop = false;
+    const client = async () => {
+      while (!stop) {
+        const cid = `k${next++}`;
+        const res = await get(server.port, `/collect?cid=${cid}`).catch(() => undefined);
+        if (res?.status === 200) acknowledged.push(cid);
+        if (!res) return; // the process is gone
+      }
+    };
+    const clients = Array.from({ length: 16 }, client);
+    await new Promise((r) => setTimeout(r, 1500));
+    server.child.kill('SIGKILL');
+    stop = true;
+    await Promise.all(clients);
+    await server.exited;
+    expect(acknowledged.length).toBeGreaterThan(100);
+    const stored = new Set((await db.sql`select user_id from events`).map((r) => r.user_id as string));
+    expect(acknowledged.filter((cid) => !stored.has(cid))).toEqual([]);
+  });
+
   it('serves from WORKERS processes sharing the port, and drains them all on SIGTERM', async () => {
     const db = await createTestDatabase('postgres');
     cleanup.push(() => db.drop());
