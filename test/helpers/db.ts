@@ -55,22 +55,33 @@ async function openDatabase(name: string, mode: StorageMode | undefined, templat
     url,
     sql,
     async reset() {
-      if (!mode) return;
-      // The refresher's lock keeps a refresh from deadlocking the truncate. Everything
-      // goes at once, so what is materialized stays consistent with what is stored.
-      await sql.begin(async (tx) => {
-        await tx`select pg_advisory_xact_lock(${REFRESH_LOCK_KEY})`;
-        if (mode === 'timescaledb') {
-          await tx`
-            truncate events, events_minutely, headcount_stale_hours, events_10m_cagg, events_hourly_cagg,
-              events_daily_cagg, totals_10m_cagg, totals_hourly_cagg, totals_daily_cagg
-          `;
-          // The next refresher pass materializes from scratch. "through" stays where it
-          // is, as the watermarks do (truncating does not lower them): writes below it
-          // must go on marking their hours.
-          await tx`update headcount_refresh_state set materialized_through = '-infinity'`;
-        } else await tx`truncate events, events_minutely, events_hourly, events_daily, totals_hourly, totals_daily`;
-      });
+      if (mode === 'postgres') {
+        await sql`truncate events, events_minutely, events_hourly, events_daily, totals_hourly, totals_daily`;
+      } else if (mode === 'timescaledb') {
+        // As an operator would empty it: truncating the raw tables logs their whole range
+        // as invalidated, and a refresh of every level over everything then empties the
+        // continuous aggregates through TimescaleDB's own bookkeeping (truncating them
+        // directly would leave watermarks and thresholds behind, which no production
+        // database ever sees). The refresher's lock keeps the service's passes out.
+        const conn = createSql(url, { max: 1, applicationName: 'headcount-test-reset' });
+        try {
+          await conn`select pg_advisory_lock(${REFRESH_LOCK_KEY})`;
+          await conn`truncate events, events_minutely, headcount_stale_hours`;
+          for (const aggregate of [
+            'events_10m_cagg',
+            'totals_10m_cagg',
+            'events_hourly_cagg',
+            'totals_hourly_cagg',
+            'events_daily_cagg',
+            'totals_daily_cagg',
+          ]) {
+            await conn`call refresh_continuous_aggregate(${aggregate}::regclass, null, null)`;
+          }
+          await conn`select pg_advisory_unlock(${REFRESH_LOCK_KEY})`;
+        } finally {
+          await conn.end();
+        }
+      }
     },
     async drop() {
       await sql.end();
