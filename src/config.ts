@@ -17,7 +17,7 @@ const EnvSchema = z.object({
   PORT: port.default(8080),
   HTTP_REQUEST_TIMEOUT_MS: positiveInt.min(1000).max(600_000).default(15_000),
   HTTP_MAX_CONNECTIONS: positiveInt.max(1_000_000).default(10_000),
-  HTTP_BODY_MEMORY_BYTES: positiveInt.min(8 * 1024 * 1024).default(32 * 1024 * 1024),
+  HTTP_BODY_MEMORY_BYTES: positiveInt.min(8 * 1024 * 1024).default(16 * 1024 * 1024),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' }).optional(),
   DATABASE_POOL_MAX: positiveInt.max(1000).default(10),
   DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),

@@ -137,8 +137,10 @@ describe('GET /v1/export of 1,000,000 rows', () => {
         `live heap+external ${mb(baseline.live)} → ${mb(samples[0]!.live)} → peak ${mb(peak('live'))} MB`,
     );
     expect(samples).toHaveLength(10);
-    // Holding the body (~120 MB) or the rows would grow both with every row.
-    expect(peak('live') - samples[0]!.live).toBeLessThan(10e6);
-    expect(peak('rss') - samples[0]!.rss).toBeLessThan(60e6);
+    // Holding the body (~120 MB) or the rows would grow both with every row, past these
+    // bounds. Node 20 measured +7 MB live / +18 MB RSS over the last 900,000 rows; Node 24,
+    // whose streams buffer more, +25 MB / +68 MB: bounded, and a quarter of the body.
+    expect(peak('live') - samples[0]!.live).toBeLessThan(40e6);
+    expect(peak('rss') - samples[0]!.rss).toBeLessThan(100e6);
   });
 });
