@@ -203,6 +203,24 @@ function closeServer(server: Server): Promise<void> {
   });
 }
 
+/**
+ * postgres.js (3.4) can write to a socket it has already closed when a connection dies in
+ * the middle of a batch of writes (seen in the outage tests over TCP): a TypeError thrown
+ * from a setImmediate, outside any query, that would take the whole service down with
+ * it. The connection is gone either way and the pool opens another; every other
+ * uncaught error still stops the process.
+ */
+process.on('uncaughtException', (err) => {
+  const closedSocketWrite =
+    err instanceof TypeError && /reading 'write'/.test(err.message) && /postgres\/src\/connection\.js/.test(err.stack ?? '');
+  if (closedSocketWrite) {
+    createLogger('warn').warn({ err }, 'postgres.js wrote to a connection it had closed; the pool reconnects');
+    return;
+  }
+  createLogger('info').fatal({ err }, 'uncaught error');
+  process.exit(1);
+});
+
 main().catch((err: unknown) => {
   createLogger('info').error({ err }, 'headcount failed to start');
   process.exit(1);

@@ -60,19 +60,22 @@ export class PartitionMaintainer {
     }
   }
 
+  /**
+   * One statement, so one transaction without BEGIN/COMMIT round trips: the lock is taken
+   * first (WHERE), and the maintenance runs only when it was. (A multi-statement
+   * transaction on a connection that dies mid-way made postgres.js write to a closed
+   * socket in the outage tests.)
+   */
   private async maintain(): Promise<boolean> {
-    return this.sql.begin(async (tx) => {
-      const [lock]: [{ locked: boolean }?] = await tx`
-        select pg_try_advisory_xact_lock(${PARTITION_LOCK_KEY}) as locked /* db/partitions */
-      `;
-      if (!lock?.locked) return false;
-      const [result]: [{ created: string[]; dropped: string[] }?] = await tx`
-        select created, dropped from headcount_maintain_partitions() /* db/partitions */
-      `;
-      if (result && (result.created.length > 0 || result.dropped.length > 0)) {
-        this.log.info({ created: result.created, dropped: result.dropped }, 'maintained event partitions');
-      }
-      return true;
-    });
+    const rows = await this.sql<{ created: string[]; dropped: string[] }[]>`
+      select (m).created, (m).dropped /* db/partitions */
+      from (select headcount_maintain_partitions() as m where pg_try_advisory_xact_lock(${PARTITION_LOCK_KEY})) locked
+    `;
+    const [result] = rows;
+    if (!result) return false;
+    if (result.created.length > 0 || result.dropped.length > 0) {
+      this.log.info({ created: result.created, dropped: result.dropped }, 'maintained event partitions');
+    }
+    return true;
   }
 }

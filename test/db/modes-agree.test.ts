@@ -60,5 +60,5 @@ describe.skipIf(!modeAvailable('timescaledb'))('both storage modes give the same
     await refreshAggregates(refresherSql);
     expect((await ts.sql`select count(*)::int as n from headcount_stale_hours`)[0]!.n).toBe(0);
     expect(await snapshot(ts.sql)).toEqual(await snapshot(pg.sql));
-  });
+  }, 90_000); // two databases, 20,000 events and every relation compared four times
 });
