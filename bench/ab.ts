@@ -6,6 +6,9 @@
  *   BENCH_AB_ENV_B   service settings for B, "NAME=value,NAME=value" (e.g. batch sizing)
  *   BENCH_AB_DIST_B  another build's server.js (a prototype in src/, built elsewhere)
  * and A by BENCH_AB_SQL_A / BENCH_AB_ENV_A / BENCH_AB_DIST_A.
+ * BENCH_AB_MODE is wrk.lua's mode; a word $KEY in it becomes an ingest key of site
+ * "default" made in each variant's database (e.g. "events 1 $KEY" with
+ * BENCH_AB_ENV_B=V1_AUTH=keys: what a key and its rate limit cost).
  */
 import path from 'node:path';
 import { createSql } from '../src/db/client.js';
@@ -13,8 +16,9 @@ import { startLocalCluster } from '../src/db/local-cluster.js';
 import { migrate } from '../src/db/migrate.js';
 import { createLogger } from '../src/log.js';
 import { median } from './load.js';
+import { scrapeBatches } from './server-metrics.js';
 import { table } from './report.js';
-import { startService, stopChild } from './service.js';
+import { parseEnv, startService, stopChild, withBenchKey } from './service.js';
 import { postmasterPid } from './system.js';
 import { ensureWrk, wrk, type WrkResult } from './wrk.js';
 
@@ -23,14 +27,6 @@ const runs = Number(env.BENCH_RUNS ?? 4);
 const durationS = Number(env.BENCH_DURATION_S ?? 8);
 const connections = Number(env.BENCH_CONNECTIONS ?? 64);
 const mode = (env.BENCH_AB_MODE ?? 'collect').split(' ');
-
-const parseEnv = (text: string | undefined): Record<string, string> =>
-  Object.fromEntries(
-    (text ?? '')
-      .split(',')
-      .filter(Boolean)
-      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
-  );
 
 async function main(): Promise<void> {
   if (!(await ensureWrk())) process.exit(2);
@@ -41,7 +37,14 @@ async function main(): Promise<void> {
   const u = new URL(cluster.url);
   u.pathname = '/postgres';
   const admin = createSql(u.toString(), { max: 1 });
-  const variants = [] as { name: string; url: string; pid: number; stop: () => Promise<void>; describe: string }[];
+  const variants = [] as {
+    name: string;
+    mode: string[];
+    url: string;
+    pid: number;
+    stop: () => Promise<void>;
+    describe: string;
+  }[];
   for (const name of ['A', 'B']) {
     const db = `headcount_ab_${name.toLowerCase()}`;
     await admin`drop database if exists ${admin(db)} with (force)`;
@@ -55,6 +58,7 @@ async function main(): Promise<void> {
       await sql.unsafe(extraSql);
       await sql.end();
     }
+    const variantMode = await withBenchKey(dbUrl, mode);
     const serviceEnv = parseEnv(env[`BENCH_AB_ENV_${name}`]);
     const script = env[`BENCH_AB_DIST_${name}`];
     const s = await startService(dbUrl, 1, [], { ...(script ? { script } : {}), env: serviceEnv });
@@ -65,16 +69,26 @@ async function main(): Promise<void> {
     ]
       .filter(Boolean)
       .join('; ');
-    variants.push({ name, url: s.url, pid: s.pid, stop: () => stopChild(s.child), describe: describe || 'as built (dist/)' });
+    variants.push({
+      name,
+      mode: variantMode,
+      url: s.url,
+      pid: s.pid,
+      stop: () => stopChild(s.child),
+      describe: describe || 'as built (dist/)',
+    });
     console.log(`${name}: ${describe || 'as built (dist/)'}`);
   }
   const results: Record<string, WrkResult[]> = { A: [], B: [] };
   for (let run = 1; run <= runs; run++) {
     for (const v of variants) {
-      const r = await wrk({ url: v.url, connections, durationS, mode, account: { service: v.pid, store: pgPid } });
+      const before = await scrapeBatches(v.url);
+      const r = await wrk({ url: v.url, connections, durationS, mode: v.mode, account: { service: v.pid, store: pgPid } });
+      const after = await scrapeBatches(v.url);
+      const batch = before && after ? (after.rows - before.rows) / (after.flushes - before.flushes) : NaN;
       results[v.name]!.push(r);
       console.log(
-        `round ${run} ${v.name}: ${Math.round(r.requestsPerSec)} req/s, p99 ${r.p99Ms.toFixed(1)} ms, service ${r.cpu.parts.service?.toFixed(1)} µs/req, PostgreSQL ${r.cpu.parts.store?.toFixed(1)} µs/req, other ${r.cpu.otherUs.toFixed(1)} µs/req`,
+        `round ${run} ${v.name}: ${Math.round(r.requestsPerSec)} req/s, p99 ${r.p99Ms.toFixed(1)} ms, service ${r.cpu.parts.service?.toFixed(1)} µs/req, PostgreSQL ${r.cpu.parts.store?.toFixed(1)} µs/req, other ${r.cpu.otherUs.toFixed(1)} µs/req, non-2xx ${r.non2xx}, errors ${r.errors}, mean batch ${batch.toFixed(1)} rows`,
       );
     }
   }

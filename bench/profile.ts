@@ -14,7 +14,7 @@ import { startLocalCluster } from '../src/db/local-cluster.js';
 import { migrate } from '../src/db/migrate.js';
 import { createLogger } from '../src/log.js';
 import { table } from './report.js';
-import { startService, stopChild } from './service.js';
+import { parseEnv, startService, stopChild, withBenchKey } from './service.js';
 import { childPids, postmasterPid } from './system.js';
 import { ensureWrk, wrk } from './wrk.js';
 
@@ -22,7 +22,8 @@ const execFileAsync = promisify(execFile);
 const env = process.env;
 const durationS = Number(env.BENCH_PROFILE_S ?? 15);
 const connections = Number(env.BENCH_CONNECTIONS ?? 64);
-const mode = env.BENCH_PROFILE_MODE ?? 'collect';
+/** wrk.lua's mode, e.g. "collect", "analytics", "events 1 $KEY" (see withBenchKey). */
+const modeWords = (env.BENCH_PROFILE_MODE ?? 'collect').split(' ');
 const top = Number(env.BENCH_PROFILE_TOP ?? 25);
 
 interface ProfileNode {
@@ -101,12 +102,16 @@ async function main(): Promise<void> {
   const profDir = path.resolve('bench/results/profile');
   rmSync(profDir, { recursive: true, force: true });
   mkdirSync(profDir, { recursive: true });
-  const service = await startService(dbUrl, 1, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
+  const mode = await withBenchKey(dbUrl, modeWords);
+  // BENCH_PROFILE_ENV: service settings, "NAME=value,NAME=value" (e.g. V1_AUTH=keys).
+  const service = await startService(dbUrl, 1, ['--cpu-prof', `--cpu-prof-dir=${profDir}`], {
+    env: parseEnv(env.BENCH_PROFILE_ENV),
+  });
   const pgPid = postmasterPid(dataDir);
-  console.log(`profiling ${mode} for ${durationS} s at ${connections} connections, ${storageMode} mode`);
+  console.log(`profiling ${modeWords.join(" ")} for ${durationS} s at ${connections} connections, ${storageMode} mode`);
 
   // Warm up (JIT, pool, caches), then reset PostgreSQL's statistics.
-  await wrk({ url: service.url, connections, durationS: 3, mode: [mode] });
+  await wrk({ url: service.url, connections, durationS: 3, mode });
   if (statements) await sql`select pg_stat_statements_reset()`;
 
   // perf on PostgreSQL's backends while wrk runs, if it is there and allowed.
@@ -128,7 +133,7 @@ async function main(): Promise<void> {
     url: service.url,
     connections,
     durationS,
-    mode: [mode],
+    mode,
     account: { service: service.pid, store: pgPid },
   });
   console.log(

@@ -24,7 +24,7 @@ import { refreshAll, seedAnalytics, seedDay, seedDistinctUsers } from './seed.js
 import { type Seed000, startSeed000 } from './seed000.js';
 import { type Buckets, quantileBetween, scrapeBuckets } from './server-metrics.js';
 import { type Accounted, childPids, CLOCK_TICKS, cpuSnapshot, cpuSpent, postmasterPid } from './system.js';
-import { startService, stopChild } from './service.js';
+import { startService, stopChild, withBenchKey } from './service.js';
 import { ensureWrk, wrk, type WrkResult } from './wrk.js';
 
 const env = process.env;
@@ -298,6 +298,7 @@ async function main(): Promise<void> {
     `batch ingest baseline: COPY of ${settings.batchEvents}-row batches straight into events, ${settings.batchConnections} connections, ${fmt(settings.copyRows)} rows`,
   );
   const batch: Record<string, unknown>[] = [];
+  let copyEventsPerSec = NaN;
   {
     const copySql = createSql(dbUrl, { max: settings.batchConnections });
     const perConnection = Math.ceil(settings.copyRows / settings.batchEvents / settings.batchConnections);
@@ -330,46 +331,84 @@ async function main(): Promise<void> {
       clientUsPerEvent: ((spent.parts.bench! / CLOCK_TICKS) * 1e6) / rows,
     };
     batch.push(copy);
+    copyEventsPerSec = copy.eventsPerSec;
     note(
       `${fmt(copy.eventsPerSec)} events/s; PostgreSQL ${fmt(copy.storeUsPerEvent, 2)} µs/event, the client building COPY text ${fmt(copy.clientUsPerEvent, 2)} µs/event`,
     );
-    // HOOK: POST /v1/events (1,000 events a request) is built on another branch. When the
-    // route answers anything but 404/405 it is measured here, as a ratio to COPY.
-    const probe = await fetch(`${service.url}/v1/events`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: '{"events":[]}',
-    });
-    if (probe.status === 404 || probe.status === 405) {
-      note(`SKIPPED POST /v1/events: not on this build (answered ${probe.status}); its row will be a ratio to COPY`);
-    } else {
-      step(`POST /v1/events, ${settings.batchEvents} events a request, wrk -c${settings.batchConnections}`);
-      const r = await measure(
-        {
-          name: 'POST /v1/events',
+  }
+  // POST /v1/events without keys (V1_AUTH=none) and with an ingest key and its rate limit
+  // (limits set above the offered load: this measures checking them, not refusing), run
+  // A B A B: the cost of keys is the ratio between the two. Batches of 1,000 events, and
+  // single events as beacons send them (the worst case for a per-request cost).
+  step(
+    `POST /v1/events without and with an ingest key: ${settings.batchEvents} events a request at -c${settings.batchConnections}, 1 at -c${settings.connections[0]}`,
+  );
+  const keyed = await startService(dbUrl, 1, [], {
+    env: { V1_AUTH: 'keys', RATE_LIMIT_INGEST_PER_SECOND: '1000000', RATE_LIMIT_INGEST_BURST: '10000000' },
+  });
+  const keyedMode = await withBenchKey(dbUrl, ['events', '1', '$KEY']);
+  const key = keyedMode[2]!;
+  const auth: { name: string; target: Target; connections: number; events: number }[] = [];
+  for (const [events, connections] of [
+    [settings.batchEvents, settings.batchConnections],
+    [1, settings.connections[0]!],
+  ] as const) {
+    for (const [label, svc, mode] of [
+      ['no key (V1_AUTH=none)', service, ['events', String(events)]],
+      ['ingest key + rate limit', keyed, ['events', String(events), key]],
+    ] as const) {
+      auth.push({
+        name: `POST /v1/events ×${events}, ${label}`,
+        connections,
+        events,
+        target: {
+          name: `POST /v1/events ×${events}, ${label}`,
           kind: 'headcount',
-          url: service.url,
-          mode: ['events', String(settings.batchEvents)],
-          account: stack(service.pid),
+          url: svc.url,
+          mode: [...mode],
+          account: stack(svc.pid),
           serverSide: { method: 'POST', route: '/v1/events' },
         },
-        settings.batchConnections,
-        settings.durationS,
-      );
-      note(summary(r));
-      const v1 = {
-        name: 'POST /v1/events',
-        eventsPerSec: r.requestsPerSec * settings.batchEvents,
-        ratioCopy: (r.requestsPerSec * settings.batchEvents) / copy.eventsPerSec,
-        storeUsPerEvent: (r.cpu.parts.store ?? NaN) / settings.batchEvents,
-        serviceUsPerEvent: (r.cpu.parts.service ?? NaN) / settings.batchEvents,
-        p99Ms: r.p99Ms,
-        errors: r.errors + r.non2xx,
-      };
-      batch.push(v1);
-      note(`${fmt(v1.eventsPerSec)} events/s = ${fmt(v1.ratioCopy, 2)}× COPY`);
+      });
     }
   }
+  const authRaw: Record<string, Measured[]> = {};
+  for (let run = 1; run <= settings.runs; run++) {
+    for (const a of auth) {
+      step(`round ${run}/${settings.runs}: ${a.name}, wrk -c${a.connections} -d${settings.durationS}s`);
+      const r = await measure(a.target, a.connections, settings.durationS);
+      note(summary(r));
+      (authRaw[a.name] ??= []).push(r);
+    }
+  }
+  await stopChild(keyed.child);
+  const authMed = (name: string, f: (r: Measured) => number): number => median(authRaw[name]!.map(f));
+  const keyCost: Record<string, unknown>[] = [];
+  for (const a of auth) {
+    const eventsPerSec = authMed(a.name, (r) => r.requestsPerSec) * a.events;
+    const row = {
+      name: a.name,
+      events: a.events,
+      connections: a.connections,
+      eventsPerSec,
+      ratioCopy: eventsPerSec / copyEventsPerSec,
+      storeUsPerEvent: authMed(a.name, (r) => r.cpu.parts.store ?? NaN) / a.events,
+      serviceUsPerEvent: authMed(a.name, (r) => r.cpu.parts.service ?? NaN) / a.events,
+      p99Ms: authMed(a.name, (r) => r.p99Ms),
+      errors: authRaw[a.name]!.reduce((n, r) => n + r.errors + r.non2xx, 0),
+    };
+    if (a.events === settings.batchEvents && a.name.includes('no key')) batch.push(row);
+    keyCost.push(row);
+  }
+  for (let i = 0; i < keyCost.length; i += 2) {
+    const [plain, withKey] = [keyCost[i]!, keyCost[i + 1]!];
+    withKey.ratioNoKey = (withKey.eventsPerSec as number) / (plain.eventsPerSec as number);
+    withKey.serviceCpuRatioNoKey = (withKey.serviceUsPerEvent as number) / (plain.serviceUsPerEvent as number);
+    note(
+      `${String(withKey.name)}: ${fmt(withKey.ratioNoKey as number, 2)}× the events/s without a key, service CPU/event ${fmt(withKey.serviceCpuRatioNoKey as number, 2)}×`,
+    );
+  }
+
   await stopChild(service2.child);
 
   // --- the read path ---------------------------------------------------------------------
@@ -557,6 +596,7 @@ async function main(): Promise<void> {
     settings,
     cost: costRows,
     batch,
+    keyCost,
     latency: latencyRows,
     readAfterBackDatedWrite: readAfterWrite,
     currentHourEvents: currentHourCount,
@@ -601,6 +641,21 @@ async function main(): Promise<void> {
         b.ratioCopy === undefined ? '1.00' : fmt(b.ratioCopy as number, 2),
         fmt(b.storeUsPerEvent as number, 2),
         fmt((b.serviceUsPerEvent ?? b.clientUsPerEvent) as number, 2),
+      ]),
+    ),
+  );
+  console.log('');
+  console.log(
+    table(
+      ['/v1 keys', 'connections', 'events/s', 'x without key', 'service µs/event', 'PostgreSQL µs/event', 'p99 ms'],
+      keyCost.map((k) => [
+        String(k.name),
+        String(k.connections),
+        fmt(k.eventsPerSec as number),
+        k.ratioNoKey === undefined ? '1.00' : fmt(k.ratioNoKey as number, 2),
+        fmt(k.serviceUsPerEvent as number, 2),
+        fmt(k.storeUsPerEvent as number, 2),
+        fmt(k.p99Ms as number, 1),
       ]),
     ),
   );

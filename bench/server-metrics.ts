@@ -50,3 +50,17 @@ export function quantileBetween(before: Buckets | undefined, after: Buckets | un
   }
   return NaN;
 }
+
+/** Rows and flushes the writer has made so far (headcount_ingest_batch_rows), for the mean batch of a run. */
+export async function scrapeBatches(baseUrl: string): Promise<{ rows: number; flushes: number } | undefined> {
+  try {
+    const res = await fetch(`${baseUrl}/metrics`);
+    if (res.status !== 200) return undefined;
+    const text = await res.text();
+    const value = (name: string): number =>
+      [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
+    return { rows: value('headcount_ingest_batch_rows_sum'), flushes: value('headcount_ingest_batch_rows_count') };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,6 +1,8 @@
 /** The service under test, started from dist/ as `npm start` would, and other child processes. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createSql } from '../src/db/client.js';
 import { freePort } from '../src/db/local-cluster.js';
+import { createKey } from '../src/v1/auth/keys.js';
 
 export async function waitForOutput(child: ChildProcess, text: string, timeoutMs: number): Promise<void> {
   let out = '';
@@ -60,4 +62,28 @@ export async function startService(
   await waitForOutput(child, 'headcount listening', 60_000);
   child.stdout?.resume();
   return { child, url: `http://127.0.0.1:${port}`, pid: child.pid! };
+}
+
+/** "NAME=value,NAME=value" (BENCH_AB_ENV_*, BENCH_PROFILE_ENV) as an environment. */
+export const parseEnv = (text: string | undefined): Record<string, string> =>
+  Object.fromEntries(
+    (text ?? '')
+      .split(',')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+
+/**
+ * wrk.lua's mode with each word `$KEY` replaced by a new ingest key of site "default" in
+ * `databaseUrl` (what a /v1 key and its rate limit cost: "events 1 $KEY").
+ */
+export async function withBenchKey(databaseUrl: string, mode: string[]): Promise<string[]> {
+  if (!mode.includes('$KEY')) return mode;
+  const sql = createSql(databaseUrl, { max: 1 });
+  try {
+    const { key } = await createKey(sql, { scope: 'ingest', site: 'default', name: 'bench' });
+    return mode.map((w) => (w === '$KEY' ? key : w));
+  } finally {
+    await sql.end();
+  }
 }

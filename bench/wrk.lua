@@ -2,7 +2,8 @@
 -- as seed 000's clients send. The mode comes after `--` on wrk's command line:
 --   collect            GET /collect?cid=<uuid>
 --   analytics          POST /analytics?timestamp=<now ms>&user=<uuid>&event=click|impression
---   events <n>         POST /v1/events, a JSON batch of n events of n random users
+--   events <n> [key]   POST /v1/events, a JSON batch of n events of n random users,
+--                      with Authorization: Bearer <key> when a key is given
 -- At the end it prints one line, WRK_JSON {...}, that bench/wrk.ts reads.
 
 local random = math.random
@@ -20,6 +21,7 @@ end
 
 local mode = "collect"
 local batch = 1000
+local headers = { ["Content-Type"] = "application/json" }
 
 local function uuid()
   return format("%04x%04x-%04x-4%03x-%04x-%04x%04x%04x",
@@ -30,6 +32,7 @@ end
 function init(args)
   mode = args[1] or "collect"
   batch = tonumber(args[2] or "1000")
+  if args[3] then headers["Authorization"] = "Bearer " .. args[3] end
   -- A seed of its own per thread and run: two threads never send the same ids.
   math.randomseed(os.time() * 1000 + (id or 0) * 7919 + math.floor(os.clock() * 1e6))
 end
@@ -51,7 +54,7 @@ function request()
       parts[i] = '{"user":"' .. uuid() .. '","kind":"' .. (random() < 0.2 and "click" or "impression") .. '","time":' .. now .. '}'
     end
     local body = '{"events":[' .. concat(parts, ",") .. ']}'
-    return wrk.format("POST", "/v1/events", { ["Content-Type"] = "application/json" }, body)
+    return wrk.format("POST", "/v1/events", headers, body)
   end
   return wrk.format("GET", "/")
 end

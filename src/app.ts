@@ -18,7 +18,7 @@ import { Rejections } from './ops/rejections.js';
 import { registerPageViews } from './pageviews/routes.js';
 import { KeyStore } from './v1/auth/keys.js';
 import type { AuthDeps, Need } from './v1/auth/middleware.js';
-import type { Bucket } from './v1/auth/rate-limit.js';
+import { type Bucket, RateLimiter } from './v1/auth/rate-limit.js';
 import { registerV1 } from './v1/routes.js';
 
 /** RATE_LIMIT_*'s defaults (src/config.ts), for apps made without a configuration (tests). */
@@ -79,7 +79,7 @@ export function createApp(given: AppDeps): Koa {
   registerHealth(router, deps);
   registerOps(router, { sql: deps.sql, metrics, readiness });
   const auth: AuthDeps = {
-    sql: deps.sql,
+    limiter: new RateLimiter(deps.sql),
     keys: (deps.v1Auth ?? 'keys') === 'keys' ? new KeyStore(deps.sql) : null,
     limits: deps.rateLimits ?? DEFAULT_RATE_LIMITS,
   };

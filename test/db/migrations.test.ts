@@ -180,6 +180,7 @@ describeEachMode('migrations', (mode) => {
       const step = async (direction: 'up' | 'down') =>
         migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
+      expect(await step('down')).toEqual(['1795708800000_rate_limit_leases']);
       expect(await step('down')).toEqual(['1795622400000_api_keys']);
       expect(await relationKinds(scratch.sql)).toMatchObject({ events: expect.any(String) });
       expect(await step('down')).toEqual(['1795536000000_stats_function']);
@@ -193,6 +194,7 @@ describeEachMode('migrations', (mode) => {
       expect(await step('up')).toEqual(['1795449600000_sites_and_fresh_reads']);
       expect(await step('up')).toEqual(['1795536000000_stats_function']);
       expect(await step('up')).toEqual(['1795622400000_api_keys']);
+      expect(await step('up')).toEqual(['1795708800000_rate_limit_leases']);
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
       const [row] = await scratch.sql`select site, events, hll_cardinality(users)::int as users from events_daily`;
       expect(row).toEqual({ site: 'default', events: 1, users: 1 });

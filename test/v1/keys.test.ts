@@ -130,6 +130,32 @@ describeEachMode('API keys and rate limits on /v1', (mode) => {
     expect((await stats(b, made.key)).status).toBe(200);
   });
 
+  it('shares one ingest bucket between instances that take it in leases', async () => {
+    // 50 a second, a burst of 200: each instance takes 5 tokens at a time (leaseSize).
+    const made = await createKey(a.db.sql, { scope: 'ingest', site: 'shop', name: 'leased' });
+    const statuses: number[] = [];
+    const started = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < 400) {
+          const i = next++;
+          const res = await post(i % 2 ? a : b, made.key, event('shop'));
+          statuses.push(res.status);
+          if (res.status === 429) expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+        }
+      }),
+    );
+    const elapsedS = (performance.now() - started) / 1000;
+    const allowed = statuses.filter((s) => s === 202 || s === 200).length;
+    expect(allowed + statuses.filter((s) => s === 429).length).toBe(400);
+    // Never more than the bucket holds plus what came back meanwhile (two separate
+    // buckets would allow all 400 in this time) ...
+    expect(allowed).toBeLessThanOrEqual(200 + Math.ceil(50 * elapsedS));
+    // ... and no more than a lease per instance taken and left unspent.
+    expect(allowed).toBeGreaterThanOrEqual(200 - 2 * 5);
+  });
+
   it('keeps the seed APIs open without keys', async () => {
     expect((await a.http.get('/collect').query({ cid: 'seed-user' })).status).toBe(200);
     expect((await a.http.get('/daily_uniques')).status).toBe(200);

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { deadlineOf, type Sql } from '../../db/client.js';
 import { withDeadline } from '../../db/deadline.js';
@@ -19,7 +19,7 @@ export const KEY_PREFIX = 'hck_';
 const KEY_FORMAT = /^hck_[A-Za-z0-9_-]{43}$/;
 
 export const isWellFormedKey = (key: string): boolean => KEY_FORMAT.test(key);
-const sha256 = (key: string): Buffer => createHash('sha256').update(key).digest();
+const sha256 = (key: string): Buffer => hash('sha256', key, 'buffer');
 
 export interface KeyRecord {
   id: string;
@@ -69,33 +69,44 @@ const TOUCH_EVERY_MS = 60_000;
 
 /**
  * Looks keys up by their hash, remembering each answer (found or not) for a second, so
- * that a busy key costs one query a second per instance.
+ * that a busy key costs one query a second per instance: concurrent requests with a key
+ * not in the cache wait for one lookup (lru-cache's fetch). The cache is keyed by the key
+ * itself, in this process's memory only, so that a request with a known key costs no
+ * hashing.
  */
 export class KeyStore {
-  private readonly cache = new LRUCache<string, { principal: Principal | null }>({ max: 10_000, ttl: CACHE_TTL_MS });
+  private readonly cache: LRUCache<string, { principal: Principal | null }>;
   private readonly touched = new Map<string, number>();
 
-  constructor(private readonly sql: Sql) {}
+  constructor(private readonly sql: Sql) {
+    this.cache = new LRUCache({
+      max: 10_000,
+      ttl: CACHE_TTL_MS,
+      fetchMethod: async (key) => {
+        const [row]: [{ id: string; scope: Scope; site: string | null }?] = await withDeadline(
+          this.sql`
+            select id, scope, site /* v1/auth/principal */
+            from headcount_api_keys
+            where key_sha256 = ${sha256(key)} and revoked_at is null
+          `,
+          deadlineOf(this.sql),
+        );
+        return { principal: row ? { keyId: row.id, scope: row.scope, site: row.site } : null };
+      },
+    });
+  }
 
-  /** The key's principal, or null when it is unknown or revoked. */
-  async principal(key: string): Promise<Principal | null> {
-    const hash = sha256(key);
-    const cacheKey = hash.toString('base64');
-    const hit = this.cache.get(cacheKey);
-    if (hit) {
-      if (hit.principal) this.touch(hit.principal.keyId);
-      return hit.principal;
-    }
-    const [row]: [{ id: string; scope: Scope; site: string | null }?] = await withDeadline(
-      this.sql`
-        select id, scope, site /* v1/auth/principal */
-        from headcount_api_keys
-        where key_sha256 = ${hash} and revoked_at is null
-      `,
-      deadlineOf(this.sql),
-    );
-    const principal = row ? { keyId: row.id, scope: row.scope, site: row.site } : null;
-    this.cache.set(cacheKey, { principal });
+  /**
+   * The key's principal, or null when it is unknown or revoked: at once when this
+   * instance looked the key up less than a second ago, else after the lookup.
+   */
+  principal(key: string): Principal | null | Promise<Principal | null> {
+    const found = this.cache.get(key);
+    if (found) return this.used(found.principal);
+    return this.cache.fetch(key).then((fetched) => this.used(fetched?.principal ?? null));
+  }
+
+  private used(principal: Principal | null): Principal | null {
     if (principal) this.touch(principal.keyId);
     return principal;
   }

@@ -1,13 +1,12 @@
 import type Koa from 'koa';
-import type { Sql } from '../../db/client.js';
 import { HttpError } from '../../http/errors.js';
 import { isWellFormedKey, type KeyStore, type Principal } from './keys.js';
-import { type Bucket, takeToken } from './rate-limit.js';
+import type { Bucket, RateLimiter } from './rate-limit.js';
 
 export type Need = 'ingest' | 'read';
 
 export interface AuthDeps {
-  sql: Sql;
+  limiter: RateLimiter;
   /** null: V1_AUTH=none, every request may do anything on any site. */
   keys: KeyStore | null;
   limits: Record<Need, Bucket>;
@@ -49,13 +48,17 @@ export function requireKey(need: Need, deps: AuthDeps, opts: { allowQueryKey?: b
         `this endpoint needs a key: Authorization: Bearer <key> (npm run keys -- create --scope ${need})`,
       );
     }
-    const principal = isWellFormedKey(key) ? await deps.keys.principal(key) : null;
+    // principal() and take() answer without a promise when they can (a known key, a
+    // token of this instance's lease): the common request waits for nothing.
+    const found = isWellFormedKey(key) ? deps.keys.principal(key) : null;
+    const principal = found instanceof Promise ? await found : found;
     if (!principal) throw unauthorized('invalid_key', 'the key is not valid');
     if (principal.scope !== need && principal.scope !== 'admin') {
       throw new HttpError(403, 'forbidden', `this key may not ${need === 'read' ? 'read statistics or events' : 'send events'}`);
     }
     const bucket = deps.limits[need];
-    const taken = await takeToken(deps.sql, principal.keyId, bucket);
+    const pending = deps.limiter.take(principal.keyId, need, bucket);
+    const taken = pending instanceof Promise ? await pending : pending;
     ctx.set('RateLimit-Limit', String(bucket.burst));
     ctx.set('RateLimit-Remaining', String(taken.remaining));
     ctx.set('RateLimit-Reset', String(taken.resetSeconds));
