@@ -1,3 +1,4 @@
+import type { RequestListener } from 'node:http';
 import Router from '@koa/router';
 import Koa from 'koa';
 import { registerAnalytics } from './analytics/routes.js';
@@ -8,6 +9,7 @@ import type { Sql } from './db/client.js';
 import type { JobStatus } from './db/job-health.js';
 import { ByteBudget } from './http/budget.js';
 import { registerHealth } from './health/routes.js';
+import { withHotRoutes } from './http/hot-routes.js';
 import { errorEnvelope } from './http/middleware.js';
 import { requestLog } from './http/request-log.js';
 import type { GroupCommitWriter } from './ingest/writer.js';
@@ -55,7 +57,21 @@ export interface AppDeps {
 }
 
 /** The HTTP application: middleware order and routes. Never listens; no side effects. */
-export function createApp(given: AppDeps): Koa {
+export const createApp = (given: AppDeps): Koa => createService(given).app;
+
+export interface Service {
+  /** Every route, behind the middleware chain. */
+  app: Koa;
+  /**
+   * What the server runs: the hot write routes of the seed APIs in front of `app`
+   * (src/http/hot-routes.ts; not with an access log, which only Koa writes). Made when
+   * called, from `app` as it is then.
+   */
+  listener(): RequestListener;
+}
+
+/** The application and the request listener a server runs it with. */
+export function createService(given: AppDeps): Service {
   const retryAfterSeconds = given.retryAfterSeconds ?? 1;
   const deps = {
     ...given,
@@ -68,7 +84,8 @@ export function createApp(given: AppDeps): Koa {
   const app = new Koa();
   app.use(requestLog(deps.log, { accessLog: deps.logRequests ?? false }));
   app.use(metrics.http());
-  app.use(errorEnvelope(new Rejections(metrics, deps.log), retryAfterSeconds));
+  const rejections = new Rejections(metrics, deps.log);
+  app.use(errorEnvelope(rejections, retryAfterSeconds));
 
   const router = new Router();
   if (deps.seedApis ?? true) {
@@ -88,5 +105,14 @@ export function createApp(given: AppDeps): Koa {
   if (dashboard) registerDashboard(router, { dir: dashboard.dir, log: deps.log });
   app.use(router.routes());
   app.use(router.allowedMethods());
-  return app;
+  const hot = (deps.seedApis ?? true) && !deps.logRequests;
+  return {
+    app,
+    listener() {
+      const handle = app.callback();
+      const koa: RequestListener = (req, res) => void handle(req, res);
+      if (!hot) return koa;
+      return withHotRoutes({ writer: deps.writer, site: deps.site, metrics, rejections, retryAfterSeconds, log: deps.log }, koa);
+    },
+  };
 }

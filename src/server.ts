@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
 import type { Server, ServerResponse } from 'node:http';
-import { createApp } from './app.js';
+import { createService } from './app.js';
 import { ByteBudget } from './http/budget.js';
 import { createGuardedServer } from './http/server-guards.js';
 import { type Config, ConfigError, loadConfig, loadDotEnv } from './config.js';
@@ -73,7 +73,7 @@ async function serve(
   const sql = createSql(databaseUrl, { max: config.databasePoolMax, deadlineMs: config.databaseTimeoutMs });
   const metrics = new Metrics({ processMetrics: true, worker: cluster.worker?.id });
   const runtime = await startRuntime(sql, databaseUrl, config, log, metrics);
-  const app = createApp({
+  const service = createService({
     sql,
     writer: runtime.writer,
     site: config.defaultSite,
@@ -90,8 +90,7 @@ async function serve(
     dashboard: config.dashboard ? { dir: DASHBOARD_DIR } : false,
     log,
   });
-  const handle = app.callback();
-  const server = createGuardedServer((req, res) => void handle(req, res), config.http);
+  const server = createGuardedServer(service.listener(), config.http);
   server.listen(config.port, config.host);
   // Longer than common load balancers' idle timeouts, so they close first.
   server.keepAliveTimeout = 65_000;

@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import type { Sql } from '../db/client.js';
-import type { GroupCommitWriter } from '../ingest/writer.js';
+import type { EventRow, GroupCommitWriter } from '../ingest/writer.js';
 import { parseWith, queryOf } from '../http/validate.js';
 import { DAY_MS, floorDay } from '../time.js';
 import { distinctUsersOverDays } from './queries.js';
@@ -9,13 +9,21 @@ import { CollectQuery, UniquesQuery } from './schemas.js';
 /** Days in a `/monthly_uniques` window: the 30 GMT days ending on and including `d`. */
 const MONTH_DAYS = 30;
 
+/** The event a `GET /collect` stores (also built by src/http/hot-routes.ts). */
+export const collectEvent = (site: string, q: CollectQuery): EventRow => ({
+  site,
+  timeMs: q.d ?? Date.now(),
+  kind: 'collect',
+  userId: q.cid,
+  page: '',
+  weight: 1,
+});
+
 /** The collect API of seed 000, on the site `deps.site`. */
 export function registerCollect(router: Router, deps: { sql: Sql; writer: GroupCommitWriter; site: string }): void {
   router.get('/collect', async (ctx) => {
     const q = parseWith(CollectQuery, queryOf(ctx), 'query');
-    await deps.writer.write([
-      { site: deps.site, timeMs: q.d ?? Date.now(), kind: 'collect', userId: q.cid, page: '', weight: 1 },
-    ]);
+    await deps.writer.write([collectEvent(deps.site, q)]);
     ctx.status = 200;
     ctx.body = '';
   });

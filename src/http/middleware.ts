@@ -1,6 +1,7 @@
 import type Koa from 'koa';
 import { isRetryableDbError } from '../db/errors.js';
 import { EventsRejected, QueueFull, ShuttingDown, TooManyEvents } from '../ingest/errors.js';
+import type { Logger } from '../log.js';
 import type { Rejections } from '../ops/rejections.js';
 import { HttpError, UnavailableError } from './errors.js';
 
@@ -47,21 +48,44 @@ export function errorEnvelope(rejections: Rejections, retryAfterSeconds: number)
       await next();
       if (ctx.body == null && ctx.status >= 400) throw emptyStatusError(ctx);
     } catch (err) {
-      const httpError = toHttpError(err, retryAfterSeconds);
-      if (httpError.status === 503) rejections.unavailable(httpError.code, err === httpError ? undefined : err);
-      else if (httpError.status >= 500) {
-        ctx.log.error({ err, method: ctx.method, path: ctx.path, status: httpError.status }, 'request failed');
-      } else rejections.invalid();
-      ctx.status = httpError.status;
-      ctx.set(httpError.headers);
-      ctx.body = {
-        error: {
-          code: httpError.code,
-          message: httpError.message,
-          ...(httpError.details ? { details: httpError.details } : {}),
-        },
-      };
+      const failure = failureOf(err, { rejections, retryAfterSeconds, log: ctx.log, method: ctx.method, path: ctx.path });
+      ctx.status = failure.status;
+      ctx.set(failure.headers);
+      ctx.body = failure.body;
     }
+  };
+}
+
+/** What a failed request answers: a status, its headers (Retry-After) and the envelope. */
+export interface Failure {
+  status: number;
+  headers: Record<string, string>;
+  body: { error: { code: string; message: string; details?: unknown } };
+}
+
+/**
+ * The answer to `err`, counted or logged as errorEnvelope says: used by errorEnvelope
+ * and by the hot routes (src/http/hot-routes.ts), which answer without Koa.
+ */
+export function failureOf(
+  err: unknown,
+  at: { rejections: Rejections; retryAfterSeconds: number; log: Logger; method: string; path: string },
+): Failure {
+  const httpError = toHttpError(err, at.retryAfterSeconds);
+  if (httpError.status === 503) at.rejections.unavailable(httpError.code, err === httpError ? undefined : err);
+  else if (httpError.status >= 500) {
+    at.log.error({ err, method: at.method, path: at.path, status: httpError.status }, 'request failed');
+  } else at.rejections.invalid();
+  return {
+    status: httpError.status,
+    headers: httpError.headers,
+    body: {
+      error: {
+        code: httpError.code,
+        message: httpError.message,
+        ...(httpError.details ? { details: httpError.details } : {}),
+      },
+    },
   };
 }
 

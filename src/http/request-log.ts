@@ -17,7 +17,7 @@ export const REQUEST_ID_HEADER = 'X-Request-Id';
 const ACCEPTABLE_ID = /^[\x21-\x7e]{1,128}$/;
 
 /** The caller's X-Request-Id when acceptable, else a new UUID; sent back in the response. */
-function requestId(req: IncomingMessage, res: ServerResponse): string {
+export function requestId(req: IncomingMessage, res: ServerResponse): string {
   const given = req.headers['x-request-id'];
   const id = typeof given === 'string' && ACCEPTABLE_ID.test(given) ? given : randomUUID();
   res.setHeader(REQUEST_ID_HEADER, id);

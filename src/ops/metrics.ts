@@ -99,14 +99,21 @@ export class Metrics {
   /** Times each request; put it outside the error middleware, so it sees the final status. */
   http(): Koa.Middleware {
     return async (ctx, next) => {
-      const end = this.httpDuration.startTimer();
+      const end = this.requestTimer();
       try {
         await next();
       } finally {
         // A pattern, never the raw path: one series per route, whatever the ids in URLs.
-        const route = ctx._matchedRoute === undefined ? 'unmatched' : String(ctx._matchedRoute);
-        end({ method: KNOWN_METHODS.has(ctx.method) ? ctx.method : 'other', route, status: ctx.status });
+        end(ctx.method, ctx._matchedRoute === undefined ? 'unmatched' : String(ctx._matchedRoute), ctx.status);
       }
+    };
+  }
+
+  /** Starts timing one request; the function returned records it under its route pattern. */
+  requestTimer(): (method: string, route: string, status: number) => void {
+    const end = this.httpDuration.startTimer();
+    return (method, route, status) => {
+      end({ method: KNOWN_METHODS.has(method) ? method : 'other', route, status });
     };
   }
 

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import supertest from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
-import { type AppDeps, createApp } from '../../src/app.js';
+import { type AppDeps, createService } from '../../src/app.js';
 import { ByteBudget } from '../../src/http/budget.js';
 import type { StorageMode } from '../../src/db/storage.js';
 import { insertEvents } from '../../src/ingest/writer.js';
@@ -49,7 +49,7 @@ export interface TestApp {
 
 /**
  * The real app on a database of `mode` (a fresh one, or `db` to run a second instance
- * on the same database), driven through app.callback().
+ * on the same database), driven through the listener the server runs.
  */
 export async function startTestApp(
   mode: StorageMode,
@@ -62,7 +62,7 @@ export async function startTestApp(
   // TEST_LOG_LEVEL=debug shows what the runtime does (refreshes, flushes) while a test runs.
   const log = process.env.TEST_LOG_LEVEL ? createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'info') : silentLogger;
   const runtime = await startRuntime(db.sql, db.url, { ...testRuntimeConfig, ...overrides }, log);
-  const koa = createApp({
+  const service = createService({
     sql: db.sql,
     writer: runtime.writer,
     site: TEST_SITE,
@@ -76,11 +76,12 @@ export async function startTestApp(
   });
   // Outermost: sees every response as it leaves, errors included.
   const openApiViolations: string[] = [];
-  koa.middleware.unshift(recordOpenApiViolations(openApiViolations));
+  service.app.middleware.unshift(recordOpenApiViolations(openApiViolations));
   return {
     db,
     runtime,
-    http: supertest(koa.callback()),
+    // What the server runs: the hot routes in front of Koa.
+    http: supertest(service.listener()),
     openApiViolations,
     async materialize() {
       if (!runtime.refresher) return;
