@@ -46,6 +46,7 @@ const EnvSchema = z.object({
   DATABASE_TIMEOUT_MS: positiveInt.min(100).max(60_000).default(1500),
   INGEST_FLUSH_DELAY_MS: z.coerce.number().int().min(0).max(10_000).default(0),
   INGEST_MAX_INFLIGHT_FLUSHES: positiveInt.max(64).default(2),
+  INGEST_PARALLEL_FLUSH_MIN_ROWS: z.coerce.number().int().min(0).max(1_000_000).default(256),
   INGEST_RETRY_AFTER_SECONDS: positiveInt.max(3600).default(1),
   REFRESH_INTERVAL_MS: positiveInt.max(60_000).default(1000),
   PARTITION_MAINTENANCE_INTERVAL_MS: positiveInt.default(3_600_000),
@@ -97,6 +98,7 @@ export interface Config {
     readonly maxQueueBytes: number;
     readonly flushDelayMs: number;
     readonly maxInflightFlushes: number;
+    readonly parallelFlushMinRows: number;
     readonly retryAfterSeconds: number;
     /** How long a flush waits for the database before its requests get 503. */
     readonly deadlineMs: number;
@@ -160,6 +162,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxQueueBytes: e.INGEST_MAX_QUEUE_BYTES,
       flushDelayMs: e.INGEST_FLUSH_DELAY_MS,
       maxInflightFlushes: e.INGEST_MAX_INFLIGHT_FLUSHES,
+      parallelFlushMinRows: e.INGEST_PARALLEL_FLUSH_MIN_ROWS,
       retryAfterSeconds: e.INGEST_RETRY_AFTER_SECONDS,
       deadlineMs: e.DATABASE_TIMEOUT_MS,
     }),

@@ -30,6 +30,13 @@ export interface WriterOptions {
    * commits go out in the next without waiting for it. 1 is a single writer.
    */
   maxInflightFlushes: number;
+  /**
+   * A flush beyond the first starts only while at least this many rows wait: fewer wait
+   * for the flush in progress and go out together after it, in one larger statement
+   * (a statement's fixed cost in PostgreSQL outweighs a few rows'). Large requests still
+   * flush side by side. 0: every slot is used as soon as rows wait.
+   */
+  parallelFlushMinRows: number;
   /** How long a flush waits for the database before its requests are answered DatabaseUnavailable. */
   deadlineMs: number;
 }
@@ -150,9 +157,13 @@ export class GroupCommitWriter {
     else setImmediate(start);
   }
 
-  /** Starts flushes while rows wait and fewer than maxInflightFlushes run. */
+  /** Starts flushes while rows wait and fewer than maxInflightFlushes run (see parallelFlushMinRows). */
   private pump(): void {
-    while (this.queue.length > 0 && this.inflight < this.opts.maxInflightFlushes) {
+    while (
+      this.queue.length > 0 &&
+      this.inflight < this.opts.maxInflightFlushes &&
+      (this.inflight === 0 || this.queuedRows >= this.opts.parallelFlushMinRows)
+    ) {
       const batch = this.takeBatch();
       this.inflight++;
       void this.flush(batch).finally(() => {

@@ -16,7 +16,10 @@ describe('the dashboard’s ranges', () => {
     // 23:30 on the 22nd in New York is the 23rd in UTC.
     const r = rangeOf({ key: '7d', timeZone: 'America/New_York' }, at('2026-11-23T04:30:00Z'));
     expect(r).toMatchObject({ from: '2026-11-16', to: '2026-11-23', granularity: 'day', timeZone: 'America/New_York' });
-    expect(rangeOf({ key: '30d', timeZone: 'UTC' }, at('2026-11-23T04:30:00Z'))).toMatchObject({ from: '2026-10-25', to: '2026-11-24' });
+    expect(rangeOf({ key: '30d', timeZone: 'UTC' }, at('2026-11-23T04:30:00Z'))).toMatchObject({
+      from: '2026-10-25',
+      to: '2026-11-24',
+    });
   });
 
   it('reads 12 months in UTC days, saying why, since only UTC day sketches outlive the raw retention', () => {
@@ -27,14 +30,18 @@ describe('the dashboard’s ranges', () => {
 
   it('takes custom days in either order, by hour up to two days', () => {
     const now = at('2026-11-23T12:00:00Z');
-    expect(rangeOf({ key: 'custom', timeZone: 'Asia/Tokyo', customFrom: '2026-11-21', customTo: '2026-11-20' }, now)).toMatchObject({
+    expect(
+      rangeOf({ key: 'custom', timeZone: 'Asia/Tokyo', customFrom: '2026-11-21', customTo: '2026-11-20' }, now),
+    ).toMatchObject({
       from: '2026-11-20',
       to: '2026-11-22',
       granularity: 'hour',
       timeZone: 'Asia/Tokyo',
       live: false,
     });
-    expect(rangeOf({ key: 'custom', timeZone: 'Asia/Tokyo', customFrom: '2026-08-01', customTo: '2026-11-23' }, now)).toMatchObject({
+    expect(
+      rangeOf({ key: 'custom', timeZone: 'Asia/Tokyo', customFrom: '2026-08-01', customTo: '2026-11-23' }, now),
+    ).toMatchObject({
       granularity: 'day',
       timeZone: 'UTC',
       live: true,

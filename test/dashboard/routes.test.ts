@@ -36,11 +36,15 @@ describe('the dashboard’s files', () => {
   it('serves hashed assets for a year, immutable, brotli or gzip as the client accepts', async () => {
     const script = `/assets/${manifest.script}`;
     expect(manifest.script).toMatch(/^app-[A-Z0-9]{8}\.js$/);
-    const br = await t.http.get(script).set('Accept-Encoding', 'br, gzip').buffer(true).parse((res, done) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => done(null, Buffer.concat(chunks)));
-    });
+    const br = await t.http
+      .get(script)
+      .set('Accept-Encoding', 'br, gzip')
+      .buffer(true)
+      .parse((res, done) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => done(null, Buffer.concat(chunks)));
+      });
     expect(br.status).toBe(200);
     expect(br.headers['cache-control']).toBe('public, max-age=31536000, immutable');
     expect(br.headers['content-encoding']).toBe('br');
@@ -75,7 +79,13 @@ describe('the dashboard’s files', () => {
   it('answers 503 saying to build it when its files are missing', async () => {
     const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'headcount-no-dashboard-'));
     try {
-      const app = createApp({ sql: t.db.sql, writer: t.runtime.writer, site: TEST_SITE, log: silentLogger, dashboard: { dir: empty } });
+      const app = createApp({
+        sql: t.db.sql,
+        writer: t.runtime.writer,
+        site: TEST_SITE,
+        log: silentLogger,
+        dashboard: { dir: empty },
+      });
       const res = await supertest(app.callback()).get('/');
       expect(res.status).toBe(503);
       expect(res.body.error).toEqual({ code: 'dashboard_not_built', message: 'the dashboard is not built: run npm run build' });

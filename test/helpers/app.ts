@@ -22,6 +22,7 @@ export const testRuntimeConfig: RuntimeConfig = {
     maxQueueBytes: 64 * 1024 * 1024,
     flushDelayMs: 0,
     maxInflightFlushes: 2,
+    parallelFlushMinRows: 256,
     retryAfterSeconds: 1,
     deadlineMs: 1500,
   },

@@ -15,6 +15,7 @@ const options: WriterOptions = {
   maxQueueRows: 100_000,
   flushDelayMs: 0,
   maxInflightFlushes: 2,
+  parallelFlushMinRows: 256,
   maxQueueBytes: 64 * 1024 * 1024,
   deadlineMs: 1500,
 };
@@ -61,7 +62,11 @@ describe('group-commit writer', () => {
   it('runs concurrent flushes that update the same aggregate rows without deadlocks', async () => {
     // Batches of different sizes over different sets of the same rows: without one lock
     // order, two flushes upserting them deadlock within a few hundred batches.
-    const writer = new GroupCommitWriter(db.sql, { ...options, maxBatchRows: 40, maxInflightFlushes: 4 }, silentLogger);
+    const writer = new GroupCommitWriter(
+      db.sql,
+      { ...options, maxBatchRows: 40, maxInflightFlushes: 4, parallelFlushMinRows: 0 },
+      silentLogger,
+    );
     const rand = prng(7);
     const requests = Array.from({ length: 3000 }, () =>
       Array.from({ length: 1 + Math.floor(rand() * 8) }, () => ({
@@ -80,6 +85,36 @@ describe('group-commit writer', () => {
     const [row] = await db.sql`select sum(events)::int as n from events_hourly`;
     expect(row?.n).toBe(total);
   });
+
+  for (const [minRows, queued, batches] of [
+    [256, 20, 2],
+    [0, 10, 3],
+  ] as const) {
+    it(`with parallelFlushMinRows ${minRows}, a few rows ${minRows ? 'wait for the flush in progress' : 'start a second flush'}`, async () => {
+      const writer = new GroupCommitWriter(
+        db.sql,
+        { ...options, maxInflightFlushes: 2, parallelFlushMinRows: minRows },
+        silentLogger,
+      );
+      const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+      // Every insert waits while another transaction holds this lock: flushes stay in flight.
+      const blocker = await db.sql.reserve();
+      await blocker`begin`;
+      await blocker`lock table events in share mode`;
+      const writes = [writer.write([row('first')])];
+      await sleep(50);
+      for (let i = 0; i < 10; i++) writes.push(writer.write([row(`a${i}`)]));
+      await sleep(50);
+      for (let i = 0; i < 10; i++) writes.push(writer.write([row(`b${i}`)]));
+      await sleep(50);
+      expect(writer.stats.queuedRows).toBe(queued);
+      await blocker`commit`;
+      blocker.release();
+      await Promise.all(writes);
+      expect(writer.stats.batches).toBe(batches);
+      expect(await stored()).toBe(21);
+    });
+  }
 
   it('splits a backlog into batches of whole requests no larger than maxBatchRows', async () => {
     const writer = new GroupCommitWriter(db.sql, { ...options, maxBatchRows: 100 }, silentLogger);
