@@ -5,6 +5,7 @@
  *   BENCH_AB_SQL_B   SQL run on B's database after the migrations (e.g. a storage setting)
  *   BENCH_AB_ENV_B   service settings for B, "NAME=value,NAME=value" (e.g. batch sizing)
  *   BENCH_AB_DIST_B  another build's server.js (a prototype in src/, built elsewhere)
+ *   BENCH_AB_NODE_ARGS_B  node flags for B, after npm start's own (e.g. --max-semi-space-size=16)
  * and A by BENCH_AB_SQL_A / BENCH_AB_ENV_A / BENCH_AB_DIST_A.
  * BENCH_AB_MODE is wrk.lua's mode; a word $KEY in it becomes an ingest key of site
  * "default" made in each variant's database (e.g. "events 1 $KEY" with
@@ -61,11 +62,13 @@ async function main(): Promise<void> {
     const variantMode = await withBenchKey(dbUrl, mode);
     const serviceEnv = parseEnv(env[`BENCH_AB_ENV_${name}`]);
     const script = env[`BENCH_AB_DIST_${name}`];
-    const s = await startService(dbUrl, 1, [], { ...(script ? { script } : {}), env: serviceEnv });
+    const nodeArgs = (env[`BENCH_AB_NODE_ARGS_${name}`] ?? '').split(' ').filter(Boolean);
+    const s = await startService(dbUrl, 1, nodeArgs, { ...(script ? { script } : {}), env: serviceEnv });
     const describe = [
       extraSql && `SQL: ${extraSql}`,
       Object.keys(serviceEnv).length && `env: ${env[`BENCH_AB_ENV_${name}`]}`,
       script && `build: ${script}`,
+      nodeArgs.length && `node ${nodeArgs.join(' ')}`,
     ]
       .filter(Boolean)
       .join('; ');

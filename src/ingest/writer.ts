@@ -298,7 +298,11 @@ export function storedRows(rows: EventRow[], returned: readonly StoredKey[]): St
  */
 export function insertEvents(sql: Sql, rows: EventRow[]) {
   const sites = rows.map((r) => r.site);
-  const times = rows.map((r) => new Date(r.timeMs).toISOString());
+  // Epoch milliseconds, made timestamps by PostgreSQL: cheaper to build and to send than
+  // ISO strings (a Date keeps whole milliseconds, so does trunc).
+  const times = rows.map((r) => Math.trunc(r.timeMs));
+  // unnest's `ms` as a timestamp, exactly: whole milliseconds times an interval of one.
+  const time = sql`timestamptz 'epoch' + ms * interval '1 millisecond'`;
   const kinds = rows.map((r) => r.kind);
   const users = rows.map((r) => r.userId);
   const pages = rows.map((r) => r.page);
@@ -306,16 +310,18 @@ export function insertEvents(sql: Sql, rows: EventRow[]) {
   if (!rows.some((r) => r.id !== undefined)) {
     return sql<StoredKey[]>`
       insert into events (site, time, kind, user_id, page, weight) /* ingest/writer */
-      select *
-      from unnest(${sites}::text[], ${times}::timestamptz[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[])
+      select site, ${time}, kind, user_id, page, weight
+      from unnest(${sites}::text[], ${times}::int8[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[])
+        as r (site, ms, kind, user_id, page, weight)
     `;
   }
   const ids = rows.map((r) => r.id ?? null);
   return sql<StoredKey[]>`
     with stored as ( /* ingest/writer */
       insert into events (site, time, kind, user_id, page, weight, id)
-      select *
-      from unnest(${sites}::text[], ${times}::timestamptz[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[], ${ids}::text[])
+      select site, ${time}, kind, user_id, page, weight, id
+      from unnest(${sites}::text[], ${times}::int8[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[], ${ids}::text[])
+        as r (site, ms, kind, user_id, page, weight, id)
       on conflict (site, id, time) where id is not null do nothing
       returning site, id, time
     )

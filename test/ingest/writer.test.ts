@@ -116,6 +116,14 @@ describe('group-commit writer', () => {
     });
   }
 
+  it('stores each time to the millisecond, sent as epoch milliseconds', async () => {
+    const writer = new GroupCommitWriter(db.sql, options, silentLogger);
+    const times = [Date.UTC(2026, 10, 23, 10, 0, 0, 123), Date.UTC(2026, 10, 23, 23, 59, 59, 999), Date.now()];
+    await writer.write(times.map((timeMs, i) => ({ ...row(`ms${i}`), timeMs })));
+    const storedTimes = await db.sql`select time from events order by user_id`;
+    expect(storedTimes.map((r) => (r.time as Date).getTime())).toEqual(times);
+  });
+
   it('splits a backlog into batches of whole requests no larger than maxBatchRows', async () => {
     const writer = new GroupCommitWriter(db.sql, { ...options, maxBatchRows: 100 }, silentLogger);
     await Promise.all(Array.from({ length: 50 }, (_, i) => writer.write([row(`a${i}`), row(`b${i}`), row(`c${i}`)])));
