@@ -46,7 +46,8 @@ export function requestLog(log: Logger, opts: { accessLog: boolean }): Koa.Middl
     serializers: {
       req: (req: { method: string; url: string; remoteAddress?: string }) => ({
         method: req.method,
-        url: req.url,
+        // A beacon's key travels in the URL (?key=, src/v1/auth): never in a log line.
+        url: req.url.replace(/([?&]key=)[^&]*/g, '$1[redacted]'),
         remoteAddress: req.remoteAddress,
       }),
       res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import supertest from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/app.js';
+import { createApp, createService } from '../../src/app.js';
 import { createSql } from '../../src/db/client.js';
 import { GroupCommitWriter } from '../../src/ingest/writer.js';
 import { createLogger, silentLogger } from '../../src/log.js';
@@ -80,8 +80,9 @@ describe('overload', () => {
       ingest: { ...testRuntimeConfig.ingest, maxQueueRows: 1, flushDelayMs: 300 },
     });
     const { log, lines } = capturedLogger();
+    // The listener the server runs: GET /collect takes the hot route (src/http/hot-routes.ts).
     const http = supertest(
-      createApp({ sql: t.db.sql, writer: t.runtime.writer, metrics: t.runtime.metrics, site: 'default', log }).callback(),
+      createService({ sql: t.db.sql, writer: t.runtime.writer, metrics: t.runtime.metrics, site: 'default', log }).listener(),
     );
     try {
       const statuses = (
@@ -139,6 +140,17 @@ describe('request ids and logs', () => {
     const access = mine.find((l) => l.msg === 'request errored' || l.msg === 'request completed');
     expect(access).toMatchObject({ level: 'warn', res: { statusCode: 500 } });
     expect(JSON.stringify(access)).not.toContain('headers');
+  });
+
+  it('never logs a key, not even one sent as ?key= in the URL of a beacon', async () => {
+    const key = 'hck_' + 'Q'.repeat(43);
+    const res = await http.post(`/v1/events?site=shop&key=${key}&x=1`).set('X-Request-Id', 'req-key').send({ events: [] });
+    expect(res.status).toBe(401);
+    const mine = lines.filter((l) => l.reqId === 'req-key');
+    expect(mine.find((l) => l.msg === 'request completed')).toMatchObject({
+      req: { url: '/v1/events?site=shop&key=[redacted]&x=1' },
+    });
+    expect(JSON.stringify(lines)).not.toContain(key.slice(4));
   });
 
   it('writes no access log line when LOG_REQUESTS is off', async () => {
