@@ -1,6 +1,6 @@
 /**
  * npm run bench:ab — one change measured against its baseline in the same run: two
- * databases on the bench cluster, a service on each, wrk rounds alternating A B A B,
+ * databases on the bench cluster, a service on each, wrk rounds A B, B A, A B …,
  * medians. B differs by any of:
  *   BENCH_AB_SQL_B   SQL run on B's database after the migrations (e.g. a storage setting)
  *   BENCH_AB_ENV_B   service settings for B, "NAME=value,NAME=value" (e.g. batch sizing)
@@ -84,7 +84,9 @@ async function main(): Promise<void> {
   }
   const results: Record<string, WrkResult[]> = { A: [], B: [] };
   for (let run = 1; run <= runs; run++) {
-    for (const v of variants) {
+    // A B, then B A: whatever the database accumulates during a round (rows, dead tuples,
+    // a checkpoint) falls on each variant alike.
+    for (const v of run % 2 === 1 ? variants : [...variants].reverse()) {
       const before = await scrapeBatches(v.url);
       const r = await wrk({ url: v.url, connections, durationS, mode: v.mode, account: { service: v.pid, store: pgPid } });
       const after = await scrapeBatches(v.url);
@@ -105,7 +107,7 @@ async function main(): Promise<void> {
     med(name, (r) => (r.cpu.parts.service ?? NaN) + (r.cpu.parts.store ?? NaN)).toFixed(1),
     results[name]!.map((r) => Math.round(r.requestsPerSec)).join(', '),
   ];
-  console.log(`\n${mode.join(' ')}, wrk -t1 -c${connections} -d${durationS}s, ${runs} rounds A B A B, medians\n`);
+  console.log(`\n${mode.join(' ')}, wrk -t1 -c${connections} -d${durationS}s, ${runs} rounds A B, B A, …, medians\n`);
   console.log(
     table(
       ['variant', 'req/s', 'p99 ms', 'service µs/req', 'PostgreSQL µs/req', 'stack µs/req', 'req/s per round'],
