@@ -180,6 +180,7 @@ describeEachMode('migrations', (mode) => {
       const step = async (direction: 'up' | 'down') =>
         migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
+      expect(await step('down')).toEqual(['1795795200000_stats_without_jit']);
       expect(await step('down')).toEqual(['1795708800000_rate_limit_leases']);
       expect(await step('down')).toEqual(['1795622400000_api_keys']);
       expect(await relationKinds(scratch.sql)).toMatchObject({ events: expect.any(String) });
@@ -195,6 +196,13 @@ describeEachMode('migrations', (mode) => {
       expect(await step('up')).toEqual(['1795536000000_stats_function']);
       expect(await step('up')).toEqual(['1795622400000_api_keys']);
       expect(await step('up')).toEqual(['1795708800000_rate_limit_leases']);
+      expect(await step('up')).toEqual(['1795795200000_stats_without_jit']);
+      // JIT compilation cost ~180 ms per 30-day stats call over 60 days of data (bench).
+      const [stats] = await scratch.sql`
+        select proconfig from pg_proc
+        where oid = 'headcount_stats(text, timestamptz, timestamptz, text, text, text[], text[], text, integer)'::regprocedure
+      `;
+      expect(stats?.proconfig).toContain('jit=off');
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
       const [row] = await scratch.sql`select site, events, hll_cardinality(users)::int as users from events_daily`;
       expect(row).toEqual({ site: 'default', events: 1, users: 1 });
