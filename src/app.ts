@@ -9,7 +9,7 @@ import type { Sql } from './db/client.js';
 import type { JobStatus } from './db/job-health.js';
 import { ByteBudget } from './http/budget.js';
 import { registerHealth } from './health/routes.js';
-import { withHotRoutes } from './http/hot-routes.js';
+import { withHotRoutes } from './hot-routes.js';
 import { errorEnvelope } from './http/middleware.js';
 import { requestLog } from './http/request-log.js';
 import type { GroupCommitWriter } from './ingest/writer.js';
@@ -64,7 +64,7 @@ export interface Service {
   app: Koa;
   /**
    * What the server runs: the hot write routes of the seed APIs in front of `app`
-   * (src/http/hot-routes.ts; not with an access log, which only Koa writes). Made when
+   * (src/hot-routes.ts; not with an access log, which only Koa writes). Made when
    * called, from `app` as it is then.
    */
   listener(): RequestListener;

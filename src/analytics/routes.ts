@@ -6,7 +6,7 @@ import { floorHour } from '../time.js';
 import { hourSummary } from './queries.js';
 import { AnalyticsReadQuery, AnalyticsWriteQuery } from './schemas.js';
 
-/** The event a `POST /analytics` stores (also built by src/http/hot-routes.ts). */
+/** The event a `POST /analytics` stores (also built by src/hot-routes.ts). */
 export const analyticsEvent = (site: string, q: AnalyticsWriteQuery): EventRow => ({
   site,
   timeMs: q.timestampMs,

@@ -9,7 +9,7 @@ import { CollectQuery, UniquesQuery } from './schemas.js';
 /** Days in a `/monthly_uniques` window: the 30 GMT days ending on and including `d`. */
 const MONTH_DAYS = 30;
 
-/** The event a `GET /collect` stores (also built by src/http/hot-routes.ts). */
+/** The event a `GET /collect` stores (also built by src/hot-routes.ts). */
 export const collectEvent = (site: string, q: CollectQuery): EventRow => ({
   site,
   timeMs: q.d ?? Date.now(),

@@ -65,7 +65,7 @@ export interface Failure {
 
 /**
  * The answer to `err`, counted or logged as errorEnvelope says: used by errorEnvelope
- * and by the hot routes (src/http/hot-routes.ts), which answer without Koa.
+ * and by the hot routes (src/hot-routes.ts), which answer without Koa.
  */
 export function failureOf(
   err: unknown,

@@ -2,7 +2,7 @@ import type { RequestListener } from 'node:http';
 import supertest from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createService, type Service } from '../../src/app.js';
-import { withHotRoutes } from '../../src/http/hot-routes.js';
+import { withHotRoutes } from '../../src/hot-routes.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { Rejections } from '../../src/ops/rejections.js';
@@ -19,7 +19,7 @@ const visible = (res: supertest.Response) => {
 
 /**
  * GET /collect and POST /analytics are answered without Koa when valid
- * (src/http/hot-routes.ts): exactly as Koa answers them, and everything else still by Koa.
+ * (src/hot-routes.ts): exactly as Koa answers them, and everything else still by Koa.
  */
 describe('the hot write routes', () => {
   let t: TestApp;

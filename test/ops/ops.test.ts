@@ -80,7 +80,7 @@ describe('overload', () => {
       ingest: { ...testRuntimeConfig.ingest, maxQueueRows: 1, flushDelayMs: 300 },
     });
     const { log, lines } = capturedLogger();
-    // The listener the server runs: GET /collect takes the hot route (src/http/hot-routes.ts).
+    // The listener the server runs: GET /collect takes the hot route (src/hot-routes.ts).
     const http = supertest(
       createService({ sql: t.db.sql, writer: t.runtime.writer, metrics: t.runtime.metrics, site: 'default', log }).listener(),
     );

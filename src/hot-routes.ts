@@ -1,16 +1,16 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { z } from 'zod';
-import { analyticsEvent } from '../analytics/routes.js';
-import { AnalyticsWriteQuery } from '../analytics/schemas.js';
-import { collectEvent } from '../collect/routes.js';
-import { CollectQuery } from '../collect/schemas.js';
-import type { EventRow, GroupCommitWriter } from '../ingest/writer.js';
-import type { Logger } from '../log.js';
-import type { Metrics } from '../ops/metrics.js';
-import type { Rejections } from '../ops/rejections.js';
-import { failureOf } from './middleware.js';
-import { requestId } from './request-log.js';
-import { parseQuery } from './validate.js';
+import { analyticsEvent } from './analytics/routes.js';
+import { AnalyticsWriteQuery } from './analytics/schemas.js';
+import { collectEvent } from './collect/routes.js';
+import { CollectQuery } from './collect/schemas.js';
+import type { EventRow, GroupCommitWriter } from './ingest/writer.js';
+import type { Logger } from './log.js';
+import type { Metrics } from './ops/metrics.js';
+import type { Rejections } from './ops/rejections.js';
+import { failureOf } from './http/middleware.js';
+import { requestId } from './http/request-log.js';
+import { parseQuery } from './http/validate.js';
 
 /** A write route of a seed API: its query, the event it stores and its status. */
 interface HotRoute {
