@@ -10,12 +10,11 @@ import { Socket } from 'node:net';
 import path from 'node:path';
 import Koa from 'koa';
 import { createSql } from '../src/db/client.js';
-import { startLocalCluster } from '../src/db/local-cluster.js';
-import { migrate } from '../src/db/migrate.js';
 import { createLogger } from '../src/log.js';
 import { createKey, KeyStore } from '../src/v1/auth/keys.js';
 import { type AuthDeps, requireKey } from '../src/v1/auth/middleware.js';
 import { RateLimiter } from '../src/v1/auth/rate-limit.js';
+import { benchDatabase } from './database.js';
 import { median } from './load.js';
 import { table } from './report.js';
 
@@ -24,19 +23,11 @@ const runs = Number(process.env.BENCH_RUNS ?? 5);
 
 async function main(): Promise<void> {
   const log = createLogger('warn');
-  const cluster = await startLocalCluster({
+  const db = await benchDatabase('headcount_bench_auth', log, {
     dataDir: path.resolve('.data/bench-postgres'),
     port: Number(process.env.BENCH_PG_PORT ?? 54339),
-    log,
   });
-  const u = new URL(cluster.url);
-  u.pathname = '/postgres';
-  const admin = createSql(u.toString(), { max: 1 });
-  await admin`drop database if exists headcount_bench_auth with (force)`;
-  await admin`create database headcount_bench_auth`;
-  u.pathname = '/headcount_bench_auth';
-  await migrate({ databaseUrl: u.toString(), storageMode: 'auto', log });
-  const sql = createSql(u.toString(), { max: 2 });
+  const sql = createSql(db.url, { max: 2 });
   const { key } = await createKey(sql, { scope: 'ingest', site: 'default', name: 'bench' });
 
   const app = new Koa();
@@ -77,9 +68,7 @@ async function main(): Promise<void> {
   const cost = (median(perCall[variants[1]![0]]!) - median(perCall[variants[0]![0]]!)) / 1000;
   console.log(`\na key and its rate limit cost ${cost.toFixed(2)} µs of CPU per request`);
   await sql.end();
-  await admin`drop database if exists headcount_bench_auth with (force)`;
-  await admin.end();
-  await cluster.stop();
+  await db.close();
 }
 
 main().catch((err: unknown) => {

@@ -5,31 +5,20 @@
  */
 import path from 'node:path';
 import { createSql } from '../src/db/client.js';
-import { startLocalCluster } from '../src/db/local-cluster.js';
-import { migrate } from '../src/db/migrate.js';
 import { type EventRow, insertEvents } from '../src/ingest/writer.js';
 import { createLogger } from '../src/log.js';
 import { copyEvents } from './copy.js';
+import { benchDatabase } from './database.js';
 import { median } from './load.js';
 import { table } from './report.js';
 
 async function main(): Promise<void> {
   const log = createLogger('warn');
-  const cluster = await startLocalCluster({
+  const db = await benchDatabase('headcount_bench_insert', log, {
     dataDir: path.resolve('.data/bench-postgres'),
     port: Number(process.env.BENCH_PG_PORT ?? 54339),
-    log,
   });
-  const withDatabase = (name: string): string => {
-    const u = new URL(cluster.url);
-    u.pathname = `/${name}`;
-    return u.toString();
-  };
-  const admin = createSql(withDatabase('postgres'), { max: 1 });
-  await admin`drop database if exists headcount_bench_insert with (force)`;
-  await admin`create database headcount_bench_insert`;
-  const url = withDatabase('headcount_bench_insert');
-  await migrate({ databaseUrl: url, storageMode: (process.env.STORAGE_MODE as 'auto' | undefined) ?? 'auto', log });
+  const url = db.url;
   const sql = createSql(url, { max: 1 });
   const [{ storage_mode: mode }] = (await sql`select storage_mode from headcount_settings`) as unknown as [
     { storage_mode: string },
@@ -74,9 +63,7 @@ async function main(): Promise<void> {
   );
   console.log(table(['rows/statement', 'statement', 'rows/s (median of 3)', 'runs'], rows));
   await sql.end();
-  await admin`drop database headcount_bench_insert with (force)`;
-  await admin.end();
-  await cluster.stop();
+  await db.close();
 }
 
 main().catch((err: unknown) => {

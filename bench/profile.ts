@@ -10,9 +10,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:f
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { createSql } from '../src/db/client.js';
-import { startLocalCluster } from '../src/db/local-cluster.js';
-import { migrate } from '../src/db/migrate.js';
 import { createLogger } from '../src/log.js';
+import { benchDatabase } from './database.js';
 import { table } from './report.js';
 import { parseEnv, startService, stopChild, withBenchKey } from './service.js';
 import { childPids, postmasterPid } from './system.js';
@@ -73,21 +72,13 @@ async function main(): Promise<void> {
   if (!(await ensureWrk())) process.exit(2);
   const log = createLogger('warn');
   const dataDir = path.resolve('.data/bench-profile-postgres');
-  const cluster = await startLocalCluster({
+  const db = await benchDatabase('headcount_profile', log, {
     dataDir,
     port: Number(env.BENCH_PROFILE_PG_PORT ?? 54338),
-    log,
     timescaledbSettings: { shared_preload_libraries: 'timescaledb,pg_stat_statements' },
     settings: { 'pg_stat_statements.track': 'all', 'pg_stat_statements.max': '1000' },
   });
-  const u = new URL(cluster.url);
-  u.pathname = '/postgres';
-  const admin = createSql(u.toString(), { max: 1 });
-  await admin`drop database if exists headcount_profile with (force)`;
-  await admin`create database headcount_profile`;
-  u.pathname = '/headcount_profile';
-  const dbUrl = u.toString();
-  await migrate({ databaseUrl: dbUrl, storageMode: (env.STORAGE_MODE as 'auto' | undefined) ?? 'auto', log });
+  const dbUrl = db.url;
   const sql = createSql(dbUrl, { max: 1 });
   let statements = true;
   try {
@@ -108,7 +99,7 @@ async function main(): Promise<void> {
     env: parseEnv(env.BENCH_PROFILE_ENV),
   });
   const pgPid = postmasterPid(dataDir);
-  console.log(`profiling ${modeWords.join(" ")} for ${durationS} s at ${connections} connections, ${storageMode} mode`);
+  console.log(`profiling ${modeWords.join(' ')} for ${durationS} s at ${connections} connections, ${storageMode} mode`);
 
   // Warm up (JIT, pool, caches), then reset PostgreSQL's statistics.
   await wrk({ url: service.url, connections, durationS: 3, mode });
@@ -162,9 +153,7 @@ async function main(): Promise<void> {
   }
   await stopChild(service.child);
   await sql.end();
-  await admin`drop database headcount_profile with (force)`;
-  await admin.end();
-  await cluster.stop();
+  await db.close();
 
   const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
   console.log(

@@ -1,0 +1,39 @@
+/** A fresh, migrated database on a bench cluster, for the bench scripts that need one of their own. */
+import { createSql } from '../src/db/client.js';
+import { startLocalCluster } from '../src/db/local-cluster.js';
+import { migrate } from '../src/db/migrate.js';
+import type { Logger } from '../src/log.js';
+
+export interface BenchDatabase {
+  url: string;
+  /** Drops the database and stops the cluster. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the cluster `cluster` describes (default: the bench's, `.data/bench-postgres` on
+ * BENCH_PG_PORT), creates database `name` anew and migrates it in STORAGE_MODE (auto).
+ */
+export async function benchDatabase(
+  name: string,
+  log: Logger,
+  cluster: Omit<Parameters<typeof startLocalCluster>[0], 'log'>,
+): Promise<BenchDatabase> {
+  const started = await startLocalCluster({ ...cluster, log });
+  const u = new URL(started.url);
+  u.pathname = '/postgres';
+  const admin = createSql(u.toString(), { max: 1 });
+  await admin`drop database if exists ${admin(name)} with (force)`;
+  await admin`create database ${admin(name)}`;
+  u.pathname = `/${name}`;
+  const url = u.toString();
+  await migrate({ databaseUrl: url, storageMode: (process.env.STORAGE_MODE as 'auto' | undefined) ?? 'auto', log });
+  return {
+    url,
+    async close() {
+      await admin`drop database if exists ${admin(name)} with (force)`;
+      await admin.end();
+      await started.stop();
+    },
+  };
+}
