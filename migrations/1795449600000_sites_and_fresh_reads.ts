@@ -117,9 +117,6 @@ const cagg = (name: string, width: string, source: string, perKey: boolean) => `
 function freshView(name: string, aggregate: string, finer: string, unit: 'hour' | 'day', perKey: boolean): string {
   const key = perKey ? ', f.kind, f.page' : '';
   const staleBucket = unit === 'hour' ? 's.hour' : `date_trunc('day', s.hour, 'UTC')`;
-  // '24 hours', not '1 day': timestamptz + '1 day' follows the session's TimeZone, and a
-  // psql user in a zone with DST would get 23- or 25-hour UTC days.
-  const width = unit === 'hour' ? `interval '1 hour'` : `interval '24 hours'`;
   return `
     create view ${name} as
     select a.*
@@ -131,7 +128,7 @@ function freshView(name: string, aggregate: string, finer: string, unit: 'hour' 
     cross join lateral (
       select ${perKey ? 'kind, page, ' : ''}sum(events)::bigint as events, hll_union_agg(users) as users
       from ${finer}
-      where site = s.site and bucket >= s.bucket and bucket < s.bucket + ${width}
+      where site = s.site and bucket >= s.bucket and bucket < s.bucket + interval '1 ${unit}'
       ${perKey ? 'group by kind, page' : ''}
     ) f;
   `;
@@ -325,10 +322,7 @@ const postgresUp = `
     sketch_retention interval default null
   )
   returns table (created text[], dropped text[])
-  language plpgsql
-  -- Day arithmetic on timestamptz follows the session's TimeZone: partitions are UTC days.
-  set timezone = 'UTC'
-  as $$
+  language plpgsql as $$
   declare
     horizon timestamptz := at - ${RETENTION};
     kept interval := coalesce(sketch_retention, (select s.sketch_retention from headcount_settings s));

@@ -180,6 +180,7 @@ describeEachMode('migrations', (mode) => {
       const step = async (direction: 'up' | 'down') =>
         migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
+      expect(await step('down')).toEqual(['1795881600000_utc_days']);
       expect(await step('down')).toEqual(['1795795200000_stats_without_jit']);
       expect(await step('down')).toEqual(['1795708800000_rate_limit_leases']);
       expect(await step('down')).toEqual(['1795622400000_api_keys']);
@@ -197,6 +198,7 @@ describeEachMode('migrations', (mode) => {
       expect(await step('up')).toEqual(['1795622400000_api_keys']);
       expect(await step('up')).toEqual(['1795708800000_rate_limit_leases']);
       expect(await step('up')).toEqual(['1795795200000_stats_without_jit']);
+      expect(await step('up')).toEqual(['1795881600000_utc_days']);
       // JIT compilation cost ~180 ms per 30-day stats call over 60 days of data (bench).
       const [stats] = await scratch.sql`
         select proconfig from pg_proc
