@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createSql, type Sql } from '../../src/db/client.js';
-import { clearMarks, readMarks, REFRESH_LOCK_KEY, refreshAggregates } from '../../src/db/refresher.js';
+import { clearMarks, LEVELS, readMarks, REFRESH_LOCK_KEY, refreshAggregate, refreshAggregates } from '../../src/db/refresher.js';
 import { type EventRow, insertEvents } from '../../src/ingest/writer.js';
 import { HOUR_MS } from '../../src/time.js';
 import { createTestDatabase, first, modeAvailable, type TestDatabase } from '../helpers/db.js';
@@ -142,6 +142,26 @@ describe.skipIf(!modeAvailable('timescaledb'))('continuous aggregate refresher, 
     expect(await marks(db.sql)).toEqual([hour]);
     expect(await sumOf(db.sql, 'events_hourly', hour)).toBe(3);
     expect(await clearMarks(db.sql, await readMarks(db.sql))).toBe(1);
+  });
+
+  it('keeps a mark while TimescaleDB still holds an invalidation of one of its buckets in the refreshed windows', async () => {
+    await pass();
+    const hour = daysAgo(6) + 3 * HOUR_MS;
+    await insertEvents(db.sql, [event(hour, 'late')]);
+    const noted = await readMarks(db.sql);
+    expect(noted).toHaveLength(1);
+    const through = { tenMinutes: new Date(today()), hour: new Date(today()), day: new Date(today()) };
+    // Only the 10-minute level is refreshed: the hour and the day still hold the write
+    // as an invalidation, and their rows do not have it yet.
+    for (const aggregate of LEVELS[0].aggregates) await refreshAggregate(conn, aggregate, daysAgo(30), today());
+    expect(await clearMarks(db.sql, noted, through)).toBe(0);
+    expect(await sumOf(db.sql, 'totals_daily', daysAgo(6))).toBe(1);
+    for (const level of LEVELS.slice(1)) {
+      for (const aggregate of level.aggregates) await refreshAggregate(conn, aggregate, daysAgo(30), today());
+    }
+    expect(await clearMarks(db.sql, noted, through)).toBe(1);
+    expect(await sumOf(db.sql, 'totals_daily', daysAgo(6))).toBe(1);
+    expect(await sumOf(db.sql, 'events_hourly', hour)).toBe(1);
   });
 
   it('answers a stale day as a UTC day whatever the session time zone (a psql user with DST)', async () => {

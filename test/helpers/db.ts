@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, inject } from 'vitest';
 import { createSql, type Sql } from '../../src/db/client.js';
-import { REFRESH_LOCK_KEY } from '../../src/db/refresher.js';
+import { LEVELS, REFRESH_LOCK_KEY, refreshAggregate } from '../../src/db/refresher.js';
 import type { StorageMode } from '../../src/db/storage.js';
 
 export const ALL_MODES: StorageMode[] = ['postgres', 'timescaledb'];
@@ -67,15 +67,9 @@ async function openDatabase(name: string, mode: StorageMode | undefined, templat
         try {
           await conn`select pg_advisory_lock(${REFRESH_LOCK_KEY})`;
           await conn`truncate events, events_minutely, headcount_stale_hours`;
-          for (const aggregate of [
-            'events_10m_cagg',
-            'totals_10m_cagg',
-            'events_hourly_cagg',
-            'totals_hourly_cagg',
-            'events_daily_cagg',
-            'totals_daily_cagg',
-          ]) {
-            await conn`call refresh_continuous_aggregate(${aggregate}::regclass, null, null)`;
+          // Lowest level first, each over everything, the way the refresher refreshes.
+          for (const aggregate of LEVELS.flatMap((level) => level.aggregates)) {
+            await refreshAggregate(conn, aggregate, null, null);
           }
           await conn`select pg_advisory_unlock(${REFRESH_LOCK_KEY})`;
         } finally {
