@@ -104,11 +104,18 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const wanted = (process.env.TEST_STORAGE_MODES ?? 'postgres,timescaledb').split(',').map((m) => m.trim());
   const modes: StorageMode[] = [];
   if (wanted.includes('postgres')) modes.push('postgres');
+  // TEST_REQUIRE_MODES=timescaledb (CI, where the project installed it) makes a missing
+  // mode an error instead of a skipped half.
+  const required = (process.env.TEST_REQUIRE_MODES ?? '').split(',').map((m) => m.trim());
   if (wanted.includes('timescaledb')) {
     if (await timescaledbUsable(adminUrl)) modes.push('timescaledb');
+    else if (required.includes('timescaledb'))
+      throw new Error(
+        'TEST_REQUIRE_MODES names timescaledb, but TimescaleDB is not installed (or not preloaded): run npm run setup:timescaledb -- <source archive> as root',
+      );
     else
       console.log(
-        'TimescaleDB is not installed (or not preloaded): every timescaledb-mode test is SKIPPED; postgres mode runs in full.',
+        'TimescaleDB is not installed (or not preloaded): every timescaledb-mode test is SKIPPED; postgres mode runs in full (npm run setup:timescaledb -- <source archive> installs it).',
       );
   }
   if (!modes.includes('timescaledb'))
