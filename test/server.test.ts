@@ -91,7 +91,7 @@ describe('the service process', () => {
   it('serves from WORKERS processes sharing the port, and drains them all on SIGTERM', async () => {
     const db = await createTestDatabase('postgres');
     cleanup.push(() => db.drop());
-    const server = await startServer({ DATABASE_URL: db.url, WORKERS: '2', LOG_REQUESTS: 'true' });
+    const server = await startServer({ DATABASE_URL: db.url, WORKERS: '2', LOG_REQUESTS: 'true', DASHBORD: 'false' });
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => get(server.port, `/collect?cid=w${i % 5}`)));
     expect(results.every((r) => r.status === 200)).toBe(true);
     const { n } = first(await db.sql`select count(*)::int as n from events`);
@@ -121,6 +121,8 @@ describe('the service process', () => {
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
     expect(server.output().match(/"msg":"worker stopped"/g)).toHaveLength(2);
+    // A mistyped setting is warned about once, by the primary, not by each worker.
+    expect(server.output().match(/DASHBORD is not a setting: did you mean DASHBOARD\?/g)).toHaveLength(1);
     expect(server.output()).toContain('"msg":"stopped"');
   });
 
@@ -173,5 +175,22 @@ describe('the service process', () => {
     const code = await new Promise((resolve) => child.once('exit', resolve));
     expect(code).toBe(2);
     expect(stderr).toMatch(/invalid configuration\n\s+PORT: /);
+  });
+
+  it('refuses a .env that names something that is not a setting, naming the nearest setting', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'headcount-dotenv-'));
+    cleanup.push(() => fs.rm(dir, { recursive: true, force: true }));
+    await fs.writeFile(path.join(dir, '.env'), 'DASHBORD=false\n');
+    const child = spawn(process.execPath, [SERVER], {
+      cwd: dir,
+      // Were the .env taken, the service would give up on this database at once (exit 1).
+      env: { PATH: process.env.PATH, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', DATABASE_CONNECT_TIMEOUT_MS: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    expect(code).toBe(2);
+    expect(stderr).toContain('invalid configuration in .env\n  DASHBORD: not a setting (the nearest is DASHBOARD)');
   });
 });
