@@ -71,6 +71,9 @@ export interface WriterStats {
   queuedBytes: number;
 }
 
+/** Stores a batch and answers the keys it stored (insertEvents); cancellable like a postgres.js query. */
+export type InsertEvents = (rows: EventRow[]) => PromiseLike<readonly StoredKey[]> & { cancel(): unknown };
+
 /** What a row holds in memory, roughly: strings are UTF-16, plus the object and array slots. */
 const rowBytes = (r: EventRow): number =>
   96 + 2 * (r.site.length + r.kind.length + r.page.length + (r.userId?.length ?? 0) + (r.id?.length ?? 0));
@@ -98,6 +101,8 @@ export class GroupCommitWriter {
     private readonly opts: WriterOptions,
     private readonly log: Logger,
     private readonly onFlushed: (flush: FlushOutcome) => void = () => {},
+    /** The database statement, injected so that unit tests run the writer without a database. */
+    private readonly insert: InsertEvents = (rows) => insertEvents(sql, rows),
   ) {}
 
   /** Resolves once `rows` are committed; rejects with an IngestError or DatabaseUnavailable otherwise. */
@@ -202,7 +207,7 @@ export class GroupCommitWriter {
     });
     let stored: StoredRows;
     try {
-      stored = storedRows(rows, await withRetry(() => withDeadline(insertEvents(this.sql, rows), this.opts.deadlineMs)));
+      stored = storedRows(rows, await withRetry(() => withDeadline(this.insert(rows), this.opts.deadlineMs)));
     } catch (err) {
       if (!isRetryableDbError(err) && batch.length > 1) {
         // Something in the batch was refused for what it is, not for the database's
