@@ -1,6 +1,6 @@
 import type { Sql } from '../db/client.js';
 import { withDeadline } from '../db/deadline.js';
-import { DatabaseUnavailable, isRetryableDbError } from '../db/errors.js';
+import { DatabaseUnavailable, isRetryableDbError, sqlState } from '../db/errors.js';
 import type { Logger } from '../log.js';
 import { EventsRejected, QueueFull, ShuttingDown, TooManyEvents } from './errors.js';
 
@@ -242,7 +242,7 @@ async function withRetry<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
     try {
       return await run();
     } catch (err) {
-      const code = (err as { code?: unknown }).code;
+      const code = sqlState(err);
       if (attempt >= attempts || (code !== '40P01' && code !== '40001')) throw err;
     }
   }
