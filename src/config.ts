@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
+import { SITE_PATTERN, SITE_RULE } from './site.js';
 
 export const StorageModeSetting = z.enum(['auto', 'timescaledb', 'postgres']);
 export type StorageModeSetting = z.infer<typeof StorageModeSetting>;
@@ -24,10 +25,7 @@ const EnvSchema = z.object({
   DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
   WORKERS: positiveInt.max(64).default(1),
   STORAGE_MODE: StorageModeSetting.default('auto'),
-  DEFAULT_SITE: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, 'must be a site name: lowercase letters, digits, ".", "_" or "-", at most 128')
-    .default('default'),
+  DEFAULT_SITE: z.string().regex(SITE_PATTERN, SITE_RULE).default('default'),
   CORS_ALLOW_ORIGIN: z.string().min(1).default('*'),
   V1_AUTH: z.enum(['keys', 'none']).default('keys'),
   SEED_APIS: z.stringbool().default(true),
