@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { parseEnv } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import {
   COMPOSE_VARIABLES,
@@ -89,6 +90,11 @@ describe('configuration', () => {
     const compose = await fs.readFile('docker-compose.yml', 'utf8');
     const read = [...new Set([...compose.matchAll(/\$\{([A-Z_][A-Z0-9_]*)/g)].map((m) => m[1]!))];
     expect(read.filter((name) => !SETTINGS.includes(name)).sort()).toEqual([...COMPOSE_VARIABLES].sort());
+  });
+
+  it('takes a copy of .env.example as a .env: every name in it is a setting', async () => {
+    const example = parseEnv(await fs.readFile('.env.example', 'utf8'));
+    expect(Object.keys(example).filter((name) => !SETTINGS.includes(name))).toEqual([]);
   });
 
   it('names the setting a variable of the environment looks like a misspelling of', () => {
