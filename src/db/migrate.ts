@@ -48,6 +48,35 @@ async function settingsShim(databaseUrl: string): Promise<string | undefined> {
   }
 }
 
+export interface ServiceSession {
+  application_name: string;
+  client_addr: string | null;
+  backend_start: Date;
+}
+
+/**
+ * Sessions of a running service on the database: its pool (application_name
+ * `headcount`) and its refresher (`headcount-refresher`), seen in pg_stat_activity by
+ * any role (a role that is not theirs sees them too, without their queries). A service
+ * whose pool has sat idle for a minute has closed its connections (postgres mode has no
+ * refresher): it is not seen.
+ */
+export async function serviceSessions(databaseUrl: string): Promise<ServiceSession[]> {
+  const sql = createSql(databaseUrl, { max: 1, applicationName: 'headcount-migrate' });
+  try {
+    return await sql<ServiceSession[]>`
+      select application_name, host(client_addr) as client_addr, backend_start /* migrate */
+      from pg_stat_activity
+      where datname = current_database()
+        and pid <> pg_backend_pid()
+        and application_name in ('headcount', 'headcount-refresher')
+      order by backend_start
+    `;
+  } finally {
+    await sql.end();
+  }
+}
+
 export async function migrate(opts: MigrateOptions): Promise<string[]> {
   const direction = opts.direction ?? 'up';
   const searchPath = await settingsShim(opts.databaseUrl);

@@ -4,6 +4,7 @@ import type Router from '@koa/router';
 import type Koa from 'koa';
 import type { Sql } from '../db/client.js';
 import { withDeadline } from '../db/deadline.js';
+import { sqlState } from '../db/errors.js';
 import type { JobStatus } from '../db/job-health.js';
 import { MIGRATIONS_DIR } from '../db/migrate.js';
 import type { Metrics } from './metrics.js';
@@ -50,7 +51,7 @@ async function whyNotReady(sql: Sql, readiness: Readiness, expected: string[]): 
     applied = rows.map((r) => r.name);
   } catch (err) {
     // An unmigrated database has no pgmigrations table (42P01): reachable, not migrated.
-    if ((err as { code?: unknown }).code === '42P01') applied = [];
+    if (sqlState(err) === '42P01') applied = [];
     else return { code: 'database_unavailable', message: `the database did not answer within ${READY_TIMEOUT_MS} ms` };
   }
   const pending = expected.filter((name) => !applied.includes(name));
