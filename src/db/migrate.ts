@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
 import type { StorageModeSetting } from '../config.js';
 import type { Logger } from '../log.js';
-import { createSql } from './client.js';
+import { createSql, type Sql } from './client.js';
+import { applySqlObjects, dropSqlObjects } from './sql-objects.js';
 
 /** `migrations/` of the project, whether this file runs from src/ or from dist/. */
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'migrations');
@@ -17,6 +18,8 @@ export interface MigrateOptions {
   /** How many migrations; default all for up, one for down. */
   count?: number;
   log: Logger;
+  /** Where the functions, views and triggers are (tests apply other versions of them); default sql/. */
+  sqlDir?: string;
 }
 
 /**
@@ -48,8 +51,24 @@ async function settingsShim(databaseUrl: string): Promise<string | undefined> {
   }
 }
 
+/** The layer of functions, views and triggers (src/db/sql-objects.ts), on its own connection. */
+async function withObjectsLayer<T>(databaseUrl: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
+  const sql = createSql(databaseUrl, { max: 1, applicationName: 'headcount-migrate' });
+  try {
+    return await fn(sql);
+  } finally {
+    await sql.end();
+  }
+}
+
+/**
+ * Up: the numbered migrations (tables and data), then the functions, views and triggers
+ * of sql/ that changed. Down: those objects dropped first, then the down steps; the next
+ * up applies them again. Returns the numbered migrations that ran.
+ */
 export async function migrate(opts: MigrateOptions): Promise<string[]> {
   const direction = opts.direction ?? 'up';
+  if (direction === 'down') await withObjectsLayer(opts.databaseUrl, dropSqlObjects);
   const searchPath = await settingsShim(opts.databaseUrl);
   const ran = await runner({
     // Settings reach the migrations as session settings they read with current_setting:
@@ -77,5 +96,9 @@ export async function migrate(opts: MigrateOptions): Promise<string[]> {
   });
   const names = ran.map((m) => m.name);
   if (names.length > 0) opts.log.info({ migrations: names }, `migrated ${direction}`);
+  if (direction === 'up') {
+    const applied = await withObjectsLayer(opts.databaseUrl, (sql) => applySqlObjects(sql, opts.sqlDir));
+    if (applied.length > 0) opts.log.info({ objects: applied }, 'applied the functions, views and triggers of sql/');
+  }
   return names;
 }
