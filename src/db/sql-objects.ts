@@ -82,7 +82,7 @@ export async function readSqlObjects(mode: StorageMode, dir = SQL_DIR): Promise<
     const text = await readFile(file, 'utf8');
     objects.push({
       name,
-      file: path.relative(path.dirname(dir), file),
+      file: path.join('sql', path.relative(dir, file)),
       text,
       sha256: createHash('sha256').update(text).digest('hex'),
     });
