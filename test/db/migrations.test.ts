@@ -175,7 +175,9 @@ describeEachMode('migrations', (mode) => {
       expect(await step('down')).toEqual(['1796054400000_sql_objects']);
       // The objects as the migrations before the layer left them: its helper is gone, and
       // the trigger function spells the hll parameters out again.
-      expect(first(await scratch.sql`select count(*)::int as n from pg_proc where proname = 'headcount_sketch_parameters'`).n).toBe(0);
+      expect(
+        first(await scratch.sql`select count(*)::int as n from pg_proc where proname = 'headcount_sketch_parameters'`).n,
+      ).toBe(0);
       expect(
         first(await scratch.sql`select prosrc from pg_proc where oid = 'headcount_apply_events()'::regprocedure`).prosrc,
       ).toContain('hll_hash_text(user_id, 0), 14, 5, -1, 1');
@@ -199,7 +201,9 @@ describeEachMode('migrations', (mode) => {
       expect(await step('up')).toEqual(['1795795200000_stats_without_jit']);
       expect(await step('up')).toEqual(['1795881600000_utc_days']);
       expect(await step('up')).toEqual(['1796054400000_sql_objects']);
-      expect(first(await scratch.sql`select count(*)::int as n from pg_proc where proname = 'headcount_sketch_parameters'`).n).toBe(1);
+      expect(
+        first(await scratch.sql`select count(*)::int as n from pg_proc where proname = 'headcount_sketch_parameters'`).n,
+      ).toBe(1);
       // JIT compilation cost ~180 ms per 30-day stats call over 60 days of data (bench).
       const [stats] = await scratch.sql`
         select proconfig from pg_proc

@@ -23,7 +23,11 @@ describe('sql/', () => {
         where.length > 0,
       );
     }
-    expect(Object.values(files).flat().filter((name) => !(SQL_OBJECTS as readonly string[]).includes(name))).toEqual([]);
+    expect(
+      Object.values(files)
+        .flat()
+        .filter((name) => !(SQL_OBJECTS as readonly string[]).includes(name)),
+    ).toEqual([]);
   });
 });
 
@@ -81,7 +85,9 @@ describeEachMode('SQL objects', (mode: StorageMode) => {
   afterAll(async () => fresh?.drop());
 
   it('gives every function, view and trigger of the schema one file of sql/', async () => {
-    const applied = (await fresh.sql<{ name: string }[]>`select name from headcount_sql_objects order by name`).map((r) => r.name);
+    const applied = (await fresh.sql<{ name: string }[]>`select name from headcount_sql_objects order by name`).map(
+      (r) => r.name,
+    );
     expect(await objectNames(fresh)).toEqual(applied);
     expect(applied.length).toBeGreaterThan(10);
   });
@@ -149,7 +155,9 @@ describeEachMode('SQL objects', (mode: StorageMode) => {
 
   it('applies nothing while no file changed, and every object again when one did', async () => {
     const db = await createTestDatabase(mode);
-    const comment = await sqlVariant({ headcount_zone: (text) => `${text!}\n-- A comment changes the file, not the function.\n` });
+    const comment = await sqlVariant({
+      headcount_zone: (text) => `${text!}\n-- A comment changes the file, not the function.\n`,
+    });
     try {
       expect(await applySqlObjects(db.sql)).toEqual([]);
       const files = await applySqlObjects(db.sql, comment);
@@ -169,9 +177,9 @@ describeEachMode('SQL objects', (mode: StorageMode) => {
     try {
       const all = await migrate({ databaseUrl: db.url, storageMode: mode, log: silentLogger, sqlDir: older });
       // 1795795200000_stats_without_jit's down step alters headcount_stats by its old signature.
-      expect(await migrate({ databaseUrl: db.url, storageMode: mode, direction: 'down', count: all.length, log: silentLogger })).toEqual(
-        [...all].reverse(),
-      );
+      expect(
+        await migrate({ databaseUrl: db.url, storageMode: mode, direction: 'down', count: all.length, log: silentLogger }),
+      ).toEqual([...all].reverse());
       expect(await objectNames(db)).toEqual([]);
       expect(await migrate({ databaseUrl: db.url, storageMode: mode, log: silentLogger })).toEqual(all);
       expect(await catalogOf(db.sql)).toEqual(await catalogOf(fresh.sql));

@@ -13,7 +13,9 @@ import type { Sql } from '../../src/db/client.js';
 export async function catalogOf(sql: Sql): Promise<Record<string, string[]>> {
   const rows = async (query: Promise<{ line: string }[]>) => (await query).map((r) => r.line);
   const ids = (text: string) =>
-    text.replace(/_materialized_hypertable_\d+/g, '_materialized_hypertable_N').replace(/cagg_watermark\(\d+\)/g, 'cagg_watermark(N)');
+    text
+      .replace(/_materialized_hypertable_\d+/g, '_materialized_hypertable_N')
+      .replace(/cagg_watermark\(\d+\)/g, 'cagg_watermark(N)');
   const catalog: Record<string, string[]> = {
     relations: await rows(sql`
       select concat_ws(' ', c.relname, c.relkind, c.relpersistence, c.reloptions::text, obj_description(c.oid, 'pg_class')) as line
@@ -69,7 +71,9 @@ export async function catalogOf(sql: Sql): Promise<Record<string, string[]>> {
     sqlObjects: await rows(sql`
       select concat_ws(' ', position, name, sha256) as line from headcount_sql_objects order by position
     `),
-    sqlBaseline: await rows(sql`select concat_ws(' ', position, name, ddl) as line from headcount_sql_baseline order by position`),
+    sqlBaseline: await rows(
+      sql`select concat_ws(' ', position, name, ddl) as line from headcount_sql_baseline order by position`,
+    ),
   };
   const [timescaledb]: [{ installed: boolean }?] = await sql`
     select exists (select from pg_extension where extname = 'timescaledb') as installed
