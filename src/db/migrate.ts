@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
@@ -8,6 +9,13 @@ import { applySqlObjects, dropSqlObjects } from './sql-objects.js';
 
 /** `migrations/` of the project, whether this file runs from src/ or from dist/. */
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'migrations');
+
+/** The migrations this build ships, as node-pg-migrate names them (file name without extension). */
+export function shippedMigrations(): string[] {
+  return readdirSync(MIGRATIONS_DIR)
+    .filter((f) => /\.(ts|js|sql)$/.test(f) && !f.endsWith('.d.ts'))
+    .map((f) => path.basename(f, path.extname(f)));
+}
 
 export interface MigrateOptions {
   databaseUrl: string;
@@ -97,7 +105,15 @@ export async function migrate(opts: MigrateOptions): Promise<string[]> {
   const names = ran.map((m) => m.name);
   if (names.length > 0) opts.log.info({ migrations: names }, `migrated ${direction}`);
   if (direction === 'up') {
-    const applied = await withObjectsLayer(opts.databaseUrl, (sql) => applySqlObjects(sql, opts.sqlDir));
+    // sql/ is written against the schema of the last migration: while one is pending (up
+    // N), the objects stay as they are.
+    const applied = await withObjectsLayer(opts.databaseUrl, async (sql) => {
+      const done = (await sql<{ name: string }[]>`select name from pgmigrations`).map((r) => r.name);
+      const pending = shippedMigrations().filter((name) => !done.includes(name));
+      if (pending.length === 0) return applySqlObjects(sql, opts.sqlDir);
+      opts.log.info({ pending }, 'the functions, views and triggers of sql/ wait for the pending migrations');
+      return [];
+    });
     if (applied.length > 0) opts.log.info({ objects: applied }, 'applied the functions, views and triggers of sql/');
   }
   return names;

@@ -1,11 +1,9 @@
-import { readdirSync } from 'node:fs';
-import path from 'node:path';
 import type Router from '@koa/router';
 import type Koa from 'koa';
 import type { Sql } from '../db/client.js';
 import { withDeadline } from '../db/deadline.js';
 import type { JobStatus } from '../db/job-health.js';
-import { MIGRATIONS_DIR } from '../db/migrate.js';
+import { shippedMigrations } from '../db/migrate.js';
 import { readSqlObjects } from '../db/sql-objects.js';
 import type { StorageMode } from '../db/storage.js';
 import type { Metrics } from './metrics.js';
@@ -30,13 +28,6 @@ export class Readiness {
       .filter((j) => j.failuresInARow >= FAILING_AFTER_RUNS)
       .map((j) => j.job);
   }
-}
-
-/** The migrations this build ships, as node-pg-migrate names them (file name without extension). */
-function shippedMigrations(): string[] {
-  return readdirSync(MIGRATIONS_DIR)
-    .filter((f) => /\.(ts|js|sql)$/.test(f) && !f.endsWith('.d.ts'))
-    .map((f) => path.basename(f, path.extname(f)));
 }
 
 interface NotReady {
