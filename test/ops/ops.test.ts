@@ -3,6 +3,7 @@ import supertest from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createApp, createService } from '../../src/app.js';
 import { createSql } from '../../src/db/client.js';
+import { applySqlObjects } from '../../src/db/sql-objects.js';
 import { GroupCommitWriter } from '../../src/ingest/writer.js';
 import { createLogger, silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/ops/metrics.js';
@@ -10,7 +11,7 @@ import { JobHealth } from '../../src/db/job-health.js';
 import { Readiness } from '../../src/ops/probes.js';
 import { Rejections } from '../../src/ops/rejections.js';
 import { startTestApp, testRuntimeConfig, type TestApp, useTestApp } from '../helpers/app.js';
-import { createEmptyDatabase, describeEachMode } from '../helpers/db.js';
+import { createEmptyDatabase, createTestDatabase, describeEachMode } from '../helpers/db.js';
 import { tcpProxy, tcpTarget } from '../helpers/tcp-proxy.js';
 
 /** A logger whose lines land in `lines`, parsed. */
@@ -263,6 +264,27 @@ describe('GET /livez and /readyz', () => {
       expect(res.body.error.message).toContain('1763870400000_storage');
     } finally {
       await empty.drop();
+    }
+  });
+
+  it('answers 503 not_migrated while the SQL objects of sql/ are not applied as this build ships them', async () => {
+    const db = await createTestDatabase('postgres');
+    try {
+      const writer = new GroupCommitWriter(db.sql, testRuntimeConfig.ingest, silentLogger);
+      const http = supertest(createApp({ sql: db.sql, writer, site: 'default', log: silentLogger }).callback());
+      expect((await http.get('/readyz')).status).toBe(200);
+      // As a database an older build migrated: another headcount_stats.
+      await db.sql`update headcount_sql_objects set sha256 = 'older' where name = 'headcount_stats'`;
+      const res = await http.get('/readyz');
+      expect(res.status).toBe(503);
+      expect(res.body.error).toEqual({
+        code: 'not_migrated',
+        message: 'SQL objects not applied as shipped: headcount_stats (npm run migrate -- up)',
+      });
+      expect(await applySqlObjects(db.sql)).toContain('sql/common/headcount_stats.sql');
+      expect((await http.get('/readyz')).status).toBe(200);
+    } finally {
+      await db.drop();
     }
   });
 

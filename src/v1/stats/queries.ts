@@ -43,7 +43,7 @@ interface Row {
 }
 
 /**
- * GET /v1/stats: one call of headcount_stats (migrations/1795536000000_stats_function.ts),
+ * GET /v1/stats: one call of headcount_stats (sql/common/headcount_stats.sql),
  * the function analysts call from psql, so both get the same answer. A left join keeps
  * the range's row when a grouped answer has no groups.
  */
