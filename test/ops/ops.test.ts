@@ -153,6 +153,22 @@ describe('request ids and logs', () => {
     expect(JSON.stringify(lines)).not.toContain(key.slice(4));
   });
 
+  it('redacts a key by the parameter name the application reads, however it is encoded (k%65y=, %6B%65%79=)', async () => {
+    const key = 'hck_' + 'R'.repeat(43);
+    for (const [id, name] of [
+      ['req-key-escaped', 'k%65y'],
+      ['req-key-all-escaped', '%6B%65%79'],
+    ] as const) {
+      const res = await http.post(`/v1/events?site=shop&${name}=${key}&x=1`).set('X-Request-Id', id).send({ events: [] });
+      // The key was read (and refused as unknown), not ignored as another parameter.
+      expect(res.body).toMatchObject({ error: { code: 'invalid_key' } });
+      expect(lines.find((l) => l.reqId === id && l.msg === 'request completed')).toMatchObject({
+        req: { url: `/v1/events?site=shop&${name}=[redacted]&x=1` },
+      });
+    }
+    expect(JSON.stringify(lines)).not.toContain(key.slice(4));
+  });
+
   it('writes no access log line when LOG_REQUESTS is off', async () => {
     const quiet = capturedLogger();
     const app = createApp({ sql: t.db.sql, writer: t.runtime.writer, site: 'default', log: quiet.log });
