@@ -53,6 +53,9 @@ const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   LOG_REQUESTS: z.stringbool().default(false),
+  // Hygiene (issue 17): failed key lookups per client address.
+  AUTH_FAILURES_PER_SECOND: z.coerce.number().positive().max(1_000_000).default(1),
+  AUTH_FAILURES_BURST: positiveInt.max(1_000_000).default(10),
 });
 
 export interface Config {
@@ -111,6 +114,8 @@ export interface Config {
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** An access log line per request. */
   readonly logRequests: boolean;
+  /** Per client address: key lookups that may fail, per second and burst (then 429). */
+  readonly authFailures: { readonly ratePerSecond: number; readonly burst: number };
 }
 
 export class ConfigError extends Error {
@@ -172,5 +177,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     logRequests: e.LOG_REQUESTS,
+    authFailures: Object.freeze({ ratePerSecond: e.AUTH_FAILURES_PER_SECOND, burst: e.AUTH_FAILURES_BURST }),
   });
 }

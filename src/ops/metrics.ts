@@ -28,6 +28,8 @@ const HELP = {
   headcount_partition_maintenance_runs_total:
     'Day-partition maintenance runs (postgres mode) by outcome: ok | failed | locked (another instance maintains)',
   headcount_partition_maintenance_failures_total: 'Day-partition maintenance runs that failed (postgres mode)',
+  headcount_key_lookups_total:
+    'Database lookups of /v1 keys this process had not read within the last second, by outcome: found | unknown',
   headcount_info: 'One series per process serving HTTP: its Node.js version and worker id (0: no cluster)',
 } as const;
 type MetricName = keyof typeof HELP;
@@ -66,6 +68,7 @@ export class Metrics {
   private readonly refreshDuration = this.seconds('headcount_refresh_duration_seconds', ['outcome']);
   private readonly partitionRuns = this.counter('headcount_partition_maintenance_runs_total', ['outcome']);
   private readonly partitionFailures = this.counter('headcount_partition_maintenance_failures_total');
+  private readonly keyLookups = this.counter('headcount_key_lookups_total', ['outcome']);
 
   private lastRefreshOkMs: number | undefined;
   private readonly startedMs = Date.now();
@@ -75,6 +78,7 @@ export class Metrics {
     // Every series from the start, at 0: rate() and alerts see the first refusal or failure.
     for (const reason of REJECTION_REASONS) this.rejected.inc({ reason }, 0);
     for (const outcome of JOB_OUTCOMES) this.partitionRuns.inc({ outcome }, 0);
+    for (const outcome of ['found', 'unknown']) this.keyLookups.inc({ outcome }, 0);
     new Gauge({
       name: 'headcount_info',
       help: HELP.headcount_info,
@@ -170,6 +174,11 @@ export class Metrics {
     const outcome = pass.error !== undefined ? 'failed' : pass.result?.ran ? 'ok' : 'locked';
     this.refreshDuration.observe({ outcome }, pass.durationMs / 1000);
     if (outcome === 'ok') this.lastRefreshOkMs = Date.now();
+  };
+
+  /** The key store's onLookup. */
+  readonly keyLookedUp = (found: boolean): void => {
+    this.keyLookups.inc({ outcome: found ? 'found' : 'unknown' });
   };
 
   /** The partition maintainer's onRun. */
