@@ -14,6 +14,7 @@ import { errorEnvelope } from './http/middleware.js';
 import { requestLog } from './http/request-log.js';
 import type { GroupCommitWriter } from './ingest/writer.js';
 import type { Logger } from './log.js';
+import type { MetricsExposure } from './ops/metrics-access.js';
 import { Metrics } from './ops/metrics.js';
 import { Readiness, registerOps } from './ops/probes.js';
 import { Rejections } from './ops/rejections.js';
@@ -51,6 +52,8 @@ export interface AppDeps {
   v1Auth?: 'keys' | 'none';
   /** Rate limits per key (RATE_LIMIT_*); default: the configuration's defaults. */
   rateLimits?: Record<Need, Bucket>;
+  /** Where /metrics is served and what it needs (METRICS_*); default: here, open. */
+  metricsExposure?: MetricsExposure;
   /** Failed key lookups per client address (AUTH_FAILURES_*); default: the configuration's defaults. */
   authFailures?: Bucket;
   /** Serve the seed APIs (SEED_APIS; default true). */
@@ -97,7 +100,7 @@ export function createService(given: AppDeps): Service {
     registerPageViews(router, deps);
   }
   registerHealth(router, deps);
-  registerOps(router, { sql: deps.sql, metrics, readiness });
+  registerOps(router, { sql: deps.sql, metrics, readiness, metricsExposure: deps.metricsExposure });
   const auth: AuthDeps = {
     limiter: new RateLimiter(deps.sql),
     keys: (deps.v1Auth ?? 'keys') === 'keys' ? new KeyStore(deps.sql, metrics.keyLookedUp) : null,

@@ -232,8 +232,11 @@ function askPrimary(): Promise<{ contentType: string; text: string }> {
   });
 }
 
-/** In the primary of WORKERS > 1: answers the workers' scrape requests with every worker's metrics merged. */
-export function serveClusterMetrics(): void {
+/**
+ * In the primary of WORKERS > 1: answers the workers' scrape requests with every worker's
+ * metrics merged; returns that scrape, for METRICS_LISTEN's listener in the primary.
+ */
+export function serveClusterMetrics(): () => Promise<{ contentType: string; text: string }> {
   const aggregator = new AggregatorRegistry();
   cluster.on('message', (worker, message: { type?: unknown; id?: unknown }) => {
     if (message.type !== SCRAPE_REQUEST || typeof message.id !== 'string') return;
@@ -243,4 +246,5 @@ export function serveClusterMetrics(): void {
       (err: unknown) => worker.send({ type: SCRAPE_ANSWER, id, error: err instanceof Error ? err.message : String(err) }),
     );
   });
+  return async () => ({ contentType: aggregator.contentType, text: await aggregator.clusterMetrics() });
 }

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { Writable } from 'node:stream';
 import supertest from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +10,9 @@ import { Metrics } from '../../src/ops/metrics.js';
 import { JobHealth } from '../../src/db/job-health.js';
 import { Readiness } from '../../src/ops/probes.js';
 import { startTestApp, testRuntimeConfig, type TestApp, useTestApp } from '../helpers/app.js';
-import { createEmptyDatabase, describeEachMode } from '../helpers/db.js';
+import { createEmptyDatabase, createTestDatabase, describeEachMode } from '../helpers/db.js';
+import { request, startServer } from '../helpers/server.js';
+import { freePort } from '../../src/db/local-cluster.js';
 import { tcpProxy, tcpTarget } from '../helpers/tcp-proxy.js';
 
 /** A logger whose lines land in `lines`, parsed. */
@@ -71,6 +74,66 @@ describeEachMode('GET /metrics', (mode) => {
       expect(text).not.toContain('headcount_refresh_lag_seconds');
     });
   }
+});
+
+describe('GET /metrics, guarded (METRICS_TOKEN, METRICS_LISTEN)', () => {
+  const token = 'metrics-token-0123456789';
+
+  it('needs the bearer token when METRICS_TOKEN is set, and stays open by default', async () => {
+    const t = await startTestApp('postgres');
+    try {
+      const open = createService({ sql: t.db.sql, writer: t.runtime.writer, site: 'default', log: silentLogger });
+      expect((await supertest(open.listener()).get('/metrics')).status).toBe(200);
+      const guarded = createService({
+        sql: t.db.sql,
+        writer: t.runtime.writer,
+        site: 'default',
+        log: silentLogger,
+        metricsExposure: { listen: undefined, token },
+      });
+      const guardedHttp = supertest(guarded.listener());
+      for (const authorization of [undefined, 'Bearer wrong-token-0123456789', `Basic ${token}`, `Bearer ${token}x`]) {
+        const req = guardedHttp.get('/metrics');
+        const res = await (authorization ? req.set('Authorization', authorization) : req);
+        expect(res.status, authorization).toBe(401);
+        expect(res.body.error.code).toBe('missing_metrics_token');
+        expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+      }
+      const res = await guardedHttp.get('/metrics').set('Authorization', `Bearer ${token}`);
+      expect(res.status).toBe(200);
+      expect(res.text).toContain('headcount_info');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('serves /metrics only on METRICS_LISTEN when it is set, and nothing else there', async () => {
+    const db = await createTestDatabase('postgres');
+    const metricsPort = await freePort();
+    const server = await startServer({
+      DATABASE_URL: db.url,
+      METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
+      METRICS_TOKEN: token,
+    });
+    const agent = new http.Agent({ keepAlive: false });
+    try {
+      expect((await request(agent, server.port, 'GET', '/metrics')).status).toBe(404);
+      expect((await request(agent, server.port, 'GET', '/livez')).status).toBe(200);
+      const refused = await request(agent, metricsPort, 'GET', '/metrics');
+      expect(refused.status).toBe(401);
+      expect(JSON.parse(refused.body)).toMatchObject({ error: { code: 'missing_metrics_token' } });
+      const scraped = await request(agent, metricsPort, 'GET', '/metrics', undefined, { Authorization: `Bearer ${token}` });
+      expect(scraped.status).toBe(200);
+      expect(scraped.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+      expect(scraped.body).toContain('headcount_info');
+      expect((await request(agent, metricsPort, 'GET', '/livez')).status).toBe(404);
+      expect((await request(agent, metricsPort, 'POST', '/metrics', '{}')).status).toBe(405);
+    } finally {
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+      await db.drop();
+    }
+  });
 });
 
 describe('overload', () => {
