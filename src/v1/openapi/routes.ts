@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type Router from '@koa/router';
+import { PAGE_SECURITY_HEADERS } from '../../http/page-security.js';
 import { openApiDocument } from './document.js';
 
 /** Swagger UI's files, from the npm package: /docs needs nothing from another host. */
@@ -31,35 +32,15 @@ const PAGE = `<!doctype html>
 // validatorUrl null: no badge fetched from validator.swagger.io (the CSP would refuse it).
 const INIT = `window.ui = SwaggerUIBundle({ url: '/v1/openapi.json', dom_id: '#swagger-ui', deepLinking: true, validatorUrl: null });\n`;
 
-/**
- * /docs's Content-Security-Policy: scripts and styles of this service only (the page's
- * script is a file, /docs/init.js, not inline), requests to this service only ("Try it
- * out" calls the API here), and Swagger UI's icons, which its stylesheet embeds as data:
- * URIs. Swagger UI sets style attributes as it renders (React): 'unsafe-inline' for
- * styles, which cannot run code; scripts get no such allowance.
- */
-export const DOCS_CONTENT_SECURITY_POLICY = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
-
 /** GET /v1/openapi.json and its rendering at GET /docs. */
 export function registerOpenApi(router: Router): void {
   router.get('/v1/openapi.json', (ctx) => {
     ctx.body = openApiDocument();
   });
   router.get('/docs', (ctx) => {
-    ctx.set({
-      'Content-Security-Policy': DOCS_CONTENT_SECURITY_POLICY,
-      'X-Content-Type-Options': 'nosniff',
-      'Referrer-Policy': 'no-referrer',
-    });
+    // Swagger UI renders under the dashboard's policy: its script is a file (/docs/init.js),
+    // its icons data: URIs, and React sets styles through the CSSOM, which style-src allows.
+    ctx.set(PAGE_SECURITY_HEADERS);
     ctx.type = 'text/html; charset=utf-8';
     ctx.body = PAGE;
   });
