@@ -24,10 +24,10 @@ describe.skipIf(missing !== undefined)(
       server = await startServer({ DATABASE_URL: db.url });
       browser = await launchChromium((chromium as { path: string }).path);
       const context = await browser.newContext();
-      await context.addInitScript(() => {
-        document.addEventListener('securitypolicyviolation', (e) => {
-          console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`);
-        });
+      // Strings: the page's code runs in the browser, where the DOM's types live.
+      await context.addInitScript({
+        content: `document.addEventListener('securitypolicyviolation', (e) =>
+        console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));`,
       });
       page = await context.newPage();
       page.on('request', (req) => requested.push(req.url()));
@@ -65,12 +65,12 @@ describe.skipIf(missing !== undefined)(
     });
 
     it('runs no script that is not a file of this service', async () => {
-      const ran = await page.evaluate(() => {
-        const script = document.createElement('script');
-        script.textContent = 'window.injected = true';
-        document.body.append(script);
-        return (window as { injected?: boolean }).injected === true;
-      });
+      const ran = await page.evaluate(`(() => {
+      const script = document.createElement('script');
+      script.textContent = 'window.injected = true';
+      document.body.append(script);
+      return window.injected === true;
+    })()`);
       expect(ran).toBe(false);
       // The report arrives as an event after the refusal.
       await expect.poll(() => problems.some((p) => /CSP violation: script-src/.test(p))).toBe(true);
