@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createSql, type Sql } from '../src/db/client.js';
-import { freePort, type LocalCluster, startLocalCluster } from '../src/db/local-cluster.js';
+import { freePort, type LocalCluster, prepareDatabase, startLocalCluster } from '../src/db/local-cluster.js';
 import { migrate } from '../src/db/migrate.js';
 import { createLogger } from '../src/log.js';
 import { DAY_MS, floorDay, floorHour } from '../src/time.js';
@@ -149,17 +149,14 @@ async function main(): Promise<void> {
   step('starting the managed local database (.data/bench-postgres) and a fresh database for the run');
   const cluster: LocalCluster = await startLocalCluster({ dataDir, port: Number(env.BENCH_PG_PORT ?? 54339), log });
   const benchDb = 'headcount_bench';
-  const u = new URL(cluster.url);
-  u.pathname = '/postgres';
-  const adminUrl = u.toString();
+  const adminUrl = cluster.adminUrl;
   {
     const admin = createSql(adminUrl, { max: 1 });
     await admin`drop database if exists ${admin(benchDb)} with (force)`;
-    await admin`create database ${admin(benchDb)}`;
     await admin.end();
   }
-  u.pathname = `/${benchDb}`;
-  const dbUrl = u.toString();
+  await prepareDatabase(adminUrl, benchDb, { timescaledb: cluster.timescaledb && env.STORAGE_MODE !== 'postgres' });
+  const dbUrl = cluster.urlOf(benchDb);
   await migrate({ databaseUrl: dbUrl, storageMode: (env.STORAGE_MODE as 'auto' | undefined) ?? 'auto', log });
   const pgPid = postmasterPid(dataDir);
   note(`PostgreSQL postmaster pid ${pgPid ?? '? (CPU of PostgreSQL not split out)'}`);
