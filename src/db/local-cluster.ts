@@ -359,8 +359,8 @@ function handOverSql(role: string): string {
         join pg_namespace n on n.oid = c.relnamespace
         where c.relowner = 10
           and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
-          and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\_%'
-          and n.nspname not like '\_timescaledb%' and n.nspname <> 'timescaledb_information'
+          and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
+          and n.nspname not like '\\_timescaledb%' and n.nspname <> 'timescaledb_information'
           and n.nspname <> 'timescaledb_experimental'
           and not exists (select 1 from pg_depend d
                           where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype in ('e', 'a', 'i'))
@@ -377,8 +377,8 @@ function handOverSql(role: string): string {
       for r in
         select format('alter routine %s owner to ${role}', p.oid::regprocedure) as stmt
         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-        where p.proowner = 10 and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\_%'
-          and n.nspname not like '\_timescaledb%' and n.nspname not like 'timescaledb\_%'
+        where p.proowner = 10 and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
+          and n.nspname not like '\\_timescaledb%' and n.nspname not like 'timescaledb\\_%'
           and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
       loop
         execute r.stmt;
@@ -386,7 +386,7 @@ function handOverSql(role: string): string {
       for r in
         select format('alter schema %I owner to ${role}', n.nspname) as stmt
         from pg_namespace n
-        where n.nspowner = 10 and n.nspname not in ('pg_catalog', 'information_schema', 'public') and n.nspname not like 'pg\_%'
+        where n.nspowner = 10 and n.nspname not in ('pg_catalog', 'information_schema', 'public') and n.nspname not like 'pg\\_%'
           and not exists (select 1 from pg_depend d where d.classid = 'pg_namespace'::regclass and d.objid = n.oid and d.deptype = 'e')
       loop
         execute r.stmt;
