@@ -340,8 +340,9 @@ export async function prepareDatabase(
 /**
  * Makes `role` the owner of what the bootstrap superuser (oid 10) owns in the current
  * database outside the system schemas and the extensions: a database of a cluster made
- * before v0.3. Sequences of identity or serial columns and TimescaleDB's chunks and
- * continuous-aggregate internals follow their table or view.
+ * before v0.3: tables and their partitions one by one (a partition does not follow its
+ * parent); sequences of identity or serial columns, and TimescaleDB's chunks and
+ * continuous-aggregate internals, follow their table or view.
  */
 function handOverSql(role: string): string {
   return `
@@ -363,7 +364,8 @@ function handOverSql(role: string): string {
           and n.nspname not like '\\_timescaledb%' and n.nspname <> 'timescaledb_information'
           and n.nspname <> 'timescaledb_experimental'
           and not exists (select 1 from pg_depend d
-                          where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype in ('e', 'a', 'i'))
+                          where d.classid = 'pg_class'::regclass and d.objid = c.oid
+                            and (d.deptype = 'e' or (c.relkind = 'S' and d.deptype in ('a', 'i'))))
         order by c.relkind = 'v' -- tables (hypertables) first: TimescaleDB carries their chunks along
       loop
         begin
