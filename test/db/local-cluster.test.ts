@@ -9,7 +9,7 @@ import { ensurePostgres, freePort, type LocalCluster, startLocalCluster } from '
 import { migrate } from '../../src/db/migrate.js';
 import type { StorageMode } from '../../src/db/storage.js';
 import { createLogger, silentLogger } from '../../src/log.js';
-import { createTestDatabase, databaseUrl, describeEachMode, first, modeAvailable } from '../helpers/db.js';
+import { createTestDatabase, databaseUrl, describeEachMode, first } from '../helpers/db.js';
 
 const run = promisify(execFile);
 const asPostgres = (file: string, args: string[]) =>
@@ -80,7 +80,8 @@ describe('the managed cluster: least privilege', () => {
 
 /**
  * A data folder of the previous release: `initdb -U headcount` made the service's role
- * the bootstrap superuser, which created and migrated the database and owns it all.
+ * the bootstrap superuser, which created and migrated the database and owns it all. (The
+ * timescaledb half needs TimescaleDB preloaded: describeEachMode skips it otherwise.)
  */
 describeEachMode('the managed cluster: a data folder of the previous release', (mode: StorageMode) => {
   const cleanup: (() => Promise<void>)[] = [];
@@ -158,6 +159,3 @@ describeEachMode('the managed cluster: a data folder of the previous release', (
     expect(await whoAmI(cluster.url)).toMatchObject({ superuser: false, owns_database: true });
   });
 });
-
-// The timescaledb half needs TimescaleDB preloaded: describeEachMode skips it otherwise.
-void modeAvailable;
