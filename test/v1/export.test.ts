@@ -10,6 +10,17 @@ import { daysAgo, isoDate } from '../helpers/time.js';
 describeEachMode('GET /v1/export', (mode) => {
   const t = useTestApp(mode);
   const day = daysAgo(5);
+  /** An NDJSON export, its body as text (supertest parses only JSON bodies by itself). */
+  const ndjson = (range: { from: string; to: string }) =>
+    t.http
+      .get('/v1/export')
+      .query(range)
+      .buffer(true)
+      .parse((res, done) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => done(null, text));
+      });
 
   it('streams the events of a range, oldest first, as NDJSON or CSV with a filename', async () => {
     const res0 = await t.http.post('/v1/events').send({
@@ -22,15 +33,7 @@ describeEachMode('GET /v1/export', (mode) => {
     });
     expect(res0.body.accepted).toBe(4);
     const range = { from: isoDate(day), to: isoDate(day + DAY_MS) };
-    const nd = await t.http
-      .get('/v1/export')
-      .query(range)
-      .buffer(true)
-      .parse((res, done) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => done(null, text));
-      });
+    const nd = await ndjson(range);
     expect(nd.status).toBe(200);
     expect(nd.headers['content-type']).toBe('application/x-ndjson; charset=utf-8');
     expect(nd.headers['content-disposition']).toBe(
@@ -88,15 +91,7 @@ describeEachMode('GET /v1/export', (mode) => {
     const again = await t.http.get('/v1/export').query({ ...range, format: 'csv' });
     expect(again.text).toContain(`${time},default,view,"a=b","/x-y@z",1,\r\n`);
 
-    const nd = await t.http
-      .get('/v1/export')
-      .query(range)
-      .buffer(true)
-      .parse((r, done) => {
-        let text = '';
-        r.on('data', (c: Buffer) => (text += c.toString()));
-        r.on('end', () => done(null, text));
-      });
+    const nd = await ndjson(range);
     const users = (nd.body as string)
       .trimEnd()
       .split('\n')
