@@ -52,6 +52,24 @@ const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   LOG_REQUESTS: z.stringbool().default(false),
+  // Hygiene (issue 17): failed key lookups per client address.
+  AUTH_FAILURES_PER_SECOND: z.coerce.number().positive().max(1_000_000).default(1),
+  AUTH_FAILURES_BURST: positiveInt.max(1_000_000).default(10),
+  // /metrics on a listener of its own (host:port) and/or behind a bearer token.
+  METRICS_LISTEN: z
+    .string()
+    .regex(/^(?:\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:9464 ([::1]:9464 for IPv6)')
+    .transform((text, ctx) => {
+      const at = text.lastIndexOf(':');
+      const portNumber = Number(text.slice(at + 1));
+      if (portNumber < 1 || portNumber > 65535) {
+        ctx.addIssue({ code: 'custom', message: 'must have a port from 1 to 65535' });
+        return z.NEVER;
+      }
+      return { host: text.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: portNumber };
+    })
+    .optional(),
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters (openssl rand -hex 24)').optional(),
 });
 
 export interface Config {
@@ -110,6 +128,13 @@ export interface Config {
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** An access log line per request. */
   readonly logRequests: boolean;
+  /** Per client address: key lookups that may fail, per second and burst (then 429). */
+  readonly authFailures: { readonly ratePerSecond: number; readonly burst: number };
+  /** Where GET /metrics is served (undefined: the service's own listener) and its bearer token. */
+  readonly metrics: {
+    readonly listen: { readonly host: string; readonly port: number } | undefined;
+    readonly token: string | undefined;
+  };
 }
 
 export class ConfigError extends Error {
@@ -226,5 +251,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     logRequests: e.LOG_REQUESTS,
+    authFailures: Object.freeze({ ratePerSecond: e.AUTH_FAILURES_PER_SECOND, burst: e.AUTH_FAILURES_BURST }),
+    metrics: Object.freeze({ listen: e.METRICS_LISTEN && Object.freeze(e.METRICS_LISTEN), token: e.METRICS_TOKEN }),
   });
 }

@@ -53,6 +53,13 @@ describe('configuration', () => {
     expect(config.ingest.maxBatchRows).toBe(100);
   });
 
+  it('keeps /metrics on the main listener and open by default; METRICS_LISTEN takes host:port, IPv6 bracketed', () => {
+    expect(loadConfig({}).metrics).toEqual({ listen: undefined, token: undefined });
+    expect(loadConfig({ METRICS_LISTEN: '127.0.0.1:9464' }).metrics.listen).toEqual({ host: '127.0.0.1', port: 9464 });
+    expect(loadConfig({ METRICS_LISTEN: '[::1]:9464' }).metrics.listen).toEqual({ host: '::1', port: 9464 });
+    expect(loadConfig({ AUTH_FAILURES_BURST: '5' }).authFailures).toEqual({ ratePerSecond: 1, burst: 5 });
+  });
+
   it.each([
     ['PORT', '70000'],
     ['PORT', 'eighty'],
@@ -61,6 +68,9 @@ describe('configuration', () => {
     ['MIGRATE_ON_START', 'maybe'],
     ['INGEST_MAX_QUEUE_ROWS', '0'],
     ['LOG_LEVEL', 'loud'],
+    ['METRICS_LISTEN', '9464'],
+    ['METRICS_LISTEN', '127.0.0.1:99999'],
+    ['METRICS_TOKEN', 'short'],
   ])('refuses %s=%s with a message naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration\\n  ${name}: `));
