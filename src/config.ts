@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { ROW_BYTES } from './http/body.js';
 
 export const StorageModeSetting = z.enum(['auto', 'timescaledb', 'postgres']);
 export type StorageModeSetting = z.infer<typeof StorageModeSetting>;
@@ -18,6 +19,8 @@ const EnvSchema = z.object({
   HTTP_REQUEST_TIMEOUT_MS: positiveInt.min(1000).max(600_000).default(15_000),
   HTTP_MAX_CONNECTIONS: positiveInt.max(1_000_000).default(10_000),
   HTTP_BODY_MEMORY_BYTES: positiveInt.min(8 * 1024 * 1024).default(16 * 1024 * 1024),
+  HTTP_BODY_TIMEOUT_MS: positiveInt.min(100).max(600_000).default(10_000),
+  HTTP_MAX_ROWS_PER_REQUEST: positiveInt.max(1_000_000).default(10_000),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' }).optional(),
   DATABASE_POOL_MAX: positiveInt.max(1000).default(10),
   DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
@@ -53,6 +56,9 @@ const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   LOG_REQUESTS: z.stringbool().default(false),
+}).refine((e) => e.HTTP_MAX_ROWS_PER_REQUEST * ROW_BYTES <= e.HTTP_BODY_MEMORY_BYTES / 2, {
+  path: ['HTTP_MAX_ROWS_PER_REQUEST'],
+  message: `a request's rows (${ROW_BYTES} bytes each) must fit in half of HTTP_BODY_MEMORY_BYTES; raise that too`,
 });
 
 export interface Config {
@@ -62,8 +68,12 @@ export interface Config {
     /** A request must arrive whole within this; slower clients get 408. */
     readonly requestTimeoutMs: number;
     readonly maxConnections: number;
-    /** Memory that request bodies being read, parsed and written may hold at once (8 × their size). */
+    /** Memory that request bodies being read, parsed and written may hold at once (8 × the bytes received, or by rows). */
     readonly bodyMemoryBytes: number;
+    /** A request body must arrive within this after the headers (shorter than requestTimeoutMs): 408. */
+    readonly bodyTimeoutMs: number;
+    /** Rows (events, page and time pairs) one request body may become: 413 beyond. */
+    readonly maxRowsPerRequest: number;
   };
   /** Unset: the service manages a local PostgreSQL cluster in `localPg.dataDir`. */
   readonly databaseUrl: string | undefined;
@@ -138,6 +148,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
       maxConnections: e.HTTP_MAX_CONNECTIONS,
       bodyMemoryBytes: e.HTTP_BODY_MEMORY_BYTES,
+      bodyTimeoutMs: e.HTTP_BODY_TIMEOUT_MS,
+      maxRowsPerRequest: e.HTTP_MAX_ROWS_PER_REQUEST,
     }),
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,

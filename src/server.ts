@@ -79,7 +79,11 @@ async function serve(
     site: config.defaultSite,
     retryAfterSeconds: config.ingest.retryAfterSeconds,
     jobs: runtime.jobs,
-    bodyBudget: new ByteBudget(config.http.bodyMemoryBytes, 5000, config.ingest.retryAfterSeconds),
+    bodies: {
+      budget: new ByteBudget(config.http.bodyMemoryBytes, 5000, config.ingest.retryAfterSeconds),
+      timeoutMs: config.http.bodyTimeoutMs,
+      maxRows: config.http.maxRowsPerRequest,
+    },
     metrics,
     readiness: runtime.readiness,
     logRequests: config.logRequests,
