@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder';
 import type Koa from 'koa';
 import { ByteBudget, type Reservation } from './budget.js';
 import { HttpError } from './errors.js';
@@ -13,21 +14,43 @@ const PARSE_EXPANSION = 8;
  */
 export const ROW_BYTES = 512;
 
-/** The limits every request body is read under (HTTP_BODY_*, HTTP_MAX_ROWS_PER_REQUEST). */
+/**
+ * The limits every request body is read under (HTTP_BODY_*, HTTP_MAX_ROWS_PER_REQUEST).
+ * Two budgets, so that a body that has arrived can always be parsed whatever is still
+ * arriving: `receiving` holds the bytes of bodies being received, as they arrive, until
+ * they are parsed; `parsing` what a body becomes (8 × its bytes, or by its rows) from its
+ * parse until the response ends.
+ */
 export interface BodyLimits {
-  budget: ByteBudget;
+  receiving: ByteBudget;
+  parsing: ByteBudget;
   /** The body must arrive within this, counted from the end of the headers (time spent waiting on the budget excluded). */
   timeoutMs: number;
   /** Rows (events, page-view counts) one body may become. */
   maxRows: number;
 }
 
-/** For apps made without a configuration (tests): HTTP_BODY_*'s defaults with a 64 MiB budget. */
-export const defaultBodyLimits = (retryAfterSeconds: number): BodyLimits => ({
-  budget: new ByteBudget(64 * 1024 * 1024, 5000, retryAfterSeconds),
-  timeoutMs: 10_000,
-  maxRows: 10_000,
+/** How long a request waits for either budget before it is answered 503. */
+const BUDGET_WAIT_MS = 5000;
+
+/**
+ * The limits of HTTP_BODY_MEMORY_BYTES = `memoryBytes`: all of it for bodies being
+ * parsed and written (one body at most half), a quarter more for bytes still arriving.
+ */
+export const bodyLimits = (
+  memoryBytes: number,
+  opts: { timeoutMs: number; maxRows: number; retryAfterSeconds: number },
+): BodyLimits => ({
+  // A body holds every byte it received: its share there is bounded by its size limit.
+  receiving: new ByteBudget(Math.floor(memoryBytes / 4), BUDGET_WAIT_MS, opts.retryAfterSeconds, Infinity),
+  parsing: new ByteBudget(memoryBytes, BUDGET_WAIT_MS, opts.retryAfterSeconds),
+  timeoutMs: opts.timeoutMs,
+  maxRows: opts.maxRows,
 });
+
+/** For apps made without a configuration (tests): a 64 MiB budget, HTTP_BODY_TIMEOUT_MS's and HTTP_MAX_ROWS_PER_REQUEST's defaults. */
+export const defaultBodyLimits = (retryAfterSeconds: number): BodyLimits =>
+  bodyLimits(64 * 1024 * 1024, { timeoutMs: 10_000, maxRows: 10_000, retryAfterSeconds });
 
 /** Content types a JSON body may come with: clients of the seed APIs send several. */
 const JSON_LIKE = /^(application\/([\w.+-]*\+)?json|text\/plain|application\/x-www-form-urlencoded)\b/i;
@@ -56,33 +79,49 @@ export async function readJsonBody(ctx: Koa.Context, limits: BodyLimits, options
   }
   const declared = Number(ctx.get('Content-Length') || 0);
   if (declared > limitBytes) throw tooLarge(limitBytes);
-  const reservation = limits.budget.reserve();
-  ctx.res.once('close', () => reservation.release());
-  const text = (await receive(ctx, reservation, limitBytes, limits.timeoutMs)).toString('utf8');
-  if (text.trim() === '') throw new HttpError(400, 'invalid_json', 'the request body is empty; a JSON object is required');
-  let body: unknown;
-  try {
-    body = JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new HttpError(400, 'invalid_json', `the request body is not valid JSON: ${(err as Error).message}`);
-  }
+  const arriving = limits.receiving.reserve();
+  const parsing = limits.parsing.reserve();
+  ctx.res.once('close', () => (arriving.release(), parsing.release()));
+  const { text, bytes } = await receive(ctx, arriving, limitBytes, limits.timeoutMs);
+  await parsing.growTo(bytes * PARSE_EXPANSION);
+  const body = parseJson(text);
+  // The bytes are garbage from here on; what the body became is charged to `parsing`.
+  arriving.release();
   if (options.rows) {
     const rows = options.rows.count(body);
     if (rows > limits.maxRows) throw (options.rows.tooMany ?? tooManyRows)(rows, limits.maxRows);
-    await reservation.growTo(rows * ROW_BYTES);
+    await parsing.growTo(rows * ROW_BYTES);
   }
   return body;
 }
 
+function parseJson(text: string): unknown {
+  if (text.trim() === '') throw new HttpError(400, 'invalid_json', 'the request body is empty; a JSON object is required');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new HttpError(400, 'invalid_json', `the request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
 /**
- * The body's bytes, each chunk charged to `reservation` before it is kept: while the
+ * The body's bytes, each chunk charged to `reservation` before the next is read: while the
  * budget is full the stream stays paused (the bytes wait in the socket). The client has
  * `timeoutMs` of its own time to send it all: waiting on the budget does not count.
  */
-function receive(ctx: Koa.Context, reservation: Reservation, limitBytes: number, timeoutMs: number): Promise<Buffer> {
+function receive(
+  ctx: Koa.Context,
+  reservation: Reservation,
+  limitBytes: number,
+  timeoutMs: number,
+): Promise<{ text: string; bytes: number }> {
   const req = ctx.req;
-  return new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
+  return new Promise((resolve, reject) => {
+    // Decoded as they come, so that no chunk outlives its event: chunks kept until the
+    // body is whole would be promoted to the old generation, and their memory outside the
+    // heap would wait for a full collection (V8 runs one per 64 MB of such memory).
+    const decoder = new StringDecoder('utf8');
+    let text = '';
     let size = 0;
     let clientMs = 0;
     let since = performance.now();
@@ -92,7 +131,15 @@ function receive(ctx: Koa.Context, reservation: Reservation, limitBytes: number,
     let done = false;
     const arm = (): void => {
       since = performance.now();
-      timer = setTimeout(() => finish(timedOut(timeoutMs)), timeoutMs - clientMs);
+      timer = setTimeout(expire, Math.max(0, timeoutMs - clientMs));
+    };
+    // Only a client that has sent nothing more is cut off: a busy event loop may have left
+    // its bytes unread in the socket, and the next poll of I/O (before setImmediate) reads them.
+    const expire = (): void => {
+      const received = size;
+      setImmediate(() => {
+        if (!charging && size === received) finish(timedOut(timeoutMs));
+      });
     };
     const disarm = (): void => {
       clearTimeout(timer);
@@ -107,16 +154,16 @@ function receive(ctx: Koa.Context, reservation: Reservation, limitBytes: number,
         // What is left of the body stays unread: this connection ends with the answer.
         if (!ctx.headerSent) ctx.set('Connection', 'close');
         reject(err);
-      } else resolve(Buffer.concat(chunks, size));
+      } else resolve({ text: text + decoder.end(), bytes: size });
     };
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > limitBytes) return finish(tooLarge(limitBytes));
-      chunks.push(chunk);
+      text += decoder.write(chunk);
       disarm();
       req.pause();
       charging = true;
-      reservation.growTo(size * PARSE_EXPANSION).then(
+      reservation.growTo(size).then(
         () => {
           charging = false;
           if (ended) return finish(null);

@@ -9,10 +9,11 @@ import { UnavailableError } from './errors.js';
  * capped at `maxShare`.
  *
  * A request that does not fit waits its turn, its bytes left in the socket, up to
- * `maxWaitMs`, then gets 503. Waiters are served oldest request first, and the oldest
- * request is never made to wait: when partly received bodies fill the budget, none of
- * them could finish and release it, so the oldest may go beyond the capacity by at most
- * one share. Whatever the timing, the bodies in flight hold at most capacity + maxShare.
+ * `maxWaitMs` in all, then gets 503. Waiters are served oldest request first, and the
+ * oldest request is never made to wait: when partly received bodies fill the budget,
+ * none of them could finish and release it, so the oldest may go beyond the capacity by
+ * at most one share (or, with no cap, its body's size limit). Whatever the timing, the
+ * bodies in flight hold at most that much: a function of settings.
  */
 export class ByteBudget {
   private inUse = 0;
@@ -22,7 +23,8 @@ export class ByteBudget {
 
   constructor(
     readonly capacity: number,
-    private readonly maxWaitMs: number,
+    /** How long one request may wait for the budget in all (then 503). */
+    readonly maxWaitMs: number,
     private readonly retryAfterSeconds: number,
     readonly maxShare = Math.floor(capacity / 2),
   ) {}
@@ -44,10 +46,10 @@ export class ByteBudget {
     return this.open.get(r) ?? 0;
   }
 
-  /** @internal Reservation.growTo: `bytes` more for `r`, once they fit. */
-  async take(r: Reservation, bytes: number): Promise<void> {
+  /** @internal Reservation.growTo: `bytes` more for `r`, once they fit, waiting at most `waitMs`. */
+  async take(r: Reservation, bytes: number, waitMs: number): Promise<void> {
     if (!this.open.has(r)) return;
-    if (this.waiting.length === 0 && (this.inUse + bytes <= this.capacity || this.isOldest(r))) {
+    if (this.isOldest(r) || (this.waiting.length === 0 && this.inUse + bytes <= this.capacity)) {
       this.credit(r, bytes);
       return;
     }
@@ -62,7 +64,7 @@ export class ByteBudget {
         this.waiting.splice(this.waiting.indexOf(waiter), 1);
         reject(new UnavailableError('server_busy', 'too many large requests at once; retry later', this.retryAfterSeconds));
         this.grantWaiting();
-      }, this.maxWaitMs);
+      }, waitMs);
       // Oldest request first: a reservation opened earlier goes before younger ones.
       const ages = [...this.open.keys()];
       const at = this.waiting.findIndex((w) => ages.indexOf(w.reservation) > ages.indexOf(r));
@@ -110,6 +112,8 @@ interface Waiter {
 
 /** One request's share of a ByteBudget: it only grows, up to the budget's maxShare, until released. */
 export class Reservation {
+  private waitedMs = 0;
+
   constructor(private readonly budget: ByteBudget) {}
 
   /** Bytes this request holds. */
@@ -117,10 +121,16 @@ export class Reservation {
     return this.budget.heldBy(this);
   }
 
-  /** Resolves once this request holds min(`bytes`, maxShare); rejects with 503 after the budget's wait. */
+  /** Resolves once this request holds min(`bytes`, maxShare); rejects with 503 once it has waited maxWaitMs in all. */
   async growTo(bytes: number): Promise<void> {
     const more = Math.min(bytes, this.budget.maxShare) - this.bytes;
-    if (more > 0) await this.budget.take(this, more);
+    if (more <= 0) return;
+    const started = performance.now();
+    try {
+      await this.budget.take(this, more, Math.max(0, this.budget.maxWaitMs - this.waitedMs));
+    } finally {
+      this.waitedMs += performance.now() - started;
+    }
   }
 
   /** Gives back everything this request holds; a wait in progress rejects. */
