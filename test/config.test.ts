@@ -50,8 +50,16 @@ describe('configuration', () => {
     ['MIGRATE_ON_START', 'maybe'],
     ['INGEST_MAX_QUEUE_ROWS', '0'],
     ['LOG_LEVEL', 'loud'],
+    ['HTTP_BODY_TIMEOUT_MS', '0'],
+    // 20,000 rows of 512 bytes do not fit in half of the default 16 MiB.
+    ['HTTP_MAX_ROWS_PER_REQUEST', '20000'],
   ])('refuses %s=%s with a message naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration\\n  ${name}: `));
+  });
+
+  it('lets a request become more rows when the body memory is raised with them', () => {
+    const config = loadConfig({ HTTP_MAX_ROWS_PER_REQUEST: '20000', HTTP_BODY_MEMORY_BYTES: String(32 * 1024 * 1024) });
+    expect(config.http).toMatchObject({ maxRowsPerRequest: 20_000, bodyTimeoutMs: 10_000 });
   });
 });
