@@ -76,7 +76,7 @@ export const PageViewMultiBody = z
 export function pageViewRows(body: unknown): number {
   if (typeof body !== 'object' || body === null) return 0;
   let rows = 0;
-  for (const times of Object.values(body)) {
+  for (const times of Object.values(body) as unknown[]) {
     if (typeof times !== 'object' || times === null) continue;
     for (const time in times) if (Object.hasOwn(times, time)) rows++;
   }
