@@ -14,8 +14,8 @@ const MIB = 1024 * 1024;
 /**
  * Memory is bounded by what bodies become, not by requests: 64 concurrent ~1 MiB
  * page-view uploads keep the service's peak RSS within 200 MB, whether their bodies
- * are few long pages or tens of thousands of rows each; every one is stored or refused with a 4xx (a 503 is retried).
- * Each case runs a service process of its own (peak RSS only grows).
+ * are few long pages or tens of thousands of rows each; every one ends stored or
+ * refused with a 4xx (a 503 is retried). Each case runs a service process of its own (peak RSS only grows).
  */
 describe('large request bodies at once', () => {
   let db: TestDatabase;
