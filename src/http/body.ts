@@ -79,10 +79,10 @@ export async function readJsonBody(ctx: Koa.Context, limits: BodyLimits, options
   }
   const declared = Number(ctx.get('Content-Length') || 0);
   if (declared > limitBytes) throw tooLarge(limitBytes);
-  const arriving = limits.receiving.reserve();
-  const parsing = limits.parsing.reserve();
-  ctx.res.once('close', () => (arriving.release(), parsing.release()));
+  const arriving = heldUntilClosed(ctx, limits.receiving.reserve());
   const { text, bytes } = await receive(ctx, arriving, limitBytes, limits.timeoutMs);
+  // Opened once the body is whole: a body still arriving never holds a place here.
+  const parsing = heldUntilClosed(ctx, limits.parsing.reserve());
   await parsing.growTo(bytes * PARSE_EXPANSION);
   const body = parseJson(text);
   // The bytes are garbage from here on; what the body became is charged to `parsing`.
@@ -93,6 +93,13 @@ export async function readJsonBody(ctx: Koa.Context, limits: BodyLimits, options
     await parsing.growTo(rows * ROW_BYTES);
   }
   return body;
+}
+
+/** `reservation`, released when the response ends or the connection closes (already, if it has). */
+function heldUntilClosed(ctx: Koa.Context, reservation: Reservation): Reservation {
+  if (ctx.res.closed) reservation.release();
+  else ctx.res.once('close', () => reservation.release());
+  return reservation;
 }
 
 function parseJson(text: string): unknown {

@@ -9,17 +9,19 @@ import { UnavailableError } from './errors.js';
  * capped at `maxShare`.
  *
  * A request that does not fit waits its turn, its bytes left in the socket, up to
- * `maxWaitMs` in all, then gets 503. Waiters are served oldest request first, and the
- * oldest request is never made to wait: when partly received bodies fill the budget,
- * none of them could finish and release it, so the oldest may go beyond the capacity by
- * at most one share (or, with no cap, its body's size limit). Whatever the timing, the
- * bodies in flight hold at most that much: a function of settings.
+ * `maxWaitMs` in all, then gets 503. Waiters are served oldest request first. When
+ * partly received bodies fill the budget, none of them could finish and release it: so
+ * the oldest waiting request may go beyond the capacity, one request at a time, until it
+ * is released, by at most one share (or, with no cap, its body's size limit). Whatever
+ * the timing, the bodies in flight hold at most that much: a function of settings.
  */
 export class ByteBudget {
   private inUse = 0;
   /** Open reservations and the bytes each holds, oldest first (a Map iterates in insertion order). */
   private readonly open = new Map<Reservation, number>();
   private readonly waiting: Waiter[] = [];
+  /** The one request that may go beyond the capacity, until it is released. */
+  private overdraft: Reservation | null = null;
 
   constructor(
     readonly capacity: number,
@@ -49,7 +51,7 @@ export class ByteBudget {
   /** @internal Reservation.growTo: `bytes` more for `r`, once they fit, waiting at most `waitMs`. */
   async take(r: Reservation, bytes: number, waitMs: number): Promise<void> {
     if (!this.open.has(r)) return;
-    if (this.isOldest(r) || (this.waiting.length === 0 && this.inUse + bytes <= this.capacity)) {
+    if (this.overdraft === r || (this.waiting.length === 0 && this.inUse + bytes <= this.capacity)) {
       this.credit(r, bytes);
       return;
     }
@@ -69,6 +71,7 @@ export class ByteBudget {
       const ages = [...this.open.keys()];
       const at = this.waiting.findIndex((w) => ages.indexOf(w.reservation) > ages.indexOf(r));
       this.waiting.splice(at === -1 ? this.waiting.length : at, 0, waiter);
+      this.grantWaiting();
     });
   }
 
@@ -76,6 +79,7 @@ export class ByteBudget {
   give(r: Reservation): void {
     this.inUse -= this.heldBy(r);
     this.open.delete(r);
+    if (this.overdraft === r) this.overdraft = null;
     for (const w of this.waiting.filter((w) => w.reservation === r)) {
       this.waiting.splice(this.waiting.indexOf(w), 1);
       w.fail(new Error('released while waiting'));
@@ -88,14 +92,15 @@ export class ByteBudget {
     this.open.set(r, this.heldBy(r) + bytes);
   }
 
-  private isOldest(r: Reservation): boolean {
-    return this.open.keys().next().value === r;
-  }
 
   private grantWaiting(): void {
     for (;;) {
       const next = this.waiting[0];
-      if (!next || (this.inUse + next.bytes > this.capacity && !this.isOldest(next.reservation))) return;
+      if (!next) return;
+      if (this.inUse + next.bytes > this.capacity) {
+        if (this.overdraft !== null && this.overdraft !== next.reservation) return;
+        this.overdraft = next.reservation;
+      }
       this.waiting.shift();
       this.credit(next.reservation, next.bytes);
       next.grant();

@@ -22,29 +22,37 @@ describe('ByteBudget', () => {
     expect(r.bytes).toBe(500);
   });
 
-  it('never makes the oldest request wait, so partly received bodies cannot hold each other up', async () => {
+  it('lets one waiting request at a time beyond the capacity, so partly received bodies cannot hold each other up', async () => {
     const budget = new ByteBudget(1000, 10_000, 1, Infinity);
-    const oldest = budget.reserve();
+    const older = budget.reserve();
     const younger = budget.reserve();
-    await oldest.growTo(400);
-    await younger.growTo(600);
-    const stuck = younger.growTo(900);
-    expect(await settled(stuck)).toBe('pending');
-    expect(await settled(oldest.growTo(1000))).toBe('done');
-    oldest.release();
-    expect(await settled(stuck)).toBe('done');
+    await older.growTo(400);
+    await younger.growTo(500);
+    // The budget is full of bodies that want more: the first to wait goes on, alone.
+    const olderMore = older.growTo(800);
+    const youngerMore = younger.growTo(900);
+    expect([await settled(olderMore), await settled(youngerMore)]).toEqual(['done', 'pending']);
+    expect(await settled(older.growTo(1000))).toBe('done');
+    expect(budget.held).toBe(1500);
+    older.release();
+    expect(await settled(youngerMore)).toBe('done');
     expect(budget.held).toBe(900);
   });
 
-  it('serves waiters oldest first when room is released', async () => {
-    const budget = new ByteBudget(1000, 10_000, 1, Infinity);
+  /** A budget of 1000 whose one request beyond the capacity is taken (by 200 over 900 held). */
+  const fullBudget = async (maxWaitMs: number) => {
+    const budget = new ByteBudget(1000, maxWaitMs, 1, Infinity);
     const holder = budget.reserve();
-    await holder.growTo(500);
+    await holder.growTo(900);
+    await budget.reserve().growTo(200);
+    return { budget, holder };
+  };
+
+  it('serves waiters oldest first when room is released', async () => {
+    const { budget, holder } = await fullBudget(10_000);
     const first = budget.reserve();
     const second = budget.reserve();
-    await first.growTo(100);
-    await second.growTo(100);
-    const secondMore = second.growTo(600);
+    const secondMore = second.growTo(500);
     const firstMore = first.growTo(500);
     expect([await settled(firstMore), await settled(secondMore)]).toEqual(['pending', 'pending']);
     holder.release();
@@ -52,13 +60,10 @@ describe('ByteBudget', () => {
   });
 
   it('answers 503 to a request that has waited maxWaitMs in all, and gives back what it held', async () => {
-    const budget = new ByteBudget(1000, 30, 1, Infinity);
-    const holder = budget.reserve();
-    await holder.growTo(500);
+    const { budget } = await fullBudget(30);
     const r = budget.reserve();
-    await r.growTo(100);
     await expect(r.growTo(600)).rejects.toBeInstanceOf(UnavailableError);
     r.release();
-    expect(budget.held).toBe(500);
+    expect(budget.held).toBe(1100);
   });
 });
