@@ -110,6 +110,7 @@ describe('slow uploads', () => {
       agent.destroy();
       for (const t of tricklers) t.stop();
     }
+    console.log(`victims under the trickle: ${victims.length} answers, slowest ${Math.max(...victims.map((v) => v.ms))} ms`);
     const slowOrFailed = victims.filter((v) => v.status >= 300 || v.ms > VICTIM_BOUND_MS);
     expect(slowOrFailed).toEqual([]);
     expect(victims.length).toBeGreaterThan(9);
