@@ -7,9 +7,9 @@ import { loadConfig } from './config.js';
 import { DASHBOARD_DIR, registerDashboard } from './dashboard/routes.js';
 import type { Sql } from './db/client.js';
 import type { JobStatus } from './db/job-health.js';
-import { ByteBudget } from './http/budget.js';
 import { registerHealth } from './health/routes.js';
 import { withHotRoutes } from './hot-routes.js';
+import { type BodyLimits, defaultBodyLimits } from './http/body.js';
 import { errorEnvelope } from './http/middleware.js';
 import { requestLog } from './http/request-log.js';
 import type { GroupCommitWriter } from './ingest/writer.js';
@@ -37,8 +37,8 @@ export interface AppDeps {
   retryAfterSeconds?: number;
   /** The background jobs' health (Runtime.jobs; default none). */
   jobs?: () => JobStatus[];
-  /** Memory for request bodies in flight (see ByteBudget; default 64 MiB). */
-  bodyBudget?: ByteBudget;
+  /** Memory, deadline and rows of request bodies (see readJsonBody; default a 64 MiB budget). */
+  bodies?: BodyLimits;
   /** Access-Control-Allow-Origin of POST /v1/events; default `*`. */
   corsAllowOrigin?: string;
   log: Logger;
@@ -83,7 +83,7 @@ export function createService(given: AppDeps): Service {
     ...given,
     retryAfterSeconds,
     jobs: given.jobs ?? (() => []),
-    bodyBudget: given.bodyBudget ?? new ByteBudget(64 * 1024 * 1024, 5000, retryAfterSeconds),
+    bodies: given.bodies ?? defaultBodyLimits(retryAfterSeconds),
   };
   const metrics = deps.metrics ?? new Metrics();
   const readiness = deps.readiness ?? new Readiness(deps.jobs);

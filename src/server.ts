@@ -1,7 +1,7 @@
 import cluster from 'node:cluster';
 import type { Server, ServerResponse } from 'node:http';
 import { createService } from './app.js';
-import { ByteBudget } from './http/budget.js';
+import { bodyLimits } from './http/body.js';
 import { createGuardedServer } from './http/server-guards.js';
 import { type Config, ConfigError, loadConfig, loadDotEnv, misspelledSettings } from './config.js';
 import { DASHBOARD_DIR } from './dashboard/routes.js';
@@ -88,7 +88,11 @@ async function serve(
     site: config.defaultSite,
     retryAfterSeconds: config.ingest.retryAfterSeconds,
     jobs: runtime.jobs,
-    bodyBudget: new ByteBudget(config.http.bodyMemoryBytes, 5000, config.ingest.retryAfterSeconds),
+    bodies: bodyLimits(config.http.bodyMemoryBytes, {
+      timeoutMs: config.http.bodyTimeoutMs,
+      maxRows: config.http.maxRowsPerRequest,
+      retryAfterSeconds: config.ingest.retryAfterSeconds,
+    }),
     metrics,
     readiness: runtime.readiness,
     logRequests: config.logRequests,

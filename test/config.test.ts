@@ -71,6 +71,9 @@ describe('configuration', () => {
     ['METRICS_LISTEN', '9464'],
     ['METRICS_LISTEN', '127.0.0.1:99999'],
     ['METRICS_TOKEN', 'short'],
+    ['HTTP_BODY_TIMEOUT_MS', '0'],
+    // 20,000 rows of 512 bytes do not fit in half of the default 16 MiB.
+    ['HTTP_MAX_ROWS_PER_REQUEST', '20000'],
   ])('refuses %s=%s with a message naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration\\n  ${name}: `));
@@ -132,5 +135,10 @@ describe('configuration', () => {
     expect(editDistance('DASHBAORD', 'DASHBOARD')).toBe(1);
     expect(editDistance('HOME', 'HOST')).toBe(2);
     expect(editDistance('', 'PORT')).toBe(4);
+  });
+
+  it('lets a request become more rows when the body memory is raised with them', () => {
+    const config = loadConfig({ HTTP_MAX_ROWS_PER_REQUEST: '20000', HTTP_BODY_MEMORY_BYTES: String(32 * 1024 * 1024) });
+    expect(config.http).toMatchObject({ maxRowsPerRequest: 20_000, bodyTimeoutMs: 10_000 });
   });
 });

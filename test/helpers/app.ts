@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import supertest from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
 import { type AppDeps, createService } from '../../src/app.js';
-import { ByteBudget } from '../../src/http/budget.js';
+import { defaultBodyLimits } from '../../src/http/body.js';
 import type { StorageMode } from '../../src/db/storage.js';
 import { insertEvents } from '../../src/ingest/writer.js';
 import { createLogger, silentLogger } from '../../src/log.js';
@@ -69,7 +69,7 @@ export async function startTestApp(
     site: TEST_SITE,
     retryAfterSeconds: 1,
     jobs: runtime.jobs,
-    bodyBudget: new ByteBudget(64 * 1024 * 1024, 5000, 1),
+    bodies: defaultBodyLimits(1),
     metrics: runtime.metrics,
     readiness: runtime.readiness,
     ...app,
