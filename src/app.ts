@@ -3,7 +3,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import { registerAnalytics } from './analytics/routes.js';
 import { registerCollect } from './collect/routes.js';
-import { loadConfig } from './config.js';
+import { loadConfig, type ReadLimits } from './config.js';
 import { DASHBOARD_DIR, registerDashboard } from './dashboard/routes.js';
 import type { Sql } from './db/client.js';
 import type { JobStatus } from './db/job-health.js';
@@ -23,8 +23,8 @@ import type { AuthDeps, Need } from './v1/auth/middleware.js';
 import { type Bucket, RateLimiter } from './v1/auth/rate-limit.js';
 import { registerV1 } from './v1/routes.js';
 
-/** RATE_LIMIT_*'s defaults (src/config.ts), for apps made without a configuration (tests). */
-const DEFAULT_RATE_LIMITS = loadConfig({}).rateLimits;
+/** RATE_LIMIT_*'s, STATS_*'s and EXPORT_*'s defaults (src/config.ts), for apps made without a configuration (tests). */
+const { rateLimits: DEFAULT_RATE_LIMITS, reads: DEFAULT_READ_LIMITS } = loadConfig({});
 
 export interface AppDeps {
   sql: Sql;
@@ -50,6 +50,8 @@ export interface AppDeps {
   v1Auth?: 'keys' | 'none';
   /** Rate limits per key (RATE_LIMIT_*); default: the configuration's defaults. */
   rateLimits?: Record<Need, Bucket>;
+  /** Bounds on /v1/stats and /v1/export (STATS_*, EXPORT_*); default: the configuration's defaults. */
+  reads?: ReadLimits;
   /** Serve the seed APIs (SEED_APIS; default true). */
   seedApis?: boolean;
   /** The dashboard at GET / (DASHBOARD), built into `dir`; default the build's dist/web. */
@@ -100,7 +102,7 @@ export function createService(given: AppDeps): Service {
     keys: (deps.v1Auth ?? 'keys') === 'keys' ? new KeyStore(deps.sql) : null,
     limits: deps.rateLimits ?? DEFAULT_RATE_LIMITS,
   };
-  registerV1(router, { ...deps, corsAllowOrigin: deps.corsAllowOrigin ?? '*', auth });
+  registerV1(router, { ...deps, corsAllowOrigin: deps.corsAllowOrigin ?? '*', auth, reads: deps.reads ?? DEFAULT_READ_LIMITS });
   const dashboard = deps.dashboard ?? { dir: DASHBOARD_DIR };
   if (dashboard) registerDashboard(router, { dir: dashboard.dir, log: deps.log });
   app.use(router.routes());

@@ -86,6 +86,7 @@ async function serve(
     corsAllowOrigin: config.corsAllowOrigin,
     v1Auth: config.v1Auth,
     rateLimits: config.rateLimits,
+    reads: config.reads,
     seedApis: config.seedApis,
     dashboard: config.dashboard ? { dir: DASHBOARD_DIR } : false,
     log,

@@ -1,3 +1,5 @@
+import type postgres from 'postgres';
+import type { Sql } from './client.js';
 import { DatabaseUnavailable } from './errors.js';
 
 /**
@@ -8,21 +10,28 @@ import { DatabaseUnavailable } from './errors.js';
  */
 export const DEFAULT_DEADLINE_MS = 1500;
 
-/** A postgres.js query (or anything settling like one that can be cancelled). */
-type Cancellable<T> = PromiseLike<T> & { cancel(): unknown };
+/**
+ * A postgres.js query, or any other promise. `state` is set once postgres.js has handed
+ * the query to a connection (written to the server or queued behind another query on it).
+ */
+type Bounded<T> = PromiseLike<T> & { cancel?(): unknown; state?: unknown };
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; err: unknown };
 
 const unavailable = (): DatabaseUnavailable => new DatabaseUnavailable('the database did not answer in time');
 
 /**
- * `query`'s result, or a 503 after `ms`. At the deadline the query is cancelled: one
- * not yet sent to the server is dropped (it will never run, so a write was not stored);
- * one already sent is asked to stop, and its own outcome is awaited for up to `ms`
- * more: a write that committed meanwhile resolves as committed. If even that does not
- * come, the answer is 503 while the outcome is unknown (README, "Guarantees").
+ * `query`'s result, or a 503 after `ms`. At the deadline a query still waiting for a
+ * connection is dropped (it never reaches the server, so a write was not stored). One
+ * already sent is never cancelled from here: postgres.js 3.4.9 does not reset its row
+ * counter when an error ends a query after some of its rows, and the next query on that
+ * connection then answers an array with holes (porsager/postgres#1181) — a cancel
+ * request is such an error. What stops a sent query is the server: the ingest pool's
+ * statement_timeout, or readWithin's. Its own outcome is awaited up to `ms` more: a write
+ * that committed meanwhile resolves as committed; if even that does not come, the answer
+ * is 503 while the outcome is unknown (README, "Guarantees").
  */
-export async function withDeadline<T>(query: Cancellable<T>, ms: number = DEFAULT_DEADLINE_MS): Promise<T> {
+export async function withDeadline<T>(query: Bounded<T>, ms: number = DEFAULT_DEADLINE_MS): Promise<T> {
   const outcome: Promise<Outcome<T>> = Promise.resolve(query).then(
     (value) => ({ ok: true, value }),
     (err: unknown) => ({ ok: false, err }),
@@ -33,15 +42,36 @@ export async function withDeadline<T>(query: Cancellable<T>, ms: number = DEFAUL
     let settled = await Promise.race([outcome, expire()]);
     if (settled === 'timeout') {
       clearTimeout(timer);
-      Promise.resolve(query.cancel()).catch(() => undefined);
+      // postgres.js's cancel() of a query no connection has taken only removes it from
+      // the pool's queue: nothing goes to the server.
+      if (query.cancel && (query.state ?? null) === null) Promise.resolve(query.cancel()).catch(() => undefined);
       settled = await Promise.race([outcome, expire()]);
       if (settled === 'timeout') throw unavailable();
     }
     if (settled.ok) return settled.value;
-    // Cancelled before it was sent, or stopped by the server: it did not happen.
+    // Dropped before it was sent, or stopped by the server (statement_timeout): it did not happen.
     if ((settled.err as { code?: unknown }).code === '57014') throw unavailable();
     throw settled.err;
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** What readWithin hands its read: a connection in a transaction of its own. */
+export type ReadSql = postgres.TransactionSql;
+
+/**
+ * A read the server stops after `ms`: `read` runs in a transaction of its own whose
+ * statements have `statement_timeout = ms` (set local, so the connection keeps its
+ * default). However a statement of it ends — the timeout, an error, rows cut short —
+ * the transaction's COMMIT or ROLLBACK runs on the same connection before the pool hands
+ * it to anyone else, and that command's completion resets the row counter an error
+ * mid-stream leaves behind (see withDeadline). Answers 503 like withDeadline.
+ */
+export function readWithin<T>(sql: Sql, ms: number, read: (tx: ReadSql) => Promise<T>): Promise<T> {
+  const run = sql.begin(async (tx) => {
+    await tx`select set_config('statement_timeout', ${String(Math.ceil(ms))}, true) /* db/deadline */`;
+    return read(tx);
+  }) as Promise<T>;
+  return withDeadline(run, ms);
 }

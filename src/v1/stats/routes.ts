@@ -1,32 +1,45 @@
 import type Router from '@koa/router';
-import type { Sql } from '../../db/client.js';
+import type { ReadLimits } from '../../config.js';
+import { deadlineOf, type Sql } from '../../db/client.js';
 import { badRequest } from '../../http/errors.js';
 import { parseWith, queryOf } from '../../http/validate.js';
 import { type AuthDeps, requireKey, siteFor } from '../auth/middleware.js';
+import { Slots } from '../slots.js';
+import { costGuard } from './cost.js';
 import { readStats, StatsArgumentError } from './queries.js';
 import { StatsQuery } from './schemas.js';
 
 /** GET /v1/stats: distinct users and events per local bucket (see headcount_stats). */
-export function registerStats(router: Router, deps: { sql: Sql; site: string; auth: AuthDeps }): void {
+export function registerStats(
+  router: Router,
+  deps: { sql: Sql; site: string; auth: AuthDeps; reads: ReadLimits; retryAfterSeconds: number },
+): void {
+  // A request that finds every slot taken waits up to the pool's deadline for one.
+  const slots = new Slots('stats queries', 'stats_busy', deps.reads.stats, deadlineOf(deps.sql), deps.retryAfterSeconds);
   router.get('/v1/stats', requireKey('read', deps.auth), async (ctx) => {
     const q = parseWith(StatsQuery, queryOf(ctx), 'query');
+    const req = {
+      site: siteFor(ctx, q.site, deps.site),
+      from: q.from,
+      to: q.to,
+      granularity: q.granularity ?? 'total',
+      timezone: q.timezone ?? 'UTC',
+      kinds: q.kind ?? null,
+      pages: q.page ?? null,
+      groupBy: q.group_by ?? null,
+      limit: q.limit ?? 10,
+    };
+    costGuard(req, deps.reads.stats.maxRows);
+    const release = await slots.hold(ctx);
     try {
-      ctx.body = await readStats(deps.sql, {
-        site: siteFor(ctx, q.site, deps.site),
-        from: q.from,
-        to: q.to,
-        granularity: q.granularity ?? 'total',
-        timezone: q.timezone ?? 'UTC',
-        kinds: q.kind ?? null,
-        pages: q.page ?? null,
-        groupBy: q.group_by ?? null,
-        limit: q.limit ?? 10,
-      });
+      ctx.body = await readStats(deps.sql, req);
     } catch (err) {
       if (err instanceof StatsArgumentError) {
         throw badRequest('invalid_query', err.message, [{ parameter: err.parameter, message: err.message }]);
       }
       throw err;
+    } finally {
+      release();
     }
   });
 }
