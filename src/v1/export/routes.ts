@@ -49,10 +49,11 @@ export function registerExport(
     }
     const release = await slots.hold(ctx);
     const chunks = paced(exportChunks(deps.sql, { site, ...range, format }), limits, (reason) => {
-      // Ending the response ends the body stream, which closes the cursor (the pooled
-      // connection goes back) and frees the slot.
+      // Reset, not closed: what the kernel still holds for the client is dropped and the
+      // client sees the download fail at once. The response's end ends the body stream,
+      // which closes the cursor (the pooled connection goes back) and frees the slot.
       ctx.log.warn({ site, reason }, 'export ended');
-      ctx.res.destroy();
+      ctx.req.socket.resetAndDestroy();
     });
     const body = Readable.from(chunks, { objectMode: false });
     body.once('close', release);
