@@ -58,14 +58,22 @@ describe('configuration', () => {
   it('bounds /v1 reads: stats and exports at once, stats answer sizes, slow exports', () => {
     expect(loadConfig({}).reads).toEqual({
       stats: { maxConcurrent: 4, maxConcurrentPerKey: 2, maxRows: 100_000 },
-      export: { maxConcurrent: 2, maxConcurrentPerKey: 1, minBytesPerSecond: 65_536, slowWindowMs: 30_000, maxDurationMs: 1_800_000 },
+      export: {
+        maxConcurrent: 2,
+        maxConcurrentPerKey: 1,
+        minBytesPerSecond: 65_536,
+        slowWindowMs: 30_000,
+        maxDurationMs: 1_800_000,
+      },
     });
     expect(loadConfig({ EXPORT_MIN_BYTES_PER_SECOND: '0', STATS_MAX_ROWS: '5000' }).reads).toMatchObject({
       stats: { maxRows: 5000 },
       export: { minBytesPerSecond: 0 },
     });
     // Stats and exports must leave the pool a connection for key lookups and seed reads.
-    expect(() => loadConfig({ DATABASE_POOL_MAX: '6' })).toThrow(/STATS_MAX_CONCURRENT \(4\) \+ EXPORT_MAX_CONCURRENT \(2\) must be less than DATABASE_POOL_MAX \(6\)/);
+    expect(() => loadConfig({ DATABASE_POOL_MAX: '6' })).toThrow(
+      /STATS_MAX_CONCURRENT \(4\) \+ EXPORT_MAX_CONCURRENT \(2\) must be less than DATABASE_POOL_MAX \(6\)/,
+    );
     expect(() => loadConfig({ STATS_MAX_ROWS: '0' })).toThrow(/STATS_MAX_ROWS/);
   });
 });

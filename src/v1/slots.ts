@@ -84,7 +84,7 @@ export class Slots {
 
   /** Gives freed slots to the first waiters that fit. */
   private handOver(): void {
-    for (let i = 0; i < this.waiting.length; ) {
+    for (let i = 0; i < this.waiting.length;) {
       const waiter = this.waiting[i]!;
       if (!this.fits(waiter.key)) {
         i++;

@@ -74,7 +74,13 @@ describeEachMode('a stats query cut at its deadline', (mode) => {
     const heavy = await http
       .get('/v1/stats')
       .set('Authorization', `Bearer ${keys.read}`)
-      .query({ from: new Date(from).toISOString(), to: new Date(to).toISOString(), granularity: 'minute', group_by: 'page', limit: 1000 });
+      .query({
+        from: new Date(from).toISOString(),
+        to: new Date(to).toISOString(),
+        granularity: 'minute',
+        group_by: 'page',
+        limit: 1000,
+      });
     expect(heavy.status).toBe(503);
     expect(heavy.body.error.code).toBe('database_unavailable');
     expect(heavy.headers['retry-after']).toBeDefined();
@@ -84,7 +90,12 @@ describeEachMode('a stats query cut at its deadline', (mode) => {
       select count(distinct user_id)::int as n from events
       where site = 'default' and time >= ${`${day}T00:00:00Z`}::timestamptz and time < ${`${day}T00:00:00Z`}::timestamptz + interval '1 day'
     `;
-    const events = [0, 1, 2].map((i) => ({ user: `new${i}`, kind: 'signup', id: `e${i}`, time: new Date(from - HOUR_MS + i * 1000).toISOString() }));
+    const events = [0, 1, 2].map((i) => ({
+      user: `new${i}`,
+      kind: 'signup',
+      id: `e${i}`,
+      time: new Date(from - HOUR_MS + i * 1000).toISOString(),
+    }));
     for (let round = 0; round < 3; round++) {
       const daily = await http.get('/daily_uniques').query({ d: day });
       expect(daily.status).toBe(200);
@@ -97,7 +108,9 @@ describeEachMode('a stats query cut at its deadline', (mode) => {
       expect(total.body.data).toEqual([{ bucket: expect.any(String), users: USERS, events: EVENTS }]);
       const sent = await http.post('/v1/events').set('Authorization', `Bearer ${keys.ingest}`).send({ events });
       expect(sent.status).toBe(200);
-      expect(sent.body).toEqual(round === 0 ? { accepted: 3, duplicates: 0, rejected: [] } : { accepted: 0, duplicates: 3, rejected: [] });
+      expect(sent.body).toEqual(
+        round === 0 ? { accepted: 3, duplicates: 0, rejected: [] } : { accepted: 0, duplicates: 3, rejected: [] },
+      );
     }
   });
 });

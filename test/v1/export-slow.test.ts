@@ -99,39 +99,45 @@ describeEachMode('exports read too slowly', (mode) => {
     await db?.drop();
   });
 
-  it('are ended within the limit, giving back their slots and connections; another site then exports', { timeout: 60_000 }, async () => {
-    const slow = [slowReader(port, `/v1/export?${range}`, keys.shop1), slowReader(port, `/v1/export?${range}`, keys.shop2)];
-    try {
-      expect(await until(() => slow.every((c) => c.started()), 10_000)).toBe(true);
-      const started = Date.now();
-      // Both hold an export slot and a cursor now (a transaction left open between the
-      // cursor's fetches): the server ends them once a window passes in which they read
-      // below the floor. A client that reads this slowly learns of it only when it has
-      // read what its kernel already holds, so the server's side is what is checked: the
-      // connections are gone and no export statement is left open (a few windows of
-      // slack for a busy machine).
-      const openExports = async () =>
-        (
-          await db.sql<{ n: number }[]>`
+  it(
+    'are ended within the limit, giving back their slots and connections; another site then exports',
+    { timeout: 60_000 },
+    async () => {
+      const slow = [slowReader(port, `/v1/export?${range}`, keys.shop1), slowReader(port, `/v1/export?${range}`, keys.shop2)];
+      try {
+        expect(await until(() => slow.every((c) => c.started()), 10_000)).toBe(true);
+        const started = Date.now();
+        // Both hold an export slot and a cursor now (a transaction left open between the
+        // cursor's fetches): the server ends them once a window passes in which they read
+        // below the floor. A client that reads this slowly learns of it only when it has
+        // read what its kernel already holds, so the server's side is what is checked: the
+        // connections are gone and no export statement is left open (a few windows of
+        // slack for a busy machine).
+        const openExports = async () =>
+          (
+            await db.sql<{ n: number }[]>`
             select count(*)::int as n from pg_stat_activity
             where query like '%v1/export%' and state <> 'idle' and pid <> pg_backend_pid()
           `
-        )[0]!.n;
-      const connections = () => new Promise<number>((resolve) => server.getConnections((_err, n) => resolve(n)));
-      expect(await openExports()).toBe(2);
-      const ended = await until(async () => (await connections()) === 0 && (await openExports()) === 0, 10 * WINDOW_MS);
-      console.log(`${mode} mode: two exports read at ~16 KiB/s: ${ended ? "ended" : "still running"} ${Date.now() - started} ms after both started (floor ${FLOOR_BYTES_PER_SECOND} B/s, window ${WINDOW_MS} ms)`);
-      expect(ended).toBe(true);
-      for (const c of slow) expect(c.received()).toBeLessThan(1_000_000); // of ~40 MB on offer
-      const blog = await fetch(`http://127.0.0.1:${port}/v1/export?${range}&site=blog`, {
-        headers: { Authorization: `Bearer ${keys.blog}` },
-      });
-      expect(blog.status).toBe(200);
-      const lines = (await blog.text()).trimEnd().split('\n');
-      expect(lines.length).toBe(3);
-      expect(lines.map((l) => (JSON.parse(l) as { site: string }).site)).toEqual(['blog', 'blog', 'blog']);
-    } finally {
-      for (const c of slow) c.destroy();
-    }
-  });
+          )[0]!.n;
+        const connections = () => new Promise<number>((resolve) => server.getConnections((_err, n) => resolve(n)));
+        expect(await openExports()).toBe(2);
+        const ended = await until(async () => (await connections()) === 0 && (await openExports()) === 0, 10 * WINDOW_MS);
+        console.log(
+          `${mode} mode: two exports read at ~16 KiB/s: ${ended ? 'ended' : 'still running'} ${Date.now() - started} ms after both started (floor ${FLOOR_BYTES_PER_SECOND} B/s, window ${WINDOW_MS} ms)`,
+        );
+        expect(ended).toBe(true);
+        for (const c of slow) expect(c.received()).toBeLessThan(1_000_000); // of ~40 MB on offer
+        const blog = await fetch(`http://127.0.0.1:${port}/v1/export?${range}&site=blog`, {
+          headers: { Authorization: `Bearer ${keys.blog}` },
+        });
+        expect(blog.status).toBe(200);
+        const lines = (await blog.text()).trimEnd().split('\n');
+        expect(lines.length).toBe(3);
+        expect(lines.map((l) => (JSON.parse(l) as { site: string }).site)).toEqual(['blog', 'blog', 'blog']);
+      } finally {
+        for (const c of slow) c.destroy();
+      }
+    },
+  );
 });

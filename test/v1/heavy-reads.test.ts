@@ -62,7 +62,10 @@ describeEachMode('ten concurrent heavy stats queries', (mode) => {
             });
             stream.on('end', () => done(null, text));
           });
-        const key = res.status === 200 ? '200' : `${res.status} ${(JSON.parse(res.body as string) as { error: { code: string } }).error.code}`;
+        const key =
+          res.status === 200
+            ? '200'
+            : `${res.status} ${(JSON.parse(res.body as string) as { error: { code: string } }).error.code}`;
         statuses.set(key, (statuses.get(key) ?? 0) + 1);
         // A refused client comes back soon (not in a tight loop, which would measure this
         // process's CPU rather than the service's isolation).
@@ -106,7 +109,8 @@ describeEachMode('ten concurrent heavy stats queries', (mode) => {
     expect(at(0.99)).toBeLessThanOrEqual(250);
     // Every heavy request was answered, in the envelope where refused: run (200, or 503
     // at its deadline), or refused for want of a slot (429 for this client's share).
-    for (const key of statuses.keys()) expect(key).toMatch(/^(200|429 too_many_concurrent|503 (stats_busy|database_unavailable))$/);
+    for (const key of statuses.keys())
+      expect(key).toMatch(/^(200|429 too_many_concurrent|503 (stats_busy|database_unavailable))$/);
     expect([...statuses.keys()].some((k) => k.startsWith('429'))).toBe(true);
   });
 });

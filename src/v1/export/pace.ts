@@ -15,11 +15,7 @@ export interface PaceLimits {
  * `minBytesPerSecond`; and any export is ended after `maxDurationMs`. Time spent waiting
  * for the database does not count against the client.
  */
-export function paced(
-  chunks: AsyncIterable<string>,
-  limits: PaceLimits,
-  end: (reason: string) => void,
-): AsyncGenerator<string> {
+export function paced(chunks: AsyncIterable<string>, limits: PaceLimits, end: (reason: string) => void): AsyncGenerator<string> {
   let windowBytes = 0;
   let clientWaitMs = 0;
   /** Since when the export waits for its client to take the last chunk (null: it is not waiting for it). */
@@ -47,7 +43,10 @@ export function paced(
     clientWaitMs = 0;
   };
   const window = limits.minBytesPerSecond > 0 ? setInterval(check, limits.slowWindowMs) : undefined;
-  const longest = setTimeout(() => finish(`the export ran longer than EXPORT_MAX_DURATION_MS=${limits.maxDurationMs}`), limits.maxDurationMs);
+  const longest = setTimeout(
+    () => finish(`the export ran longer than EXPORT_MAX_DURATION_MS=${limits.maxDurationMs}`),
+    limits.maxDurationMs,
+  );
   const stop = (): void => {
     clearInterval(window);
     clearTimeout(longest);

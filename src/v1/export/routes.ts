@@ -21,10 +21,7 @@ const compact = (ms: number): string =>
  * status and headers leave before the first row: a failure later cuts the download
  * short (the chunked response never ends cleanly), which clients see as an error.
  */
-export function registerExport(
-  router: Router,
-  deps: { sql: Sql; site: string; auth: AuthDeps; reads: ReadLimits },
-): void {
+export function registerExport(router: Router, deps: { sql: Sql; site: string; auth: AuthDeps; reads: ReadLimits }): void {
   // Each export holds a pooled connection for as long as it streams: at most
   // EXPORT_MAX_CONCURRENT (2) at once, none waiting for a slot.
   const limits = deps.reads.export;

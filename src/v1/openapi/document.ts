@@ -121,7 +121,10 @@ export function openApiDocument(): ReturnType<typeof createDocument> {
             '200': { description: 'The buckets.', content: json(StatsResponse) },
             ...common,
             ...readErrors('stats queries'),
-            '503': { ...unavailable, description: 'Too many stats queries at once (stats_busy), or the database is unavailable.' },
+            '503': {
+              ...unavailable,
+              description: 'Too many stats queries at once (stats_busy), or the database is unavailable.',
+            },
           },
         },
       },

@@ -53,7 +53,10 @@ export async function readStats(sql: Sql, req: StatsRequest): Promise<StatsRespo
   try {
     // A stats query does more than a seed read (many buckets, several levels): four times
     // the pool's deadline, after which the server ends it (readWithin).
-    rows = await readWithin(sql, statsDeadlineMs(sql), (tx) => tx<Row[]>`
+    rows = await readWithin(
+      sql,
+      statsDeadlineMs(sql),
+      (tx) => tx<Row[]>`
       with range as (
         select ${boundSql(sql, req.from, req.timezone)} as f, ${boundSql(sql, req.to, req.timezone)} as t
       )
@@ -66,7 +69,8 @@ export async function readStats(sql: Sql, req: StatsRequest): Promise<StatsRespo
         ${req.site}, r.f, r.t, ${req.granularity}, ${req.timezone},
         ${req.kinds}::text[], ${req.pages}::text[], ${req.groupBy}::text, ${req.limit}::int
       ) s on true
-    `);
+    `,
+    );
   } catch (err) {
     // The function's own refusals: SQLSTATE 22023 naming the argument (COLUMN).
     const e = err as { code?: unknown; column_name?: unknown; message?: unknown };
