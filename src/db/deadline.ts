@@ -57,21 +57,45 @@ export async function withDeadline<T>(query: Bounded<T>, ms: number = DEFAULT_DE
   }
 }
 
-/** What readWithin hands its read: a connection in a transaction of its own. */
-export type ReadSql = postgres.TransactionSql;
+/** What readWithin hands its read: a connection of its own, in a transaction. */
+export type ReadSql = postgres.ReservedSql;
 
 /**
- * A read the server stops after `ms`: `read` runs in a transaction of its own whose
- * statements have `statement_timeout = ms` (set local, so the connection keeps its
- * default). However a statement of it ends — the timeout, an error, rows cut short —
- * the transaction's COMMIT or ROLLBACK runs on the same connection before the pool hands
- * it to anyone else, and that command's completion resets the row counter an error
- * mid-stream leaves behind (see withDeadline). Answers 503 like withDeadline.
+ * A read the server stops after `ms`: `read` runs on a connection reserved for it, in a
+ * transaction whose statements have `statement_timeout = ms` (set local, so the
+ * connection keeps its default). However a statement of it ends — the timeout, an error,
+ * rows cut short — the transaction's COMMIT or ROLLBACK runs on that connection before the
+ * pool hands it to anyone else, and that command's completion resets the row counter an
+ * error mid-stream leaves behind (see withDeadline). A connection not reserved within
+ * `ms` (the pool busy, the database down) is given back untouched when it comes: 503 at
+ * once, and nothing runs.
  */
-export function readWithin<T>(sql: Sql, ms: number, read: (tx: ReadSql) => Promise<T>): Promise<T> {
-  const run = sql.begin(async (tx) => {
-    await tx`select set_config('statement_timeout', ${String(Math.ceil(ms))}, true) /* db/deadline */`;
-    return read(tx);
-  }) as Promise<T>;
-  return withDeadline(run, ms);
+export async function readWithin<T>(sql: Sql, ms: number, read: (tx: ReadSql) => Promise<T>): Promise<T> {
+  const reserving = sql.reserve();
+  let conn: postgres.ReservedSql;
+  try {
+    conn = await withDeadline(reserving, ms);
+  } catch (err) {
+    reserving.then(
+      (late) => late.release(),
+      () => undefined,
+    );
+    throw err;
+  }
+  const run = async (): Promise<T> => {
+    try {
+      await conn`begin /* db/deadline */`;
+      await conn`select set_config('statement_timeout', ${String(Math.ceil(ms))}, true) /* db/deadline */`;
+      const result = await read(conn);
+      await conn`commit /* db/deadline */`;
+      return result;
+    } catch (err) {
+      // A connection that died with it needs none: it reconnects afresh.
+      await conn`rollback /* db/deadline */`.catch(() => undefined);
+      throw err;
+    } finally {
+      conn.release();
+    }
+  };
+  return withDeadline(run(), ms);
 }
