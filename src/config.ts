@@ -52,8 +52,8 @@ const EnvSchema = z.object({
   PARTITION_MAINTENANCE_INTERVAL_MS: positiveInt.default(3_600_000),
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
   // /v1 reads: how many run at once, how large a stats answer may be, how slowly an export may be read.
-  STATS_MAX_CONCURRENT: positiveInt.max(1000).default(6),
-  STATS_MAX_CONCURRENT_PER_KEY: positiveInt.max(1000).default(4),
+  STATS_MAX_CONCURRENT: positiveInt.max(1000).default(4),
+  STATS_MAX_CONCURRENT_PER_KEY: positiveInt.max(1000).default(2),
   STATS_MAX_ROWS: positiveInt.max(100_000_000).default(100_000),
   EXPORT_MAX_CONCURRENT: positiveInt.max(1000).default(2),
   EXPORT_MAX_CONCURRENT_PER_KEY: positiveInt.max(1000).default(1),
@@ -126,7 +126,7 @@ export interface Config {
 
 export interface ReadLimits {
   readonly stats: {
-    /** Stats queries running at once, and per key (beyond: a short wait, then 503 or 429). */
+    /** Stats queries running at once, and per key (beyond: a wait of up to a stats query's deadline, then 503 or 429). */
     readonly maxConcurrent: number;
     readonly maxConcurrentPerKey: number;
     /** Buckets × groups one request may ask for (beyond: 400 saying what to ask instead). */

@@ -57,7 +57,7 @@ describe('configuration', () => {
 
   it('bounds /v1 reads: stats and exports at once, stats answer sizes, slow exports', () => {
     expect(loadConfig({}).reads).toEqual({
-      stats: { maxConcurrent: 6, maxConcurrentPerKey: 4, maxRows: 100_000 },
+      stats: { maxConcurrent: 4, maxConcurrentPerKey: 2, maxRows: 100_000 },
       export: {
         maxConcurrent: 2,
         maxConcurrentPerKey: 1,
@@ -71,8 +71,8 @@ describe('configuration', () => {
       export: { minBytesPerSecond: 0 },
     });
     // Stats and exports must leave the pool a connection for key lookups and seed reads.
-    expect(() => loadConfig({ DATABASE_POOL_MAX: '8' })).toThrow(
-      /STATS_MAX_CONCURRENT \(6\) \+ EXPORT_MAX_CONCURRENT \(2\) must be less than DATABASE_POOL_MAX \(8\)/,
+    expect(() => loadConfig({ DATABASE_POOL_MAX: '6' })).toThrow(
+      /STATS_MAX_CONCURRENT \(4\) \+ EXPORT_MAX_CONCURRENT \(2\) must be less than DATABASE_POOL_MAX \(6\)/,
     );
     expect(() => loadConfig({ STATS_MAX_ROWS: '0' })).toThrow(/STATS_MAX_ROWS/);
   });

@@ -72,16 +72,17 @@ export type ReadSql = postgres.ReservedSql;
  */
 export async function readWithin<T>(sql: Sql, ms: number, read: (tx: ReadSql) => Promise<T>): Promise<T> {
   const reserving = sql.reserve();
-  let conn: postgres.ReservedSql;
-  try {
-    conn = await withDeadline(reserving, ms);
-  } catch (err) {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
+  const reserved = await Promise.race([reserving, late]).finally(() => clearTimeout(timer));
+  if (reserved === null) {
     reserving.then(
-      (late) => late.release(),
+      (conn) => conn.release(),
       () => undefined,
     );
-    throw err;
+    throw unavailable();
   }
+  const conn = reserved;
   const run = async (): Promise<T> => {
     try {
       await conn`begin /* db/deadline */`;

@@ -1,12 +1,12 @@
 import type Router from '@koa/router';
 import type { ReadLimits } from '../../config.js';
-import { deadlineOf, type Sql } from '../../db/client.js';
+import type { Sql } from '../../db/client.js';
 import { badRequest } from '../../http/errors.js';
 import { parseWith, queryOf } from '../../http/validate.js';
 import { type AuthDeps, requireKey, siteFor } from '../auth/middleware.js';
 import { Slots } from '../slots.js';
 import { costGuard } from './cost.js';
-import { readStats, StatsArgumentError } from './queries.js';
+import { readStats, StatsArgumentError, statsDeadlineMs } from './queries.js';
 import { StatsQuery } from './schemas.js';
 
 /** GET /v1/stats: distinct users and events per local bucket (see headcount_stats). */
@@ -14,8 +14,10 @@ export function registerStats(
   router: Router,
   deps: { sql: Sql; site: string; auth: AuthDeps; reads: ReadLimits; retryAfterSeconds: number },
 ): void {
-  // A request that finds every slot taken waits up to the pool's deadline for one.
-  const slots = new Slots('stats queries', 'stats_busy', deps.reads.stats, deadlineOf(deps.sql), deps.retryAfterSeconds);
+  // A request that finds no slot waits for one up to a stats query's own deadline: the
+  // dashboard asks four at once, and while the database is slow or down the first ones
+  // answer 503 database_unavailable at theirs, before a waiter would be refused.
+  const slots = new Slots('stats queries', 'stats_busy', deps.reads.stats, statsDeadlineMs(deps.sql), deps.retryAfterSeconds);
   router.get('/v1/stats', requireKey('read', deps.auth), async (ctx) => {
     const q = parseWith(StatsQuery, queryOf(ctx), 'query');
     const req = {
