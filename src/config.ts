@@ -53,7 +53,8 @@ const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
   // /v1 reads: how many run at once, how large a stats answer may be, how slowly an export may be read.
   STATS_MAX_CONCURRENT: positiveInt.max(1000).default(4),
-  STATS_MAX_CONCURRENT_PER_KEY: positiveInt.max(1000).default(2),
+  STATS_MAX_CONCURRENT_PER_KEY: positiveInt.max(1000).default(4),
+  STATS_HEAVY_ROWS: positiveInt.max(100_000_000).default(10_000),
   STATS_MAX_ROWS: positiveInt.max(100_000_000).default(100_000),
   EXPORT_MAX_CONCURRENT: positiveInt.max(1000).default(2),
   EXPORT_MAX_CONCURRENT_PER_KEY: positiveInt.max(1000).default(1),
@@ -131,6 +132,8 @@ export interface ReadLimits {
     readonly maxConcurrentPerKey: number;
     /** Buckets × groups one request may ask for (beyond: 400 saying what to ask instead). */
     readonly maxRows: number;
+    /** A request for more rows is heavy: half of maxConcurrent heavy ones run at once, one per key. */
+    readonly heavyRows: number;
   };
   readonly export: {
     readonly maxConcurrent: number;
@@ -212,6 +215,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         maxConcurrent: e.STATS_MAX_CONCURRENT,
         maxConcurrentPerKey: e.STATS_MAX_CONCURRENT_PER_KEY,
         maxRows: e.STATS_MAX_ROWS,
+        heavyRows: e.STATS_HEAVY_ROWS,
       }),
       export: Object.freeze({
         maxConcurrent: e.EXPORT_MAX_CONCURRENT,

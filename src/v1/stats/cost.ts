@@ -33,13 +33,14 @@ const n = (x: number): string => x.toLocaleString('en-US');
  * Refuses (400) a request whose answer would have more than `maxRows` rows (buckets ×
  * groups, every bucket zero-filled): the cost of a stats query grows with it (a minute
  * series over two days grouped by 1,000 pages is 2.9 million rows and several seconds of
- * a core), and no chart shows that many. The message says what to ask instead.
+ * a core), and no chart shows that many. The message says what to ask instead. Returns
+ * the rows asked for.
  */
-export function costGuard(req: Pick<StatsRequest, 'from' | 'to' | 'granularity' | 'groupBy' | 'limit'>, maxRows: number): void {
+export function costGuard(req: Pick<StatsRequest, 'from' | 'to' | 'granularity' | 'groupBy' | 'limit'>, maxRows: number): number {
   const groups = req.groupBy ? req.limit : 1;
   const buckets = bucketsIn(req.from, req.to, req.granularity);
   const rows = buckets * groups;
-  if (rows <= maxRows) return;
+  if (rows <= maxRows) return rows;
   const coarser = COARSER[req.granularity];
   const alternatives = [
     coarser ? `granularity=${coarser} (about ${n(bucketsIn(req.from, req.to, coarser) * groups)} rows)` : undefined,

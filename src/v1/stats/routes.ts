@@ -14,10 +14,21 @@ export function registerStats(
   router: Router,
   deps: { sql: Sql; site: string; auth: AuthDeps; reads: ReadLimits; retryAfterSeconds: number },
 ): void {
-  // A request that finds no slot waits for one up to a stats query's own deadline: the
-  // dashboard asks four at once, and while the database is slow or down the first ones
-  // answer 503 database_unavailable at theirs, before a waiter would be refused.
-  const slots = new Slots('stats queries', 'stats_busy', deps.reads.stats, statsDeadlineMs(deps.sql), deps.retryAfterSeconds);
+  // A request that finds no slot waits for one up to a stats query's own deadline: while
+  // the database is slow or down the first ones answer 503 database_unavailable at
+  // theirs, before a waiter would be refused. Per key, four at once: what the dashboard
+  // asks. A heavy request (more than STATS_HEAVY_ROWS rows) also needs a heavy slot: half
+  // of them at once, one per key, so that one key cannot keep PostgreSQL's cores busy.
+  const limits = deps.reads.stats;
+  const wait = statsDeadlineMs(deps.sql);
+  const slots = new Slots('stats queries', 'stats_busy', limits, wait, deps.retryAfterSeconds);
+  const heavySlots = new Slots(
+    `heavy stats queries (over ${limits.heavyRows} rows)`,
+    'stats_busy',
+    { maxConcurrent: Math.max(1, Math.floor(limits.maxConcurrent / 2)), maxConcurrentPerKey: 1 },
+    wait,
+    deps.retryAfterSeconds,
+  );
   router.get('/v1/stats', requireKey('read', deps.auth), async (ctx) => {
     const q = parseWith(StatsQuery, queryOf(ctx), 'query');
     const req = {
@@ -31,9 +42,11 @@ export function registerStats(
       groupBy: q.group_by ?? null,
       limit: q.limit ?? 10,
     };
-    costGuard(req, deps.reads.stats.maxRows);
-    const release = await slots.hold(ctx);
+    const rows = costGuard(req, limits.maxRows);
+    const releaseHeavy = rows > limits.heavyRows ? await heavySlots.hold(ctx) : () => {};
+    let release = (): void => {};
     try {
+      release = await slots.hold(ctx);
       ctx.body = await readStats(deps.sql, req);
     } catch (err) {
       if (err instanceof StatsArgumentError) {
@@ -42,6 +55,7 @@ export function registerStats(
       throw err;
     } finally {
       release();
+      releaseHeavy();
     }
   });
 }
