@@ -60,13 +60,15 @@ export async function startRuntime(
       ? new PartitionMaintainer(sql, config.partitionMaintenanceIntervalMs, log, (run) => metrics.partitionsMaintained(run))
       : undefined;
   // The writer's own connections: reads, however many or slow, never take the ones it
-  // needs. The server ends an insert at the writer's deadline (a statement of this pool
-  // answers at most one row: see db/deadline.ts), so a 503 still means "not stored".
+  // needs. The server ends an insert that runs past 1.8 deadlines (a statement of this
+  // pool answers at most one row: see db/deadline.ts), before the writer stops waiting
+  // for its outcome at two: the writer learns whether it committed, and a 503 still
+  // means "not stored".
   const ingestSql = createSql(databaseUrl, {
     max: config.ingest.maxInflightFlushes,
     applicationName: 'headcount-ingest',
     deadlineMs: config.ingest.deadlineMs,
-    statementTimeoutMs: config.ingest.deadlineMs,
+    statementTimeoutMs: Math.round(1.8 * config.ingest.deadlineMs),
   });
   const writer = new GroupCommitWriter(ingestSql, config.ingest, log, metrics.flushed);
   metrics.watchWriter(writer);
@@ -83,7 +85,8 @@ export async function startRuntime(
     readiness: new Readiness(jobs),
     async stop() {
       await writer.close();
-      await ingestSql.end({ timeout: 5 });
+      // Everything queued is flushed: nothing left on these connections is needed.
+      await ingestSql.end({ timeout: 1 });
       partitions?.stop();
       await refresher?.stop();
       // A pass still waiting for a database that is down is abandoned: its queries fail.

@@ -29,7 +29,8 @@ const unavailable = (): DatabaseUnavailable => new DatabaseUnavailable('the data
  * request is such an error. What stops a sent query is the server: the ingest pool's
  * statement_timeout, or readWithin's. Its own outcome is awaited up to `ms` more: a write
  * that committed meanwhile resolves as committed; if even that does not come, the answer
- * is 503 while the outcome is unknown (README, "Guarantees").
+ * is 503 while the outcome is unknown (README, "Guarantees"); the ingest pool's
+ * statement_timeout (1.8 deadlines) ends an insert before that.
  */
 export async function withDeadline<T>(query: Bounded<T>, ms: number = DEFAULT_DEADLINE_MS): Promise<T> {
   const outcome: Promise<Outcome<T>> = Promise.resolve(query).then(
@@ -91,7 +92,8 @@ export async function readWithin<T>(sql: Sql, ms: number, read: (tx: ReadSql) =>
       await conn`commit /* db/deadline */`;
       return result;
     } catch (err) {
-      // A connection that died with it needs none: it reconnects afresh.
+      // A connection that died with it needs none: it reconnects afresh (and postgres.js's
+      // first query on a new connection, its array types, resets the counter too).
       await conn`rollback /* db/deadline */`.catch(() => undefined);
       throw err;
     } finally {
