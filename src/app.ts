@@ -90,6 +90,15 @@ export function createService(given: AppDeps): Service {
   const metrics = deps.metrics ?? new Metrics();
   const readiness = deps.readiness ?? new Readiness(deps.jobs);
   const app = new Koa();
+  // Koa's default prints what reaches the app's error event to stderr, stack and all: a
+  // client that goes away mid-response (an export it abandoned or that was cut for reading
+  // too slowly) is no fault of the service, so it is a debug line; the rest goes to the log.
+  app.on('error', (err: unknown) => {
+    const code = (err as { code?: unknown } | null)?.code;
+    const gone = code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE';
+    if (gone) deps.log.debug({ err }, 'client went away mid-response');
+    else deps.log.error({ err }, 'response failed');
+  });
   app.use(requestLog(deps.log, { accessLog: deps.logRequests ?? false }));
   app.use(metrics.http());
   const rejections = new Rejections(metrics, deps.log);
