@@ -1,0 +1,107 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import {
+  type Block,
+  daysSince,
+  differences,
+  type Example,
+  parseBlocks,
+  shiftDates,
+  substitute,
+} from '../helpers/doc-examples.js';
+import { createTestDatabase, describeEachMode } from '../helpers/db.js';
+import { startServer } from '../helpers/server.js';
+
+/**
+ * Every example of README.md and docs/*.md, run against the real service as a reader would
+ * run it, in order, one database per file: the documented output must be what it prints.
+ *
+ * The commands run in bash as written, with curl (on the machine: Debian's curl is part of
+ * the base system this project needs anyway, and what a reader uses; running the requests
+ * through fetch would test a parser of curl's options instead of the commands). Only what
+ * legitimately differs is rewritten: the service's address (the suite's server listens on
+ * a free port), `npm run -s keys --` (its pre-script builds dist/, which `npm test` has
+ * built: the test runs dist/cli/keys.js, as the script then does), the keys a reader
+ * pastes, and the dates, which the examples give as if today were EXAMPLES_DAY.
+ */
+const EXAMPLES_DAY = '2026-11-24';
+/** At least this many examples must run: a parser that found none cannot pass. */
+const MIN_EXAMPLES = 40;
+
+const FILES = ['README.md', ...fs.readdirSync('docs').filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const blocksOf = (file: string): Block[] => parseBlocks(file, fs.readFileSync(file, 'utf8'));
+const KEYS_CLI = path.resolve('dist/cli/keys.js');
+const ASSIGNMENT = /^([A-Z][A-Z0-9_]*)=(\S+)(\s+#.*)?$/;
+
+async function run(example: Example, command: string, env: Record<string, string>): Promise<string> {
+  if (!/^(curl|npm run -s keys --) /.test(command)) {
+    throw new Error(
+      `${example.file}:${example.line}: the suite runs curl, npm run -s keys and NAME=value; ` +
+        `mark a block it cannot run with <!-- not-tested: why -->: ${command}`,
+    );
+  }
+  const { stdout } = await promisify(execFile)('bash', ['-c', command.replace(/^npm run -s keys --/, `node ${KEYS_CLI}`)], {
+    env,
+    timeout: 30_000,
+  });
+  return stdout;
+}
+
+describe('the documentation examples', () => {
+  it(`are found: at least ${MIN_EXAMPLES}, in README.md and docs/, and every block left out says why`, () => {
+    const blocks = FILES.flatMap(blocksOf);
+    const examples = blocks.flatMap((b) => b.examples);
+    expect(examples.length).toBeGreaterThanOrEqual(MIN_EXAMPLES);
+    for (const file of ['README.md', 'docs/api.md']) expect(examples.filter((e) => e.file === file).length).toBeGreaterThan(5);
+    for (const b of blocks.filter((b) => b.notTested !== undefined)) expect(b.notTested, `${b.file}:${b.line}`).not.toBe('');
+  });
+});
+
+describeEachMode('the documentation examples', (mode) => {
+  const shift = daysSince(EXAMPLES_DAY);
+
+  for (const file of FILES) {
+    const examples = blocksOf(file).flatMap((b) => b.examples);
+    if (examples.length === 0) continue;
+
+    it(`${file}: every example answers as documented (${examples.length} commands, in order)`, { timeout: 180_000 }, async () => {
+      expect(shift).toBeGreaterThanOrEqual(0);
+      const db = await createTestDatabase(mode);
+      const server = await startServer({ DATABASE_URL: db.url });
+      const learned = new Map<string, string>();
+      const vars: Record<string, string> = {};
+      const problems: string[] = [];
+      try {
+        for (const example of examples) {
+          const command = shiftDates(substitute(example.command, learned), shift).replaceAll(
+            'http://127.0.0.1:8080',
+            `http://127.0.0.1:${server.port}`,
+          );
+          const assignment = ASSIGNMENT.exec(command);
+          if (assignment) {
+            vars[assignment[1]!] = assignment[2]!;
+            if (example.expected.some((l) => l !== '')) problems.push(`${file}:${example.line}: an assignment prints nothing`);
+            continue;
+          }
+          const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', DATABASE_URL: db.url, ...vars };
+          let stdout: string;
+          try {
+            stdout = shiftDates(await run(example, command, env), -shift);
+          } catch (err) {
+            problems.push(`${file}:${example.line}: ${err instanceof Error ? err.message : String(err)}`);
+            continue;
+          }
+          for (const p of differences(example, stdout, learned)) problems.push(`${file}:${example.line}: ${p}`);
+        }
+      } finally {
+        server.child.kill('SIGTERM');
+        await server.exited;
+        await db.drop();
+      }
+      expect(problems).toEqual([]);
+    });
+  }
+});
