@@ -161,7 +161,8 @@ export function differences(example: Example, actualStdout: string, learned: Map
     const head = (blank < 0 ? actual : actual.slice(0, blank)).map((l) => l.replace(/\r$/, ''));
     const docBlank = expected.indexOf('');
     const docHead = docBlank < 0 ? expected : expected.slice(0, docBlank);
-    if (docHead[0] !== head[0]) problems.push(`status line: documented ${JSON.stringify(docHead[0])}, got ${JSON.stringify(head[0])}`);
+    if (docHead[0] !== head[0])
+      problems.push(`status line: documented ${JSON.stringify(docHead[0])}, got ${JSON.stringify(head[0])}`);
     for (const header of docHead.slice(1)) {
       const name = header.slice(0, header.indexOf(':')).toLowerCase();
       const got = head.slice(1).filter((h) => h.slice(0, h.indexOf(':')).toLowerCase() === name);
