@@ -19,5 +19,5 @@ COPY migrations ./migrations
 USER node
 EXPOSE 8080
 # A small young generation: the heap follows the memory budgets instead of running ahead
-# of garbage collection (README, "Limits").
+# of garbage collection (docs/operations.md, "Guarantees and limits": Memory).
 CMD ["node", "--max-semi-space-size=4", "dist/server.js"]

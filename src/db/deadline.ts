@@ -20,7 +20,7 @@ const unavailable = (): DatabaseUnavailable => new DatabaseUnavailable('the data
  * not yet sent to the server is dropped (it will never run, so a write was not stored);
  * one already sent is asked to stop, and its own outcome is awaited for up to `ms`
  * more: a write that committed meanwhile resolves as committed. If even that does not
- * come, the answer is 503 while the outcome is unknown (README, "Guarantees").
+ * come, the answer is 503 while the outcome is unknown (docs/operations.md, "Guarantees and limits").
  */
 export async function withDeadline<T>(query: Cancellable<T>, ms: number = DEFAULT_DEADLINE_MS): Promise<T> {
   const outcome: Promise<Outcome<T>> = Promise.resolve(query).then(
