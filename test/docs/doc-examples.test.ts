@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { daysSince, differences, type Example, parseBlocks, shiftDates } from '../helpers/doc-examples.js';
+import { anchorOf, brokenLinks, daysSince, differences, type Example, parseBlocks, shiftDates } from '../helpers/doc-examples.js';
 
 const FENCE = '```';
 const md = (...lines: string[]) => lines.join('\n');
@@ -123,5 +123,21 @@ describe('moving the examples to today', () => {
     );
     expect(shiftDates(shiftDates(text, 10), -10)).toBe(text);
     expect(daysSince('2026-11-24', Date.parse('2026-12-04T20:00:00Z'))).toBe(10);
+  });
+});
+
+describe('links between the documents', () => {
+  it("finds a link to a missing file or heading, as GitHub makes headings' anchors", () => {
+    expect(anchorOf('Analytics (seeds 001, 002, 004)')).toBe('analytics-seeds-001-002-004');
+    expect(anchorOf('`GET /v1/stats`')).toBe('get-v1stats');
+    expect(anchorOf('Sizing: WORKERS, the pool and PostgreSQL')).toBe('sizing-workers-the-pool-and-postgresql');
+    const files: Record<string, string> = { 'docs/api.md': '# API\n\n## Keys\n', 'README.md': '' };
+    const read = (path: string) => files[path] ?? null;
+    const readme = '[keys](docs/api.md#keys) [x](docs/api.md#nope) [y](docs/ops.md) [z](https://example.com/#a)';
+    expect(brokenLinks('README.md', readme, read)).toEqual([
+      'README.md: docs/api.md#nope (no such heading)',
+      'README.md: docs/ops.md (no docs/ops.md)',
+    ]);
+    expect(brokenLinks('docs/api.md', '[readme](../README.md) [k](#keys)\n```\n[no](#where)\n```', read)).toEqual([]);
   });
 });

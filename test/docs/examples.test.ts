@@ -4,6 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import {
+  brokenLinks,
   type Block,
   daysSince,
   differences,
@@ -68,6 +69,14 @@ describe('the documentation examples', () => {
     expect(examples.length).toBeGreaterThanOrEqual(MIN_EXAMPLES);
     for (const file of ['README.md', 'docs/api.md']) expect(examples.filter((e) => e.file === file).length).toBeGreaterThan(5);
     for (const b of blocks.filter((b) => b.notTested !== undefined)) expect(b.notTested, `${b.file}:${b.line}`).not.toBe('');
+  });
+
+  it('link only to files and headings that exist', () => {
+    const read = (file: string): string | null => {
+      if (!fs.existsSync(file)) return null;
+      return fs.statSync(file).isDirectory() ? '' : fs.readFileSync(file, 'utf8');
+    };
+    expect(FILES.flatMap((file) => brokenLinks(file, fs.readFileSync(file, 'utf8'), read))).toEqual([]);
   });
 });
 

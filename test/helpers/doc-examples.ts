@@ -186,3 +186,42 @@ export function differences(example: Example, actualStdout: string, learned: Map
   }
   return problems;
 }
+
+/** GitHub's anchor of a heading: lowercase, punctuation dropped, spaces to hyphens. */
+export const anchorOf = (heading: string): string =>
+  heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N} _-]/gu, '')
+    .replaceAll(' ', '-');
+
+/**
+ * The relative links of a Markdown file that lead nowhere: to a missing file, or to an
+ * anchor that no heading of the target makes. `read(path)` gives a file's text, or null.
+ */
+export function brokenLinks(file: string, markdown: string, read: (path: string) => string | null): string[] {
+  const dir = file.includes('/') ? file.slice(0, file.lastIndexOf('/') + 1) : '';
+  const broken: string[] = [];
+  const prose = markdown.replace(/^```[\s\S]*?^```/gm, '');
+  for (const [, target] of prose.matchAll(/\]\(([^)\s]+)\)/g)) {
+    if (/^[a-z]+:/.test(target!)) continue; // http:, https:, mailto:
+    const [pathPart, anchor] = target!.split('#') as [string, string | undefined];
+    const path = pathPart === '' ? file : normalise(dir + pathPart);
+    const text = read(path);
+    if (text === null) broken.push(`${file}: ${target} (no ${path})`);
+    else if (anchor !== undefined && !headingsOf(text).includes(anchor)) broken.push(`${file}: ${target} (no such heading)`);
+  }
+  return broken;
+}
+
+const headingsOf = (markdown: string): string[] =>
+  [...markdown.replace(/^```[\s\S]*?^```/gm, '').matchAll(/^#{1,6} (.+)$/gm)].map((m) => anchorOf(m[1]!));
+
+function normalise(path: string): string {
+  const out: string[] = [];
+  for (const part of path.split('/')) {
+    if (part === '..') out.pop();
+    else if (part !== '.' && part !== '') out.push(part);
+  }
+  return out.join('/');
+}
