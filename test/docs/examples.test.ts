@@ -41,24 +41,24 @@ const FILES = [
     .map((f) => `docs/${f}`),
 ];
 const blocksOf = (file: string): Block[] => parseBlocks(file, fs.readFileSync(file, 'utf8'));
-const KEYS_CLI = path.resolve('dist/cli/keys.js');
 const ASSIGNMENT = /^([A-Z][A-Z0-9_]*)=(\S+)(\s+#.*)?$/;
 
 const curl = await systemProgram('/usr/bin/curl', 'curl');
 const missing = 'missing' in curl ? curl.missing : undefined;
 if (missing) console.log(`documentation examples: skipped, ${missing}`);
 
+/** `npm run -s keys --` and `npm run -s psql --`: their pre-scripts build dist/, which `npm test` has built. */
+const NPM_CLI = /^npm run -s (keys|psql) --/;
+
 async function run(example: Example, command: string, env: Record<string, string>): Promise<string> {
-  if (!/^(curl|npm run -s keys --) /.test(command)) {
+  if (!/^curl /.test(command) && !NPM_CLI.test(command)) {
     throw new Error(
-      `${example.file}:${example.line}: the suite runs curl, npm run -s keys and NAME=value; ` +
+      `${example.file}:${example.line}: the suite runs curl, npm run -s keys, npm run -s psql and NAME=value; ` +
         `mark a block it cannot run with <!-- not-tested: why -->: ${command}`,
     );
   }
-  const { stdout } = await promisify(execFile)('bash', ['-c', command.replace(/^npm run -s keys --/, `node ${KEYS_CLI}`)], {
-    env,
-    timeout: 30_000,
-  });
+  const script = command.replace(NPM_CLI, (_, cli: string) => `node ${path.resolve(`dist/cli/${cli}.js`)}`);
+  const { stdout } = await promisify(execFile)('bash', ['-c', script], { env, timeout: 30_000 });
   return stdout;
 }
 
@@ -111,7 +111,14 @@ describe.skipIf(missing !== undefined)(`the documentation examples, run${missing
                   problems.push(`${file}:${example.line}: an assignment prints nothing`);
                 continue;
               }
-              const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', DATABASE_URL: db.url, ...vars };
+              // PSQLRC: the output of psql as it comes, whatever this machine's ~/.psqlrc says.
+              const env = {
+                PATH: process.env.PATH ?? '',
+                HOME: process.env.HOME ?? '/tmp',
+                PSQLRC: '/dev/null',
+                DATABASE_URL: db.url,
+                ...vars,
+              };
               let stdout: string;
               try {
                 stdout = shiftDates(await run(example, command, env), -shift);
