@@ -43,7 +43,8 @@ export interface LatencyRow {
 }
 
 const pad = (s: string, n: number): string => (s.length >= n ? s : s + ' '.repeat(n - s.length));
-const num = (v: number, digits = 0): string =>
+/** A figure as the tables print it: thousands separated, `digits` decimals, '-' for NaN. */
+export const fmt = (v: number, digits = 0): string =>
   Number.isFinite(v) ? v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-';
 
 export function table(headers: string[], rows: string[][]): string {
@@ -78,22 +79,22 @@ export function costTable(rows: ThroughputRow[]): string {
     rows.map((r) => [
       r.scenario,
       String(r.connections),
-      num(r.requestsPerSec),
-      num(r.ratio, 2),
-      num(r.ratioSeed, 2),
-      num(r.p50Ms, 2),
-      num(r.p99Ms, 2),
-      num(r.serverP99Ms, 2),
-      num(r.cpuUs, 1),
-      num(r.cpuRatioKoa, 2),
-      num(r.cpuRatioSeed, 2),
-      num(r.stackUs, 1),
-      num(r.stackRatioSeed, 2),
-      num(r.serviceUs, 1),
-      num(r.storeUs, 1),
-      num(r.wrkUs, 1),
-      num(r.otherUs, 1),
-      [r.serviceCores, r.storeCores, r.wrkCores, r.machineCores].map((v) => num(v, 2)).join(' / '),
+      fmt(r.requestsPerSec),
+      fmt(r.ratio, 2),
+      fmt(r.ratioSeed, 2),
+      fmt(r.p50Ms, 2),
+      fmt(r.p99Ms, 2),
+      fmt(r.serverP99Ms, 2),
+      fmt(r.cpuUs, 1),
+      fmt(r.cpuRatioKoa, 2),
+      fmt(r.cpuRatioSeed, 2),
+      fmt(r.stackUs, 1),
+      fmt(r.stackRatioSeed, 2),
+      fmt(r.serviceUs, 1),
+      fmt(r.storeUs, 1),
+      fmt(r.wrkUs, 1),
+      fmt(r.otherUs, 1),
+      [r.serviceCores, r.storeCores, r.wrkCores, r.machineCores].map((v) => fmt(v, 2)).join(' / '),
       String(r.errors),
     ]),
   );
@@ -102,7 +103,7 @@ export function costTable(rows: ThroughputRow[]): string {
 export function latencyTable(rows: LatencyRow[]): string {
   return table(
     ['query', 'requests', 'p50 ms', 'p99 ms', 'max ms', 'failures'],
-    rows.map((r) => [r.scenario, num(r.requests), num(r.p50Ms, 2), num(r.p99Ms, 2), num(r.maxMs, 1), String(r.failures)]),
+    rows.map((r) => [r.scenario, fmt(r.requests), fmt(r.p50Ms, 2), fmt(r.p99Ms, 2), fmt(r.maxMs, 1), String(r.failures)]),
   );
 }
 
@@ -133,7 +134,7 @@ function bars(opts: {
       const v = s.values[li] ?? NaN;
       const w = Number.isFinite(v) ? Math.max(1, (v / max) * plotW) : 0;
       svg += `<rect x="${opts.x + labelW}" y="${top + si * 14}" width="${w}" height="12" fill="${s.color}"/>`;
-      svg += `<text x="${opts.x + labelW + w + 4}" y="${top + si * 14 + 10}" font-size="11">${Number.isFinite(v) ? num(v, v < 10 ? 2 : 0) : '-'} ${opts.unit}</text>`;
+      svg += `<text x="${opts.x + labelW + w + 4}" y="${top + si * 14 + 10}" font-size="11">${Number.isFinite(v) ? fmt(v, v < 10 ? 2 : 0) : '-'} ${opts.unit}</text>`;
     });
   });
   return { svg, height: 40 + opts.labels.length * rowH };
