@@ -16,6 +16,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY migrations ./migrations
+COPY sql ./sql
 USER node
 EXPOSE 8080
 # A small young generation: the heap follows the memory budgets instead of running ahead

@@ -1,6 +1,8 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseEnv } from 'node:util';
 import { z } from 'zod';
+import { SITE_PATTERN, SITE_RULE } from './site.js';
 
 export const StorageModeSetting = z.enum(['auto', 'timescaledb', 'postgres']);
 export type StorageModeSetting = z.infer<typeof StorageModeSetting>;
@@ -23,10 +25,7 @@ const EnvSchema = z.object({
   DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
   WORKERS: positiveInt.max(64).default(1),
   STORAGE_MODE: StorageModeSetting.default('auto'),
-  DEFAULT_SITE: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9._-]{0,127}$/, 'must be a site name: lowercase letters, digits, ".", "_" or "-", at most 128')
-    .default('default'),
+  DEFAULT_SITE: z.string().regex(SITE_PATTERN, SITE_RULE).default('default'),
   CORS_ALLOW_ORIGIN: z.string().min(1).default('*'),
   V1_AUTH: z.enum(['keys', 'none']).default('keys'),
   SEED_APIS: z.stringbool().default(true),
@@ -119,7 +118,62 @@ export class ConfigError extends Error {
 
 /** Reads `.env` of the working directory into process.env, if there is one; the environment wins. */
 export function loadDotEnv(file = '.env'): void {
-  if (existsSync(file)) process.loadEnvFile(file);
+  if (!existsSync(file)) return;
+  // Every name in .env is meant for headcount or its compose file: any other is a mistake.
+  const unknown = Object.keys(parseEnv(readFileSync(file, 'utf8'))).filter(
+    (name) => !SETTINGS.includes(name) && !COMPOSE_VARIABLES.includes(name),
+  );
+  if (unknown.length > 0) {
+    const problems = unknown.map((name) => `${name}: not a setting (the nearest is ${nearestSetting(name).setting})`);
+    throw new ConfigError(`invalid configuration in ${file}\n  ${problems.join('\n  ')}`);
+  }
+  process.loadEnvFile(file);
+}
+
+/** The names of every setting, as in `.env.example`. */
+export const SETTINGS: readonly string[] = Object.keys(EnvSchema.shape);
+
+/** What docker-compose.yml reads from the same `.env` besides settings (README, "Docker Compose"). */
+export const COMPOSE_VARIABLES: readonly string[] = ['POSTGRES_PASSWORD', 'DB_MEMORY', 'DB_CPUS', 'HEADCOUNT_PUBLISH'];
+
+/**
+ * Variables of the environment that look like a mistyped setting (`DASHBORD`, `port`),
+ * one message each naming the setting: the service logs them at start. Short names must
+ * be nearer, so that HOME, PATH and the like are not taken for HOST or PORT.
+ */
+export function misspelledSettings(env: NodeJS.ProcessEnv = process.env): string[] {
+  return Object.keys(env)
+    .filter((name) => !SETTINGS.includes(name))
+    .flatMap((name) => {
+      const { setting, distance } = nearestSetting(name);
+      return distance <= (setting.length < 8 ? 1 : 2) ? [`${name} is not a setting: did you mean ${setting}?`] : [];
+    });
+}
+
+function nearestSetting(name: string): { setting: string; distance: number } {
+  let best = { setting: SETTINGS[0]!, distance: Infinity };
+  for (const setting of SETTINGS) {
+    const distance = editDistance(name.toUpperCase(), setting);
+    if (distance < best.distance) best = { setting, distance };
+  }
+  return best;
+}
+
+/** Edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`. */
+export function editDistance(a: string, b: string): number {
+  // rows[i][j]: the distance between the first i characters of a and the first j of b.
+  const rows = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = rows[i]!;
+      const above = rows[i - 1]!;
+      row[j] = Math.min(above[j]! + 1, row[j - 1]! + 1, above[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j]!, rows[i - 2]![j - 2]! + 1);
+    }
+  }
+  return rows[a.length]![b.length]!;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {

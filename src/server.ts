@@ -3,7 +3,7 @@ import type { Server, ServerResponse } from 'node:http';
 import { createService } from './app.js';
 import { ByteBudget } from './http/budget.js';
 import { createGuardedServer } from './http/server-guards.js';
-import { type Config, ConfigError, loadConfig, loadDotEnv } from './config.js';
+import { type Config, ConfigError, loadConfig, loadDotEnv, misspelledSettings } from './config.js';
 import { DASHBOARD_DIR } from './dashboard/routes.js';
 import { createSql } from './db/client.js';
 import { waitForDatabase } from './db/connect.js';
@@ -34,6 +34,8 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel, cluster.isWorker ? { worker: cluster.worker?.id } : {});
   if (cluster.isWorker) return serve(config, process.env[WORKER_DATABASE_URL]!, log, onStopped(log));
+  // Once, by the primary: its workers inherit the same environment.
+  for (const warning of misspelledSettings()) log.warn(warning);
 
   let local: LocalCluster | undefined;
   let databaseUrl = config.databaseUrl;

@@ -1,6 +1,17 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { parseEnv } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import {
+  COMPOSE_VARIABLES,
+  ConfigError,
+  editDistance,
+  loadConfig,
+  loadDotEnv,
+  misspelledSettings,
+  SETTINGS,
+} from '../src/config.js';
 
 describe('configuration', () => {
   it('has working defaults: the managed local database, auto storage mode, port 8080', () => {
@@ -53,5 +64,63 @@ describe('configuration', () => {
   ])('refuses %s=%s with a message naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration\\n  ${name}: `));
+  });
+
+  it('refuses a .env naming something that is not a setting, naming the nearest setting, and loads nothing of it', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'headcount-env-'));
+    try {
+      const file = path.join(dir, '.env');
+      await fs.writeFile(file, 'HTTP_MAX_CONNECTIONS=77\nDASHBORD=false\n# a comment\nSTORGE_MODE=postgres\n');
+      expect(() => loadDotEnv(file)).toThrow(ConfigError);
+      expect(() => loadDotEnv(file)).toThrow(
+        `invalid configuration in ${file}\n  DASHBORD: not a setting (the nearest is DASHBOARD)\n  STORGE_MODE: not a setting (the nearest is STORAGE_MODE)`,
+      );
+      expect(process.env.HTTP_MAX_CONNECTIONS).toBeUndefined();
+
+      await fs.writeFile(file, 'HTTP_MAX_CONNECTIONS=77\n');
+      loadDotEnv(file);
+      expect(process.env.HTTP_MAX_CONNECTIONS).toBe('77');
+    } finally {
+      delete process.env.HTTP_MAX_CONNECTIONS;
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('takes in .env what docker-compose.yml reads from it (the README has both in one checkout)', async () => {
+    const compose = await fs.readFile('docker-compose.yml', 'utf8');
+    const read = [...new Set([...compose.matchAll(/\$\{([A-Z_][A-Z0-9_]*)/g)].map((m) => m[1]!))];
+    expect(read.filter((name) => !SETTINGS.includes(name)).sort()).toEqual([...COMPOSE_VARIABLES].sort());
+  });
+
+  it('takes a copy of .env.example as a .env: every name in it is a setting', async () => {
+    const example = parseEnv(await fs.readFile('.env.example', 'utf8'));
+    expect(Object.keys(example).filter((name) => !SETTINGS.includes(name))).toEqual([]);
+  });
+
+  it('names the setting a variable of the environment looks like a misspelling of', () => {
+    expect(
+      misspelledSettings({ DASHBORD: 'false', port: '9000', DATABSE_URL: 'postgres://x/y', LOG_LEVLE: 'debug', PORT: '1' }),
+    ).toEqual([
+      'DASHBORD is not a setting: did you mean DASHBOARD?',
+      'port is not a setting: did you mean PORT?',
+      'DATABSE_URL is not a setting: did you mean DATABASE_URL?',
+      'LOG_LEVLE is not a setting: did you mean LOG_LEVEL?',
+    ]);
+  });
+
+  it('takes no common variable of a shell, a container or a test for a misspelled setting', () => {
+    const common =
+      'HOME PATH PWD OLDPWD USER LOGNAME SHELL TERM LANG LC_ALL HOSTNAME SHLVL TMPDIR TZ NODE_ENV NODE_OPTIONS ' +
+      'PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD HTTP_PROXY HTTPS_PROXY NO_PROXY DEBUG CI KUBERNETES_PORT ' +
+      'KUBERNETES_SERVICE_HOST KUBERNETES_SERVICE_PORT TEST_DATABASE_URL BENCH_PG_PORT HEADCOUNT_WORKER_DATABASE_URL';
+    expect(misspelledSettings(Object.fromEntries(common.split(' ').map((name) => [name, 'x'])))).toEqual([]);
+  });
+
+  it('counts an edit as an insertion, a deletion, a replacement or two neighbours swapped', () => {
+    expect(editDistance('DASHBOARD', 'DASHBOARD')).toBe(0);
+    expect(editDistance('DASHBORD', 'DASHBOARD')).toBe(1);
+    expect(editDistance('DASHBAORD', 'DASHBOARD')).toBe(1);
+    expect(editDistance('HOME', 'HOST')).toBe(2);
+    expect(editDistance('', 'PORT')).toBe(4);
   });
 });

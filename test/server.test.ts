@@ -3,10 +3,10 @@ import fs from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { freePort } from '../src/db/local-cluster.js';
 import { createTestDatabase, first } from './helpers/db.js';
-import { request, SERVER, startServer } from './helpers/server.js';
+import { listening, request, SERVER, spawnServer, startServer } from './helpers/server.js';
 import { tcpProxy, tcpTarget } from './helpers/tcp-proxy.js';
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
@@ -47,10 +47,18 @@ describe('the service process', () => {
     const db = await createTestDatabase('postgres');
     cleanup.push(() => db.drop());
     const server = await startServer({ DATABASE_URL: db.url, INGEST_FLUSH_DELAY_MS: '20' });
+    let answered = 0;
     const requests = Array.from({ length: 400 }, (_, i) =>
-      get(server.port, `/collect?cid=user-${i}`).catch(() => ({ status: 0, body: '' })),
+      get(server.port, `/collect?cid=user-${i}`).then(
+        (res) => {
+          if (res.status === 200) answered++;
+          return res;
+        },
+        () => ({ status: 0, body: '' }),
+      ),
     );
-    await new Promise((r) => setTimeout(r, 30));
+    // SIGTERM once the first request is acknowledged, while the rest are in flight.
+    await vi.waitFor(() => expect(answered).toBeGreaterThan(0), { timeout: 20_000, interval: 5 });
     server.child.kill('SIGTERM');
     const results = await Promise.all(requests);
     expect(await server.exited).toBe(0);
@@ -78,7 +86,7 @@ describe('the service process', () => {
       }
     };
     const clients = Array.from({ length: 16 }, client);
-    await new Promise((r) => setTimeout(r, 1500));
+    await vi.waitFor(() => expect(acknowledged.length).toBeGreaterThan(100), { timeout: 20_000, interval: 10 });
     server.child.kill('SIGKILL');
     stop = true;
     await Promise.all(clients);
@@ -91,7 +99,7 @@ describe('the service process', () => {
   it('serves from WORKERS processes sharing the port, and drains them all on SIGTERM', async () => {
     const db = await createTestDatabase('postgres');
     cleanup.push(() => db.drop());
-    const server = await startServer({ DATABASE_URL: db.url, WORKERS: '2', LOG_REQUESTS: 'true' });
+    const server = await startServer({ DATABASE_URL: db.url, WORKERS: '2', LOG_REQUESTS: 'true', DASHBORD: 'false' });
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => get(server.port, `/collect?cid=w${i % 5}`)));
     expect(results.every((r) => r.status === 200)).toBe(true);
     const { n } = first(await db.sql`select count(*)::int as n from events`);
@@ -121,6 +129,8 @@ describe('the service process', () => {
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
     expect(server.output().match(/"msg":"worker stopped"/g)).toHaveLength(2);
+    // A mistyped setting is warned about once, by the primary, not by each worker.
+    expect(server.output().match(/DASHBORD is not a setting: did you mean DASHBOARD\?/g)).toHaveLength(1);
     expect(server.output()).toContain('"msg":"stopped"');
   });
 
@@ -129,18 +139,22 @@ describe('the service process', () => {
     cleanup.push(() => db.drop());
     const proxy = await tcpProxy(tcpTarget(db.url));
     cleanup.push(() => proxy.down());
-    // Nothing listens on the proxy's port for the first 3 seconds: connections are refused.
-    const later = new Promise((r) => setTimeout(r, 3000)).then(() => proxy.up());
-    const server = await startServer({ DATABASE_URL: proxy.via(db.url), DATABASE_CONNECT_TIMEOUT_MS: '30000' });
-    await later;
-    const attempts = server.output().match(/"msg":"the database is not reachable"/g) ?? [];
-    expect(attempts.length).toBeGreaterThanOrEqual(2);
+    // Nothing listens on the proxy's port until the service has tried twice: refused.
+    const server = await spawnServer({ DATABASE_URL: proxy.via(db.url), DATABASE_CONNECT_TIMEOUT_MS: '60000' });
+    cleanup.push(async () => {
+      server.child.kill('SIGKILL');
+      await server.exited;
+    });
+    const attempts = () => server.output().match(/"msg":"the database is not reachable"/g)?.length ?? 0;
+    await vi.waitFor(() => expect(attempts()).toBeGreaterThanOrEqual(2), { timeout: 40_000, interval: 50 });
+    await proxy.up();
+    await listening(server);
     expect(server.output()).toContain('"code":"ECONNREFUSED"');
     expect(server.output()).toContain('"msg":"the database is reachable"');
     expect((await get(server.port, '/collect?cid=late')).status).toBe(200);
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);
-  });
+  }, 90_000);
 
   it('gives up with a clear message when the database is still not up after DATABASE_CONNECT_TIMEOUT_MS', async () => {
     const child = spawn(process.execPath, [SERVER], {
@@ -173,5 +187,22 @@ describe('the service process', () => {
     const code = await new Promise((resolve) => child.once('exit', resolve));
     expect(code).toBe(2);
     expect(stderr).toMatch(/invalid configuration\n\s+PORT: /);
+  });
+
+  it('refuses a .env that names something that is not a setting, naming the nearest setting', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'headcount-dotenv-'));
+    cleanup.push(() => fs.rm(dir, { recursive: true, force: true }));
+    await fs.writeFile(path.join(dir, '.env'), 'DASHBORD=false\n');
+    const child = spawn(process.execPath, [SERVER], {
+      cwd: dir,
+      // Were the .env taken, the service would give up on this database at once (exit 1).
+      env: { PATH: process.env.PATH, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', DATABASE_CONNECT_TIMEOUT_MS: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    expect(code).toBe(2);
+    expect(stderr).toContain('invalid configuration in .env\n  DASHBORD: not a setting (the nearest is DASHBOARD)');
   });
 });

@@ -1,11 +1,11 @@
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
 import { fetchStats, forgetKey, StatsError, type StatsResponse, type StatsRow, storeKey } from './api.js';
+import { SITE_PATTERN } from '../src/site.js';
 import { SeriesChart } from './chart.js';
 import { addDays, browserTimeZone, localDate, type Range, type RangeKey, rangeOf, timeZones } from './time.js';
 
 const RANGE_KEYS: readonly RangeKey[] = ['24h', '7d', '30d', '12m', 'custom'];
-const SITE = /^[a-z0-9][a-z0-9._-]{0,127}$/;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
 const byId = <T extends HTMLElement>(id: string): T => {
@@ -75,7 +75,7 @@ function initControls(): void {
   ui.tz.value = tz;
 
   const site = query.get('site') ?? '';
-  ui.site.value = SITE.test(site) ? site : '';
+  ui.site.value = SITE_PATTERN.test(site) ? site : '';
   const range = query.get('range') as RangeKey | null;
   ui.range.value = range && RANGE_KEYS.includes(range) ? range : '30d';
   const today = localDate(Date.now(), tz);

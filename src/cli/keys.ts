@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, loadDotEnv } from '../config.js';
 import { createSql } from '../db/client.js';
 import { createLogger } from '../log.js';
+import { SITE_PATTERN, SITE_RULE } from '../site.js';
 import { createKey, listKeys, revokeKey, type Scope, SCOPES } from '../v1/auth/keys.js';
 import { withDatabase } from './database.js';
 
@@ -26,8 +27,8 @@ async function main(argv: string[]): Promise<void> {
     if (scope !== 'admin' && !values.site)
       throw new ConfigError(`${scope === 'ingest' ? 'an' : 'a'} ${scope} key belongs to one site: give --site\n${USAGE}`);
     if (scope === 'admin' && values.site) throw new ConfigError(`an admin key is for every site: leave out --site\n${USAGE}`);
-    if (values.site && !/^[a-z0-9][a-z0-9._-]{0,127}$/.test(values.site)) {
-      throw new ConfigError('--site must be a site name: lowercase letters, digits, ".", "_" or "-", at most 128');
+    if (values.site && !SITE_PATTERN.test(values.site)) {
+      throw new ConfigError(`--site ${SITE_RULE}`);
     }
   } else if (command === 'revoke') {
     if (positionals.length !== 1) throw new ConfigError(`revoke takes one key id (see list)\n${USAGE}`);

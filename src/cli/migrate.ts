@@ -2,18 +2,21 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { ConfigError, loadConfig, loadDotEnv } from '../config.js';
 import { startLocalCluster } from '../db/local-cluster.js';
-import { migrate, MIGRATIONS_DIR } from '../db/migrate.js';
+import { migrate, MIGRATIONS_DIR, serviceSessions } from '../db/migrate.js';
 import { createLogger } from '../log.js';
 
 const USAGE = `usage: npm run migrate -- <command>
   up [N]          apply pending migrations (all, or the next N)
-  down [N]        revert the last N migrations (default 1)
+  down [N]        revert the last N migrations (default 1); refused while a
+                  service is connected to the database, unless --force
   create <name>   write a new TypeScript migration in migrations/
 Uses DATABASE_URL, or the managed local cluster when it is unset; STORAGE_MODE
 (auto | timescaledb | postgres) picks the storage mode of a first migration.`;
 
 async function main(argv: string[]): Promise<void> {
-  const [command = 'up', arg] = argv;
+  const force = argv.includes('--force');
+  const [command = 'up', arg] = argv.filter((a) => a !== '--force');
+  if (force && command !== 'down') throw new ConfigError(`--force is for down\n${USAGE}`);
   if (command === 'create') {
     if (!arg) throw new ConfigError(`create needs a name\n${USAGE}`);
     const bin = path.resolve(MIGRATIONS_DIR, '..', 'node_modules', '.bin', 'node-pg-migrate');
@@ -34,8 +37,22 @@ async function main(argv: string[]): Promise<void> {
     ? undefined
     : await startLocalCluster({ dataDir: config.localPg.dataDir, port: config.localPg.port, binDir: config.localPg.binDir, log });
   try {
+    const databaseUrl = config.databaseUrl ?? cluster!.url;
+    if (command === 'down' && !force) {
+      // A service on a reverted schema answers 503 not_migrated to everything.
+      const sessions = await serviceSessions(databaseUrl);
+      if (sessions.length > 0) {
+        const who = sessions.map(
+          (s) => `${s.application_name} from ${s.client_addr ?? 'a local socket'} since ${s.backend_start.toISOString()}`,
+        );
+        throw new Error(
+          `a service is connected to the database (${sessions.length} session${sessions.length === 1 ? '' : 's'}: ` +
+            `${[...new Set(who)].slice(0, 5).join('; ')}); stop it first, or give --force`,
+        );
+      }
+    }
     const ran = await migrate({
-      databaseUrl: config.databaseUrl ?? cluster!.url,
+      databaseUrl,
       storageMode: config.storageMode,
       defaultSite: config.defaultSite,
       direction: command,

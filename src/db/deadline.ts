@@ -1,4 +1,4 @@
-import { DatabaseUnavailable } from './errors.js';
+import { DatabaseUnavailable, sqlState } from './errors.js';
 
 /**
  * How long a request waits for the database before it is answered 503. postgres.js
@@ -39,7 +39,7 @@ export async function withDeadline<T>(query: Cancellable<T>, ms: number = DEFAUL
     }
     if (settled.ok) return settled.value;
     // Cancelled before it was sent, or stopped by the server: it did not happen.
-    if ((settled.err as { code?: unknown }).code === '57014') throw unavailable();
+    if (sqlState(settled.err) === '57014') throw unavailable();
     throw settled.err;
   } finally {
     clearTimeout(timer);

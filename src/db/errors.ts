@@ -35,11 +35,20 @@ export class DatabaseUnavailable extends Error {
   override name = 'DatabaseUnavailable';
 }
 
+/**
+ * The code of a database error: PostgreSQL's SQLSTATE (a postgres.js PostgresError), or
+ * for a connection that failed, Node's or postgres.js's (ECONNREFUSED, CONNECTION_CLOSED);
+ * undefined for anything else.
+ */
+export function sqlState(err: unknown): string | undefined {
+  const code: unknown = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : undefined;
+}
+
 export function isRetryableDbError(err: unknown): boolean {
   if (err instanceof DatabaseUnavailable) return true;
-  if (!(err instanceof Error)) return false;
-  const code = (err as Error & { code?: unknown }).code;
-  if (typeof code !== 'string') return false;
+  const code = sqlState(err);
+  if (code === undefined) return false;
   if (CONNECTION_ERRNOS.has(code)) return true;
   return /^[0-9A-Z]{5}$/.test(code) && (RETRYABLE_CODES.has(code) || RETRYABLE_CLASSES.has(code.slice(0, 2)));
 }

@@ -59,7 +59,7 @@ async function run(file: string, args: string[], opts: { asPostgres?: boolean } 
     const { stdout } = await execFileAsync(cmd, argv, { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
     return stdout;
   } catch (err) {
-    const e = err as Error & { stderr?: string; stdout?: string; code?: unknown };
+    const e = err as Error & { stderr?: string; stdout?: string };
     const output = `${e.stderr ?? ''}${e.stdout ?? ''}`.trim();
     throw new LocalClusterError(`${path.basename(file)} ${args.join(' ')} failed${output ? `:\n${output}` : `: ${e.message}`}`);
   }

@@ -1,12 +1,21 @@
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
 import type { StorageModeSetting } from '../config.js';
 import type { Logger } from '../log.js';
-import { createSql } from './client.js';
+import { createSql, type Sql } from './client.js';
+import { applySqlObjects, dropSqlObjects } from './sql-objects.js';
 
 /** `migrations/` of the project, whether this file runs from src/ or from dist/. */
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'migrations');
+
+/** The migrations this build ships, as node-pg-migrate names them (file name without extension). */
+export function shippedMigrations(): string[] {
+  return readdirSync(MIGRATIONS_DIR)
+    .filter((f) => /\.(ts|js|sql)$/.test(f) && !f.endsWith('.d.ts'))
+    .map((f) => path.basename(f, path.extname(f)));
+}
 
 export interface MigrateOptions {
   databaseUrl: string;
@@ -17,6 +26,8 @@ export interface MigrateOptions {
   /** How many migrations; default all for up, one for down. */
   count?: number;
   log: Logger;
+  /** Where the functions, views and triggers are (tests apply other versions of them); default sql/. */
+  sqlDir?: string;
 }
 
 /**
@@ -48,8 +59,50 @@ async function settingsShim(databaseUrl: string): Promise<string | undefined> {
   }
 }
 
+export interface ServiceSession {
+  application_name: string;
+  client_addr: string | null;
+  backend_start: Date;
+}
+
+/**
+ * Sessions of a running service on the database: its pool (application_name
+ * `headcount`) and its refresher (`headcount-refresher`), seen in pg_stat_activity by
+ * any role (a role that is not theirs sees them too, without their queries). A service
+ * whose pool has sat idle for a minute has closed its connections (postgres mode has no
+ * refresher): it is not seen.
+ */
+export const serviceSessions = (databaseUrl: string): Promise<ServiceSession[]> =>
+  withConnection(
+    databaseUrl,
+    (sql) => sql<ServiceSession[]>`
+      select application_name, host(client_addr) as client_addr, backend_start /* migrate */
+      from pg_stat_activity
+      where datname = current_database()
+        and pid <> pg_backend_pid()
+        and application_name in ('headcount', 'headcount-refresher')
+      order by backend_start
+    `,
+  );
+
+/** `fn` on a connection of its own (the migration's, by name), closed after. */
+async function withConnection<T>(databaseUrl: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
+  const sql = createSql(databaseUrl, { max: 1, applicationName: 'headcount-migrate' });
+  try {
+    return await fn(sql);
+  } finally {
+    await sql.end();
+  }
+}
+
+/**
+ * Up: the numbered migrations (tables and data), then the functions, views and triggers
+ * of sql/ that changed. Down: those objects dropped first, then the down steps; the next
+ * up applies them again. Returns the numbered migrations that ran.
+ */
 export async function migrate(opts: MigrateOptions): Promise<string[]> {
   const direction = opts.direction ?? 'up';
+  if (direction === 'down') await withConnection(opts.databaseUrl, dropSqlObjects);
   const searchPath = await settingsShim(opts.databaseUrl);
   const ran = await runner({
     // Settings reach the migrations as session settings they read with current_setting:
@@ -77,5 +130,17 @@ export async function migrate(opts: MigrateOptions): Promise<string[]> {
   });
   const names = ran.map((m) => m.name);
   if (names.length > 0) opts.log.info({ migrations: names }, `migrated ${direction}`);
+  if (direction === 'up') {
+    // sql/ is written against the schema of the last migration: while one is pending (up
+    // N), the objects stay as they are.
+    const applied = await withConnection(opts.databaseUrl, async (sql) => {
+      const done = (await sql<{ name: string }[]>`select name from pgmigrations`).map((r) => r.name);
+      const pending = shippedMigrations().filter((name) => !done.includes(name));
+      if (pending.length === 0) return applySqlObjects(sql, opts.sqlDir);
+      opts.log.info({ pending }, 'the functions, views and triggers of sql/ wait for the pending migrations');
+      return [];
+    });
+    if (applied.length > 0) opts.log.info({ objects: applied }, 'applied the functions, views and triggers of sql/');
+  }
   return names;
 }

@@ -5,7 +5,7 @@ import type { Sql } from './client.js';
 
 /**
  * timescaledb mode: materializes the continuous aggregates. Reads never wait for it
- * (see migrations/1795449600000_sites_and_fresh_reads.ts): buckets above a watermark are
+ * (see sql/timescaledb/events_hourly.sql): buckets above a watermark are
  * computed at read time, and hours written below it are marked stale in the writing
  * transaction and answered from their minutes. A pass:
  *

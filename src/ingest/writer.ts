@@ -1,6 +1,6 @@
 import type { Sql } from '../db/client.js';
 import { withDeadline } from '../db/deadline.js';
-import { DatabaseUnavailable, isRetryableDbError } from '../db/errors.js';
+import { DatabaseUnavailable, isRetryableDbError, sqlState } from '../db/errors.js';
 import type { Logger } from '../log.js';
 import { EventsRejected, QueueFull, ShuttingDown, TooManyEvents } from './errors.js';
 
@@ -71,6 +71,9 @@ export interface WriterStats {
   queuedBytes: number;
 }
 
+/** Stores a batch and answers the keys it stored (insertEvents); cancellable like a postgres.js query. */
+export type InsertEvents = (rows: EventRow[]) => PromiseLike<readonly StoredKey[]> & { cancel(): unknown };
+
 /** What a row holds in memory, roughly: strings are UTF-16, plus the object and array slots. */
 const rowBytes = (r: EventRow): number =>
   96 + 2 * (r.site.length + r.kind.length + r.page.length + (r.userId?.length ?? 0) + (r.id?.length ?? 0));
@@ -98,6 +101,8 @@ export class GroupCommitWriter {
     private readonly opts: WriterOptions,
     private readonly log: Logger,
     private readonly onFlushed: (flush: FlushOutcome) => void = () => {},
+    /** The database statement, injected so that unit tests run the writer without a database. */
+    private readonly insert: InsertEvents = (rows) => insertEvents(sql, rows),
   ) {}
 
   /** Resolves once `rows` are committed; rejects with an IngestError or DatabaseUnavailable otherwise. */
@@ -202,7 +207,7 @@ export class GroupCommitWriter {
     });
     let stored: StoredRows;
     try {
-      stored = storedRows(rows, await withRetry(() => withDeadline(insertEvents(this.sql, rows), this.opts.deadlineMs)));
+      stored = storedRows(rows, await withRetry(() => withDeadline(this.insert(rows), this.opts.deadlineMs)));
     } catch (err) {
       if (!isRetryableDbError(err) && batch.length > 1) {
         // Something in the batch was refused for what it is, not for the database's
@@ -237,7 +242,7 @@ async function withRetry<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
     try {
       return await run();
     } catch (err) {
-      const code = (err as { code?: unknown }).code;
+      const code = sqlState(err);
       if (attempt >= attempts || (code !== '40P01' && code !== '40001')) throw err;
     }
   }

@@ -1,11 +1,12 @@
-import { readdirSync } from 'node:fs';
-import path from 'node:path';
 import type Router from '@koa/router';
 import type Koa from 'koa';
 import type { Sql } from '../db/client.js';
 import { withDeadline } from '../db/deadline.js';
+import { sqlState } from '../db/errors.js';
 import type { JobStatus } from '../db/job-health.js';
-import { MIGRATIONS_DIR } from '../db/migrate.js';
+import { shippedMigrations } from '../db/migrate.js';
+import { readSqlObjects } from '../db/sql-objects.js';
+import type { StorageMode } from '../db/storage.js';
 import type { Metrics } from './metrics.js';
 
 /** /readyz gives the database this long to answer; a load balancer probes every few seconds. */
@@ -30,19 +31,38 @@ export class Readiness {
   }
 }
 
-/** The migrations this build ships, as node-pg-migrate names them (file name without extension). */
-function shippedMigrations(): string[] {
-  return readdirSync(MIGRATIONS_DIR)
-    .filter((f) => /\.(ts|js|sql)$/.test(f) && !f.endsWith('.d.ts'))
-    .map((f) => path.basename(f, path.extname(f)));
-}
-
 interface NotReady {
   code: 'draining' | 'database_unavailable' | 'not_migrated' | 'background_job_failing';
   message: string;
 }
 
-async function whyNotReady(sql: Sql, readiness: Readiness, expected: string[]): Promise<NotReady | undefined> {
+/**
+ * The functions, views and triggers of sql/ this build ships that the database has not
+ * applied as they are (a service started with MIGRATE_ON_START=false on a database an
+ * older build migrated, or after a `migrate down`, which drops them).
+ */
+async function objectsBehind(sql: Sql, shipped: Record<StorageMode, Promise<string[]>>): Promise<string[]> {
+  const [row]: [{ mode: StorageMode; applied: string[] }?] = await withDeadline(
+    sql`
+      select s.storage_mode as mode,
+             array(select o.name || ':' || o.sha256 from headcount_sql_objects o order by o.position) as applied
+      from headcount_settings s /* ops/probes */
+    `,
+    READY_TIMEOUT_MS,
+  );
+  if (!row) return [];
+  const expected = await shipped[row.mode];
+  // name:sha256 on either side only: a file changed, added or removed since the last apply.
+  const differ = [...expected.filter((o) => !row.applied.includes(o)), ...row.applied.filter((o) => !expected.includes(o))];
+  return [...new Set(differ.map((o) => o.slice(0, o.lastIndexOf(':'))))];
+}
+
+async function whyNotReady(
+  sql: Sql,
+  readiness: Readiness,
+  expected: string[],
+  objects: Record<StorageMode, Promise<string[]>>,
+): Promise<NotReady | undefined> {
   if (readiness.draining) return { code: 'draining', message: 'the service is shutting down' };
   let applied: string[];
   try {
@@ -50,12 +70,24 @@ async function whyNotReady(sql: Sql, readiness: Readiness, expected: string[]): 
     applied = rows.map((r) => r.name);
   } catch (err) {
     // An unmigrated database has no pgmigrations table (42P01): reachable, not migrated.
-    if ((err as { code?: unknown }).code === '42P01') applied = [];
+    if (sqlState(err) === '42P01') applied = [];
     else return { code: 'database_unavailable', message: `the database did not answer within ${READY_TIMEOUT_MS} ms` };
   }
   const pending = expected.filter((name) => !applied.includes(name));
   if (pending.length > 0) {
     return { code: 'not_migrated', message: `pending migrations: ${pending.join(', ')} (npm run migrate -- up)` };
+  }
+  let behind: string[];
+  try {
+    behind = await objectsBehind(sql, objects);
+  } catch (err) {
+    // Before the layer's migration a database has no headcount_sql_objects (42P01); the
+    // pending migration said so above.
+    if ((err as { code?: unknown }).code === '42P01') behind = [];
+    else return { code: 'database_unavailable', message: `the database did not answer within ${READY_TIMEOUT_MS} ms` };
+  }
+  if (behind.length > 0) {
+    return { code: 'not_migrated', message: `SQL objects not applied as shipped: ${behind.join(', ')} (npm run migrate -- up)` };
   }
   const failing = readiness.failingJobs();
   if (failing.length > 0) {
@@ -76,6 +108,10 @@ export interface OpsDeps {
 /** /livez, /readyz and /metrics. */
 export function registerOps(router: Router, deps: OpsDeps): void {
   const expected = shippedMigrations();
+  const objectsOf = async (mode: StorageMode) => (await readSqlObjects(mode)).map((o) => `${o.name}:${o.sha256}`);
+  const objects = { timescaledb: objectsOf('timescaledb'), postgres: objectsOf('postgres') };
+  // Read once; a failed read is reported by the probe that awaits it.
+  for (const read of Object.values(objects)) read.catch(() => undefined);
 
   // The process runs its event loop and serves: nothing else is checked, so that an
   // orchestrator restarts it only when a restart can help.
@@ -84,7 +120,7 @@ export function registerOps(router: Router, deps: OpsDeps): void {
   });
 
   router.get('/readyz', async (ctx: Koa.Context) => {
-    const problem = await whyNotReady(deps.sql, deps.readiness, expected);
+    const problem = await whyNotReady(deps.sql, deps.readiness, expected, objects);
     if (!problem) {
       ctx.body = { status: 'ok' };
       return;

@@ -1,12 +1,9 @@
 import { z } from 'zod';
 import type { Sql } from '../db/client.js';
 import { stringOr } from '../http/params.js';
+import { SITE_PATTERN, SITE_RULE } from '../site.js';
 import { parseIsoDate, parseIsoTimestamp } from '../time.js';
 
-/** Site names, as the events table checks them. */
-export const SITE_PATTERN = /^[a-z0-9][a-z0-9._-]{0,127}$/;
-export const SITE_RULE =
-  'must be a site name: lowercase letters, digits, ".", "_" or "-" (starting with a letter or digit), at most 128';
 export const KIND_PATTERN = /^[a-z][a-z0-9_]{0,62}$/;
 export const KIND_RULE = 'must be an event kind: a lowercase letter, then lowercase letters, digits or "_", at most 63';
 export const PAGE_MAX_CHARS = 2048;

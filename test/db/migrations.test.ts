@@ -16,16 +16,8 @@ import {
   type TestDatabase,
   withAdmin,
 } from '../helpers/db.js';
+import { RELEASES } from '../helpers/releases.js';
 import { daysAgo, hoursAgo, isoDate } from '../helpers/time.js';
-
-/**
- * The migrations of each release, with the SHA-256 of every file as it shipped. A shipped
- * migration is never edited: a database migrated by that release would never run the
- * edit. Add a new migration instead.
- */
-const RELEASES = {
-  'v0.1.0': { '1763870400000_storage': 'eab510fb1e66d682189aaa818398cf9d465c6f794e01ed7d6d625cd9d8757366' },
-} as const;
 
 const relationKinds = async (sql: Sql) =>
   Object.fromEntries(
@@ -63,7 +55,7 @@ describe('migrations are append-only', () => {
 
   it('adds new migrations after the last shipped one', async () => {
     const names = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.ts')).map((f) => f.replace(/\.ts$/, ''));
-    const shipped = Object.values(RELEASES).flatMap((files) => Object.keys(files));
+    const shipped = [...new Set(Object.values(RELEASES).flatMap((files) => Object.keys(files)))];
     expect(names.slice(0, shipped.length)).toEqual(shipped);
   });
 });
@@ -180,6 +172,15 @@ describeEachMode('migrations', (mode) => {
       const step = async (direction: 'up' | 'down') =>
         migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
+      expect(await step('down')).toEqual(['1796054400000_sql_objects']);
+      // The objects as the migrations before the layer left them: its helper is gone, and
+      // the trigger function spells the hll parameters out again.
+      expect(
+        first(await scratch.sql`select count(*)::int as n from pg_proc where proname = 'headcount_sketch_parameters'`).n,
+      ).toBe(0);
+      expect(
+        first(await scratch.sql`select prosrc from pg_proc where oid = 'headcount_apply_events()'::regprocedure`).prosrc,
+      ).toContain('hll_hash_text(user_id, 0), 14, 5, -1, 1');
       expect(await step('down')).toEqual(['1795881600000_utc_days']);
       expect(await step('down')).toEqual(['1795795200000_stats_without_jit']);
       expect(await step('down')).toEqual(['1795708800000_rate_limit_leases']);
@@ -199,6 +200,10 @@ describeEachMode('migrations', (mode) => {
       expect(await step('up')).toEqual(['1795708800000_rate_limit_leases']);
       expect(await step('up')).toEqual(['1795795200000_stats_without_jit']);
       expect(await step('up')).toEqual(['1795881600000_utc_days']);
+      expect(await step('up')).toEqual(['1796054400000_sql_objects']);
+      expect(
+        first(await scratch.sql`select count(*)::int as n from pg_proc where proname = 'headcount_sketch_parameters'`).n,
+      ).toBe(1);
       // JIT compilation cost ~180 ms per 30-day stats call over 60 days of data (bench).
       const [stats] = await scratch.sql`
         select proconfig from pg_proc

@@ -20,6 +20,17 @@ const sumOf = async (sql: Sql, relation: string, bucketMs: number) =>
   Number(
     first(await sql`select coalesce(sum(events), 0)::int8 as n from ${sql(relation)} where bucket = ${new Date(bucketMs)}`).n,
   );
+/**
+ * A POSIX zone on UTC+1 (daylight time) from its year's start until noon of the UTC day
+ * `dayMs`, on UTC after: there, that day + interval '1 day' spans 25 hours. Its days are
+ * counted from 0 with 29 February ("n"): "Jn" skips 29 February, so in a leap year the
+ * change came a day late, the day was 24 hours long, and the time-zone test passed with
+ * the '1 day' it guards against.
+ */
+function dstEndingOn(dayMs: number): string {
+  const dayOfYear = Math.round((dayMs - Date.UTC(new Date(dayMs).getUTCFullYear(), 0, 1)) / 86_400_000);
+  return `XST0XDT,0/0,${dayOfYear}/12`;
+}
 const marks = async (sql: Sql) =>
   (await sql`select hour from headcount_stale_hours order by hour`).map((r) => (r.hour as Date).getTime());
 
@@ -166,10 +177,7 @@ describe.skipIf(!modeAvailable('timescaledb'))('continuous aggregate refresher, 
 
   it('answers a stale day as a UTC day whatever the session time zone (a psql user with DST)', async () => {
     const day = daysAgo(10);
-    // A POSIX zone whose daylight time ends on that very day: "+ '1 day'" would span 25 hours there.
-    const d = new Date(day);
-    const dayOfYear = Math.round((day - Date.UTC(d.getUTCFullYear(), 0, 1)) / 86_400_000) + 1;
-    const zone = `XST0XDT,J1/0,J${Math.min(dayOfYear, 365)}/12`;
+    const zone = dstEndingOn(day);
     await insertEvents(db.sql, [
       event(day - 3_600_000, 'before'),
       event(day + 23 * HOUR_MS, 'last'),
@@ -180,8 +188,25 @@ describe.skipIf(!modeAvailable('timescaledb'))('continuous aggregate refresher, 
     expect(await marks(db.sql)).toEqual([day]);
     const [row] = await db.sql.begin(async (tx) => {
       await tx.unsafe(`set local timezone = '${zone}'`);
-      return tx`select sum(events)::int as n from events_daily where bucket = ${new Date(day)}`;
+      return tx`
+        select
+          (select sum(events)::int from events_daily where bucket = ${new Date(day)}) as n,
+          extract(epoch from ${new Date(day)}::timestamptz + interval '1 day' - ${new Date(day)}::timestamptz)::int / 3600 as "dayHours"
+      `;
     });
-    expect(row?.n).toBe(2);
+    expect(row?.dayHours).toBe(25); // the zone does make that day 25 hours long: the test can fail
+    expect(row?.n).toBe(2); // 'before' and 'next' are other UTC days
+  });
+
+  it('has a zone whose daylight time makes the test day 25 hours long on any date, leap years too', async () => {
+    const days = ['2027-01-01', '2027-02-28', '2027-03-01', '2027-12-31', '2028-02-28', '2028-02-29', '2028-03-01', '2028-12-31'];
+    for (const iso of days) {
+      const day = Date.parse(`${iso}T00:00:00Z`);
+      const [row] = await db.sql.begin(async (tx) => {
+        await tx.unsafe(`set local timezone = '${dstEndingOn(day)}'`);
+        return tx`select extract(epoch from ${new Date(day)}::timestamptz + interval '1 day' - ${new Date(day)}::timestamptz)::int / 3600 as hours`;
+      });
+      expect({ iso, hours: row?.hours }).toEqual({ iso, hours: 25 });
+    }
   });
 });

@@ -17,6 +17,13 @@ export interface Running {
 
 /** Starts the service process with `env` (plus PATH and a free PORT); resolves once it listens. */
 export async function startServer(env: Record<string, string>): Promise<Running> {
+  const running = await spawnServer(env);
+  await listening(running);
+  return running;
+}
+
+/** Starts the service process with `env` (plus PATH and a free PORT), not waiting for anything. */
+export async function spawnServer(env: Record<string, string>): Promise<Running> {
   const port = await freePort();
   const child = spawn(process.execPath, [...NODE_FLAGS, SERVER], {
     env: { PATH: process.env.PATH, PORT: String(port), LOG_LEVEL: 'info', ...env },
@@ -26,12 +33,16 @@ export async function startServer(env: Record<string, string>): Promise<Running>
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, port, output: () => output, exited };
+}
+
+/** Resolves once the service says it listens; throws if it exits or takes over a minute. */
+export async function listening(server: Running): Promise<void> {
   const deadline = Date.now() + 60_000;
-  while (!output.includes('headcount listening')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${output}`);
+  while (!server.output().includes('headcount listening')) {
+    if (server.child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${server.output()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { child, port, output: () => output, exited };
 }
 
 export interface Answer {

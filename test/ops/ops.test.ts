@@ -1,15 +1,17 @@
 import { Writable } from 'node:stream';
 import supertest from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createApp, createService } from '../../src/app.js';
 import { createSql } from '../../src/db/client.js';
+import { applySqlObjects } from '../../src/db/sql-objects.js';
 import { GroupCommitWriter } from '../../src/ingest/writer.js';
 import { createLogger, silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/ops/metrics.js';
 import { JobHealth } from '../../src/db/job-health.js';
 import { Readiness } from '../../src/ops/probes.js';
+import { Rejections } from '../../src/ops/rejections.js';
 import { startTestApp, testRuntimeConfig, type TestApp, useTestApp } from '../helpers/app.js';
-import { createEmptyDatabase, describeEachMode } from '../helpers/db.js';
+import { createEmptyDatabase, createTestDatabase, describeEachMode } from '../helpers/db.js';
 import { tcpProxy, tcpTarget } from '../helpers/tcp-proxy.js';
 
 /** A logger whose lines land in `lines`, parsed. */
@@ -30,6 +32,8 @@ function sample(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
+/** The message of the overload summary (src/ops/rejections.ts). */
+const SUMMARY = 'requests refused with 503 (counts since the last such line)';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describeEachMode('GET /metrics', (mode) => {
@@ -92,14 +96,49 @@ describe('overload', () => {
       expect(refused).toBeGreaterThanOrEqual(10);
       const text = (await http.get('/metrics')).text;
       expect(sample(text, 'headcount_requests_rejected_total{reason="queue_full"}')).toBe(refused);
-      await sleep(1300);
-      const summaries = lines.filter((l) => l.msg === 'requests refused with 503 (counts since the last such line)');
-      expect(summaries).toHaveLength(1);
-      expect(summaries[0]?.refused).toEqual({ queue_full: refused });
+      // The summary comes a second after the first refusal: polled for, not slept on. How
+      // many lines a second is the unit test's business (Rejections, below).
+      const summaries = () => lines.filter((l) => l.msg === SUMMARY);
+      const summarised = () => summaries().reduce((n, l) => n + ((l.refused as { queue_full?: number }).queue_full ?? 0), 0);
+      await vi.waitFor(() => expect(summarised()).toBe(refused), { timeout: 20_000, interval: 50 });
+      expect(summaries().length).toBeLessThan(refused);
+      for (const line of summaries()) expect(Object.keys(line.refused as object)).toEqual(['queue_full']);
       expect(lines.filter((l) => l.level === 'error')).toHaveLength(0);
     } finally {
       await t.close();
     }
+  });
+});
+
+describe('Rejections', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('logs one summary line per interval with the counts since the last, however many it refused', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const { log, lines } = capturedLogger();
+    const metrics = new Metrics();
+    const rejections = new Rejections(metrics, log, 1000);
+    for (let i = 0; i < 50; i++) rejections.unavailable('ingest_queue_full');
+    rejections.unavailable('database_unavailable', new Error('connection refused'));
+    rejections.invalid(); // a 4xx: counted, never logged
+    vi.advanceTimersByTime(999);
+    expect(lines).toHaveLength(0);
+    vi.advanceTimersByTime(1);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      msg: SUMMARY,
+      level: 'warn',
+      refused: { queue_full: 50, database_unavailable: 1 },
+      err: { message: 'connection refused' },
+    });
+
+    vi.advanceTimersByTime(10_000); // nothing refused: nothing to say
+    expect(lines).toHaveLength(1);
+    rejections.unavailable('shutting_down');
+    vi.advanceTimersByTime(1000);
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatchObject({ refused: { shutting_down: 1 } });
+    expect(lines[1]).not.toHaveProperty('err');
   });
 });
 
@@ -225,6 +264,27 @@ describe('GET /livez and /readyz', () => {
       expect(res.body.error.message).toContain('1763870400000_storage');
     } finally {
       await empty.drop();
+    }
+  });
+
+  it('answers 503 not_migrated while the SQL objects of sql/ are not applied as this build ships them', async () => {
+    const db = await createTestDatabase('postgres');
+    try {
+      const writer = new GroupCommitWriter(db.sql, testRuntimeConfig.ingest, silentLogger);
+      const http = supertest(createApp({ sql: db.sql, writer, site: 'default', log: silentLogger }).callback());
+      expect((await http.get('/readyz')).status).toBe(200);
+      // As a database an older build migrated: another headcount_stats.
+      await db.sql`update headcount_sql_objects set sha256 = 'older' where name = 'headcount_stats'`;
+      const res = await http.get('/readyz');
+      expect(res.status).toBe(503);
+      expect(res.body.error).toEqual({
+        code: 'not_migrated',
+        message: 'SQL objects not applied as shipped: headcount_stats (npm run migrate -- up)',
+      });
+      expect(await applySqlObjects(db.sql)).toContain('sql/common/headcount_stats.sql');
+      expect((await http.get('/readyz')).status).toBe(200);
+    } finally {
+      await db.drop();
     }
   });
 

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { eventTimeProblem, parseIsoTimestamp, timeWindowProblem } from '../../time.js';
 import { hasNul, NUL_MESSAGE } from '../../http/params.js';
-import { KIND_PATTERN, KIND_RULE, PAGE_MAX_CHARS, SITE_PATTERN, SITE_RULE } from '../params.js';
+import { SITE_PATTERN, SITE_RULE } from '../../site.js';
+import { KIND_PATTERN, KIND_RULE, PAGE_MAX_CHARS } from '../params.js';
 
 export const MAX_EVENTS = 10_000;
 export const MAX_BODY_BYTES = 5 * 1024 * 1024;

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type Router from '@koa/router';
 import type { Sql } from '../../db/client.js';
+import { sqlState } from '../../db/errors.js';
 import { badRequest, UnavailableError } from '../../http/errors.js';
 import { parseWith, queryOf } from '../../http/validate.js';
 import { type AuthDeps, requireKey, siteFor } from '../auth/middleware.js';
@@ -31,9 +32,8 @@ export function registerExport(router: Router, deps: { sql: Sql; site: string; a
     try {
       range = await resolveRange(deps.sql, q.from, q.to, q.timezone ?? 'UTC');
     } catch (err) {
-      const e = err as { code?: unknown; message?: unknown };
-      if (e.code === '22023' && typeof e.message === 'string')
-        throw badRequest('invalid_query', e.message, [{ parameter: 'timezone', message: e.message }]);
+      if (sqlState(err) === '22023' && err instanceof Error)
+        throw badRequest('invalid_query', err.message, [{ parameter: 'timezone', message: err.message }]);
       throw err;
     }
     if (range.fromMs >= range.toMs) {

@@ -7,6 +7,7 @@ import { PageViewMultiBody, PageViewResponse, PageViewSingleBody, ReportQuery, R
 import { EventsBody, EventsResponse, V1Event } from '../events/schemas.js';
 import { ExportedEvent, ExportQuery } from '../export/schemas.js';
 import { StatsQuery, StatsResponse } from '../stats/schemas.js';
+import { VERSION } from '../../version.js';
 
 /**
  * The OpenAPI 3.1 document of every route, generated from the zod schemas the routes
@@ -58,7 +59,7 @@ export function openApiDocument(): ReturnType<typeof createDocument> {
     openapi: '3.1.0',
     info: {
       title: 'headcount',
-      version: '0.3.0',
+      version: VERSION,
       description:
         'Collects analytics events and answers distinct users and event counts per hour, day and any range. ' +
         'Every error answers {"error":{"code","message","details?"}}. Writes are answered after they commit.',

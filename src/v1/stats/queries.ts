@@ -1,5 +1,7 @@
+import postgres from 'postgres';
 import { deadlineOf, type Sql } from '../../db/client.js';
 import { withDeadline } from '../../db/deadline.js';
+import { sqlState } from '../../db/errors.js';
 import { boundSql, type RangeBound } from '../params.js';
 import type { Granularity, StatsResponse } from './schemas.js';
 
@@ -41,7 +43,7 @@ interface Row {
 }
 
 /**
- * GET /v1/stats: one call of headcount_stats (migrations/1795536000000_stats_function.ts),
+ * GET /v1/stats: one call of headcount_stats (sql/common/headcount_stats.sql),
  * the function analysts call from psql, so both get the same answer. A left join keeps
  * the range's row when a grouped answer has no groups.
  */
@@ -69,9 +71,8 @@ export async function readStats(sql: Sql, req: StatsRequest): Promise<StatsRespo
     );
   } catch (err) {
     // The function's own refusals: SQLSTATE 22023 naming the argument (COLUMN).
-    const e = err as { code?: unknown; column_name?: unknown; message?: unknown };
-    if (e.code === '22023' && typeof e.column_name === 'string' && typeof e.message === 'string') {
-      throw new StatsArgumentError(e.column_name, e.message);
+    if (sqlState(err) === '22023' && err instanceof postgres.PostgresError && err.column_name) {
+      throw new StatsArgumentError(err.column_name, err.message);
     }
     throw err;
   }

@@ -1,0 +1,60 @@
+-- postgres mode: the trigger of events (events_aggregate) keeps every aggregate table
+-- (minutes, hours and days, per kind and page and in site totals) in the transaction of
+-- each insert: they are never behind the raw events.
+create or replace function headcount_apply_events() returns trigger
+language plpgsql
+as $$
+begin
+  -- Concurrent batches lock the rows they update in one order: no deadlock.
+  insert into events_minutely (site, bucket, kind, page, events, users)
+  select site, date_trunc('minute', time, 'UTC'), kind, page, sum(weight),
+         hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
+  from new_events, headcount_sketch_parameters() p
+  group by 1, 2, 3, 4
+  order by 1, 2, 3, 4
+  on conflict (site, bucket, kind, page) do update
+  set events = events_minutely.events + excluded.events,
+      users = hll_union(events_minutely.users, excluded.users);
+
+  insert into events_hourly (site, bucket, kind, page, events, users)
+  select site, date_trunc('hour', time, 'UTC'), kind, page, sum(weight),
+         hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
+  from new_events, headcount_sketch_parameters() p
+  group by 1, 2, 3, 4
+  order by 1, 2, 3, 4
+  on conflict (site, bucket, kind, page) do update
+  set events = events_hourly.events + excluded.events,
+      users = hll_union(events_hourly.users, excluded.users);
+
+  insert into events_daily (site, bucket, kind, page, events, users)
+  select site, date_trunc('day', time, 'UTC'), kind, page, sum(weight),
+         hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
+  from new_events, headcount_sketch_parameters() p
+  group by 1, 2, 3, 4
+  order by 1, 2, 3, 4
+  on conflict (site, bucket, kind, page) do update
+  set events = events_daily.events + excluded.events,
+      users = hll_union(events_daily.users, excluded.users);
+
+  insert into totals_hourly (site, bucket, events, users)
+  select site, date_trunc('hour', time, 'UTC'), sum(weight),
+         hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
+  from new_events, headcount_sketch_parameters() p
+  group by 1, 2
+  order by 1, 2
+  on conflict (site, bucket) do update
+  set events = totals_hourly.events + excluded.events,
+      users = hll_union(totals_hourly.users, excluded.users);
+
+  insert into totals_daily (site, bucket, events, users)
+  select site, date_trunc('day', time, 'UTC'), sum(weight),
+         hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
+  from new_events, headcount_sketch_parameters() p
+  group by 1, 2
+  order by 1, 2
+  on conflict (site, bucket) do update
+  set events = totals_daily.events + excluded.events,
+      users = hll_union(totals_daily.users, excluded.users);
+  return null;
+end
+$$;

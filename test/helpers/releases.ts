@@ -1,0 +1,27 @@
+/**
+ * The numbered migrations of each release, with the SHA-256 of every file as it shipped
+ * (v0.2.0: every file in migrations/ as of commit 60b1ed1; main: those merged since). A shipped migration is never
+ * edited: a database migrated by that release would never run the edit. Add a new
+ * migration instead.
+ */
+export const RELEASES = {
+  'v0.1.0': { '1763870400000_storage': 'eab510fb1e66d682189aaa818398cf9d465c6f794e01ed7d6d625cd9d8757366' },
+  'v0.2.0': {
+    '1763870400000_storage': 'eab510fb1e66d682189aaa818398cf9d465c6f794e01ed7d6d625cd9d8757366',
+    '1795449600000_sites_and_fresh_reads': '4a89f52e4afda71ff830d9caa06f0049bbe546d3c68d2672ea7f24ad1d74d4cc',
+    '1795536000000_stats_function': 'dd820b529ad62ded659b1c07b7f19cb3429e144506617db3bd56a8beed124496',
+    '1795622400000_api_keys': '1fdab26da07d86434ce6aab19fde27443250239a5c709f9b0f0b84ef0f08d8af',
+    '1795708800000_rate_limit_leases': '92e7215a37742eb968b5eeec14b94c9215658e89f8a5e32944bf51bb94bdeda8',
+    '1795795200000_stats_without_jit': 'b343ec9f4fb76b5c93ebed1eecab0cf6710e440a25216c8db18a1fb504e30bae',
+    '1795881600000_utc_days': 'a68c94704a56b08cab3724713d4096a1d41f6d75492a160344206848cbf99b5d',
+  },
+  // On main, not yet in a release: pinned all the same, as databases built from main ran them.
+  main: {
+    '1796054400000_sql_objects': '3c137d78b8f4be2db45e89f8d4c39561a808917ae9fdec8dcd9444dde8fb6b8c',
+  },
+} as const;
+
+export type Release = keyof typeof RELEASES;
+
+/** The migrations of `release`, in order. */
+export const migrationsOf = (release: Release): string[] => Object.keys(RELEASES[release]);
