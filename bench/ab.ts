@@ -13,7 +13,7 @@
  */
 import path from 'node:path';
 import { createSql } from '../src/db/client.js';
-import { startLocalCluster } from '../src/db/local-cluster.js';
+import { prepareDatabase, startLocalCluster } from '../src/db/local-cluster.js';
 import { migrate } from '../src/db/migrate.js';
 import { createLogger } from '../src/log.js';
 import { median } from './load.js';
@@ -35,9 +35,7 @@ async function main(): Promise<void> {
   const dataDir = path.resolve('.data/bench-postgres');
   const cluster = await startLocalCluster({ dataDir, port: Number(env.BENCH_PG_PORT ?? 54339), log });
   const pgPid = postmasterPid(dataDir);
-  const u = new URL(cluster.url);
-  u.pathname = '/postgres';
-  const admin = createSql(u.toString(), { max: 1 });
+  const admin = createSql(cluster.adminUrl, { max: 1 });
   const variants = [] as {
     name: string;
     mode: string[];
@@ -49,9 +47,8 @@ async function main(): Promise<void> {
   for (const name of ['A', 'B']) {
     const db = `headcount_ab_${name.toLowerCase()}`;
     await admin`drop database if exists ${admin(db)} with (force)`;
-    await admin`create database ${admin(db)}`;
-    u.pathname = `/${db}`;
-    const dbUrl = u.toString();
+    await prepareDatabase(cluster.adminUrl, db, { timescaledb: cluster.timescaledb });
+    const dbUrl = cluster.urlOf(db);
     await migrate({ databaseUrl: dbUrl, storageMode: (env.STORAGE_MODE as 'auto' | undefined) ?? 'auto', log });
     const extraSql = env[`BENCH_AB_SQL_${name}`];
     if (extraSql) {

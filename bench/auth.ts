@@ -17,6 +17,8 @@ import { RateLimiter } from '../src/v1/auth/rate-limit.js';
 import { benchDatabase } from './database.js';
 import { median } from './load.js';
 import { table } from './report.js';
+import { loadConfig } from '../src/config.js';
+import { AuthFailureLimit } from '../src/v1/auth/failures.js';
 
 const iterations = Number(process.env.BENCH_AUTH_ITERATIONS ?? 200_000);
 const runs = Number(process.env.BENCH_RUNS ?? 5);
@@ -41,9 +43,10 @@ async function main(): Promise<void> {
   // The default ingest limit would refuse most of these calls: the bench's own limits
   // are above the offered load, as in npm run bench, so that taking a token is measured.
   const limits = { ingest: { ratePerSecond: 1_000_000, burst: 10_000_000 }, read: { ratePerSecond: 10, burst: 40 } };
+  const failures = new AuthFailureLimit(loadConfig({}).authFailures);
   const variants: [string, AuthDeps][] = [
-    ['V1_AUTH=none', { limiter: new RateLimiter(sql), keys: null, limits }],
-    ['ingest key + rate limit', { limiter: new RateLimiter(sql), keys: new KeyStore(sql), limits }],
+    ['V1_AUTH=none', { limiter: new RateLimiter(sql), keys: null, limits, failures }],
+    ['ingest key + rate limit', { limiter: new RateLimiter(sql), keys: new KeyStore(sql), limits, failures }],
   ];
   const next = (): Promise<void> => Promise.resolve();
   const perCall: Record<string, number[]> = {};

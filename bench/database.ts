@@ -1,6 +1,6 @@
 /** A fresh, migrated database on a bench cluster, for the bench scripts that need one of their own. */
 import { createSql } from '../src/db/client.js';
-import { startLocalCluster } from '../src/db/local-cluster.js';
+import { prepareDatabase, startLocalCluster } from '../src/db/local-cluster.js';
 import { migrate } from '../src/db/migrate.js';
 import type { Logger } from '../src/log.js';
 
@@ -20,13 +20,11 @@ export async function benchDatabase(
   cluster: Omit<Parameters<typeof startLocalCluster>[0], 'log'>,
 ): Promise<BenchDatabase> {
   const started = await startLocalCluster({ ...cluster, log });
-  const u = new URL(started.url);
-  u.pathname = '/postgres';
-  const admin = createSql(u.toString(), { max: 1 });
+  const admin = createSql(started.adminUrl, { max: 1 });
   await admin`drop database if exists ${admin(name)} with (force)`;
-  await admin`create database ${admin(name)}`;
-  u.pathname = `/${name}`;
-  const url = u.toString();
+  // Owned by the service's role (no superuser), the extensions made by the superuser.
+  await prepareDatabase(started.adminUrl, name, { timescaledb: started.timescaledb });
+  const url = started.urlOf(name);
   await migrate({ databaseUrl: url, storageMode: (process.env.STORAGE_MODE as 'auto' | undefined) ?? 'auto', log });
   return {
     url,

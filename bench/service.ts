@@ -43,7 +43,7 @@ export async function startService(
 ): Promise<Service> {
   const port = await freePort();
   // The flags npm start runs the service with (package.json), then the bench's own.
-  const child = spawn(process.execPath, ['--max-semi-space-size=4', ...nodeArgs, opts.script ?? 'dist/server.js'], {
+  const child = spawn(process.execPath, ['--max-semi-space-size=4', '--heap-growing-percent=50', ...nodeArgs, opts.script ?? 'dist/server.js'], {
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,

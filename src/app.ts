@@ -7,24 +7,26 @@ import { loadConfig } from './config.js';
 import { DASHBOARD_DIR, registerDashboard } from './dashboard/routes.js';
 import type { Sql } from './db/client.js';
 import type { JobStatus } from './db/job-health.js';
-import { ByteBudget } from './http/budget.js';
 import { registerHealth } from './health/routes.js';
 import { withHotRoutes } from './hot-routes.js';
+import { type BodyLimits, defaultBodyLimits } from './http/body.js';
 import { errorEnvelope } from './http/middleware.js';
 import { requestLog } from './http/request-log.js';
 import type { GroupCommitWriter } from './ingest/writer.js';
 import type { Logger } from './log.js';
+import type { MetricsExposure } from './ops/metrics-access.js';
 import { Metrics } from './ops/metrics.js';
 import { Readiness, registerOps } from './ops/probes.js';
 import { Rejections } from './ops/rejections.js';
 import { registerPageViews } from './pageviews/routes.js';
+import { AuthFailureLimit } from './v1/auth/failures.js';
 import { KeyStore } from './v1/auth/keys.js';
 import type { AuthDeps, Need } from './v1/auth/middleware.js';
 import { type Bucket, RateLimiter } from './v1/auth/rate-limit.js';
 import { registerV1 } from './v1/routes.js';
 
-/** RATE_LIMIT_*'s defaults (src/config.ts), for apps made without a configuration (tests). */
-const DEFAULT_RATE_LIMITS = loadConfig({}).rateLimits;
+/** RATE_LIMIT_*'s and AUTH_FAILURES_*'s defaults (src/config.ts), for apps made without a configuration (tests). */
+const { rateLimits: DEFAULT_RATE_LIMITS, authFailures: DEFAULT_AUTH_FAILURES } = loadConfig({});
 
 export interface AppDeps {
   sql: Sql;
@@ -35,8 +37,8 @@ export interface AppDeps {
   retryAfterSeconds?: number;
   /** The background jobs' health (Runtime.jobs; default none). */
   jobs?: () => JobStatus[];
-  /** Memory for request bodies in flight (see ByteBudget; default 64 MiB). */
-  bodyBudget?: ByteBudget;
+  /** Memory, deadline and rows of request bodies (see readJsonBody; default a 64 MiB budget). */
+  bodies?: BodyLimits;
   /** Access-Control-Allow-Origin of POST /v1/events; default `*`. */
   corsAllowOrigin?: string;
   log: Logger;
@@ -50,6 +52,10 @@ export interface AppDeps {
   v1Auth?: 'keys' | 'none';
   /** Rate limits per key (RATE_LIMIT_*); default: the configuration's defaults. */
   rateLimits?: Record<Need, Bucket>;
+  /** Where /metrics is served and what it needs (METRICS_*); default: here, open. */
+  metricsExposure?: MetricsExposure;
+  /** Failed key lookups per client address (AUTH_FAILURES_*); default: the configuration's defaults. */
+  authFailures?: Bucket;
   /** Serve the seed APIs (SEED_APIS; default true). */
   seedApis?: boolean;
   /** The dashboard at GET / (DASHBOARD), built into `dir`; default the build's dist/web. */
@@ -77,7 +83,7 @@ export function createService(given: AppDeps): Service {
     ...given,
     retryAfterSeconds,
     jobs: given.jobs ?? (() => []),
-    bodyBudget: given.bodyBudget ?? new ByteBudget(64 * 1024 * 1024, 5000, retryAfterSeconds),
+    bodies: given.bodies ?? defaultBodyLimits(retryAfterSeconds),
   };
   const metrics = deps.metrics ?? new Metrics();
   const readiness = deps.readiness ?? new Readiness(deps.jobs);
@@ -94,11 +100,12 @@ export function createService(given: AppDeps): Service {
     registerPageViews(router, deps);
   }
   registerHealth(router, deps);
-  registerOps(router, { sql: deps.sql, metrics, readiness });
+  registerOps(router, { sql: deps.sql, metrics, readiness, metricsExposure: deps.metricsExposure });
   const auth: AuthDeps = {
     limiter: new RateLimiter(deps.sql),
-    keys: (deps.v1Auth ?? 'keys') === 'keys' ? new KeyStore(deps.sql) : null,
+    keys: (deps.v1Auth ?? 'keys') === 'keys' ? new KeyStore(deps.sql, metrics.keyLookedUp) : null,
     limits: deps.rateLimits ?? DEFAULT_RATE_LIMITS,
+    failures: new AuthFailureLimit(deps.authFailures ?? DEFAULT_AUTH_FAILURES),
   };
   registerV1(router, { ...deps, corsAllowOrigin: deps.corsAllowOrigin ?? '*', auth });
   const dashboard = deps.dashboard ?? { dir: DASHBOARD_DIR };

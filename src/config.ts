@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { SITE_PATTERN, SITE_RULE } from './site.js';
+import { ROW_BYTES } from './http/body.js';
 
 export const StorageModeSetting = z.enum(['auto', 'timescaledb', 'postgres']);
 export type StorageModeSetting = z.infer<typeof StorageModeSetting>;
@@ -14,45 +15,70 @@ const positiveInt = z.coerce.number().int().positive();
  * Every setting the service reads, parsed once at boot. `.env.example` documents each
  * one; a bad value stops the service with a message naming the variable.
  */
-const EnvSchema = z.object({
-  HOST: z.string().min(1).default('127.0.0.1'),
-  PORT: port.default(8080),
-  HTTP_REQUEST_TIMEOUT_MS: positiveInt.min(1000).max(600_000).default(15_000),
-  HTTP_MAX_CONNECTIONS: positiveInt.max(1_000_000).default(10_000),
-  HTTP_BODY_MEMORY_BYTES: positiveInt.min(8 * 1024 * 1024).default(16 * 1024 * 1024),
-  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' }).optional(),
-  DATABASE_POOL_MAX: positiveInt.max(1000).default(10),
-  DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
-  WORKERS: positiveInt.max(64).default(1),
-  STORAGE_MODE: StorageModeSetting.default('auto'),
-  DEFAULT_SITE: z.string().regex(SITE_PATTERN, SITE_RULE).default('default'),
-  CORS_ALLOW_ORIGIN: z.string().min(1).default('*'),
-  V1_AUTH: z.enum(['keys', 'none']).default('keys'),
-  SEED_APIS: z.stringbool().default(true),
-  RATE_LIMIT_INGEST_PER_SECOND: z.coerce.number().positive().max(1_000_000).default(50),
-  RATE_LIMIT_INGEST_BURST: positiveInt.max(10_000_000).default(200),
-  RATE_LIMIT_READ_PER_SECOND: z.coerce.number().positive().max(1_000_000).default(10),
-  RATE_LIMIT_READ_BURST: positiveInt.max(10_000_000).default(40),
-  DASHBOARD: z.stringbool().default(true),
-  SKETCH_RETENTION_DAYS: positiveInt.min(60, 'must be at least 60 (the raw retention)').max(36_600).default(400),
-  MIGRATE_ON_START: z.stringbool().default(true),
-  LOCAL_PG_DATA_DIR: z.string().min(1).default('.data/postgres'),
-  LOCAL_PG_PORT: port.default(54329),
-  LOCAL_PG_BIN_DIR: z.string().min(1).optional(),
-  INGEST_MAX_BATCH_ROWS: positiveInt.max(1_000_000).default(5000),
-  INGEST_MAX_QUEUE_ROWS: positiveInt.max(10_000_000).default(100_000),
-  INGEST_MAX_QUEUE_BYTES: positiveInt.min(1024 * 1024).default(64 * 1024 * 1024),
-  DATABASE_TIMEOUT_MS: positiveInt.min(100).max(60_000).default(1500),
-  INGEST_FLUSH_DELAY_MS: z.coerce.number().int().min(0).max(10_000).default(0),
-  INGEST_MAX_INFLIGHT_FLUSHES: positiveInt.max(64).default(2),
-  INGEST_PARALLEL_FLUSH_MIN_ROWS: z.coerce.number().int().min(0).max(1_000_000).default(256),
-  INGEST_RETRY_AFTER_SECONDS: positiveInt.max(3600).default(1),
-  REFRESH_INTERVAL_MS: positiveInt.max(60_000).default(1000),
-  PARTITION_MAINTENANCE_INTERVAL_MS: positiveInt.default(3_600_000),
-  SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
-  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
-  LOG_REQUESTS: z.stringbool().default(false),
-});
+const EnvSchema = z
+  .object({
+    HOST: z.string().min(1).default('127.0.0.1'),
+    PORT: port.default(8080),
+    HTTP_REQUEST_TIMEOUT_MS: positiveInt.min(1000).max(600_000).default(15_000),
+    HTTP_MAX_CONNECTIONS: positiveInt.max(1_000_000).default(10_000),
+    HTTP_BODY_MEMORY_BYTES: positiveInt.min(8 * 1024 * 1024).default(16 * 1024 * 1024),
+    HTTP_BODY_TIMEOUT_MS: positiveInt.min(100).max(600_000).default(10_000),
+    HTTP_MAX_ROWS_PER_REQUEST: positiveInt.max(1_000_000).default(10_000),
+    DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' }).optional(),
+    DATABASE_POOL_MAX: positiveInt.max(1000).default(10),
+    DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
+    WORKERS: positiveInt.max(64).default(1),
+    STORAGE_MODE: StorageModeSetting.default('auto'),
+    DEFAULT_SITE: z.string().regex(SITE_PATTERN, SITE_RULE).default('default'),
+    CORS_ALLOW_ORIGIN: z.string().min(1).default('*'),
+    V1_AUTH: z.enum(['keys', 'none']).default('keys'),
+    SEED_APIS: z.stringbool().default(true),
+    RATE_LIMIT_INGEST_PER_SECOND: z.coerce.number().positive().max(1_000_000).default(50),
+    RATE_LIMIT_INGEST_BURST: positiveInt.max(10_000_000).default(200),
+    RATE_LIMIT_READ_PER_SECOND: z.coerce.number().positive().max(1_000_000).default(10),
+    RATE_LIMIT_READ_BURST: positiveInt.max(10_000_000).default(40),
+    DASHBOARD: z.stringbool().default(true),
+    SKETCH_RETENTION_DAYS: positiveInt.min(60, 'must be at least 60 (the raw retention)').max(36_600).default(400),
+    MIGRATE_ON_START: z.stringbool().default(true),
+    LOCAL_PG_DATA_DIR: z.string().min(1).default('.data/postgres'),
+    LOCAL_PG_PORT: port.default(54329),
+    LOCAL_PG_BIN_DIR: z.string().min(1).optional(),
+    INGEST_MAX_BATCH_ROWS: positiveInt.max(1_000_000).default(5000),
+    INGEST_MAX_QUEUE_ROWS: positiveInt.max(10_000_000).default(100_000),
+    INGEST_MAX_QUEUE_BYTES: positiveInt.min(1024 * 1024).default(64 * 1024 * 1024),
+    DATABASE_TIMEOUT_MS: positiveInt.min(100).max(60_000).default(1500),
+    INGEST_FLUSH_DELAY_MS: z.coerce.number().int().min(0).max(10_000).default(0),
+    INGEST_MAX_INFLIGHT_FLUSHES: positiveInt.max(64).default(2),
+    INGEST_PARALLEL_FLUSH_MIN_ROWS: z.coerce.number().int().min(0).max(1_000_000).default(256),
+    INGEST_RETRY_AFTER_SECONDS: positiveInt.max(3600).default(1),
+    REFRESH_INTERVAL_MS: positiveInt.max(60_000).default(1000),
+    PARTITION_MAINTENANCE_INTERVAL_MS: positiveInt.default(3_600_000),
+    SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
+    LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+    LOG_REQUESTS: z.stringbool().default(false),
+    // Hygiene (issue 17): failed key lookups per client address.
+    AUTH_FAILURES_PER_SECOND: z.coerce.number().positive().max(1_000_000).default(1),
+    AUTH_FAILURES_BURST: positiveInt.max(1_000_000).default(10),
+    // /metrics on a listener of its own (host:port) and/or behind a bearer token.
+    METRICS_LISTEN: z
+      .string()
+      .regex(/^(?:\[[0-9A-Fa-f:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:9464 ([::1]:9464 for IPv6)')
+      .transform((text, ctx) => {
+        const at = text.lastIndexOf(':');
+        const portNumber = Number(text.slice(at + 1));
+        if (portNumber < 1 || portNumber > 65535) {
+          ctx.addIssue({ code: 'custom', message: 'must have a port from 1 to 65535' });
+          return z.NEVER;
+        }
+        return { host: text.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: portNumber };
+      })
+      .optional(),
+    METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters (openssl rand -hex 24)').optional(),
+  })
+  .refine((e) => e.HTTP_MAX_ROWS_PER_REQUEST * ROW_BYTES <= e.HTTP_BODY_MEMORY_BYTES / 2, {
+    path: ['HTTP_MAX_ROWS_PER_REQUEST'],
+    message: `a request's rows (${ROW_BYTES} bytes each) must fit in half of HTTP_BODY_MEMORY_BYTES; raise that too`,
+  });
 
 export interface Config {
   readonly host: string;
@@ -61,8 +87,12 @@ export interface Config {
     /** A request must arrive whole within this; slower clients get 408. */
     readonly requestTimeoutMs: number;
     readonly maxConnections: number;
-    /** Memory that request bodies being read, parsed and written may hold at once (8 × their size). */
+    /** Memory that request bodies being read, parsed and written may hold at once (8 × the bytes received, or by rows). */
     readonly bodyMemoryBytes: number;
+    /** A request body must arrive within this after the headers (shorter than requestTimeoutMs): 408. */
+    readonly bodyTimeoutMs: number;
+    /** Rows (events, page and time pairs) one request body may become: 413 beyond. */
+    readonly maxRowsPerRequest: number;
   };
   /** Unset: the service manages a local PostgreSQL cluster in `localPg.dataDir`. */
   readonly databaseUrl: string | undefined;
@@ -110,6 +140,13 @@ export interface Config {
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** An access log line per request. */
   readonly logRequests: boolean;
+  /** Per client address: key lookups that may fail, per second and burst (then 429). */
+  readonly authFailures: { readonly ratePerSecond: number; readonly burst: number };
+  /** Where GET /metrics is served (undefined: the service's own listener) and its bearer token. */
+  readonly metrics: {
+    readonly listen: { readonly host: string; readonly port: number } | undefined;
+    readonly token: string | undefined;
+  };
 }
 
 export class ConfigError extends Error {
@@ -192,6 +229,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
       maxConnections: e.HTTP_MAX_CONNECTIONS,
       bodyMemoryBytes: e.HTTP_BODY_MEMORY_BYTES,
+      bodyTimeoutMs: e.HTTP_BODY_TIMEOUT_MS,
+      maxRowsPerRequest: e.HTTP_MAX_ROWS_PER_REQUEST,
     }),
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
@@ -226,5 +265,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     logRequests: e.LOG_REQUESTS,
+    authFailures: Object.freeze({ ratePerSecond: e.AUTH_FAILURES_PER_SECOND, burst: e.AUTH_FAILURES_BURST }),
+    metrics: Object.freeze({ listen: e.METRICS_LISTEN && Object.freeze(e.METRICS_LISTEN), token: e.METRICS_TOKEN }),
   });
 }

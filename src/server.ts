@@ -1,7 +1,7 @@
 import cluster from 'node:cluster';
 import type { Server, ServerResponse } from 'node:http';
 import { createService } from './app.js';
-import { ByteBudget } from './http/budget.js';
+import { bodyLimits } from './http/body.js';
 import { createGuardedServer } from './http/server-guards.js';
 import { type Config, ConfigError, loadConfig, loadDotEnv, misspelledSettings } from './config.js';
 import { DASHBOARD_DIR } from './dashboard/routes.js';
@@ -10,6 +10,7 @@ import { waitForDatabase } from './db/connect.js';
 import { type LocalCluster, startLocalCluster } from './db/local-cluster.js';
 import { migrate } from './db/migrate.js';
 import { createLogger, type Logger } from './log.js';
+import { startMetricsServer } from './ops/metrics-access.js';
 import { Metrics, serveClusterMetrics } from './ops/metrics.js';
 import { startRuntime } from './runtime.js';
 
@@ -36,6 +37,12 @@ async function main(): Promise<void> {
   if (cluster.isWorker) return serve(config, process.env[WORKER_DATABASE_URL]!, log, onStopped(log));
   // Once, by the primary: its workers inherit the same environment.
   for (const warning of misspelledSettings()) log.warn(warning);
+  if (!config.metrics.listen && !config.metrics.token && !/^(127\.|::1$|localhost$)/.test(config.host)) {
+    log.warn(
+      { host: config.host },
+      'GET /metrics is open to whoever reaches this address: set METRICS_LISTEN=127.0.0.1:9464 or METRICS_TOKEN',
+    );
+  }
 
   let local: LocalCluster | undefined;
   let databaseUrl = config.databaseUrl;
@@ -81,17 +88,28 @@ async function serve(
     site: config.defaultSite,
     retryAfterSeconds: config.ingest.retryAfterSeconds,
     jobs: runtime.jobs,
-    bodyBudget: new ByteBudget(config.http.bodyMemoryBytes, 5000, config.ingest.retryAfterSeconds),
+    bodies: bodyLimits(config.http.bodyMemoryBytes, {
+      timeoutMs: config.http.bodyTimeoutMs,
+      maxRows: config.http.maxRowsPerRequest,
+      retryAfterSeconds: config.ingest.retryAfterSeconds,
+    }),
     metrics,
     readiness: runtime.readiness,
     logRequests: config.logRequests,
     corsAllowOrigin: config.corsAllowOrigin,
     v1Auth: config.v1Auth,
     rateLimits: config.rateLimits,
+    authFailures: config.authFailures,
+    metricsExposure: config.metrics,
     seedApis: config.seedApis,
     dashboard: config.dashboard ? { dir: DASHBOARD_DIR } : false,
     log,
   });
+  // WORKERS > 1: the primary serves METRICS_LISTEN (supervise), with every worker's metrics.
+  const metricsServer =
+    config.metrics.listen && !cluster.isWorker
+      ? await startMetricsServer(config.metrics.listen, config.metrics.token, () => metrics.scrape(), config.http, log)
+      : undefined;
   const server = createGuardedServer(service.listener(), config.http);
   server.listen(config.port, config.host);
   // Longer than common load balancers' idle timeouts, so they close first.
@@ -109,7 +127,7 @@ async function serve(
       server.closeAllConnections();
     }, config.shutdownTimeoutMs);
     force.unref();
-    await closeServer(server);
+    await Promise.all([closeServer(server), metricsServer && closeServer(metricsServer)]);
     await runtime.stop();
     log.info({ ...runtime.writer.stats }, 'ingest totals');
     await sql.end({ timeout: 5 });
@@ -131,7 +149,10 @@ async function supervise(
   description: string,
 ): Promise<void> {
   let stopping = false;
-  serveClusterMetrics();
+  const scrape = serveClusterMetrics();
+  const metricsServer = config.metrics.listen
+    ? await startMetricsServer(config.metrics.listen, config.metrics.token, scrape, config.http, log)
+    : undefined;
   const fork = (): Promise<void> =>
     new Promise((resolve, reject) => {
       const worker = cluster.fork({ [WORKER_DATABASE_URL]: databaseUrl });
@@ -150,6 +171,7 @@ async function supervise(
     stopping = true;
     const workers = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
     log.info({ signal, workers: workers.length }, 'shutting down workers');
+    if (metricsServer) await closeServer(metricsServer);
     await Promise.all(
       workers.map(
         (w) =>

@@ -87,3 +87,32 @@ export function parseIsoTimestamp(text: string, opts: { pageViewKey?: boolean } 
   }
   return date + hour * HOUR_MS + minute * 60_000 + second * 1000 + ms - offsetMs;
 }
+
+/** What the database (headcount_zone) reads as a zone name rather than an offset or a POSIX string. */
+const ZONE_NAME = /^[A-Za-z_]+(?:\/[A-Za-z0-9_+-]+)*$/;
+/**
+ * Names a server's zone database holds that are not zones of the IANA database: the
+ * machine's own zone (localtime), a placeholder (Factory), a template (posixrules), and
+ * the files of other layouts (posix/…, right/… with leap seconds).
+ */
+const NOT_IANA_ZONES = /^(?:localtime|factory|posixrules|(?:posix|right)(?:\/.*)?)$/i;
+const ianaZones = new Set<string>();
+
+/**
+ * Whether `timezone` looks like a zone name but is none of the IANA database's: neither
+ * a canonical name nor an alias (Asia/Calcutta, US/Eastern) that Intl (ICU) accepts, or
+ * one of the server's extra names above, which PostgreSQL would accept. Offsets and
+ * other shapes are left to the database's own check.
+ */
+export function isNonIanaZoneName(timezone: string): boolean {
+  if (!ZONE_NAME.test(timezone) || ianaZones.has(timezone)) return false;
+  if (NOT_IANA_ZONES.test(timezone)) return true;
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: timezone });
+  } catch {
+    return true;
+  }
+  // Bounded: only names ICU knows (about 600) are remembered.
+  ianaZones.add(timezone);
+  return false;
+}

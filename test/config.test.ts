@@ -53,6 +53,13 @@ describe('configuration', () => {
     expect(config.ingest.maxBatchRows).toBe(100);
   });
 
+  it('keeps /metrics on the main listener and open by default; METRICS_LISTEN takes host:port, IPv6 bracketed', () => {
+    expect(loadConfig({}).metrics).toEqual({ listen: undefined, token: undefined });
+    expect(loadConfig({ METRICS_LISTEN: '127.0.0.1:9464' }).metrics.listen).toEqual({ host: '127.0.0.1', port: 9464 });
+    expect(loadConfig({ METRICS_LISTEN: '[::1]:9464' }).metrics.listen).toEqual({ host: '::1', port: 9464 });
+    expect(loadConfig({ AUTH_FAILURES_BURST: '5' }).authFailures).toEqual({ ratePerSecond: 1, burst: 5 });
+  });
+
   it.each([
     ['PORT', '70000'],
     ['PORT', 'eighty'],
@@ -61,6 +68,12 @@ describe('configuration', () => {
     ['MIGRATE_ON_START', 'maybe'],
     ['INGEST_MAX_QUEUE_ROWS', '0'],
     ['LOG_LEVEL', 'loud'],
+    ['METRICS_LISTEN', '9464'],
+    ['METRICS_LISTEN', '127.0.0.1:99999'],
+    ['METRICS_TOKEN', 'short'],
+    ['HTTP_BODY_TIMEOUT_MS', '0'],
+    // 20,000 rows of 512 bytes do not fit in half of the default 16 MiB.
+    ['HTTP_MAX_ROWS_PER_REQUEST', '20000'],
   ])('refuses %s=%s with a message naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^invalid configuration\\n  ${name}: `));
@@ -122,5 +135,10 @@ describe('configuration', () => {
     expect(editDistance('DASHBAORD', 'DASHBOARD')).toBe(1);
     expect(editDistance('HOME', 'HOST')).toBe(2);
     expect(editDistance('', 'PORT')).toBe(4);
+  });
+
+  it('lets a request become more rows when the body memory is raised with them', () => {
+    const config = loadConfig({ HTTP_MAX_ROWS_PER_REQUEST: '20000', HTTP_BODY_MEMORY_BYTES: String(32 * 1024 * 1024) });
+    expect(config.http).toMatchObject({ maxRowsPerRequest: 20_000, bodyTimeoutMs: 10_000 });
   });
 });

@@ -6,7 +6,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import path from 'node:path';
 import { createSql } from '../../src/db/client.js';
-import { freePort, startLocalCluster } from '../../src/db/local-cluster.js';
+import { freePort, prepareDatabase, startLocalCluster } from '../../src/db/local-cluster.js';
 import { migrate, type MigrateOptions } from '../../src/db/migrate.js';
 import { createLogger } from '../../src/log.js';
 import { type Seed000, startSeed000 } from '../seed000.js';
@@ -26,17 +26,15 @@ export async function startStack(
   const dataDir = path.resolve('.data/bench-postgres');
   progress.step('starting the managed local database (.data/bench-postgres) and a fresh database for the run');
   const cluster = await startLocalCluster({ dataDir, port: opts.pgPort, log });
-  const u = new URL(cluster.url);
-  u.pathname = '/postgres';
-  const adminUrl = u.toString();
+  const adminUrl = cluster.adminUrl;
   {
     const admin = createSql(adminUrl, { max: 1 });
     await admin`drop database if exists ${admin(DB_NAME)} with (force)`;
-    await admin`create database ${admin(DB_NAME)}`;
     await admin.end();
   }
-  u.pathname = `/${DB_NAME}`;
-  const dbUrl = u.toString();
+  // Made by the cluster's setup superuser, owned by (and migrated as) the service's role.
+  await prepareDatabase(adminUrl, DB_NAME, { timescaledb: cluster.timescaledb && opts.storageMode !== 'postgres' });
+  const dbUrl = cluster.urlOf(DB_NAME);
   await migrate({ databaseUrl: dbUrl, storageMode: opts.storageMode, log });
   const pgPid = postmasterPid(dataDir);
   progress.note(`PostgreSQL postmaster pid ${pgPid ?? '? (CPU of PostgreSQL not split out)'}`);

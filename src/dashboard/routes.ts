@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type Router from '@koa/router';
 import { HttpError } from '../http/errors.js';
 import type { Logger } from '../log.js';
+import { PAGE_SECURITY_HEADERS } from '../http/page-security.js';
 
 /** Where `npm run build` puts the dashboard (scripts/build-web.mjs): the project's dist/web. */
 export const DASHBOARD_DIR = fileURLToPath(new URL('../../dist/web/', import.meta.url));
@@ -20,18 +21,6 @@ const TYPES: Record<string, string> = {
   '.js': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
 };
-
-/** The page may load only its own files and read only this service. */
-const CONTENT_SECURITY_POLICY = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
 
 /** The built dashboard in `dir`, or undefined when it has not been built. */
 export function loadDashboard(dir: string): DashboardFiles | undefined {
@@ -65,9 +54,7 @@ export function registerDashboard(router: Router, deps: { dir: string; log: Logg
     if (!files) throw new HttpError(503, 'dashboard_not_built', 'the dashboard is not built: run npm run build');
     ctx.set({
       'Cache-Control': 'no-cache',
-      'Content-Security-Policy': CONTENT_SECURITY_POLICY,
-      'X-Content-Type-Options': 'nosniff',
-      'Referrer-Policy': 'no-referrer',
+      ...PAGE_SECURITY_HEADERS,
     });
     ctx.status = 200;
     ctx.etag = files.etag;

@@ -17,8 +17,16 @@ const execFileAsync = promisify(execFile);
  * project) and the throwaway database of the test suite.
  */
 export interface LocalCluster {
-  /** Connection URL of the `headcount` database (password authentication over loopback). */
+  /**
+   * Connection URL of the `headcount` database as the `headcount` role, which owns it and
+   * is no superuser (password authentication over loopback): what the service, its
+   * migrations, `npm run keys` and `npm run psql` use.
+   */
   readonly url: string;
+  /** The cluster's superuser (headcount_admin) on the maintenance database: setting up only. */
+  readonly adminUrl: string;
+  /** The URL of another database of this cluster, as the `headcount` role. */
+  urlOf(database: string): string;
   readonly dataDir: string;
   readonly port: number;
   /** Whether TimescaleDB's library is installed and was preloaded. */
@@ -49,7 +57,10 @@ export class LocalClusterError extends Error {
 }
 
 const DATABASE = 'headcount';
-const ROLE = 'headcount';
+/** The application's role: owns the database and everything in it; no superuser. */
+export const APP_ROLE = 'headcount';
+/** The cluster's bootstrap superuser: creates the role, the database and the extensions. */
+const ADMIN_ROLE = 'headcount_admin';
 const isRoot = (): boolean => process.getuid?.() === 0;
 
 async function run(file: string, args: string[], opts: { asPostgres?: boolean } = {}): Promise<string> {
@@ -166,7 +177,19 @@ async function ensureOwnedByPostgres(dir: string): Promise<void> {
 }
 
 interface Credentials {
+  /** The application role's (APP_ROLE). */
   password: string;
+  /** The superuser's; absent in a cluster made before v0.3, whose APP_ROLE was its superuser. */
+  admin?: { role: string; password: string };
+}
+
+const newPassword = (): string => randomBytes(18).toString('base64url');
+
+async function writeCredentials(dataDir: string, creds: Credentials): Promise<void> {
+  // Whole or not at all: a crash mid-write must not lose the superuser's password.
+  const file = credentialsFile(dataDir);
+  await fs.writeFile(`${file}.tmp`, JSON.stringify(creds), { mode: 0o600 });
+  await fs.rename(`${file}.tmp`, file);
 }
 
 function credentialsFile(dataDir: string): string {
@@ -178,7 +201,7 @@ async function initCluster(pg: PgInstallation, dataDir: string, log: Logger): Pr
   log.info({ dataDir, version: pg.major }, 'creating a local PostgreSQL cluster');
   await fs.mkdir(path.dirname(dataDir), { recursive: true });
   await ensureOwnedByPostgres(dataDir);
-  const password = randomBytes(18).toString('base64url');
+  const password = newPassword();
   const pwDir = await fs.mkdtemp(path.join(os.tmpdir(), 'headcount-initdb-'));
   const pwFile = path.join(pwDir, 'pw');
   try {
@@ -186,7 +209,7 @@ async function initCluster(pg: PgInstallation, dataDir: string, log: Logger): Pr
     if (isRoot()) await run('chown', ['-R', 'postgres:postgres', pwDir]);
     await run(
       path.join(pg.binDir, 'initdb'),
-      ['-D', dataDir, '-U', ROLE, `--pwfile=${pwFile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C'],
+      ['-D', dataDir, '-U', ADMIN_ROLE, `--pwfile=${pwFile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C'],
       { asPostgres: true },
     ).catch((err: unknown) => {
       const hint = isRoot()
@@ -197,8 +220,7 @@ async function initCluster(pg: PgInstallation, dataDir: string, log: Logger): Pr
   } finally {
     await fs.rm(pwDir, { recursive: true, force: true });
   }
-  const creds: Credentials = { password };
-  await fs.writeFile(credentialsFile(dataDir), JSON.stringify(creds), { mode: 0o600 });
+  await writeCredentials(dataDir, { password: newPassword(), admin: { role: ADMIN_ROLE, password } });
 }
 
 async function isRunning(pg: PgInstallation, dataDir: string): Promise<boolean> {
@@ -210,16 +232,169 @@ async function isRunning(pg: PgInstallation, dataDir: string): Promise<boolean> 
   }
 }
 
-async function ensureDatabase(adminUrl: string): Promise<void> {
-  const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
+/** Passwords here are base64url (newPassword): safe inside a quoted SQL literal. */
+const literal = (password: string): string => {
+  if (!/^[A-Za-z0-9_-]+$/.test(password)) throw new LocalClusterError('unexpected characters in a stored password');
+  return `'${password}'`;
+};
+
+/**
+ * A cluster made before v0.3 has APP_ROLE as its bootstrap superuser, owning everything.
+ * That role cannot stop being a superuser (it owns the system catalogs), so it becomes
+ * ADMIN_ROLE (renamed by a short-lived second superuser: no session may rename its own
+ * role) keeping its password, and a new APP_ROLE is made; setUp() then hands it the
+ * database. Each step can be repeated after a crash: the old password opens ADMIN_ROLE
+ * once the rename is done.
+ */
+async function separateRoles(
+  base: (role: string, password: string) => string,
+  old: Credentials,
+  log: Logger,
+): Promise<Credentials> {
+  const oldSuperuser = postgres(base(APP_ROLE, old.password), { max: 1, onnotice: () => {} });
+  const temporary = { role: 'headcount_upgrade', password: newPassword() };
+  let renamed = false;
   try {
-    const [row]: [{ exists: boolean }?] = await sql`
-      select exists (select 1 from pg_database where datname = ${DATABASE}) as exists
+    const [row]: [{ bootstrap: boolean }?] = await oldSuperuser`
+      select rolsuper and oid = 10 as bootstrap from pg_roles where rolname = current_user
     `;
-    if (!row?.exists) await sql`create database ${sql(DATABASE)}`;
+    if (row?.bootstrap) {
+      log.info(
+        { superuser: ADMIN_ROLE, role: APP_ROLE },
+        'giving the local cluster a superuser of its own; the service role will be no superuser',
+      );
+      await oldSuperuser.unsafe(`drop role if exists ${temporary.role}`);
+      await oldSuperuser.unsafe(`create role ${temporary.role} superuser login password ${literal(temporary.password)}`);
+      renamed = true;
+    }
+  } catch (err) {
+    // 28P01: no APP_ROLE with that password any more: renamed by an earlier start.
+    if ((err as { code?: unknown }).code !== '28P01') throw err;
   } finally {
-    await sql.end();
+    await oldSuperuser.end();
   }
+  if (renamed) {
+    const helper = postgres(base(temporary.role, temporary.password), { max: 1, onnotice: () => {} });
+    try {
+      await helper.unsafe(`alter role ${APP_ROLE} rename to ${ADMIN_ROLE}`);
+    } finally {
+      await helper.end();
+    }
+    const admin = postgres(base(ADMIN_ROLE, old.password), { max: 1, onnotice: () => {} });
+    try {
+      await admin.unsafe(`drop role ${temporary.role}`);
+    } finally {
+      await admin.end();
+    }
+  }
+  return { password: newPassword(), admin: { role: ADMIN_ROLE, password: old.password } };
+}
+
+/**
+ * As the superuser: APP_ROLE exists, logs in with `password` and is no superuser, may
+ * read the server's settings (the migrations read shared_preload_libraries to choose the
+ * storage mode), and owns `database`, where the extensions it cannot create itself are
+ * created (hll; TimescaleDB when preloaded and the database is not in postgres mode).
+ * Objects the old superuser owned there (a cluster made before v0.3) become APP_ROLE's.
+ * Repeated at every start: each step does nothing when already done.
+ */
+export async function prepareDatabase(
+  adminUrl: string,
+  database: string,
+  opts: { password?: string; timescaledb: boolean },
+): Promise<void> {
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`
+      do $$ begin
+        if not exists (select 1 from pg_roles where rolname = '${APP_ROLE}') then create role ${APP_ROLE} login; end if;
+      end $$;
+      alter role ${APP_ROLE} with login nosuperuser nocreatedb nocreaterole noreplication nobypassrls
+        ${opts.password ? `password ${literal(opts.password)}` : ''};
+      grant pg_read_all_settings to ${APP_ROLE};
+    `);
+    const [row]: [{ exists: boolean }?] = await admin`
+      select exists (select 1 from pg_database where datname = ${database}) as exists
+    `;
+    if (!row?.exists) await admin`create database ${admin(database)} owner ${admin(APP_ROLE)}`;
+    else await admin`alter database ${admin(database)} owner to ${admin(APP_ROLE)}`;
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${database}`;
+  const db = postgres(url.toString(), { max: 1, onnotice: () => {} });
+  try {
+    await db`create extension if not exists hll`;
+    if (opts.timescaledb) {
+      const [migrated]: [{ yes: boolean }?] = await db`select to_regclass('public.headcount_settings') is not null as yes`;
+      const [settings]: [{ storage_mode: string }?] = migrated?.yes ? await db`select storage_mode from headcount_settings` : [];
+      if (settings?.storage_mode !== 'postgres') await db`create extension if not exists timescaledb`;
+    }
+    await db.unsafe(handOverSql(APP_ROLE));
+  } finally {
+    await db.end();
+  }
+}
+
+/**
+ * Makes `role` the owner of what the bootstrap superuser (oid 10) owns in the current
+ * database outside the system schemas and the extensions: a database of a cluster made
+ * before v0.3: tables and their partitions one by one (a partition does not follow its
+ * parent); sequences of identity or serial columns, and TimescaleDB's chunks and
+ * continuous-aggregate internals, follow their table or view.
+ */
+function handOverSql(role: string): string {
+  return `
+    do $$
+    declare
+      r record;
+    begin
+      for r in
+        select format('alter %s %s owner to ${role}',
+                 case c.relkind when 'v' then 'view' when 'm' then 'materialized view' when 'S' then 'sequence'
+                               when 'f' then 'foreign table' else 'table' end,
+                 c.oid::regclass) as stmt,
+               format('alter materialized view %s owner to ${role}', c.oid::regclass) as as_aggregate
+        from pg_class c
+        join pg_namespace n on n.oid = c.relnamespace
+        where c.relowner = 10
+          and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
+          and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
+          and n.nspname not like '\\_timescaledb%' and n.nspname <> 'timescaledb_information'
+          and n.nspname <> 'timescaledb_experimental'
+          and not exists (select 1 from pg_depend d
+                          where d.classid = 'pg_class'::regclass and d.objid = c.oid
+                            and (d.deptype = 'e' or (c.relkind = 'S' and d.deptype in ('a', 'i'))))
+        order by c.relkind = 'v' -- tables (hypertables) first: TimescaleDB carries their chunks along
+      loop
+        begin
+          execute r.stmt;
+        exception when others then
+          -- A TimescaleDB continuous aggregate is a view that only ALTER MATERIALIZED VIEW
+          -- may change ("cannot alter continuous aggregate using ALTER VIEW").
+          execute r.as_aggregate;
+        end;
+      end loop;
+      for r in
+        select format('alter routine %s owner to ${role}', p.oid::regprocedure) as stmt
+        from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+        where p.proowner = 10 and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_%'
+          and n.nspname not like '\\_timescaledb%' and n.nspname not like 'timescaledb\\_%'
+          and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
+      loop
+        execute r.stmt;
+      end loop;
+      for r in
+        select format('alter schema %I owner to ${role}', n.nspname) as stmt
+        from pg_namespace n
+        where n.nspowner = 10 and n.nspname not in ('pg_catalog', 'information_schema', 'public') and n.nspname not like 'pg\\_%'
+          and not exists (select 1 from pg_depend d where d.classid = 'pg_namespace'::regclass and d.objid = n.oid and d.deptype = 'e')
+      loop
+        execute r.stmt;
+      end loop;
+    end $$;
+  `;
 }
 
 /** Creates (once) and starts a cluster in `dataDir`; reuses it when it is already running. */
@@ -227,7 +402,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   const { dataDir, port, log } = opts;
   const pg = await ensurePostgres(opts.binDir, log);
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await initCluster(pg, dataDir, log);
-  const creds = JSON.parse(await fs.readFile(credentialsFile(dataDir), 'utf8')) as Credentials;
+  let creds = JSON.parse(await fs.readFile(credentialsFile(dataDir), 'utf8')) as Credentials;
 
   // Unix-domain sockets cost far less per round trip than loopback TCP; their path
   // (dir + /.s.PGSQL.<port>) must fit in 107 bytes, and a folder name with a space or a
@@ -269,11 +444,23 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     await pgCtlStart();
     startedHere = true;
   }
-  const base = `postgres://${ROLE}:${encodeURIComponent(creds.password)}@127.0.0.1:${listenPort}`;
-  await ensureDatabase(`${base}/postgres`);
+  const base = (role: string, password: string): string =>
+    `postgres://${role}:${encodeURIComponent(password)}@127.0.0.1:${listenPort}/postgres`;
+  if (!creds.admin) {
+    creds = await separateRoles(base, creds, log);
+    await writeCredentials(dataDir, creds);
+  }
+  const admin = creds.admin!;
+  const adminUrl = base(admin.role, admin.password);
+  await prepareDatabase(adminUrl, DATABASE, { password: creds.password, timescaledb: pg.timescaledb });
+  const urlOf = (database: string): string =>
+    `postgres://${APP_ROLE}:${encodeURIComponent(creds.password)}@127.0.0.1:${listenPort}/${database}` +
+    (socketUsable ? `?host=${encodeURIComponent(dataDir)}` : '');
 
   return {
-    url: `${base}/${DATABASE}${socketUsable ? `?host=${encodeURIComponent(dataDir)}` : ''}`,
+    url: urlOf(DATABASE),
+    adminUrl,
+    urlOf,
     dataDir,
     port: listenPort,
     timescaledb: pg.timescaledb,

@@ -24,6 +24,29 @@ export function requestId(req: IncomingMessage, res: ServerResponse): string {
   return id;
 }
 
+/** Query parameters whose value is a credential (src/v1/auth reads a beacon's `key`). */
+const SECRET_PARAMETERS = new Set(['key']);
+
+/**
+ * The URL with the value of every secret parameter replaced by `[redacted]`. A parameter
+ * is recognised by its name as the application parses it (URLSearchParams: percent-escapes
+ * and `+` decoded), so `?k%65y=` is redacted like `?key=`; the rest stays as sent.
+ */
+export function redactKeys(url: string): string {
+  const at = url.indexOf('?');
+  if (at < 0) return url;
+  const parts = url
+    .slice(at + 1)
+    .split('&')
+    .map((part) => {
+      const eq = part.indexOf('=');
+      const rawName = eq < 0 ? part : part.slice(0, eq);
+      const [name] = new URLSearchParams(`${rawName}=`).keys();
+      return name !== undefined && SECRET_PARAMETERS.has(name) ? `${rawName}=[redacted]` : part;
+    });
+  return `${url.slice(0, at)}?${parts.join('&')}`;
+}
+
 /**
  * First in the chain: gives the request its id and `ctx.log`, a child logger with that
  * id. With `accessLog`, pino-http also writes one line per request when it ends
@@ -46,8 +69,7 @@ export function requestLog(log: Logger, opts: { accessLog: boolean }): Koa.Middl
     serializers: {
       req: (req: { method: string; url: string; remoteAddress?: string }) => ({
         method: req.method,
-        // A beacon's key travels in the URL (?key=, src/v1/auth): never in a log line.
-        url: req.url.replace(/([?&]key=)[^&]*/g, '$1[redacted]'),
+        url: redactKeys(req.url),
         remoteAddress: req.remoteAddress,
       }),
       res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),

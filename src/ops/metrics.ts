@@ -28,6 +28,8 @@ const HELP = {
   headcount_partition_maintenance_runs_total:
     'Day-partition maintenance runs (postgres mode) by outcome: ok | failed | locked (another instance maintains)',
   headcount_partition_maintenance_failures_total: 'Day-partition maintenance runs that failed (postgres mode)',
+  headcount_key_lookups_total:
+    'Database lookups of /v1 keys this process had not read within the last second, by outcome: found | unknown',
   headcount_info: 'One series per process serving HTTP: its Node.js version and worker id (0: no cluster)',
 } as const;
 type MetricName = keyof typeof HELP;
@@ -66,6 +68,7 @@ export class Metrics {
   private readonly refreshDuration = this.seconds('headcount_refresh_duration_seconds', ['outcome']);
   private readonly partitionRuns = this.counter('headcount_partition_maintenance_runs_total', ['outcome']);
   private readonly partitionFailures = this.counter('headcount_partition_maintenance_failures_total');
+  private readonly keyLookups = this.counter('headcount_key_lookups_total', ['outcome']);
 
   private lastRefreshOkMs: number | undefined;
   private readonly startedMs = Date.now();
@@ -75,6 +78,7 @@ export class Metrics {
     // Every series from the start, at 0: rate() and alerts see the first refusal or failure.
     for (const reason of REJECTION_REASONS) this.rejected.inc({ reason }, 0);
     for (const outcome of JOB_OUTCOMES) this.partitionRuns.inc({ outcome }, 0);
+    for (const outcome of ['found', 'unknown']) this.keyLookups.inc({ outcome }, 0);
     new Gauge({
       name: 'headcount_info',
       help: HELP.headcount_info,
@@ -172,6 +176,11 @@ export class Metrics {
     if (outcome === 'ok') this.lastRefreshOkMs = Date.now();
   };
 
+  /** The key store's onLookup. */
+  readonly keyLookedUp = (found: boolean): void => {
+    this.keyLookups.inc({ outcome: found ? 'found' : 'unknown' });
+  };
+
   /** The partition maintainer's onRun. */
   readonly partitionsMaintained = (run: PartitionRun): void => {
     const outcome = run.error !== undefined ? 'failed' : run.ran ? 'ok' : 'locked';
@@ -223,8 +232,11 @@ function askPrimary(): Promise<{ contentType: string; text: string }> {
   });
 }
 
-/** In the primary of WORKERS > 1: answers the workers' scrape requests with every worker's metrics merged. */
-export function serveClusterMetrics(): void {
+/**
+ * In the primary of WORKERS > 1: answers the workers' scrape requests with every worker's
+ * metrics merged; returns that scrape, for METRICS_LISTEN's listener in the primary.
+ */
+export function serveClusterMetrics(): () => Promise<{ contentType: string; text: string }> {
   const aggregator = new AggregatorRegistry();
   cluster.on('message', (worker, message: { type?: unknown; id?: unknown }) => {
     if (message.type !== SCRAPE_REQUEST || typeof message.id !== 'string') return;
@@ -234,4 +246,5 @@ export function serveClusterMetrics(): void {
       (err: unknown) => worker.send({ type: SCRAPE_ANSWER, id, error: err instanceof Error ? err.message : String(err) }),
     );
   });
+  return async () => ({ contentType: aggregator.contentType, text: await aggregator.clusterMetrics() });
 }

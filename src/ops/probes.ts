@@ -7,6 +7,8 @@ import type { JobStatus } from '../db/job-health.js';
 import { shippedMigrations } from '../db/migrate.js';
 import { readSqlObjects } from '../db/sql-objects.js';
 import type { StorageMode } from '../db/storage.js';
+import { HttpError } from '../http/errors.js';
+import { METRICS_UNAUTHORIZED, type MetricsExposure, scrapeAllowed } from './metrics-access.js';
 import type { Metrics } from './metrics.js';
 
 /** /readyz gives the database this long to answer; a load balancer probes every few seconds. */
@@ -103,6 +105,8 @@ export interface OpsDeps {
   sql: Sql;
   metrics: Metrics;
   readiness: Readiness;
+  /** METRICS_LISTEN / METRICS_TOKEN; default: /metrics here, open. */
+  metricsExposure?: MetricsExposure;
 }
 
 /** /livez, /readyz and /metrics. */
@@ -131,7 +135,14 @@ export function registerOps(router: Router, deps: OpsDeps): void {
     ctx.body = { error: problem };
   });
 
+  // With METRICS_LISTEN, /metrics is served there only (src/ops/metrics-access.ts).
+  if (deps.metricsExposure?.listen) return;
+  const token = deps.metricsExposure?.token;
   router.get('/metrics', async (ctx) => {
+    if (!scrapeAllowed(ctx.get('Authorization') || undefined, token)) {
+      const { code, message, headers } = METRICS_UNAUTHORIZED;
+      throw new HttpError(401, code, message, undefined, headers);
+    }
     const { contentType, text } = await deps.metrics.scrape();
     ctx.type = contentType;
     ctx.body = text;

@@ -1,22 +1,21 @@
 import type Router from '@koa/router';
 import type { Sql } from '../db/client.js';
-import { readJsonBody } from '../http/body.js';
-import type { ByteBudget } from '../http/budget.js';
+import { type BodyLimits, readJsonBody } from '../http/body.js';
 import { parseWith, queryOf } from '../http/validate.js';
 import type { GroupCommitWriter } from '../ingest/writer.js';
 import { floorHour, HOUR_MS } from '../time.js';
 import { pageViewsPerHour } from './queries.js';
-import { PageViewMultiBody, PageViewSingleBody, ReportQuery } from './schemas.js';
+import { PageViewMultiBody, PageViewSingleBody, pageViewRows, ReportQuery } from './schemas.js';
 
 const REPORT_HOURS = 24;
 
 /** The page-view API of seed 003, on the site `deps.site`. */
 export function registerPageViews(
   router: Router,
-  deps: { sql: Sql; writer: GroupCommitWriter; site: string; bodyBudget: ByteBudget },
+  deps: { sql: Sql; writer: GroupCommitWriter; site: string; bodies: BodyLimits },
 ): void {
   router.post('/page-views/single', async (ctx) => {
-    const body = parseWith(PageViewSingleBody, await readJsonBody(ctx, deps.bodyBudget), 'body');
+    const body = parseWith(PageViewSingleBody, await readJsonBody(ctx, deps.bodies), 'body');
     await deps.writer.write([
       { site: deps.site, timeMs: body.timestamp, kind: 'pageview', userId: null, page: body.page, weight: 1 },
     ]);
@@ -24,7 +23,7 @@ export function registerPageViews(
   });
 
   router.post('/page-views/multi', async (ctx) => {
-    const views = parseWith(PageViewMultiBody, await readJsonBody(ctx, deps.bodyBudget), 'body');
+    const views = parseWith(PageViewMultiBody, await readJsonBody(ctx, deps.bodies, { rows: { count: pageViewRows } }), 'body');
     // One unit for the writer: the whole request commits in one transaction, or not at all.
     await deps.writer.write(views.map((v) => ({ ...v, site: deps.site })));
     ctx.body = { success: true };

@@ -68,6 +68,21 @@ export const PageViewMultiBody = z
     return rows;
   });
 
+/**
+ * The rows a `/page-views/multi` body not yet validated may become: one per page and
+ * time. Counted on the parsed JSON before it is validated, so that a body of more rows
+ * than a request may hold is refused before it is copied and checked entry by entry.
+ */
+export function pageViewRows(body: unknown): number {
+  if (typeof body !== 'object' || body === null) return 0;
+  let rows = 0;
+  for (const times of Object.values(body) as unknown[]) {
+    if (typeof times !== 'object' || times === null) continue;
+    for (const time in times) if (Object.hasOwn(times, time)) rows++;
+  }
+  return rows;
+}
+
 export const PageViewResponse = z.object({ success: z.literal(true) });
 
 /** `GET /report?page=&now=&order=asc|desc&take=` (seed 003). */

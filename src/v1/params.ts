@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Sql } from '../db/client.js';
 import { stringOr } from '../http/params.js';
 import { SITE_PATTERN, SITE_RULE } from '../site.js';
-import { parseIsoDate, parseIsoTimestamp } from '../time.js';
+import { isNonIanaZoneName, parseIsoDate, parseIsoTimestamp } from '../time.js';
 
 export const KIND_PATTERN = /^[a-z][a-z0-9_]{0,62}$/;
 export const KIND_RULE = 'must be an event kind: a lowercase letter, then lowercase letters, digits or "_", at most 63';
@@ -38,12 +38,24 @@ export const rangeBoundParam = (description: string) =>
     })
     .meta({ description, example: '2026-11-23' });
 
-/** `timezone`: checked by the database (headcount_zone), which knows the zones it can use. */
+/**
+ * `timezone`: an IANA name or an offset. Names the IANA database does not have are refused
+ * here (isNonIanaZoneName: the server's localtime, Factory, posixrules, posix/…, right/…
+ * too); the rest is checked by the database (headcount_zone), which knows what it can use.
+ */
 export const timezoneParam = () =>
-  once('a time zone').min(1, 'must not be empty').max(64, 'must be at most 64 characters').meta({
-    description: 'An IANA time zone name (Asia/Kolkata, America/New_York) or an offset ±HH:MM (+05:30); default UTC.',
-    example: 'Asia/Kolkata',
-  });
+  once('a time zone')
+    .min(1, 'must not be empty')
+    .max(64, 'must be at most 64 characters')
+    .refine((zone) => !isNonIanaZoneName(zone), {
+      error: (issue) =>
+        `timezone ${String(issue.input)} is not a time zone of the IANA database (an IANA name such as Asia/Kolkata, or an offset such as +05:30)`,
+    })
+    .meta({
+      description:
+        'An IANA time zone name (Asia/Kolkata, America/New_York; aliases such as Asia/Calcutta too) or an offset ±HH:MM (+05:30); default UTC. The server-only names localtime, Factory, posixrules, posix/… and right/… are refused.',
+      example: 'Asia/Kolkata',
+    });
 
 /** The SQL expression of a range bound: an instant, or the local start of a date in `timezone`. */
 export const boundSql = (sql: Sql, bound: RangeBound, timezone: string) =>

@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import type { Sql } from '../db/client.js';
-import type { ByteBudget } from '../http/budget.js';
+import type { BodyLimits } from '../http/body.js';
 import type { GroupCommitWriter } from '../ingest/writer.js';
 import type { AuthDeps } from './auth/middleware.js';
 import { registerEvents } from './events/routes.js';
@@ -11,7 +11,7 @@ import { registerStats } from './stats/routes.js';
 /** The /v1 API (and /docs). */
 export function registerV1(
   router: Router,
-  deps: { sql: Sql; writer: GroupCommitWriter; site: string; corsAllowOrigin: string; bodyBudget: ByteBudget; auth: AuthDeps },
+  deps: { sql: Sql; writer: GroupCommitWriter; site: string; corsAllowOrigin: string; bodies: BodyLimits; auth: AuthDeps },
 ): void {
   registerEvents(router, deps);
   registerStats(router, deps);

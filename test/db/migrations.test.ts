@@ -226,7 +226,7 @@ describeEachMode('migrations', (mode) => {
 describeEachMode('upgrade from v0.1.0', (mode: StorageMode) => {
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createEmptyDatabase();
+    db = await createEmptyDatabase(mode);
     const v010 = Object.keys(RELEASES['v0.1.0']);
     expect(
       await migrate({ databaseUrl: db.url, storageMode: mode, count: v010.length, defaultSite: 'shop', log: silentLogger }),
@@ -308,16 +308,21 @@ describe('migrations by a database owner that is no superuser (managed PostgreSQ
     const name = new URL(db.url).pathname.slice(1);
     try {
       // What a managed service's admin does: a login role that owns the database, and hll.
-      await db.sql.unsafe(`create role ${role} login password 'secret'; alter database ${name} owner to ${role};`);
-      await db.sql`create extension hll`;
-      await db.sql.unsafe(`alter schema public owner to ${role}`);
+      await withAdmin((admin) =>
+        admin.unsafe(`create role ${role} login password 'secret'; alter database ${name} owner to ${role};`),
+      );
+      await withAdmin(async (admin) => {
+        await admin`create extension if not exists hll`;
+        await admin.unsafe(`alter schema public owner to ${role}`);
+      }, name);
       const url = new URL(db.url);
       url.username = role;
       url.password = 'secret';
       const ran = await migrate({ databaseUrl: url.toString(), storageMode: 'auto', log: silentLogger });
       const all = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.ts')).map((f) => f.replace(/\.ts$/, ''));
       expect(ran).toEqual(all);
-      expect(first(await db.sql`select storage_mode from headcount_settings`).storage_mode).toBe('postgres');
+      const [settings] = await withAdmin((admin) => admin`select storage_mode from headcount_settings`, name);
+      expect(settings?.storage_mode).toBe('postgres');
     } finally {
       await db.drop();
       await withAdmin((admin) => admin.unsafe(`drop role if exists ${role}`));

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSql } from '../../src/db/client.js';
-import { ensurePostgres, freePort, type LocalCluster, startLocalCluster } from '../../src/db/local-cluster.js';
+import { ensurePostgres, freePort, type LocalCluster, prepareDatabase, startLocalCluster } from '../../src/db/local-cluster.js';
 import { migrate } from '../../src/db/migrate.js';
 import type { StorageMode } from '../../src/db/storage.js';
 import { createLogger, silentLogger } from '../../src/log.js';
@@ -59,11 +59,11 @@ describe('PostgreSQL outages under load', () => {
       `${mode} mode over ${transport}: fast 503s during a ${OUTAGE_MS / 1000} s outage, recovery, no acknowledged event lost`,
       async () => {
         const name = `fault_${mode}_${transport === 'tcp' ? 'tcp' : 'unix'}`;
-        const admin = createSql(cluster.url.replace(/\/headcount(\?|$)/, '/postgres$1'), { max: 1 });
+        const admin = createSql(cluster.adminUrl, { max: 1 });
         await admin`drop database if exists ${admin(name)} with (force)`;
-        await admin`create database ${admin(name)}`;
         await admin.end();
-        let url = cluster.url.replace(/\/headcount(\?|$)/, `/${name}$1`);
+        await prepareDatabase(cluster.adminUrl, name, { timescaledb: mode === 'timescaledb' });
+        let url = cluster.urlOf(name);
         if (transport === 'tcp') url = url.replace(/\?.*$/, '');
         else expect(url).toContain('?host=');
         await migrate({ databaseUrl: url, storageMode: mode, log: silentLogger });

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import supertest from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
 import { type AppDeps, createService } from '../../src/app.js';
-import { ByteBudget } from '../../src/http/budget.js';
+import { defaultBodyLimits } from '../../src/http/body.js';
 import type { StorageMode } from '../../src/db/storage.js';
 import { insertEvents } from '../../src/ingest/writer.js';
 import { createLogger, silentLogger } from '../../src/log.js';
@@ -57,7 +57,7 @@ export async function startTestApp(
   overrides: Partial<RuntimeConfig> = {},
   shared?: TestDatabase,
   /** The app's own settings: /v1 keys are off unless a test turns them on (test/v1/keys.test.ts). */
-  app: Pick<AppDeps, 'v1Auth' | 'rateLimits'> = { v1Auth: 'none' },
+  app: Pick<AppDeps, 'v1Auth' | 'rateLimits' | 'authFailures'> = { v1Auth: 'none' },
 ): Promise<TestApp> {
   const db = shared ?? (await createTestDatabase(mode));
   // TEST_LOG_LEVEL=debug shows what the runtime does (refreshes, flushes) while a test runs.
@@ -69,7 +69,7 @@ export async function startTestApp(
     site: TEST_SITE,
     retryAfterSeconds: 1,
     jobs: runtime.jobs,
-    bodyBudget: new ByteBudget(64 * 1024 * 1024, 5000, 1),
+    bodies: defaultBodyLimits(1),
     metrics: runtime.metrics,
     readiness: runtime.readiness,
     ...app,

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, inject } from 'vitest';
 import { createSql, type Sql } from '../../src/db/client.js';
+import { APP_ROLE, prepareDatabase } from '../../src/db/local-cluster.js';
 import { LEVELS, REFRESH_LOCK_KEY, refreshAggregate } from '../../src/db/refresher.js';
 import type { StorageMode } from '../../src/db/storage.js';
 
@@ -17,15 +18,22 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
+/** The URL of database `name` as the role the service would use (see TestDatabaseServer.appUrl). */
 export function databaseUrl(name: string): string {
-  const url = new URL(inject('databaseServer').adminUrl);
+  const server = inject('databaseServer');
+  const url = new URL(server.appUrl ?? server.adminUrl);
   url.pathname = `/${name}`;
   return url.toString();
 }
 
-/** Runs `fn` with a connection to the server's maintenance database (CREATE/DROP ROLE, DATABASE). */
-export async function withAdmin<T>(fn: (admin: Sql) => Promise<T>): Promise<T> {
-  const admin = createSql(inject('databaseServer').adminUrl, { max: 1 });
+/**
+ * Runs `fn` with a superuser's connection to the server's maintenance database (CREATE/DROP
+ * ROLE, DATABASE), or to `database`.
+ */
+export async function withAdmin<T>(fn: (admin: Sql) => Promise<T>, database?: string): Promise<T> {
+  const url = new URL(inject('databaseServer').adminUrl);
+  if (database) url.pathname = `/${database}`;
+  const admin = createSql(url.toString(), { max: 1 });
   try {
     return await fn(admin);
   } finally {
@@ -37,14 +45,26 @@ export async function withAdmin<T>(fn: (admin: Sql) => Promise<T>): Promise<T> {
 export const createTestDatabase = (mode: StorageMode): Promise<TestDatabase> =>
   openDatabase(`headcount_test_${mode}_${randomBytes(4).toString('hex')}`, mode, `headcount_template_${mode}`);
 
-/** A fresh database with nothing in it: not migrated (reset() empties nothing). */
-export const createEmptyDatabase = (): Promise<TestDatabase> =>
-  openDatabase(`headcount_test_empty_${randomBytes(4).toString('hex')}`, undefined, undefined);
+/**
+ * A fresh database with nothing in it: not migrated (reset() empties nothing). On the
+ * managed test cluster it is set up as the service's own: owned by the application role,
+ * with hll, and TimescaleDB when `mode` is timescaledb (which only a superuser creates).
+ */
+export const createEmptyDatabase = (mode?: StorageMode): Promise<TestDatabase> =>
+  openDatabase(`headcount_test_empty_${randomBytes(4).toString('hex')}`, undefined, undefined, mode);
 
-async function openDatabase(name: string, mode: StorageMode | undefined, template: string | undefined): Promise<TestDatabase> {
-  const admin = createSql(inject('databaseServer').adminUrl, { max: 1 });
+async function openDatabase(
+  name: string,
+  mode: StorageMode | undefined,
+  template: string | undefined,
+  extensionsFor?: StorageMode,
+): Promise<TestDatabase> {
+  const { adminUrl, appUrl } = inject('databaseServer');
+  const admin = createSql(adminUrl, { max: 1 });
   try {
-    if (template) await admin`create database ${admin(name)} template ${admin(template)}`;
+    if (template && appUrl) await admin`create database ${admin(name)} template ${admin(template)} owner ${admin(APP_ROLE)}`;
+    else if (template) await admin`create database ${admin(name)} template ${admin(template)}`;
+    else if (appUrl) await prepareDatabase(adminUrl, name, { timescaledb: extensionsFor === 'timescaledb' });
     else await admin`create database ${admin(name)}`;
   } finally {
     await admin.end();

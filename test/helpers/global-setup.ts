@@ -3,7 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { createSql } from '../../src/db/client.js';
-import { discardCluster, ensurePostgres, freePort, type LocalCluster, startLocalCluster } from '../../src/db/local-cluster.js';
+import {
+  discardCluster,
+  ensurePostgres,
+  freePort,
+  type LocalCluster,
+  prepareDatabase,
+  startLocalCluster,
+} from '../../src/db/local-cluster.js';
 import { migrate } from '../../src/db/migrate.js';
 import type { StorageMode } from '../../src/db/storage.js';
 import { createLogger } from '../../src/log.js';
@@ -11,6 +18,12 @@ import { createLogger } from '../../src/log.js';
 export interface TestDatabaseServer {
   /** A URL of the server's maintenance database, for CREATE/DROP DATABASE. */
   adminUrl: string;
+  /**
+   * The managed test cluster's application role (as the service's: owner of its
+   * databases, no superuser), whose credentials the test databases are opened with;
+   * undefined with TEST_DATABASE_URL, whose role is used for everything.
+   */
+  appUrl: string | undefined;
   /** Storage modes with a migrated template database, `headcount_template_<mode>`. */
   modes: StorageMode[];
 }
@@ -74,6 +87,7 @@ async function timescaledbUsable(adminUrl: string): Promise<boolean> {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   let cluster: LocalCluster | undefined;
   let adminUrl: string;
+  let appUrl: string | undefined;
   if (process.env.TEST_DATABASE_URL) {
     assertTestServer(process.env.TEST_DATABASE_URL);
     adminUrl = process.env.TEST_DATABASE_URL;
@@ -94,9 +108,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
       // policies themselves (run_job) when they test them.
       timescaledbSettings: { 'timescaledb.max_background_workers': '0' },
     });
-    const url = new URL(cluster.url);
-    url.pathname = '/postgres';
-    adminUrl = url.toString();
+    adminUrl = cluster.adminUrl;
+    appUrl = cluster.urlOf('postgres');
   }
 
   // TEST_STORAGE_MODES=postgres runs one mode only, e.g. to see the suite as a machine
@@ -126,8 +139,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     for (const mode of modes) {
       const name = `headcount_template_${mode}`;
       await admin`drop database if exists ${admin(name)}`;
-      await admin`create database ${admin(name)}`;
-      const url = new URL(adminUrl);
+      // As the service's managed cluster sets up its database: owned by the application
+      // role, the extensions created by the superuser, then migrated by the owner.
+      if (appUrl) await prepareDatabase(adminUrl, name, { timescaledb: mode === 'timescaledb' });
+      else await admin`create database ${admin(name)}`;
+      const url = new URL(appUrl ?? adminUrl);
       url.pathname = `/${name}`;
       await migrate({ databaseUrl: url.toString(), storageMode: mode, log });
       await admin`alter database ${admin(name)} with is_template true allow_connections false`;
@@ -135,7 +151,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   } finally {
     await admin.end();
   }
-  project.provide('databaseServer', { adminUrl, modes });
+  project.provide('databaseServer', { adminUrl, appUrl, modes });
 
   return async () => {
     if (cluster) {

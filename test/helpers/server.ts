@@ -6,7 +6,7 @@ import { freePort } from '../../src/db/local-cluster.js';
 /** The built service (`npm test` builds dist/ first), as `npm start` runs it. */
 export const SERVER = path.resolve('dist/server.js');
 /** Node's flags in `npm start` (package.json). */
-const NODE_FLAGS = ['--max-semi-space-size=4'];
+const NODE_FLAGS = ['--max-semi-space-size=4', '--heap-growing-percent=50'];
 
 export interface Running {
   child: ChildProcess;

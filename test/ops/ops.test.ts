@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { Writable } from 'node:stream';
 import supertest from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -12,6 +13,8 @@ import { Readiness } from '../../src/ops/probes.js';
 import { Rejections } from '../../src/ops/rejections.js';
 import { startTestApp, testRuntimeConfig, type TestApp, useTestApp } from '../helpers/app.js';
 import { createEmptyDatabase, createTestDatabase, describeEachMode } from '../helpers/db.js';
+import { request, startServer } from '../helpers/server.js';
+import { freePort } from '../../src/db/local-cluster.js';
 import { tcpProxy, tcpTarget } from '../helpers/tcp-proxy.js';
 
 /** A logger whose lines land in `lines`, parsed. */
@@ -75,6 +78,66 @@ describeEachMode('GET /metrics', (mode) => {
       expect(text).not.toContain('headcount_refresh_lag_seconds');
     });
   }
+});
+
+describe('GET /metrics, guarded (METRICS_TOKEN, METRICS_LISTEN)', () => {
+  const token = 'metrics-token-0123456789';
+
+  it('needs the bearer token when METRICS_TOKEN is set, and stays open by default', async () => {
+    const t = await startTestApp('postgres');
+    try {
+      const open = createService({ sql: t.db.sql, writer: t.runtime.writer, site: 'default', log: silentLogger });
+      expect((await supertest(open.listener()).get('/metrics')).status).toBe(200);
+      const guarded = createService({
+        sql: t.db.sql,
+        writer: t.runtime.writer,
+        site: 'default',
+        log: silentLogger,
+        metricsExposure: { listen: undefined, token },
+      });
+      const guardedHttp = supertest(guarded.listener());
+      for (const authorization of [undefined, 'Bearer wrong-token-0123456789', `Basic ${token}`, `Bearer ${token}x`]) {
+        const req = guardedHttp.get('/metrics');
+        const res = await (authorization ? req.set('Authorization', authorization) : req);
+        expect(res.status, authorization).toBe(401);
+        expect(res.body.error.code).toBe('missing_metrics_token');
+        expect(res.headers['www-authenticate']).toMatch(/^Bearer/);
+      }
+      const res = await guardedHttp.get('/metrics').set('Authorization', `Bearer ${token}`);
+      expect(res.status).toBe(200);
+      expect(res.text).toContain('headcount_info');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('serves /metrics only on METRICS_LISTEN when it is set, and nothing else there', async () => {
+    const db = await createTestDatabase('postgres');
+    const metricsPort = await freePort();
+    const server = await startServer({
+      DATABASE_URL: db.url,
+      METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
+      METRICS_TOKEN: token,
+    });
+    const agent = new http.Agent({ keepAlive: false });
+    try {
+      expect((await request(agent, server.port, 'GET', '/metrics')).status).toBe(404);
+      expect((await request(agent, server.port, 'GET', '/livez')).status).toBe(200);
+      const refused = await request(agent, metricsPort, 'GET', '/metrics');
+      expect(refused.status).toBe(401);
+      expect(JSON.parse(refused.body)).toMatchObject({ error: { code: 'missing_metrics_token' } });
+      const scraped = await request(agent, metricsPort, 'GET', '/metrics', undefined, { Authorization: `Bearer ${token}` });
+      expect(scraped.status).toBe(200);
+      expect(scraped.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+      expect(scraped.body).toContain('headcount_info');
+      expect((await request(agent, metricsPort, 'GET', '/livez')).status).toBe(404);
+      expect((await request(agent, metricsPort, 'POST', '/metrics', '{}')).status).toBe(405);
+    } finally {
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+      await db.drop();
+    }
+  });
 });
 
 describe('overload', () => {
@@ -189,6 +252,22 @@ describe('request ids and logs', () => {
     expect(mine.find((l) => l.msg === 'request completed')).toMatchObject({
       req: { url: '/v1/events?site=shop&key=[redacted]&x=1' },
     });
+    expect(JSON.stringify(lines)).not.toContain(key.slice(4));
+  });
+
+  it('redacts a key by the parameter name the application reads, however it is encoded (k%65y=, %6B%65%79=)', async () => {
+    const key = 'hck_' + 'R'.repeat(43);
+    for (const [id, name] of [
+      ['req-key-escaped', 'k%65y'],
+      ['req-key-all-escaped', '%6B%65%79'],
+    ] as const) {
+      const res = await http.post(`/v1/events?site=shop&${name}=${key}&x=1`).set('X-Request-Id', id).send({ events: [] });
+      // The key was read (and refused as unknown), not ignored as another parameter.
+      expect(res.body).toMatchObject({ error: { code: 'invalid_key' } });
+      expect(lines.find((l) => l.reqId === id && l.msg === 'request completed')).toMatchObject({
+        req: { url: `/v1/events?site=shop&${name}=[redacted]&x=1` },
+      });
+    }
     expect(JSON.stringify(lines)).not.toContain(key.slice(4));
   });
 

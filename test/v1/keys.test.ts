@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -8,6 +9,8 @@ import { describeEachMode, first } from '../helpers/db.js';
 
 const today = () => new Date().toISOString().slice(0, 10);
 const tomorrow = () => new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+/** A well-formed key that no one made. */
+const randomKey = () => `hck_${randomBytes(32).toString('base64url')}`;
 const event = (site?: string) => ({ events: [{ user: 'u1', kind: 'signup', ...(site ? { site } : {}) }] });
 
 describeEachMode('API keys and rate limits on /v1', (mode) => {
@@ -157,6 +160,54 @@ describeEachMode('API keys and rate limits on /v1', (mode) => {
     expect(allowed).toBeLessThanOrEqual(200 + Math.ceil(50 * elapsedS));
     // ... and no more than a lease per instance taken and left unspent.
     expect(allowed).toBeGreaterThanOrEqual(200 - 2 * 5);
+  });
+
+  it('costs the database at most a fifth of a lookup per random key in a flood, then answers 429 with Retry-After', async () => {
+    // An instance of its own: a fresh allowance for failed lookups (AUTH_FAILURES_*'s
+    // defaults: 10 at once, then 1 a second, per client address).
+    const c = await startTestApp(mode, {}, a.db, { v1Auth: 'keys' });
+    try {
+      const lookups = async (): Promise<number> => {
+        const text = (await c.http.get('/metrics')).text;
+        return [...text.matchAll(/^headcount_key_lookups_total\{outcome="(?:found|unknown)"\} (\d+)$/gm)].reduce(
+          (n, m) => n + Number(m[1]),
+          0,
+        );
+      };
+      const before = await lookups();
+      const statuses = new Map<number, number>();
+      let refused: Awaited<ReturnType<typeof stats>> | undefined;
+      let sent = 0;
+      await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          while (sent < 300) {
+            sent++;
+            const res = await (sent % 2 ? stats(c, randomKey()) : post(c, randomKey(), event('shop'), true));
+            statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+            if (res.status === 429) refused ??= res;
+          }
+        }),
+      );
+      const cost = (await lookups()) - before;
+      // Figures for the report (and a reader of the run): lookups per unknown key.
+      console.log(`300 random keys (${mode}): ${cost} key lookups, answers ${JSON.stringify([...statuses])}`);
+      expect(cost).toBeLessThanOrEqual(300 / 5);
+      expect([...statuses.keys()].sort()).toEqual([401, 429]);
+      expect(refused!.body.error.code).toBe('too_many_failures');
+      expect(Number(refused!.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+
+      // A valid key looked up meanwhile gives its token back: the allowance recovers, and
+      // valid keys work again from that address as soon as one token is there.
+      const deadline = Date.now() + 15_000;
+      let status = 429;
+      while (status === 429 && Date.now() < deadline) {
+        status = (await stats(c, keys.shopRead)).status;
+        if (status === 429) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(status).toBe(200);
+    } finally {
+      await c.close();
+    }
   });
 
   it('keeps the seed APIs open without keys', async () => {

@@ -296,6 +296,15 @@ describeEachMode('GET /v1/stats', (mode) => {
       [{ ...ok, timezone: 'Mars/Olympus' }, 'timezone', /not a time zone/],
       [{ ...ok, timezone: 'UTC+3' }, 'timezone', /neither an IANA/],
       [{ ...ok, timezone: '+19:00' }, 'timezone', /offset from -18:00/],
+      // Files of the server's zone database that are no IANA zone: the machine's own zone,
+      // a placeholder, a template, other layouts (PostgreSQL reads them all).
+      ...['localtime', 'Factory', 'posixrules', 'posix/Europe/Paris', 'right/UTC', 'posix', 'LOCALTIME'].map(
+        (zone): [Record<string, string>, string, RegExp] => [
+          { ...ok, timezone: zone },
+          'timezone',
+          /not a time zone of the IANA/,
+        ],
+      ),
       [{ ...ok, kind: 'Bad Kind' }, 'kind', /event kind/],
       [{ ...ok, kind: ['view', 'Bad Kind'] }, 'kind["1"]', /event kind/],
       [{ ...ok, group_by: 'user' }, 'group_by', /kind or page/],
@@ -315,6 +324,10 @@ describeEachMode('GET /v1/stats', (mode) => {
         parameter,
         message: expect.stringMatching(message),
       });
+    }
+    // IANA names, canonical or aliases, and offsets stay accepted.
+    for (const timezone of ['UTC', 'Etc/UTC', 'Asia/Kolkata', 'Asia/Calcutta', 'US/Eastern', 'Europe/Kyiv', '+05:45', 'GMT']) {
+      expect((await stats({ ...ok, timezone })).status, timezone).toBe(200);
     }
     const minutes = await stats({
       from: new Date(daysAgo(2)).toISOString(),

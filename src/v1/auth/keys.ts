@@ -68,8 +68,8 @@ const CACHE_TTL_MS = 1000;
 const TOUCH_EVERY_MS = 60_000;
 
 /**
- * Looks keys up by their hash, remembering each answer (found or not) for a second, so
- * that a busy key costs one query a second per instance: concurrent requests with a key
+ * Looks keys up by their hash, remembering each answer (found or not: a negative cache)
+ * for a second, so that a busy key costs one query a second per instance: concurrent requests with a key
  * not in the cache wait for one lookup (lru-cache's fetch). The cache is keyed by the key
  * itself, in this process's memory only, so that a request with a known key costs no
  * hashing.
@@ -78,7 +78,11 @@ export class KeyStore {
   private readonly cache: LRUCache<string, { principal: Principal | null }>;
   private readonly touched = new Map<string, number>();
 
-  constructor(private readonly sql: Sql) {
+  constructor(
+    private readonly sql: Sql,
+    /** Called after each database lookup (metrics: headcount_key_lookups_total). */
+    private readonly onLookup: (found: boolean) => void = () => {},
+  ) {
     this.cache = new LRUCache({
       max: 10_000,
       ttl: CACHE_TTL_MS,
@@ -91,6 +95,7 @@ export class KeyStore {
           `,
           deadlineOf(this.sql),
         );
+        this.onLookup(row !== undefined);
         return { principal: row ? { keyId: row.id, scope: row.scope, site: row.site } : null };
       },
     });
@@ -104,6 +109,15 @@ export class KeyStore {
     const found = this.cache.get(key);
     if (found) return this.used(found.principal);
     return this.cache.fetch(key).then((fetched) => this.used(fetched?.principal ?? null));
+  }
+
+  /**
+   * What this instance read of the key less than a second ago: its principal, null (unknown
+   * or revoked), or undefined when it would take a lookup.
+   */
+  cached(key: string): Principal | null | undefined {
+    const found = this.cache.get(key);
+    return found ? this.used(found.principal) : undefined;
   }
 
   private used(principal: Principal | null): Principal | null {

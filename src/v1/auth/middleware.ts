@@ -1,5 +1,6 @@
 import type Koa from 'koa';
 import { HttpError } from '../../http/errors.js';
+import type { AuthFailureLimit } from './failures.js';
 import { isWellFormedKey, type KeyStore, type Principal } from './keys.js';
 import type { Bucket, RateLimiter } from './rate-limit.js';
 
@@ -10,6 +11,8 @@ export interface AuthDeps {
   /** null: V1_AUTH=none, every request may do anything on any site. */
   keys: KeyStore | null;
   limits: Record<Need, Bucket>;
+  /** Lookups of keys that may fail, per client address (AUTH_FAILURES_*). */
+  failures: AuthFailureLimit;
 }
 
 const unauthorized = (code: string, message: string): HttpError =>
@@ -50,10 +53,9 @@ export function requireKey(need: Need, deps: AuthDeps, opts: { allowQueryKey?: b
         `this endpoint needs a key: Authorization: Bearer <key> (npm run keys -- create --scope ${need} --site <site>)`,
       );
     }
-    // principal() and take() answer without a promise when they can (a known key, a
-    // token of this instance's lease): the common request waits for nothing.
-    const found = isWellFormedKey(key) ? deps.keys.principal(key) : null;
-    const principal = found instanceof Promise ? await found : found;
+    // A key looked up less than a second ago and take() from this instance's lease
+    // answer without a promise: the common request waits for nothing.
+    const principal = isWellFormedKey(key) ? (deps.keys.cached(key) ?? (await lookUp(ctx, key, deps.keys, deps.failures))) : null;
     if (!principal) throw unauthorized('invalid_key', 'the key is not valid');
     if (principal.scope !== need && principal.scope !== 'admin') {
       throw new HttpError(403, 'forbidden', `this key may not ${need === 'read' ? 'read statistics or events' : 'send events'}`);
@@ -78,6 +80,28 @@ export function requireKey(need: Need, deps: AuthDeps, opts: { allowQueryKey?: b
     ctx.state.principal = principal;
     await next();
   };
+}
+
+/**
+ * A database lookup of a key this instance has not seen lately, within the client
+ * address's allowance for failed lookups (src/v1/auth/failures.ts). Beyond it: 429,
+ * whatever the key, so that the answer says nothing of it.
+ */
+async function lookUp(ctx: Koa.Context, key: string, keys: KeyStore, failures: AuthFailureLimit): Promise<Principal | null> {
+  const address = ctx.ip || 'unknown';
+  const reserved = failures.reserve(address);
+  if (!reserved.allowed) {
+    throw new HttpError(
+      429,
+      'too_many_failures',
+      `too many requests with unknown keys from this address; retry in ${reserved.retryAfterSeconds} s`,
+      undefined,
+      { 'Retry-After': String(reserved.retryAfterSeconds) },
+    );
+  }
+  const principal = await keys.principal(key);
+  if (principal) failures.refund(address);
+  return principal;
 }
 
 /**

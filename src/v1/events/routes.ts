@@ -1,12 +1,20 @@
 import type Router from '@koa/router';
 import cors from '@koa/cors';
-import { readJsonBody } from '../../http/body.js';
+import { type BodyLimits, readJsonBody } from '../../http/body.js';
 import { type AuthDeps, requireKey, siteFor } from '../auth/middleware.js';
-import type { ByteBudget } from '../../http/budget.js';
 import { badRequest, HttpError } from '../../http/errors.js';
 import { parseWith } from '../../http/validate.js';
 import type { EventRow, GroupCommitWriter } from '../../ingest/writer.js';
 import { EventsBody, MAX_BODY_BYTES, MAX_EVENTS, type Rejection, rejectionOf, V1Event } from './schemas.js';
+
+/** The events of a body not yet validated: 0 if it has no array of them. */
+const eventCount = (body: unknown): number => {
+  const events = (body as { events?: unknown } | null)?.events;
+  return Array.isArray(events) ? events.length : 0;
+};
+
+const tooManyEvents = (events: number, max: number): HttpError =>
+  new HttpError(413, 'too_many_events', `a request may carry at most ${max} events, not ${events}; split it`);
 
 /**
  * POST /v1/events: a batch of events, each checked on its own. The valid ones commit
@@ -15,7 +23,7 @@ import { EventsBody, MAX_BODY_BYTES, MAX_EVENTS, type Rejection, rejectionOf, V1
  */
 export function registerEvents(
   router: Router,
-  deps: { writer: GroupCommitWriter; site: string; corsAllowOrigin: string; bodyBudget: ByteBudget; auth: AuthDeps },
+  deps: { writer: GroupCommitWriter; site: string; corsAllowOrigin: string; bodies: BodyLimits; auth: AuthDeps },
 ): void {
   // Browsers send beacons cross-origin: text/plain needs no preflight, JSON does.
   const allowCors = cors({
@@ -33,15 +41,12 @@ export function registerEvents(
 
   // Beacons (navigator.sendBeacon) cannot set headers: their ingest key may come as ?key=.
   router.post('/v1/events', allowCors, requireKey('ingest', deps.auth, { allowQueryKey: true }), async (ctx) => {
-    const body = await readJsonBody(ctx, deps.bodyBudget, MAX_BODY_BYTES);
-    const events = (body as { events?: unknown } | null)?.events;
-    if (Array.isArray(events) && events.length > MAX_EVENTS) {
-      throw new HttpError(
-        413,
-        'too_many_events',
-        `a request may carry at most ${MAX_EVENTS} events, not ${events.length}; split it`,
-      );
-    }
+    const body = await readJsonBody(ctx, deps.bodies, {
+      limitBytes: MAX_BODY_BYTES,
+      rows: { count: eventCount, tooMany: tooManyEvents },
+    });
+    const events = eventCount(body);
+    if (events > MAX_EVENTS) throw tooManyEvents(events, MAX_EVENTS);
     const batch = parseWith(EventsBody, body, 'body');
     const now = Date.now();
     const rows: EventRow[] = [];

@@ -21,9 +21,28 @@ export async function resolveRange(
 }
 
 /**
+ * What a spreadsheet reads as the start of a formula (OWASP, CSV injection): `=`, `+`,
+ * `-`, `@`, and tab and carriage return, after which some applications still evaluate.
+ */
+const FORMULA_STARTS = ['=', '+', '-', '@', '\t', '\r'];
+
+/**
+ * A text column as one CSV field: quoted, quotes doubled (RFC 4180), and a value that a
+ * spreadsheet would take for a formula prefixed with `'` (OWASP's rule), so that a user
+ * or page sent with the embeddable ingest key cannot become a live formula in an
+ * analyst's spreadsheet. Null stays null (the caller writes an empty field).
+ */
+function csvText(sql: Sql, column: string) {
+  const value = sql`
+    case when left(${sql(column)}, 1) = any(${FORMULA_STARTS}::text[]) then '''' || ${sql(column)} else ${sql(column)} end
+  `;
+  return sql`'"' || replace(${value}, '"', '""') || '"'`;
+}
+
+/**
  * The events of `site` in [fromMs, toMs), oldest first, as text chunks of whole lines:
- * NDJSON objects with the fields of POST /v1/events, or CSV rows (RFC 4180, text
- * fields quoted) under CSV_HEADER. Read through a cursor; stopping the iteration
+ * NDJSON objects with the fields of POST /v1/events, verbatim, or CSV rows (RFC 4180,
+ * text fields quoted, formulas neutralised: csvText) under CSV_HEADER. Read through a cursor; stopping the iteration
  * (a client gone) closes it.
  */
 export async function* exportChunks(
@@ -47,9 +66,9 @@ export async function* exportChunks(
       : sql<{ line: string }[]>`
           select /* v1/export */
             to_char(time at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || ',' || site || ',' || kind || ','
-              || coalesce('"' || replace(user_id, '"', '""') || '"', '') || ','
-              || '"' || replace(page, '"', '""') || '",' || weight || ','
-              || coalesce('"' || replace(id, '"', '""') || '"', '') as line
+              || coalesce(${csvText(sql, 'user_id')}, '') || ','
+              || ${csvText(sql, 'page')} || ',' || weight || ','
+              || coalesce(${csvText(sql, 'id')}, '') as line
           from events
           where site = ${req.site} and time >= ${from} and time < ${to}
           order by time

@@ -31,7 +31,8 @@ const common: ZodOpenApiResponsesObject = {
 };
 const writeErrors: ZodOpenApiResponsesObject = {
   ...common,
-  '413': error('The body is too large.'),
+  '408': error('The body did not arrive within HTTP_BODY_TIMEOUT_MS of the headers; the connection closes.'),
+  '413': error('The body is too large, or becomes more rows than HTTP_MAX_ROWS_PER_REQUEST (too_many_rows).'),
   '415': error('The body is not JSON by its Content-Type.'),
   '422': error('The database refused the events.'),
 };
@@ -90,7 +91,7 @@ export function openApiDocument(): ReturnType<typeof createDocument> {
               'The body is not {"events":[...]}, or every event is invalid: details list each rejection ({index, code, message, field}).',
             ),
             ...writeErrors,
-            '413': error('More than 10,000 events or 5 MiB.'),
+            '413': error('More than 10,000 events (or HTTP_MAX_ROWS_PER_REQUEST, if lower) or 5 MiB.'),
           },
         },
         options: {

@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type Router from '@koa/router';
+import { PAGE_SECURITY_HEADERS } from '../../http/page-security.js';
 import { openApiDocument } from './document.js';
 
 /** Swagger UI's files, from the npm package: /docs needs nothing from another host. */
@@ -28,7 +29,8 @@ const PAGE = `<!doctype html>
 </html>
 `;
 
-const INIT = `window.ui = SwaggerUIBundle({ url: '/v1/openapi.json', dom_id: '#swagger-ui', deepLinking: true });\n`;
+// validatorUrl null: no badge fetched from validator.swagger.io (the CSP would refuse it).
+const INIT = `window.ui = SwaggerUIBundle({ url: '/v1/openapi.json', dom_id: '#swagger-ui', deepLinking: true, validatorUrl: null });\n`;
 
 /** GET /v1/openapi.json and its rendering at GET /docs. */
 export function registerOpenApi(router: Router): void {
@@ -36,6 +38,9 @@ export function registerOpenApi(router: Router): void {
     ctx.body = openApiDocument();
   });
   router.get('/docs', (ctx) => {
+    // Swagger UI renders under the dashboard's policy: its script is a file (/docs/init.js),
+    // its icons data: URIs, and React sets styles through the CSSOM, which style-src allows.
+    ctx.set(PAGE_SECURITY_HEADERS);
     ctx.type = 'text/html; charset=utf-8';
     ctx.body = PAGE;
   });
