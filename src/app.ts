@@ -3,7 +3,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import { registerAnalytics } from './analytics/routes.js';
 import { registerCollect } from './collect/routes.js';
-import { loadConfig } from './config.js';
+import { loadConfig, type ReadLimits } from './config.js';
 import { DASHBOARD_DIR, registerDashboard } from './dashboard/routes.js';
 import type { Sql } from './db/client.js';
 import type { JobStatus } from './db/job-health.js';
@@ -25,8 +25,8 @@ import type { AuthDeps, Need } from './v1/auth/middleware.js';
 import { type Bucket, RateLimiter } from './v1/auth/rate-limit.js';
 import { registerV1 } from './v1/routes.js';
 
-/** RATE_LIMIT_*'s and AUTH_FAILURES_*'s defaults (src/config.ts), for apps made without a configuration (tests). */
-const { rateLimits: DEFAULT_RATE_LIMITS, authFailures: DEFAULT_AUTH_FAILURES } = loadConfig({});
+/** RATE_LIMIT_*'s, AUTH_FAILURES_*'s, STATS_*'s and EXPORT_*'s defaults (src/config.ts), for apps made without a configuration (tests). */
+const { rateLimits: DEFAULT_RATE_LIMITS, authFailures: DEFAULT_AUTH_FAILURES, reads: DEFAULT_READ_LIMITS } = loadConfig({});
 
 export interface AppDeps {
   sql: Sql;
@@ -56,6 +56,8 @@ export interface AppDeps {
   metricsExposure?: MetricsExposure;
   /** Failed key lookups per client address (AUTH_FAILURES_*); default: the configuration's defaults. */
   authFailures?: Bucket;
+  /** Bounds on /v1/stats and /v1/export (STATS_*, EXPORT_*); default: the configuration's defaults. */
+  reads?: ReadLimits;
   /** Serve the seed APIs (SEED_APIS; default true). */
   seedApis?: boolean;
   /** The dashboard at GET / (DASHBOARD), built into `dir`; default the build's dist/web. */
@@ -107,7 +109,7 @@ export function createService(given: AppDeps): Service {
     limits: deps.rateLimits ?? DEFAULT_RATE_LIMITS,
     failures: new AuthFailureLimit(deps.authFailures ?? DEFAULT_AUTH_FAILURES),
   };
-  registerV1(router, { ...deps, corsAllowOrigin: deps.corsAllowOrigin ?? '*', auth });
+  registerV1(router, { ...deps, corsAllowOrigin: deps.corsAllowOrigin ?? '*', auth, reads: deps.reads ?? DEFAULT_READ_LIMITS });
   const dashboard = deps.dashboard ?? { dir: DASHBOARD_DIR };
   if (dashboard) registerDashboard(router, { dir: dashboard.dir, log: deps.log });
   app.use(router.routes());

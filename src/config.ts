@@ -54,6 +54,16 @@ const EnvSchema = z
     REFRESH_INTERVAL_MS: positiveInt.max(60_000).default(1000),
     PARTITION_MAINTENANCE_INTERVAL_MS: positiveInt.default(3_600_000),
     SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
+    // /v1 reads: how many run at once, how large a stats answer may be, how slowly an export may be read.
+    STATS_MAX_CONCURRENT: positiveInt.max(1000).default(4),
+    STATS_MAX_CONCURRENT_PER_KEY: positiveInt.max(1000).default(4),
+    STATS_HEAVY_ROWS: positiveInt.max(100_000_000).default(10_000),
+    STATS_MAX_ROWS: positiveInt.max(100_000_000).default(100_000),
+    EXPORT_MAX_CONCURRENT: positiveInt.max(1000).default(2),
+    EXPORT_MAX_CONCURRENT_PER_KEY: positiveInt.max(1000).default(1),
+    EXPORT_MIN_BYTES_PER_SECOND: z.coerce.number().int().min(0).max(1_000_000_000).default(65_536),
+    EXPORT_SLOW_WINDOW_MS: positiveInt.min(100).max(3_600_000).default(30_000),
+    EXPORT_MAX_DURATION_MS: positiveInt.min(1000).max(86_400_000).default(1_800_000),
     LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
     LOG_REQUESTS: z.stringbool().default(false),
     // Hygiene (issue 17): failed key lookups per client address.
@@ -137,6 +147,8 @@ export interface Config {
   readonly refreshIntervalMs: number;
   readonly partitionMaintenanceIntervalMs: number;
   readonly shutdownTimeoutMs: number;
+  /** Bounds on /v1/stats and /v1/export (per process: each worker has its own). */
+  readonly reads: ReadLimits;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** An access log line per request. */
   readonly logRequests: boolean;
@@ -146,6 +158,27 @@ export interface Config {
   readonly metrics: {
     readonly listen: { readonly host: string; readonly port: number } | undefined;
     readonly token: string | undefined;
+  };
+}
+
+export interface ReadLimits {
+  readonly stats: {
+    /** Stats queries running at once, and per key (beyond: a wait of up to a stats query's deadline, then 503 or 429). */
+    readonly maxConcurrent: number;
+    readonly maxConcurrentPerKey: number;
+    /** Buckets × groups one request may ask for (beyond: 400 saying what to ask instead). */
+    readonly maxRows: number;
+    /** A request for more rows is heavy: half of maxConcurrent heavy ones run at once, one per key. */
+    readonly heavyRows: number;
+  };
+  readonly export: {
+    readonly maxConcurrent: number;
+    readonly maxConcurrentPerKey: number;
+    /** An export whose client reads less than this over a window of slowWindowMs is ended (0: never). */
+    readonly minBytesPerSecond: number;
+    readonly slowWindowMs: number;
+    /** An export still running after this is ended. */
+    readonly maxDurationMs: number;
   };
 }
 
@@ -222,6 +255,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration\n  ${problems.join('\n  ')}`);
   }
   const e = parsed.data;
+  // Stats and exports hold a pooled connection each while they run: leave at least one to
+  // key lookups, rate limits and the seed reads (the writer has a pool of its own).
+  if (e.STATS_MAX_CONCURRENT + e.EXPORT_MAX_CONCURRENT >= e.DATABASE_POOL_MAX) {
+    throw new ConfigError(
+      `invalid configuration\n  STATS_MAX_CONCURRENT (${e.STATS_MAX_CONCURRENT}) + EXPORT_MAX_CONCURRENT (${e.EXPORT_MAX_CONCURRENT}) must be less than DATABASE_POOL_MAX (${e.DATABASE_POOL_MAX})`,
+    );
+  }
   return Object.freeze({
     host: e.HOST,
     port: e.PORT,
@@ -263,6 +303,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     refreshIntervalMs: e.REFRESH_INTERVAL_MS,
     partitionMaintenanceIntervalMs: e.PARTITION_MAINTENANCE_INTERVAL_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    reads: Object.freeze({
+      stats: Object.freeze({
+        maxConcurrent: e.STATS_MAX_CONCURRENT,
+        maxConcurrentPerKey: e.STATS_MAX_CONCURRENT_PER_KEY,
+        maxRows: e.STATS_MAX_ROWS,
+        heavyRows: e.STATS_HEAVY_ROWS,
+      }),
+      export: Object.freeze({
+        maxConcurrent: e.EXPORT_MAX_CONCURRENT,
+        maxConcurrentPerKey: e.EXPORT_MAX_CONCURRENT_PER_KEY,
+        minBytesPerSecond: e.EXPORT_MIN_BYTES_PER_SECOND,
+        slowWindowMs: e.EXPORT_SLOW_WINDOW_MS,
+        maxDurationMs: e.EXPORT_MAX_DURATION_MS,
+      }),
+    }),
     logLevel: e.LOG_LEVEL,
     logRequests: e.LOG_REQUESTS,
     authFailures: Object.freeze({ ratePerSecond: e.AUTH_FAILURES_PER_SECOND, burst: e.AUTH_FAILURES_BURST }),

@@ -36,8 +36,9 @@ export type RuntimeConfig = Pick<
 >;
 
 /**
- * `databaseUrl` opens the refresher's own connection: its lock is a session lock, and
- * its passes must not wait behind the pool.
+ * `databaseUrl` opens the writer's own pool (INGEST_MAX_INFLIGHT_FLUSHES connections) and
+ * the refresher's own connection: its lock is a session lock, and its passes must not
+ * wait behind the pool.
  */
 export async function startRuntime(
   sql: Sql,
@@ -58,7 +59,18 @@ export async function startRuntime(
     mode === 'postgres'
       ? new PartitionMaintainer(sql, config.partitionMaintenanceIntervalMs, log, (run) => metrics.partitionsMaintained(run))
       : undefined;
-  const writer = new GroupCommitWriter(sql, config.ingest, log, metrics.flushed);
+  // The writer's own connections: reads, however many or slow, never take the ones it
+  // needs. The server ends an insert that runs past 1.8 deadlines (a statement of this
+  // pool answers at most one row: see db/deadline.ts), before the writer stops waiting
+  // for its outcome at two: the writer learns whether it committed, and a 503 still
+  // means "not stored".
+  const ingestSql = createSql(databaseUrl, {
+    max: config.ingest.maxInflightFlushes,
+    applicationName: 'headcount-ingest',
+    deadlineMs: config.ingest.deadlineMs,
+    statementTimeoutMs: Math.round(1.8 * config.ingest.deadlineMs),
+  });
+  const writer = new GroupCommitWriter(ingestSql, config.ingest, log, metrics.flushed);
   metrics.watchWriter(writer);
   const jobs = (): JobStatus[] => [refresher?.health.status(), partitions?.health.status()].filter((s) => s !== undefined);
   refresher?.start();
@@ -73,6 +85,8 @@ export async function startRuntime(
     readiness: new Readiness(jobs),
     async stop() {
       await writer.close();
+      // Everything queued is flushed: nothing left on these connections is needed.
+      await ingestSql.end({ timeout: 1 });
       partitions?.stop();
       await refresher?.stop();
       // A pass still waiting for a database that is down is abandoned: its queries fail.

@@ -101,6 +101,7 @@ async function serve(
     rateLimits: config.rateLimits,
     authFailures: config.authFailures,
     metricsExposure: config.metrics,
+    reads: config.reads,
     seedApis: config.seedApis,
     dashboard: config.dashboard ? { dir: DASHBOARD_DIR } : false,
     log,

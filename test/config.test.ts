@@ -141,4 +141,26 @@ describe('configuration', () => {
     const config = loadConfig({ HTTP_MAX_ROWS_PER_REQUEST: '20000', HTTP_BODY_MEMORY_BYTES: String(32 * 1024 * 1024) });
     expect(config.http).toMatchObject({ maxRowsPerRequest: 20_000, bodyTimeoutMs: 10_000 });
   });
+
+  it('bounds /v1 reads: stats and exports at once, stats answer sizes, slow exports', () => {
+    expect(loadConfig({}).reads).toEqual({
+      stats: { maxConcurrent: 4, maxConcurrentPerKey: 4, maxRows: 100_000, heavyRows: 10_000 },
+      export: {
+        maxConcurrent: 2,
+        maxConcurrentPerKey: 1,
+        minBytesPerSecond: 65_536,
+        slowWindowMs: 30_000,
+        maxDurationMs: 1_800_000,
+      },
+    });
+    expect(loadConfig({ EXPORT_MIN_BYTES_PER_SECOND: '0', STATS_MAX_ROWS: '5000' }).reads).toMatchObject({
+      stats: { maxRows: 5000 },
+      export: { minBytesPerSecond: 0 },
+    });
+    // Stats and exports must leave the pool a connection for key lookups and seed reads.
+    expect(() => loadConfig({ DATABASE_POOL_MAX: '6' })).toThrow(
+      /STATS_MAX_CONCURRENT \(4\) \+ EXPORT_MAX_CONCURRENT \(2\) must be less than DATABASE_POOL_MAX \(6\)/,
+    );
+    expect(() => loadConfig({ STATS_MAX_ROWS: '0' })).toThrow(/STATS_MAX_ROWS/);
+  });
 });

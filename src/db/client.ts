@@ -11,6 +11,12 @@ export interface SqlOptions {
   deadlineMs?: number;
   /** How long a new connection may take to be established; default 5000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * The server ends each statement of this pool that runs longer (statement_timeout, a
+   * session setting of its connections). Only for a pool whose statements return at most
+   * one row (the ingest pool): see db/deadline.ts. Default: the server's.
+   */
+  statementTimeoutMs?: number;
 }
 
 const deadlines = new WeakMap<Sql, number>();
@@ -43,7 +49,12 @@ export function createSql(url: string, opts: SqlOptions = {}): Sql {
     onnotice: () => {},
     // A write is acknowledged once its COMMIT returns, so that COMMIT must be durable
     // whatever the server's default (some tune synchronous_commit off for speed).
-    connection: { application_name: opts.applicationName ?? 'headcount', TimeZone: 'UTC', synchronous_commit: 'on' },
+    connection: {
+      application_name: opts.applicationName ?? 'headcount',
+      TimeZone: 'UTC',
+      synchronous_commit: 'on',
+      ...(opts.statementTimeoutMs ? { statement_timeout: String(opts.statementTimeoutMs) } : {}),
+    },
     types: {
       bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) },
     },

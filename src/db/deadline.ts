@@ -1,3 +1,5 @@
+import type postgres from 'postgres';
+import type { Sql } from './client.js';
 import { DatabaseUnavailable, sqlState } from './errors.js';
 
 /**
@@ -8,21 +10,29 @@ import { DatabaseUnavailable, sqlState } from './errors.js';
  */
 export const DEFAULT_DEADLINE_MS = 1500;
 
-/** A postgres.js query (or anything settling like one that can be cancelled). */
-type Cancellable<T> = PromiseLike<T> & { cancel(): unknown };
+/**
+ * A postgres.js query, or any other promise. `state` is set once postgres.js has handed
+ * the query to a connection (written to the server or queued behind another query on it).
+ */
+type Bounded<T> = PromiseLike<T> & { cancel?(): unknown; state?: unknown };
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; err: unknown };
 
 const unavailable = (): DatabaseUnavailable => new DatabaseUnavailable('the database did not answer in time');
 
 /**
- * `query`'s result, or a 503 after `ms`. At the deadline the query is cancelled: one
- * not yet sent to the server is dropped (it will never run, so a write was not stored);
- * one already sent is asked to stop, and its own outcome is awaited for up to `ms`
- * more: a write that committed meanwhile resolves as committed. If even that does not
- * come, the answer is 503 while the outcome is unknown (docs/operations.md, "Guarantees and limits").
+ * `query`'s result, or a 503 after `ms`. At the deadline a query still waiting for a
+ * connection is dropped (it never reaches the server, so a write was not stored). One
+ * already sent is never cancelled from here: postgres.js 3.4.9 does not reset its row
+ * counter when an error ends a query after some of its rows, and the next query on that
+ * connection then answers an array with holes (porsager/postgres#1181) — a cancel
+ * request is such an error. What stops a sent query is the server: the ingest pool's
+ * statement_timeout, or readWithin's. Its own outcome is awaited up to `ms` more: a write
+ * that committed meanwhile resolves as committed; if even that does not come, the answer
+ * is 503 while the outcome is unknown (docs/operations.md, "Guarantees and limits"); the
+ * ingest pool's statement_timeout (1.8 deadlines) ends an insert before that.
  */
-export async function withDeadline<T>(query: Cancellable<T>, ms: number = DEFAULT_DEADLINE_MS): Promise<T> {
+export async function withDeadline<T>(query: Bounded<T>, ms: number = DEFAULT_DEADLINE_MS): Promise<T> {
   const outcome: Promise<Outcome<T>> = Promise.resolve(query).then(
     (value) => ({ ok: true, value }),
     (err: unknown) => ({ ok: false, err }),
@@ -33,15 +43,62 @@ export async function withDeadline<T>(query: Cancellable<T>, ms: number = DEFAUL
     let settled = await Promise.race([outcome, expire()]);
     if (settled === 'timeout') {
       clearTimeout(timer);
-      Promise.resolve(query.cancel()).catch(() => undefined);
+      // postgres.js's cancel() of a query no connection has taken only removes it from
+      // the pool's queue: nothing goes to the server.
+      if (query.cancel && (query.state ?? null) === null) Promise.resolve(query.cancel()).catch(() => undefined);
       settled = await Promise.race([outcome, expire()]);
       if (settled === 'timeout') throw unavailable();
     }
     if (settled.ok) return settled.value;
-    // Cancelled before it was sent, or stopped by the server: it did not happen.
+    // Dropped before it was sent, or stopped by the server (statement_timeout): it did not happen.
     if (sqlState(settled.err) === '57014') throw unavailable();
     throw settled.err;
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** What readWithin hands its read: a connection of its own, in a transaction. */
+export type ReadSql = postgres.ReservedSql;
+
+/**
+ * A read the server stops after `ms`: `read` runs on a connection reserved for it, in a
+ * transaction whose statements have `statement_timeout = ms` (set local, so the
+ * connection keeps its default). However a statement of it ends — the timeout, an error,
+ * rows cut short — the transaction's COMMIT or ROLLBACK runs on that connection before the
+ * pool hands it to anyone else, and that command's completion resets the row counter an
+ * error mid-stream leaves behind (see withDeadline). A connection not reserved within
+ * `ms` (the pool busy, the database down) is given back untouched when it comes: 503 at
+ * once, and nothing runs.
+ */
+export async function readWithin<T>(sql: Sql, ms: number, read: (tx: ReadSql) => Promise<T>): Promise<T> {
+  const reserving = sql.reserve();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
+  const reserved = await Promise.race([reserving, late]).finally(() => clearTimeout(timer));
+  if (reserved === null) {
+    reserving.then(
+      (conn) => conn.release(),
+      () => undefined,
+    );
+    throw unavailable();
+  }
+  const conn = reserved;
+  const run = async (): Promise<T> => {
+    try {
+      await conn`begin /* db/deadline */`;
+      await conn`select set_config('statement_timeout', ${String(Math.ceil(ms))}, true) /* db/deadline */`;
+      const result = await read(conn);
+      await conn`commit /* db/deadline */`;
+      return result;
+    } catch (err) {
+      // A connection that died with it needs none: it reconnects afresh (and postgres.js's
+      // first query on a new connection, its array types, resets the counter too).
+      await conn`rollback /* db/deadline */`.catch(() => undefined);
+      throw err;
+    } finally {
+      conn.release();
+    }
+  };
+  return withDeadline(run(), ms);
 }

@@ -71,8 +71,11 @@ export interface WriterStats {
   queuedBytes: number;
 }
 
-/** Stores a batch and answers the keys it stored (insertEvents); cancellable like a postgres.js query. */
-export type InsertEvents = (rows: EventRow[]) => PromiseLike<readonly StoredKey[]> & { cancel(): unknown };
+/**
+ * Stores a batch and answers the keys it stored (insertEvents' StoredAnswer); a
+ * postgres.js query, which withDeadline may drop while it waits for a connection.
+ */
+export type InsertEvents = (rows: EventRow[]) => PromiseLike<StoredAnswer> & { cancel?(): unknown; state?: unknown };
 
 /** What a row holds in memory, roughly: strings are UTF-16, plus the object and array slots. */
 const rowBytes = (r: EventRow): number =>
@@ -205,11 +208,11 @@ export class GroupCommitWriter {
       durationMs: performance.now() - started,
       ok,
     });
-    let stored: StoredRows;
+    let answer: StoredAnswer;
     try {
-      stored = storedRows(rows, await withRetry(() => withDeadline(this.insert(rows), this.opts.deadlineMs)));
+      answer = await withRetry(() => withDeadline(this.insert(rows), this.opts.deadlineMs));
     } catch (err) {
-      if (!isRetryableDbError(err) && batch.length > 1) {
+      if (isRefusal(err) && batch.length > 1) {
         // Something in the batch was refused for what it is, not for the database's
         // state: split it, so the good requests commit and only the bad one fails.
         const half = Math.ceil(batch.length / 2);
@@ -222,12 +225,18 @@ export class GroupCommitWriter {
       // Unavailability is counted, not logged per batch: an outage would flood the log.
       if (!retryable) this.log.error({ err, rows: rows.length }, 'event batch refused by the database');
       this.onFlushed(outcome(false));
-      const failure = retryable
-        ? new DatabaseUnavailable('the events could not be stored; retry later', { cause: err })
-        : new EventsRejected('the database refused these events', { cause: err });
+      // Only the database's own refusal of the rows (a SQLSTATE of class 22 or 23: the
+      // statement failed, nothing of it is stored) is the client's fault. Anything else
+      // it cannot know the outcome of is a 503 (retry; ids make a resend harmless).
+      const failure = isRefusal(err)
+        ? new EventsRejected('the database refused these events', { cause: err })
+        : new DatabaseUnavailable('the events could not be stored; retry later', { cause: err });
       for (const p of batch) p.reject(failure);
       return;
     }
+    // The statement returned: the batch is committed, whatever its answer says. Nothing
+    // after this point may fail a request.
+    const stored = storedRows(rows, answer, this.log);
     this.stats.batches++;
     this.stats.rows += rows.length;
     this.onFlushed(outcome(true));
@@ -235,6 +244,12 @@ export class GroupCommitWriter {
     for (const p of batch) p.resolve({ inserted: stored.claim(p.rows) });
   }
 }
+
+/** The database refused the rows themselves (bad data, a constraint): SQLSTATE class 22 or 23. */
+const isRefusal = (err: unknown): boolean => {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
+};
 
 /** A transaction that lost a deadlock or a serialization conflict did nothing: run it again. */
 async function withRetry<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
@@ -277,19 +292,24 @@ export class StoredRows {
 
 const eventKey = (site: string, id: string, timeMs: number): string => `${site}\u0000${id}\u0000${timeMs}`;
 
-/** A stored row's key, as insertEvents returns it. */
-export interface StoredKey {
-  site: string;
-  id: string;
-  time: Date;
-}
+/**
+ * What insertEvents answers: no rows for a batch without ids, else one row whose `keys`
+ * lists each stored row's [site, id, epoch milliseconds].
+ */
+export type StoredAnswer = readonly { keys?: unknown }[];
 
-/** Which of `rows` were stored, from the keys insertEvents returned for them. */
-export function storedRows(rows: EventRow[], returned: readonly StoredKey[]): StoredRows {
+/** Which of `rows` were stored, from insertEvents' answer for them. */
+export function storedRows(rows: EventRow[], answer: StoredAnswer, log?: Logger): StoredRows {
   if (!rows.some((r) => r.id !== undefined)) return new StoredRows(null);
+  const returned = answer.length === 1 ? answer[0]?.keys : undefined;
+  if (!Array.isArray(returned)) {
+    // Cannot happen with a sound connection; if it did, the rows are stored all the same.
+    log?.error({ answer: answer.length }, 'the insert answered no keys; its rows are counted as stored');
+    return new StoredRows(null);
+  }
   const keys = new Map<string, number>();
-  for (const r of returned) {
-    const key = eventKey(r.site, r.id, r.time.getTime());
+  for (const [site, id, timeMs] of returned as [string, string, number][]) {
+    const key = eventKey(site, id, Number(timeMs));
     keys.set(key, (keys.get(key) ?? 0) + 1);
   }
   return new StoredRows(keys);
@@ -299,7 +319,10 @@ export function storedRows(rows: EventRow[], returned: readonly StoredKey[]): St
  * One statement for the whole batch: the columns as arrays, unnested into rows. Rows
  * with an id that is already stored (same site, id and time) are skipped; the keys of
  * those stored are returned (storedRows) so that each request can learn which of its
- * rows were new. Returns the query itself, so that a caller can cancel it (db/deadline.ts).
+ * rows were new. Those keys come back in one row, built once the insert has finished: an
+ * error (a statement_timeout) can then only come before any row, never in the middle of
+ * them (see db/deadline.ts). Returns the query itself, so that a caller can drop it while
+ * it waits for a connection.
  */
 export function insertEvents(sql: Sql, rows: EventRow[]) {
   const sites = rows.map((r) => r.site);
@@ -313,7 +336,7 @@ export function insertEvents(sql: Sql, rows: EventRow[]) {
   const pages = rows.map((r) => r.page);
   const weights = rows.map((r) => r.weight);
   if (!rows.some((r) => r.id !== undefined)) {
-    return sql<StoredKey[]>`
+    return sql<StoredAnswer[number][]>`
       insert into events (site, time, kind, user_id, page, weight) /* ingest/writer */
       select site, ${time}, kind, user_id, page, weight
       from unnest(${sites}::text[], ${times}::int8[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[])
@@ -321,7 +344,7 @@ export function insertEvents(sql: Sql, rows: EventRow[]) {
     `;
   }
   const ids = rows.map((r) => r.id ?? null);
-  return sql<StoredKey[]>`
+  return sql<StoredAnswer[number][]>`
     with stored as ( /* ingest/writer */
       insert into events (site, time, kind, user_id, page, weight, id)
       select site, ${time}, kind, user_id, page, weight, id
@@ -330,6 +353,8 @@ export function insertEvents(sql: Sql, rows: EventRow[]) {
       on conflict (site, id, time) where id is not null do nothing
       returning site, id, time
     )
-    select site, id, time from stored where id is not null
+    select coalesce(json_agg(json_build_array(site, id, (extract(epoch from time) * 1000)::int8)), '[]') as keys
+    from stored
+    where id is not null
   `;
 }

@@ -1,4 +1,5 @@
 import type Router from '@koa/router';
+import type { ReadLimits } from '../config.js';
 import type { Sql } from '../db/client.js';
 import type { BodyLimits } from '../http/body.js';
 import type { GroupCommitWriter } from '../ingest/writer.js';
@@ -11,7 +12,16 @@ import { registerStats } from './stats/routes.js';
 /** The /v1 API (and /docs). */
 export function registerV1(
   router: Router,
-  deps: { sql: Sql; writer: GroupCommitWriter; site: string; corsAllowOrigin: string; bodies: BodyLimits; auth: AuthDeps },
+  deps: {
+    sql: Sql;
+    writer: GroupCommitWriter;
+    site: string;
+    corsAllowOrigin: string;
+    bodies: BodyLimits;
+    auth: AuthDeps;
+    reads: ReadLimits;
+    retryAfterSeconds: number;
+  },
 ): void {
   registerEvents(router, deps);
   registerStats(router, deps);

@@ -6,7 +6,7 @@ import {
   type EventRow,
   type FlushOutcome,
   GroupCommitWriter,
-  type StoredKey,
+  type StoredAnswer,
   type WriterOptions,
 } from '../../src/ingest/writer.js';
 import { silentLogger } from '../../src/log.js';
@@ -40,6 +40,13 @@ const row = (userId: string, kind = 'collect', id?: string): EventRow => ({
 /** An error as postgres.js raises it, with a SQLSTATE. */
 const pgError = (code: string): Error => Object.assign(new Error(`sqlstate ${code}`), { code });
 
+/** A stored row's key, as the statement reports it. */
+interface StoredKey {
+  site: string;
+  id: string;
+  time: Date;
+}
+
 interface Call {
   rows: EventRow[];
   /** Settles the statement: the keys it stored, or an error. */
@@ -62,11 +69,15 @@ function writerWith(options: Partial<WriterOptions> = {}, answer?: (call: Call) 
     silentLogger,
     (f) => flushes.push(f),
     (rows) => {
-      let settle!: { resolve: (keys: readonly StoredKey[]) => void; reject: (err: Error) => void };
-      const promise = new Promise<readonly StoredKey[]>((resolve, reject) => (settle = { resolve, reject }));
+      let settle!: { resolve: (answer: StoredAnswer) => void; reject: (err: Error) => void };
+      const promise = new Promise<StoredAnswer>((resolve, reject) => (settle = { resolve, reject }));
       const call: Call = {
         rows,
-        succeed: (keys = []) => settle.resolve(keys),
+        // As insertEvents answers: no row for a batch without ids, else one row of keys.
+        succeed: (keys = []) =>
+          settle.resolve(
+            rows.some((r) => r.id !== undefined) ? [{ keys: keys.map((k) => [k.site, k.id, k.time.getTime()]) }] : [],
+          ),
         fail: (err) => settle.reject(err),
         cancelled: false,
       };

@@ -312,7 +312,7 @@ describeEachMode('GET /v1/stats', (mode) => {
       [{ ...ok, site: 'Shop!' }, 'site', /site name/],
       [{ ...ok, from: `${ok.from}T00:00:30Z` }, 'from', /whole minute/],
       [{ ...ok, from: new Date(daysAgo(4)).toISOString(), granularity: 'minute' }, 'to', /48 hours/],
-      [{ ...ok, granularity: 'hour', from: '2000-01-01', to: '2030-01-01' }, 'from', /sketch retention/],
+      [{ ...ok, granularity: 'day', from: '2000-01-01', to: '2030-01-01' }, 'from', /sketch retention/],
       [{ ...ok, colour: 'red' }, 'query', /unknown parameter colour/],
       [{ ...ok, granularity: ['day', 'hour'] }, 'granularity', /once/],
     ];

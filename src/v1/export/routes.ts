@@ -1,15 +1,15 @@
 import { Readable } from 'node:stream';
 import type Router from '@koa/router';
+import type { ReadLimits } from '../../config.js';
 import type { Sql } from '../../db/client.js';
 import { sqlState } from '../../db/errors.js';
-import { badRequest, UnavailableError } from '../../http/errors.js';
+import { Slots } from '../slots.js';
+import { paced } from './pace.js';
+import { badRequest } from '../../http/errors.js';
 import { parseWith, queryOf } from '../../http/validate.js';
 import { type AuthDeps, requireKey, siteFor } from '../auth/middleware.js';
 import { exportChunks, resolveRange } from './queries.js';
 import { ExportQuery } from './schemas.js';
-
-/** Each export holds a pooled connection for as long as it streams: leave the rest to ingest and reads. */
-const MAX_CONCURRENT_EXPORTS = 2;
 
 const compact = (ms: number): string =>
   new Date(ms)
@@ -22,8 +22,11 @@ const compact = (ms: number): string =>
  * status and headers leave before the first row: a failure later cuts the download
  * short (the chunked response never ends cleanly), which clients see as an error.
  */
-export function registerExport(router: Router, deps: { sql: Sql; site: string; auth: AuthDeps }): void {
-  let running = 0;
+export function registerExport(router: Router, deps: { sql: Sql; site: string; auth: AuthDeps; reads: ReadLimits }): void {
+  // Each export holds a pooled connection for as long as it streams: at most
+  // EXPORT_MAX_CONCURRENT (2) at once, none waiting for a slot.
+  const limits = deps.reads.export;
+  const slots = new Slots('exports', 'exports_busy', limits, 0, 5);
   router.get('/v1/export', requireKey('read', deps.auth), async (ctx) => {
     const q = parseWith(ExportQuery, queryOf(ctx), 'query');
     const site = siteFor(ctx, q.site, deps.site);
@@ -41,12 +44,16 @@ export function registerExport(router: Router, deps: { sql: Sql; site: string; a
         { parameter: 'to', message: 'must be after from' },
       ]);
     }
-    if (running >= MAX_CONCURRENT_EXPORTS) {
-      throw new UnavailableError('exports_busy', `${MAX_CONCURRENT_EXPORTS} exports are running; retry later`, 5);
-    }
-    running++;
-    const body = Readable.from(exportChunks(deps.sql, { site, ...range, format }), { objectMode: false });
-    body.once('close', () => running--);
+    const release = await slots.hold(ctx);
+    const chunks = paced(exportChunks(deps.sql, { site, ...range, format }), limits, (reason) => {
+      // Reset, not closed: what the kernel still holds for the client is dropped and the
+      // client sees the download fail at once. The response's end ends the body stream,
+      // which closes the cursor (the pooled connection goes back) and frees the slot.
+      ctx.log.warn({ site, reason }, 'export ended');
+      ctx.req.socket.resetAndDestroy();
+    });
+    const body = Readable.from(chunks, { objectMode: false });
+    body.once('close', release);
     const filename = `headcount-${site}-${compact(range.fromMs)}-${compact(range.toMs)}.${format}`;
     ctx.set('Content-Disposition', `attachment; filename="${filename}"`);
     ctx.type = format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8';

@@ -37,6 +37,15 @@ const writeErrors: ZodOpenApiResponsesObject = {
   '422': error('The database refused the events.'),
 };
 
+/** What a read of /v1 may answer besides: its key's share of running reads is taken. */
+const readErrors = (what: string): ZodOpenApiResponsesObject => ({
+  '429': {
+    description: `Too many requests with this key (rate_limited), or this key has as many ${what} running as one key may (too_many_concurrent): retry after Retry-After seconds.`,
+    headers: retryAfter,
+    content: json(ErrorEnvelope),
+  },
+});
+
 /** A seed route that takes its input as query parameters. */
 const seedQuery = (summary: string, query: z.ZodType<unknown, Record<string, unknown>>, ok: ZodOpenApiResponsesObject) => ({
   tags: ['seeds'],
@@ -107,16 +116,27 @@ export function openApiDocument(): ReturnType<typeof createDocument> {
           description:
             'Buckets in the local calendar of timezone, zero-filled; users is the distinct count over exactly that bucket ' +
             '(a union of hll sketches, never a sum). The same as the SQL function headcount_stats. Before the 60-day raw ' +
-            'retention only whole UTC days at day granularity or coarser can be answered; minute granularity covers at most 48 hours.',
+            'retention only whole UTC days at day granularity or coarser can be answered; minute granularity covers at most 48 hours. ' +
+            'A request for more than STATS_MAX_ROWS rows (buckets × groups) is refused with 400 too_expensive, saying what to ask instead.',
           requestParams: { query: StatsQuery },
-          responses: { '200': { description: 'The buckets.', content: json(StatsResponse) }, ...common },
+          responses: {
+            '200': { description: 'The buckets.', content: json(StatsResponse) },
+            ...common,
+            ...readErrors('stats queries'),
+            '503': {
+              ...unavailable,
+              description: 'Too many stats queries at once (stats_busy), or the database is unavailable.',
+            },
+          },
         },
       },
       '/v1/export': {
         get: {
           tags: ['v1'],
           summary: 'The raw events of a range, streamed',
-          description: 'Oldest first. Content-Disposition names the file; the body has no length (streamed).',
+          description:
+            'Oldest first. Content-Disposition names the file; the body has no length (streamed). An export its client reads ' +
+            'slower than EXPORT_MIN_BYTES_PER_SECOND, or that runs longer than EXPORT_MAX_DURATION_MS, is cut short.',
           requestParams: { query: ExportQuery },
           responses: {
             '200': {
@@ -133,6 +153,7 @@ export function openApiDocument(): ReturnType<typeof createDocument> {
               },
             },
             ...common,
+            ...readErrors('exports'),
             '503': { ...unavailable, description: 'Too many exports at once, or the database is unavailable.' },
           },
         },

@@ -1,6 +1,6 @@
 import postgres from 'postgres';
 import { deadlineOf, type Sql } from '../../db/client.js';
-import { withDeadline } from '../../db/deadline.js';
+import { readWithin } from '../../db/deadline.js';
 import { sqlState } from '../../db/errors.js';
 import { boundSql, type RangeBound } from '../params.js';
 import type { Granularity, StatsResponse } from './schemas.js';
@@ -16,6 +16,9 @@ export interface StatsRequest {
   groupBy: 'kind' | 'page' | null;
   limit: number;
 }
+
+/** How long a stats query may run: four times the pool's deadline (DATABASE_TIMEOUT_MS). */
+export const statsDeadlineMs = (sql: Sql): number => 4 * deadlineOf(sql);
 
 /** hll with log2m 14: 1.04 / √16384, rounded as the API states it. */
 export const RELATIVE_STANDARD_ERROR = 0.0081;
@@ -51,9 +54,11 @@ export async function readStats(sql: Sql, req: StatsRequest): Promise<StatsRespo
   let rows: Row[];
   try {
     // A stats query does more than a seed read (many buckets, several levels): four times
-    // the pool's deadline, still a bounded wait during an outage.
-    rows = await withDeadline(
-      sql<Row[]>`
+    // the pool's deadline, after which the server ends it (readWithin).
+    rows = await readWithin(
+      sql,
+      statsDeadlineMs(sql),
+      (tx) => tx<Row[]>`
       with range as (
         select ${boundSql(sql, req.from, req.timezone)} as f, ${boundSql(sql, req.to, req.timezone)} as t
       )
@@ -67,7 +72,6 @@ export async function readStats(sql: Sql, req: StatsRequest): Promise<StatsRespo
         ${req.kinds}::text[], ${req.pages}::text[], ${req.groupBy}::text, ${req.limit}::int
       ) s on true
     `,
-      4 * deadlineOf(sql),
     );
   } catch (err) {
     // The function's own refusals: SQLSTATE 22023 naming the argument (COLUMN).
