@@ -21,5 +21,5 @@ USER node
 EXPOSE 8080
 # A small young generation, and an old generation that grows by half of what is live
 # (V8 picks 1.1-4x by its timing): the heap follows the memory budgets instead of running
-# ahead of garbage collection (README, "Guarantees and limits").
+# ahead of garbage collection (docs/operations.md, "Guarantees and limits").
 CMD ["node", "--max-semi-space-size=4", "--heap-growing-percent=50", "dist/server.js"]

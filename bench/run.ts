@@ -2,7 +2,7 @@
  * npm run bench: what headcount costs per durable event, against what a user would run
  * instead, measured in the same run: a bare node:http server, Koa + @koa/router with no
  * work, and seed 000's architecture (nginx + ngx_lua + Redis PFADD). Load comes from wrk
- * (bench/wrk.lua); CPU per request from /proc. Then the read path. See README "Benchmark".
+ * (bench/wrk.lua); CPU per request from /proc. Then the read path. See docs/benchmarks.md.
  * BENCH_QUICK=1: everything small, about 3 minutes.
  *
  * Each phase is a function of bench/phases/ taking the stack it measures (BenchContext)

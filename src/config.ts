@@ -203,7 +203,7 @@ export function loadDotEnv(file = '.env'): void {
 /** The names of every setting, as in `.env.example`. */
 export const SETTINGS: readonly string[] = Object.keys(EnvSchema.shape);
 
-/** What docker-compose.yml reads from the same `.env` besides settings (README, "Docker Compose"). */
+/** What docker-compose.yml reads from the same `.env` besides settings (docs/operations.md, "Docker Compose"). */
 export const COMPOSE_VARIABLES: readonly string[] = ['POSTGRES_PASSWORD', 'DB_MEMORY', 'DB_CPUS', 'HEADCOUNT_PUBLISH'];
 
 /**

@@ -99,7 +99,7 @@ describe('configuration', () => {
     }
   });
 
-  it('takes in .env what docker-compose.yml reads from it (the README has both in one checkout)', async () => {
+  it('takes in .env what docker-compose.yml reads from it (docs/operations.md, Docker Compose, has both in one checkout)', async () => {
     const compose = await fs.readFile('docker-compose.yml', 'utf8');
     const read = [...new Set([...compose.matchAll(/\$\{([A-Z_][A-Z0-9_]*)/g)].map((m) => m[1]!))];
     expect(read.filter((name) => !SETTINGS.includes(name)).sort()).toEqual([...COMPOSE_VARIABLES].sort());

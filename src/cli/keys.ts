@@ -24,7 +24,8 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'create') {
     const scope = values.scope as Scope | undefined;
     if (!scope || !SCOPES.includes(scope)) throw new ConfigError(`--scope must be ingest, read or admin\n${USAGE}`);
-    if (scope !== 'admin' && !values.site) throw new ConfigError(`an ${scope} key belongs to one site: give --site\n${USAGE}`);
+    if (scope !== 'admin' && !values.site)
+      throw new ConfigError(`${scope === 'ingest' ? 'an' : 'a'} ${scope} key belongs to one site: give --site\n${USAGE}`);
     if (scope === 'admin' && values.site) throw new ConfigError(`an admin key is for every site: leave out --site\n${USAGE}`);
     if (values.site && !SITE_PATTERN.test(values.site)) {
       throw new ConfigError(`--site ${SITE_RULE}`);

@@ -9,6 +9,8 @@ export interface SqlOptions {
   applicationName?: string;
   /** How long a request waits for this pool's answer before 503 (see deadline.ts); default 1500 ms. */
   deadlineMs?: number;
+  /** How long a new connection may take to be established; default 5000 ms. */
+  connectTimeoutMs?: number;
   /**
    * The server ends each statement of this pool that runs longer (statement_timeout, a
    * session setting of its connections). Only for a pool whose statements return at most
@@ -40,7 +42,7 @@ export function createSql(url: string, opts: SqlOptions = {}): Sql {
     ...(path ? { path } : {}),
     max: opts.max ?? 10,
     idle_timeout: 60,
-    connect_timeout: 5,
+    connect_timeout: (opts.connectTimeoutMs ?? 5000) / 1000,
     // Reconnect within half a second of the server's return (the default grows to 20 s,
     // and requests would wait that long). Requests do not wait for it: see deadline.ts.
     backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 0.5),

@@ -29,8 +29,8 @@ const unavailable = (): DatabaseUnavailable => new DatabaseUnavailable('the data
  * request is such an error. What stops a sent query is the server: the ingest pool's
  * statement_timeout, or readWithin's. Its own outcome is awaited up to `ms` more: a write
  * that committed meanwhile resolves as committed; if even that does not come, the answer
- * is 503 while the outcome is unknown (README, "Guarantees"); the ingest pool's
- * statement_timeout (1.8 deadlines) ends an insert before that.
+ * is 503 while the outcome is unknown (docs/operations.md, "Guarantees and limits"); the
+ * ingest pool's statement_timeout (1.8 deadlines) ends an insert before that.
  */
 export async function withDeadline<T>(query: Bounded<T>, ms: number = DEFAULT_DEADLINE_MS): Promise<T> {
   const outcome: Promise<Outcome<T>> = Promise.resolve(query).then(

@@ -219,7 +219,7 @@ describeEachMode('API keys and rate limits on /v1', (mode) => {
 describe('npm run keys', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp('postgres');
+    t = await startTestApp('postgres', {}, undefined, { v1Auth: 'keys' });
   });
   afterAll(async () => t?.close());
   const run = (...args: string[]) =>
@@ -240,6 +240,30 @@ describe('npm run keys', () => {
     expect(JSON.stringify(stored)).not.toContain(key.slice(4));
     expect((await run('revoke', id)).stdout).toContain(`revoked ${id}`);
     await expect(run('revoke', id)).rejects.toMatchObject({ code: 2 });
-    await expect(run('create', '--scope', 'read')).rejects.toMatchObject({ code: 2 });
+    await expect(run('create', '--scope', 'read')).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('a read key belongs to one site: give --site'),
+    });
+    await expect(run('create', '--scope', 'ingest')).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('an ingest key belongs to one site: give --site'),
+    });
+  });
+
+  it('answers a request without a key with a hint whose command creates the key it needs', async () => {
+    const res = await t.http.get('/v1/stats').query({ site: 'shop', from: '2026-11-21', to: '2026-11-22' });
+    expect(res.status).toBe(401);
+    const hint = /\(npm run keys -- (.+)\)"?$/.exec(res.body.error.message as string);
+    expect(hint, res.body.error.message).not.toBeNull();
+    // The hint as a reader would run it, with its one placeholder filled in.
+    const args = hint![1]!.replace('<site>', 'shop').split(' ');
+    const created = await run(...args);
+    const key = created.stdout.split('\n')[0]!;
+    expect(key).toMatch(/^hck_[A-Za-z0-9_-]{43}$/);
+    const read = await t.http
+      .get('/v1/stats')
+      .query({ site: 'shop', from: today(), to: tomorrow() })
+      .set('Authorization', `Bearer ${key}`);
+    expect(read.status).toBe(200);
   });
 });

@@ -48,7 +48,9 @@ export function requireKey(need: Need, deps: AuthDeps, opts: { allowQueryKey?: b
     if (!key) {
       throw unauthorized(
         'missing_key',
-        `this endpoint needs a key: Authorization: Bearer <key> (npm run keys -- create --scope ${need})`,
+        // The command in the hint must run as shown but for the placeholder: a read or
+        // ingest key belongs to one site, so --site is part of it.
+        `this endpoint needs a key: Authorization: Bearer <key> (npm run keys -- create --scope ${need} --site <site>)`,
       );
     }
     // A key looked up less than a second ago and take() from this instance's lease
