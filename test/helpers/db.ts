@@ -88,8 +88,24 @@ async function openDatabase(
           await conn`select pg_advisory_lock(${REFRESH_LOCK_KEY})`;
           await conn`truncate events, events_minutely, headcount_stale_hours`;
           // Lowest level first, each over everything, the way the refresher refreshes.
-          for (const aggregate of LEVELS.flatMap((level) => level.aggregates)) {
-            await refreshAggregate(conn, aggregate, null, null);
+          const aggregates = LEVELS.flatMap((level) => level.aggregates);
+          for (const aggregate of aggregates) await refreshAggregate(conn, aggregate, null, null);
+          // Now and then (about 1 run of the suite in 8) a row of a previous test outlived
+          // that refresh, and the next test counted one user too many (151 for 150): no
+          // test may start on such a database. What is left is recomputed from the empty
+          // sources (force), and if anything is left even then, the reset fails, loudly.
+          const left = async () =>
+            (
+              await Promise.all(
+                aggregates.map(async (a) => ({ a, n: (await conn`select count(*)::int as n from ${conn(a)}`)[0]!.n as number })),
+              )
+            ).filter((x) => x.n > 0);
+          if ((await left()).length > 0) {
+            for (const aggregate of aggregates) {
+              await conn`call refresh_continuous_aggregate(${aggregate}::regclass, null, null, force => true, options => '{"buckets_per_batch": 0}')`;
+            }
+            const still = await left();
+            if (still.length > 0) throw new Error(`reset left rows in ${JSON.stringify(still)}`);
           }
           await conn`select pg_advisory_unlock(${REFRESH_LOCK_KEY})`;
         } finally {
