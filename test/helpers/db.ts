@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, inject } from 'vitest';
+import type { TransactionSql } from 'postgres';
 import { createSql, type Sql } from '../../src/db/client.js';
 import { APP_ROLE, prepareDatabase } from '../../src/db/local-cluster.js';
 import { LEVELS, REFRESH_LOCK_KEY, refreshAggregate } from '../../src/db/refresher.js';
@@ -39,6 +40,22 @@ export async function withAdmin<T>(fn: (admin: Sql) => Promise<T>, database?: st
   } finally {
     await admin.end();
   }
+}
+
+/**
+ * Runs `insert` on `db` with its triggers off (replica role, which takes a superuser: the
+ * service's role is none): raw events only, no aggregates, for tests that need volume
+ * fast and read the raw rows alone (the export).
+ */
+export async function insertRawOnly(db: TestDatabase, insert: (tx: TransactionSql) => Promise<unknown>): Promise<void> {
+  await withAdmin(
+    (admin) =>
+      admin.begin(async (tx) => {
+        await tx`set local session_replication_role = replica`;
+        await insert(tx);
+      }),
+    new URL(db.url).pathname.slice(1),
+  );
 }
 
 /** A fresh, migrated database of its own (a copy of the mode's template). */

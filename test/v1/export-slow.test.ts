@@ -9,7 +9,7 @@ import { type Runtime, startRuntime } from '../../src/runtime.js';
 import { DAY_MS } from '../../src/time.js';
 import { createKey } from '../../src/v1/auth/keys.js';
 import { testRuntimeConfig } from '../helpers/app.js';
-import { createTestDatabase, describeEachMode, type TestDatabase, withAdmin } from '../helpers/db.js';
+import { createTestDatabase, describeEachMode, insertRawOnly, type TestDatabase } from '../helpers/db.js';
 import { daysAgo, isoDate } from '../helpers/time.js';
 
 const FLOOR_BYTES_PER_SECOND = 64 * 1024;
@@ -65,18 +65,14 @@ describeEachMode('exports read too slowly', (mode) => {
     // ~40 MB of NDJSON for shop, far more than the sockets' buffers hold; a few events for blog.
     // Only the raw rows matter: the aggregate trigger is skipped (replica role, which takes
     // a superuser: the service's role is none).
-    await withAdmin(
-      (admin) =>
-        admin.begin(async (tx) => {
-          await tx`set local session_replication_role = replica`;
-          await tx`
+    await insertRawOnly(
+      db,
+      (tx) => tx`
             insert into events (site, time, kind, user_id, page, weight)
             select case when i % 100000 = 0 then 'blog' else 'shop' end,
                    ${new Date(from)}::timestamptz + i * interval '200 ms', 'view', 'user-' || (i % 5000), '/page/' || (i % 100), 1
             from generate_series(0, 299999) i
-          `;
-        }),
-      new URL(db.url).pathname.slice(1),
+          `,
     );
     runtime = await startRuntime(db.sql, db.url, testRuntimeConfig, silentLogger);
     const defaults = loadConfig({}).reads;

@@ -3,7 +3,7 @@ import http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { DAY_MS, HOUR_MS } from '../../src/time.js';
 import { useTestApp } from '../helpers/app.js';
-import { describeEachMode, modeAvailable, withAdmin } from '../helpers/db.js';
+import { describeEachMode, insertRawOnly, modeAvailable } from '../helpers/db.js';
 import { startServer } from '../helpers/server.js';
 import { daysAgo, isoDate } from '../helpers/time.js';
 
@@ -122,17 +122,13 @@ describe('GET /v1/export of 1,000,000 rows', () => {
     const from = daysAgo(3);
     // Only the raw rows matter here: the aggregate trigger is skipped (replica role, which
     // takes a superuser: the service's role is none) to save time.
-    await withAdmin(
-      (admin) =>
-        admin.begin(async (tx) => {
-          await tx`set local session_replication_role = replica`;
-          await tx`
+    await insertRawOnly(
+      t.db,
+      (tx) => tx`
         insert into events (site, time, kind, user_id, page, weight)
         select 'big', ${new Date(from)}::timestamptz + i * interval '100 ms', 'view', 'user-' || (i % 50000), '/page/' || (i % 100), 1
         from generate_series(0, 999999) i
-      `;
-        }),
-      new URL(t.db.url).pathname.slice(1),
+      `,
     );
     // The service in a process of its own (as npm start runs it), so that only its memory
     // is measured: its resident set every 100,000 rows. The first sample is taken once the
