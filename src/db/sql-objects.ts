@@ -43,6 +43,8 @@ export const SQL_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url))
  */
 export const SQL_OBJECTS = [
   'headcount_sketch_parameters',
+  'headcount_dimensions',
+  'headcount_dimension_value',
   'headcount_zone',
   'headcount_use_zone',
   'headcount_day_start',
@@ -53,6 +55,9 @@ export const SQL_OBJECTS = [
   'headcount_apply_events',
   'headcount_reject_change',
   'headcount_maintain_partitions',
+  'headcount_queue_dimensions',
+  'headcount_roll_up',
+  'headcount_expire_dimensions',
   'events_hourly',
   'totals_hourly',
   'events_daily',
@@ -60,6 +65,7 @@ export const SQL_OBJECTS = [
   'users_daily',
   'events_aggregate',
   'events_append_only',
+  'events_dimensions',
 ] as const;
 
 /** Taken for the whole apply (or drop): instances starting at once apply the layer once. */

@@ -18,6 +18,7 @@ export const RELEASES = {
   // On main, not yet in a release: pinned all the same, as databases built from main ran them.
   main: {
     '1796054400000_sql_objects': '3c137d78b8f4be2db45e89f8d4c39561a808917ae9fdec8dcd9444dde8fb6b8c',
+    '1796140800000_dimensions': '8ad2e69780b3a93cf2a78d1ec6eea56b94687c6abfe26ff2b708499a0152edf7',
   },
 } as const;
 
