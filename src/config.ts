@@ -52,6 +52,9 @@ const EnvSchema = z
     INGEST_PARALLEL_FLUSH_MIN_ROWS: z.coerce.number().int().min(0).max(1_000_000).default(256),
     INGEST_RETRY_AFTER_SECONDS: positiveInt.max(3600).default(1),
     REFRESH_INTERVAL_MS: positiveInt.max(60_000).default(1000),
+    // How long the dimension roller sleeps once the queue of events is empty (reads add
+    // what is queued: this only bounds how long the queue grows, not what a read sees).
+    ROLLUP_INTERVAL_MS: positiveInt.max(60_000).default(1000),
     PARTITION_MAINTENANCE_INTERVAL_MS: positiveInt.default(3_600_000),
     SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
     // /v1 reads: how many run at once, how large a stats answer may be, how slowly an export may be read.
@@ -145,6 +148,7 @@ export interface Config {
   /** How long a request waits for the database before it is answered 503. */
   readonly databaseTimeoutMs: number;
   readonly refreshIntervalMs: number;
+  readonly rollupIntervalMs: number;
   readonly partitionMaintenanceIntervalMs: number;
   readonly shutdownTimeoutMs: number;
   /** Bounds on /v1/stats and /v1/export (per process: each worker has its own). */
@@ -301,6 +305,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     databaseTimeoutMs: e.DATABASE_TIMEOUT_MS,
     refreshIntervalMs: e.REFRESH_INTERVAL_MS,
+    rollupIntervalMs: e.ROLLUP_INTERVAL_MS,
     partitionMaintenanceIntervalMs: e.PARTITION_MAINTENANCE_INTERVAL_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     reads: Object.freeze({
