@@ -62,6 +62,9 @@ const EnvSchema = z
     STATS_MAX_CONCURRENT_PER_KEY: positiveInt.max(1000).default(4),
     STATS_HEAVY_ROWS: positiveInt.max(100_000_000).default(10_000),
     STATS_MAX_ROWS: positiveInt.max(100_000_000).default(100_000),
+    // A stats shape no rollup answers is read from raw events: refused (400 too_expensive)
+    // when that would read more than this many (estimated from the hours' event counts).
+    STATS_MAX_RAW_ROWS: positiveInt.max(1_000_000_000).default(2_000_000),
     EXPORT_MAX_CONCURRENT: positiveInt.max(1000).default(2),
     EXPORT_MAX_CONCURRENT_PER_KEY: positiveInt.max(1000).default(1),
     EXPORT_MIN_BYTES_PER_SECOND: z.coerce.number().int().min(0).max(1_000_000_000).default(65_536),
@@ -174,6 +177,8 @@ export interface ReadLimits {
     readonly maxRows: number;
     /** A request for more rows is heavy: half of maxConcurrent heavy ones run at once, one per key. */
     readonly heavyRows: number;
+    /** STATS_MAX_RAW_ROWS */
+    readonly maxRawRows: number;
   };
   readonly export: {
     readonly maxConcurrent: number;
@@ -314,6 +319,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         maxConcurrentPerKey: e.STATS_MAX_CONCURRENT_PER_KEY,
         maxRows: e.STATS_MAX_ROWS,
         heavyRows: e.STATS_HEAVY_ROWS,
+        maxRawRows: e.STATS_MAX_RAW_ROWS,
       }),
       export: Object.freeze({
         maxConcurrent: e.EXPORT_MAX_CONCURRENT,
