@@ -52,6 +52,9 @@ const EnvSchema = z
     INGEST_PARALLEL_FLUSH_MIN_ROWS: z.coerce.number().int().min(0).max(1_000_000).default(256),
     INGEST_RETRY_AFTER_SECONDS: positiveInt.max(3600).default(1),
     REFRESH_INTERVAL_MS: positiveInt.max(60_000).default(1000),
+    // How long the dimension roller sleeps once the queue of events is empty (reads add
+    // what is queued: this only bounds how long the queue grows, not what a read sees).
+    ROLLUP_INTERVAL_MS: positiveInt.max(60_000).default(1000),
     PARTITION_MAINTENANCE_INTERVAL_MS: positiveInt.default(3_600_000),
     SHUTDOWN_TIMEOUT_MS: positiveInt.default(10_000),
     // /v1 reads: how many run at once, how large a stats answer may be, how slowly an export may be read.
@@ -59,6 +62,9 @@ const EnvSchema = z
     STATS_MAX_CONCURRENT_PER_KEY: positiveInt.max(1000).default(4),
     STATS_HEAVY_ROWS: positiveInt.max(100_000_000).default(10_000),
     STATS_MAX_ROWS: positiveInt.max(100_000_000).default(100_000),
+    // A stats shape no rollup answers is read from raw events: refused (400 too_expensive)
+    // when that would read more than this many (estimated from the hours' event counts).
+    STATS_MAX_RAW_ROWS: positiveInt.max(1_000_000_000).default(2_000_000),
     EXPORT_MAX_CONCURRENT: positiveInt.max(1000).default(2),
     EXPORT_MAX_CONCURRENT_PER_KEY: positiveInt.max(1000).default(1),
     EXPORT_MIN_BYTES_PER_SECOND: z.coerce.number().int().min(0).max(1_000_000_000).default(65_536),
@@ -145,6 +151,7 @@ export interface Config {
   /** How long a request waits for the database before it is answered 503. */
   readonly databaseTimeoutMs: number;
   readonly refreshIntervalMs: number;
+  readonly rollupIntervalMs: number;
   readonly partitionMaintenanceIntervalMs: number;
   readonly shutdownTimeoutMs: number;
   /** Bounds on /v1/stats and /v1/export (per process: each worker has its own). */
@@ -170,6 +177,8 @@ export interface ReadLimits {
     readonly maxRows: number;
     /** A request for more rows is heavy: half of maxConcurrent heavy ones run at once, one per key. */
     readonly heavyRows: number;
+    /** STATS_MAX_RAW_ROWS */
+    readonly maxRawRows: number;
   };
   readonly export: {
     readonly maxConcurrent: number;
@@ -301,6 +310,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     databaseTimeoutMs: e.DATABASE_TIMEOUT_MS,
     refreshIntervalMs: e.REFRESH_INTERVAL_MS,
+    rollupIntervalMs: e.ROLLUP_INTERVAL_MS,
     partitionMaintenanceIntervalMs: e.PARTITION_MAINTENANCE_INTERVAL_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     reads: Object.freeze({
@@ -309,6 +319,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         maxConcurrentPerKey: e.STATS_MAX_CONCURRENT_PER_KEY,
         maxRows: e.STATS_MAX_ROWS,
         heavyRows: e.STATS_HEAVY_ROWS,
+        maxRawRows: e.STATS_MAX_RAW_ROWS,
       }),
       export: Object.freeze({
         maxConcurrent: e.EXPORT_MAX_CONCURRENT,

@@ -2,6 +2,7 @@ import type { Config } from './config.js';
 import { createSql, type Sql } from './db/client.js';
 import { PartitionMaintainer } from './db/partitions.js';
 import { AggregateRefresher } from './db/refresher.js';
+import { DimensionRoller } from './db/roller.js';
 import { readStorageMode, type StorageMode } from './db/storage.js';
 import { GroupCommitWriter } from './ingest/writer.js';
 import type { Logger } from './log.js';
@@ -21,6 +22,8 @@ export interface Runtime {
   refresher: AggregateRefresher | undefined;
   /** postgres mode only. */
   partitions: PartitionMaintainer | undefined;
+  /** Both modes: moves queued events into the dimension rollups. */
+  roller: DimensionRoller;
   /** The background jobs' health, for /health and /readyz. */
   jobs: () => JobStatus[];
   /** What the writer and the background jobs report, for /metrics and /readyz. */
@@ -32,7 +35,7 @@ export interface Runtime {
 
 export type RuntimeConfig = Pick<
   Config,
-  'ingest' | 'refreshIntervalMs' | 'partitionMaintenanceIntervalMs' | 'sketchRetentionDays'
+  'ingest' | 'refreshIntervalMs' | 'rollupIntervalMs' | 'partitionMaintenanceIntervalMs' | 'sketchRetentionDays'
 >;
 
 /**
@@ -72,14 +75,20 @@ export async function startRuntime(
   });
   const writer = new GroupCommitWriter(ingestSql, config.ingest, log, metrics.flushed);
   metrics.watchWriter(writer);
-  const jobs = (): JobStatus[] => [refresher?.health.status(), partitions?.health.status()].filter((s) => s !== undefined);
+  // Its own connection: a pass must not wait behind reads for a pool connection.
+  const rollerSql = createSql(databaseUrl, { max: 1, applicationName: 'headcount-roller' });
+  const roller = new DimensionRoller(rollerSql, config.rollupIntervalMs, log, metrics.rolled);
+  const jobs = (): JobStatus[] =>
+    [refresher?.health.status(), partitions?.health.status(), roller.health.status()].filter((s) => s !== undefined);
   refresher?.start();
+  roller.start();
   await partitions?.start();
   return {
     mode,
     writer,
     refresher,
     partitions,
+    roller,
     jobs,
     metrics,
     readiness: new Readiness(jobs),
@@ -91,6 +100,8 @@ export async function startRuntime(
       await refresher?.stop();
       // A pass still waiting for a database that is down is abandoned: its queries fail.
       await refresherSql?.end({ timeout: 1 });
+      await roller.stop();
+      await rollerSql.end({ timeout: 1 });
     },
   };
 }

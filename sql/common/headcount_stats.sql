@@ -5,13 +5,28 @@
 -- How a bucket is answered: its local calendar bounds [s, e) are converted to UTC
 -- instants and tiled with the coarsest UTC sketches that fit inside, whole UTC days,
 -- then whole UTC hours at either end, then minutes at either end (a +05:30 or +05:45
--- midnight falls inside a UTC hour). users = the cardinality of the union of those
--- sketches: exact while the union is an explicit hll, never a sum of counts.
+-- midnight falls inside a UTC hour): headcount_stats_pieces. users = the cardinality of
+-- the union of those sketches and of any raw events read: exact while the union is an
+-- explicit hll, never a sum of counts.
+--
+-- Where the sketches come from, by what the filters and groups name besides kind:
+--  - nothing, or page: events_daily, events_hourly, events_minutely (per kind and page),
+--    or totals_daily and totals_hourly when nothing is filtered or grouped;
+--  - dimensions a rollup holds (one standard dimension; a declared property or
+--    combination, from the day after its declaration): dimensions_daily and
+--    dimensions_hourly, plus the events still queued for them (headcount_pending), and
+--    raw events for minutes, for days that passed the rollup's value cap, and for days
+--    before a declaration;
+--  - anything else (page with another dimension, a property or combination not
+--    declared): raw events, refused (SQLSTATE 54000) past max_raw_rows.
 --
 -- Raw events, minutes and hours are kept 60 days (headcount_settings.retention), day
--- sketches sketch_retention: before the first retained UTC day only day pieces can be
--- answered, so a bucket that would need a minute or hour piece there is refused with a
--- message saying what can be asked instead.
+-- sketches sketch_retention: before the first retained UTC day only day pieces from
+-- sketches can be answered, so a bucket that would need anything else there is refused
+-- with a message saying what can be asked instead.
+--
+-- compare = 'previous_period' adds, per row, the users and events of the same bucket
+-- number and group over [from - (to - from), from).
 --
 -- Bad arguments raise SQLSTATE 22023 with COLUMN set to the argument's name: the route
 -- turns those into a 400 naming the query parameter.
@@ -29,16 +44,22 @@ create or replace function headcount_stats(
   kinds text[] default null,
   pages text[] default null,
   group_by text default null,
-  group_limit integer default 10
+  group_limit integer default 10,
+  filters text[] default null,
+  compare text default null,
+  max_raw_rows bigint default 2000000
 )
 returns table (
   bucket timestamptz,
   bucket_label text,
   kind text,
   page text,
+  group_values text[],
   users bigint,
   events bigint,
-  approximate boolean
+  approximate boolean,
+  previous_users bigint,
+  previous_events bigint
 )
 language plpgsql stable
 set timezone = 'UTC'
@@ -49,10 +70,29 @@ declare
   g text := lower(coalesce(granularity, 'total'));
   step interval;
   bucket_count bigint;
-  keyed boolean := kinds is not null or pages is not null or group_by is not null;
+  comparing boolean;
+  prev_from timestamptz;
   raw_from timestamptz;
   sketch_from timestamptz;
-  old_piece record;
+  parsed jsonb;
+  grp text[] := '{}';
+  needed text[];
+  path text;
+  rollup text;
+  names text[];
+  raw_before timestamptz := '-infinity';
+  raw_days timestamptz[] := '{}';
+  rel jsonb;
+  raw jsonb;
+  grp_rel text;
+  grp_raw text;
+  pred_rel text;
+  pred_raw text;
+  units_sql text;
+  found_sql text;
+  extra_sql text := '';
+  old record;
+  raw_rows bigint;
 begin
   if site is null or site !~ '^[a-z0-9][a-z0-9._-]{0,127}$' then
     raise exception 'site must be a site name: lowercase letters, digits, ".", "_" or "-", at most 128'
@@ -75,14 +115,22 @@ begin
     raise exception 'granularity must be minute, hour, day, week, month or total, not %', granularity
       using errcode = '22023', column = 'granularity';
   end if;
-  if group_by is not null and group_by not in ('kind', 'page') then
-    raise exception 'group_by must be kind or page, not %', group_by
-      using errcode = '22023', column = 'group_by';
+  if group_by is not null then
+    grp := array(select headcount_check_dimension(btrim(x), 'group_by') from unnest(string_to_array(group_by, ',')) x);
+    if cardinality(grp) > 2 or cardinality(grp) <> (select count(distinct x) from unnest(grp) x) then
+      raise exception 'group_by takes one dimension or two different ones (country,device), not %', group_by
+        using errcode = '22023', column = 'group_by';
+    end if;
   end if;
   if group_limit is null or group_limit < 1 or group_limit > 1000 then
     raise exception 'limit must be a whole number from 1 to 1000'
       using errcode = '22023', column = 'limit';
   end if;
+  if compare is not null and compare <> 'previous_period' then
+    raise exception 'compare must be previous_period, not %', compare
+      using errcode = '22023', column = 'compare';
+  end if;
+  comparing := compare is not null;
   if g = 'minute' and to_time - from_time > interval '48 hours' then
     raise exception 'granularity minute covers at most 48 hours per request; this range is %', to_time - from_time
       using errcode = '22023', column = 'to';
@@ -90,14 +138,17 @@ begin
   -- Checked here, used by headcount_stats_pieces only: this function reads the relations
   -- with TimeZone UTC (its SET clause), as they are defined.
   perform headcount_zone(timezone);
+  parsed := headcount_parse_filters(filters, kinds, pages);
 
   select date_trunc('day', now() - s.retention, 'UTC'), date_trunc('day', now() - s.sketch_retention, 'UTC')
   into raw_from, sketch_from
   from headcount_settings s;
-  if from_time < sketch_from then
-    raise exception 'from is before %, the oldest day whose sketches are kept (sketch retention %)',
+  prev_from := from_time - (to_time - from_time);
+  if (case when comparing then prev_from else from_time end) < sketch_from then
+    raise exception '% is before %, the oldest day whose sketches are kept (sketch retention %)',
+      case when comparing and from_time >= sketch_from then 'the previous period' else 'from' end,
       headcount_format_time(sketch_from, 'UTC'), (select s.sketch_retention from headcount_settings s)
-      using errcode = '22023', column = 'from';
+      using errcode = '22023', column = case when comparing and from_time >= sketch_from then 'compare' else 'from' end;
   end if;
 
   step := case g when 'minute' then interval '1 minute' when 'hour' then interval '1 hour'
@@ -111,111 +162,264 @@ begin
       using errcode = '22023', column = 'granularity';
   end if;
 
-  -- Anything before the first retained UTC day must be whole UTC days.
-  select p.ps into old_piece
-  from headcount_stats_pieces(from_time, to_time, g, step, bucket_count, timezone) p
-  where p.level <> 'day' and p.ps < raw_from
-  limit 1;
-  if found then
-    raise exception 'the range reaches before %, the start of the %-day raw retention: before it only UTC day sketches are kept. Ask for granularity day, week, month or total with timezone UTC and from/to on UTC midnights, or start the range at or after %',
-      headcount_format_time(raw_from, 'UTC'),
-      (select extract(day from s.retention)::int from headcount_settings s),
-      headcount_format_time(raw_from, 'UTC')
-      using errcode = '22023', column = 'from';
+  -- Which sketches can answer: see the head of this file.
+  needed := array(
+    select distinct d from (
+      select jsonb_array_elements(parsed) ->> 'dimension' as d
+      union all
+      select unnest(grp)
+    ) x
+    where d <> 'kind'
+    order by d
+  );
+  if needed <@ array['page'] then
+    path := 'events';
+  elsif not 'page' = any (needed) then
+    if cardinality(needed) = 1 and needed[1] = any (headcount_dimensions()) then
+      rollup := needed[1];
+    else
+      select r.dims, date_trunc('day', r.since, 'UTC') + interval '1 day'
+      into rollup, raw_before
+      from headcount_rollups r
+      where r.site = headcount_stats.site and string_to_array(r.dims, ',') @> needed
+      order by cardinality(string_to_array(r.dims, ',')), r.dims
+      limit 1;
+    end if;
+    if rollup is not null then
+      path := 'rollup';
+      raw_before := coalesce(raw_before, '-infinity');
+      raw_days := array(
+        select o.day from headcount_rollup_days o
+        where o.site = headcount_stats.site and o.dims = rollup and o.overflowed
+          and o.day >= date_trunc('day', least(from_time, prev_from), 'UTC') and o.day < to_time
+      );
+    end if;
+  end if;
+  if path is null then
+    path := 'raw';
+    raw_before := 'infinity';
   end if;
 
-  -- Every UTC day, hour and minute the pieces cover, then one lookup per level by those
-  -- keys: each relation is read once, by its primary key, whatever the number of buckets.
-  -- EXECUTE plans it with these values, so that TimescaleDB excludes chunks.
-  return query execute $q$
-  with pieces as (
-    select * from headcount_stats_pieces($2, $3, $4, $5, $6, $7)
+  -- Each dimension's expression in the relation read (r) and in raw or queued events (e).
+  if path = 'events' then
+    rel := jsonb_build_object('kind', 'r.kind', 'page', 'r.page');
+  else
+    names := string_to_array(rollup, ',');
+    rel := jsonb_build_object('kind', 'r.kind') ||
+      coalesce((select jsonb_object_agg(n, format('r.vals[%s]', i)) from unnest(names) with ordinality x(n, i)), '{}');
+  end if;
+  raw := jsonb_build_object('kind', 'e.kind', 'page', 'e.page') ||
+    (select jsonb_object_agg(d, format('e.%I', d)) from unnest(headcount_dimensions()) d) ||
+    coalesce((select jsonb_object_agg(d, format('(e.props ->> %L)', substr(d, 7)))
+              from unnest(needed) d where starts_with(d, 'props.')), '{}');
+  grp_rel := case when cardinality(grp) = 0 then '''{}''::text[]'
+    else format('array[%s]::text[]', (select string_agg(rel ->> x, ', ' order by i) from unnest(grp) with ordinality t(x, i))) end;
+  grp_raw := case when cardinality(grp) = 0 then '''{}''::text[]'
+    else format('array[%s]::text[]', (select string_agg(raw ->> x, ', ' order by i) from unnest(grp) with ordinality t(x, i))) end;
+  pred_rel := case when path = 'raw' then 'false' else headcount_predicate(parsed, rel) end;
+  pred_raw := headcount_predicate(parsed, raw);
+
+  -- The UTC days, hours and minutes of every bucket (of both periods), and whether each
+  -- is read from raw events; then the raw ranges: minutes as their pieces, whole.
+  units_sql := $u$
+  pieces as (
+    select 0 as period, p.* from headcount_stats_pieces($2, $3, $4, $5, $6, $7) p
+    union all
+    select 1 as period, p.* from headcount_stats_pieces($8, $2, $4, $5, $6, $7) p where $9
   ),
   units as (
-    select p.n, p.level, u.u
+    select p.period, p.n, p.level, u.u, w.w,
+           case when p.level = 'minute' then $10 else u.u < $11 or date_trunc('day', u.u, 'UTC') = any ($12) end as raw
     from pieces p
-    cross join lateral generate_series(
-      p.ps,
-      p.pe - case p.level when 'day' then interval '1 day' when 'hour' then interval '1 hour' else interval '1 minute' end,
-      case p.level when 'day' then interval '1 day' when 'hour' then interval '1 hour' else interval '1 minute' end
-    ) u(u)
+    cross join lateral (
+      select case p.level when 'day' then interval '1 day' when 'hour' then interval '1 hour' else interval '1 minute' end
+    ) w(w)
+    cross join lateral generate_series(p.ps, p.pe - w.w, w.w) u(u)
   ),
+  raw_ranges as (
+    select p.period, p.n, p.ps as rs, p.pe as re from pieces p where p.level = 'minute' and $10
+    union all
+    select un.period, un.n, un.u, un.u + un.w from units un where un.raw and un.level <> 'minute'
+  )
+  $u$;
+
+  -- Anything before the first retained UTC day must be day sketches.
+  execute 'with ' || units_sql || $q$
+    select un.u, un.raw from units un where (un.raw or un.level <> 'day') and un.u < $13 order by un.u limit 1
+  $q$
+  into old
+  using site, from_time, to_time, g, step, bucket_count, timezone, prev_from, comparing,
+        path <> 'events', raw_before, raw_days, raw_from;
+  if old.u is not null then
+    raise exception '%',
+      case
+        when path = 'rollup' and old.u >= raw_before then format(
+          'on %s %s had more than %s values (the rollup''s cap per day), so that day is answered from raw events, which are kept %s days: start the range at or after %s',
+          old.u::date, rollup, (select s.rollup_max_values from headcount_settings s),
+          (select extract(day from s.retention)::int from headcount_settings s), headcount_format_time(raw_from, 'UTC'))
+        when path = 'rollup' and old.raw then format(
+          '%s is rolled up from %s (the day after it was declared); before that only raw events answer, which are kept %s days: start the range at or after %s',
+          rollup, headcount_format_time(raw_before, 'UTC'),
+          (select extract(day from s.retention)::int from headcount_settings s), headcount_format_time(greatest(raw_from, raw_before), 'UTC'))
+        when path = 'raw' then format(
+          'no rollup holds %s (declare the property or combination with PATCH /v1/sites/%s), so this is answered from raw events, which are kept %s days: start the range at or after %s',
+          array_to_string(needed, ' and '), site,
+          (select extract(day from s.retention)::int from headcount_settings s), headcount_format_time(raw_from, 'UTC'))
+        else format(
+          'the range reaches before %s, the start of the %s-day raw retention: before it only UTC day sketches are kept. Ask for granularity day, week, month or total with timezone UTC and from/to on UTC midnights, or start the range at or after %s',
+          headcount_format_time(raw_from, 'UTC'),
+          (select extract(day from s.retention)::int from headcount_settings s), headcount_format_time(raw_from, 'UTC'))
+      end
+      using errcode = '22023', column = case when comparing and old.u < from_time then 'compare' else 'from' end;
+  end if;
+
+  -- Raw scans are refused past max_raw_rows, estimated from the hours' event counts.
+  if path <> 'events' then
+    execute 'with ' || units_sql || $q$
+      select coalesce(sum(t.events), 0)::bigint
+      from raw_ranges rr
+      join totals_hourly t on t.site = $1 and t.bucket >= date_trunc('hour', rr.rs, 'UTC') and t.bucket < rr.re
+    $q$
+    into raw_rows
+    using site, from_time, to_time, g, step, bucket_count, timezone, prev_from, comparing,
+          path <> 'events', raw_before, raw_days;
+    if raw_rows > max_raw_rows then
+      raise exception 'this request reads about % raw events (at most % per request): %',
+        raw_rows, max_raw_rows,
+        case path
+          when 'raw' then format('no rollup holds %s. Declare it as a property or combination (PATCH /v1/sites/%s), or ask for a shorter range', array_to_string(needed, ' and '), site)
+          else format('%s is answered from raw events on %s. Ask for a shorter range, or granularity hour or coarser with from/to on whole UTC hours',
+                      rollup, case when cardinality(raw_days) > 0 then 'days past its value cap' else 'minutes and undeclared days' end)
+        end
+        using errcode = '54000', column = case when cardinality(grp) > 0 then 'group_by' else 'filter' end;
+    end if;
+  end if;
+
+  -- The sketches read by key: one lookup per level, whatever the number of buckets.
+  found_sql := case path
+    when 'events' then format($f$
+      select 'day'::text as level, r.bucket, %1$s as grp, r.events, r.users
+      from events_daily r, keys k
+      where $14 and r.site = $1 and r.bucket = any (k.days) and %2$s
+      union all
+      select 'day', r.bucket, '{}'::text[], r.events, r.users
+      from totals_daily r, keys k
+      where not $14 and r.site = $1 and r.bucket = any (k.days)
+      union all
+      select 'hour', r.bucket, %1$s, r.events, r.users
+      from events_hourly r, keys k
+      where $14 and r.site = $1 and r.bucket = any (k.hours) and %2$s
+      union all
+      select 'hour', r.bucket, '{}'::text[], r.events, r.users
+      from totals_hourly r, keys k
+      where not $14 and r.site = $1 and r.bucket = any (k.hours)
+      union all
+      select 'minute', r.bucket, %1$s, r.events, r.users
+      from events_minutely r, keys k
+      where r.site = $1 and r.bucket = any (k.minutes) and %2$s
+      $f$, grp_rel, pred_rel)
+    when 'rollup' then format($f$
+      select 'day'::text as level, r.bucket, %1$s as grp, r.events, r.users
+      from dimensions_daily r, keys k
+      where r.site = $1 and r.dims = $15 and r.bucket = any (k.days) and %2$s
+      union all
+      select 'hour', r.bucket, %1$s, r.events, r.users
+      from dimensions_hourly r, keys k
+      where r.site = $1 and r.dims = $15 and r.bucket = any (k.hours) and %2$s
+      $f$, grp_rel, pred_rel)
+    else $f$
+      select null::text as level, null::timestamptz as bucket, null::text[] as grp, null::bigint as events, null::hll as users
+      where false
+      $f$
+  end;
+  if path = 'rollup' then
+    -- Events still queued for the rollups, in the units the rollups answer.
+    extra_sql := format($f$
+      union all
+      select un.period, un.n, %1$s, sum(e.weight)::bigint, hll_add_agg(e.user_hash, p.log2m, p.regwidth, p.expthresh, p.sparseon)
+      from headcount_pending e
+      cross join lateral (values ('day', date_trunc('day', e.time, 'UTC')), ('hour', date_trunc('hour', e.time, 'UTC'))) l(level, u)
+      join units un on un.level = l.level and un.u = l.u and not un.raw,
+      headcount_sketch_parameters() p
+      where e.site = $1 and %2$s
+      group by 1, 2, 3
+      $f$, grp_raw, pred_raw);
+  end if;
+  if path <> 'events' then
+    extra_sql := extra_sql || format($f$
+      union all
+      select rr.period, rr.n, %1$s, sum(e.weight)::bigint,
+             hll_add_agg(hll_hash_text(e.user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
+      from raw_ranges rr
+      join events e on e.site = $1 and e.time >= rr.rs and e.time < rr.re,
+      headcount_sketch_parameters() p
+      where %2$s
+      group by 1, 2, 3
+      $f$, grp_raw, pred_raw);
+  end if;
+
+  -- EXECUTE plans it with these values, so that TimescaleDB excludes chunks.
+  return query execute 'with ' || units_sql || format($q$,
   keys as (
-    select array_agg(u) filter (where level = 'day') as days,
-           array_agg(u) filter (where level = 'hour') as hours,
-           array_agg(u) filter (where level = 'minute') as minutes
+    select array_agg(u) filter (where level = 'day' and not raw) as days,
+           array_agg(u) filter (where level = 'hour' and not raw) as hours,
+           array_agg(u) filter (where level = 'minute' and not raw) as minutes
     from units
   ),
-  found as (
-    -- Per kind and page (filtered) when the request filters or groups ($8), else the
-    -- site totals. There is no per-minute total: minutes are always read per kind and page.
-    select 'day'::text as level, r.bucket, r.kind, r.page, r.events, r.users
-    from events_daily r, keys k
-    where $8 and r.site = $1 and r.bucket = any (k.days)
-      and ($9::text[] is null or r.kind = any ($9)) and ($10::text[] is null or r.page = any ($10))
-    union all
-    select 'day'::text as level, r.bucket, null::text, null::text, r.events, r.users
-    from totals_daily r, keys k
-    where not $8 and r.site = $1 and r.bucket = any (k.days)
-    union all
-    select 'hour'::text as level, r.bucket, r.kind, r.page, r.events, r.users
-    from events_hourly r, keys k
-    where $8 and r.site = $1 and r.bucket = any (k.hours)
-      and ($9::text[] is null or r.kind = any ($9)) and ($10::text[] is null or r.page = any ($10))
-    union all
-    select 'hour'::text as level, r.bucket, null::text, null::text, r.events, r.users
-    from totals_hourly r, keys k
-    where not $8 and r.site = $1 and r.bucket = any (k.hours)
-    union all
-    select 'minute'::text as level, r.bucket, r.kind, r.page, r.events, r.users
-    from events_minutely r, keys k
-    where r.site = $1 and r.bucket = any (k.minutes)
-      and ($9::text[] is null or r.kind = any ($9)) and ($10::text[] is null or r.page = any ($10))
-  ),
+  found as (%1$s),
   rows as (
-    select un.n, case $11 when 'kind' then f.kind when 'page' then f.page end as grp, f.events, f.users
+    select un.period, un.n, f.grp, f.events, f.users
     from units un
     join found f on f.level = un.level and f.bucket = un.u
-  ),
-  buckets as (
-    select distinct p.n, p.bucket, p.label from pieces p
+    where not un.raw
+    %2$s
   ),
   per_bucket as (
-    select r.n, r.grp, sum(r.events)::bigint as events, hll_union_agg(r.users) as users
+    select r.period, r.n, r.grp, sum(r.events)::bigint as events, hll_union_agg(r.users) as users
     from rows r
-    group by r.n, r.grp
+    group by r.period, r.n, r.grp
+  ),
+  buckets as (
+    select distinct p.n, p.bucket, p.label from pieces p where p.period = 0
   ),
   groups as (
-    -- Without group_by: one group (null). With it: the top $12 over the whole range by
-    -- distinct users (a union over every bucket), then events, then name.
-    select null::text as grp, 1::bigint as rank
-    where $11 is null
+    -- Without group_by: one group ({}). With it: the top $16 over the whole range by
+    -- distinct users (a union over every bucket), then events, then values.
+    select '{}'::text[] as grp, 1::bigint as rank
+    where $17 = 0
     union all
     select t.grp, row_number() over (order by t.users desc, t.events desc, t.grp)
     from (
       select pb.grp, round(hll_cardinality(hll_union_agg(pb.users))) as users, sum(pb.events) as events
       from per_bucket pb
-      where $11 is not null
+      where $17 > 0 and pb.period = 0
       group by pb.grp
       order by 2 desc, 3 desc, 1
-      limit $12
+      limit $16
     ) t
   )
   select b.bucket,
          b.label,
-         case when $11 = 'kind' then gr.grp end,
-         case when $11 = 'page' then gr.grp end,
+         gr.grp[array_position($18, 'kind')],
+         gr.grp[array_position($18, 'page')],
+         case when $17 > 0 then gr.grp end,
          coalesce(round(hll_cardinality(pb.users)), 0)::bigint,
          coalesce(pb.events, 0)::bigint,
-         coalesce(hll_type(pb.users) > 2, false)
+         coalesce(hll_type(pb.users) > 2, false) or coalesce(hll_type(pp.users) > 2, false),
+         case when $9 then coalesce(round(hll_cardinality(pp.users)), 0)::bigint end,
+         case when $9 then coalesce(pp.events, 0)::bigint end
   from buckets b
   cross join groups gr
-  left join per_bucket pb on pb.n = b.n and pb.grp is not distinct from gr.grp
+  left join per_bucket pb on pb.period = 0 and pb.n = b.n and pb.grp is not distinct from gr.grp
+  left join per_bucket pp on pp.period = 1 and pp.n = b.n and pp.grp is not distinct from gr.grp
   order by b.n, gr.rank
-  $q$
-  using site, from_time, to_time, g, step, bucket_count, timezone, keyed, kinds, pages, group_by, group_limit;
+  $q$, found_sql, extra_sql)
+  using site, from_time, to_time, g, step, bucket_count, timezone, prev_from, comparing,
+        path <> 'events', raw_before, raw_days, raw_from,
+        path = 'events' and (jsonb_array_length(parsed) > 0 or cardinality(grp) > 0),
+        rollup, group_limit, cardinality(grp), grp;
 end
 $$;
 
-comment on function headcount_stats(text, timestamptz, timestamptz, text, text, text[], text[], text, integer) is
-  'headcount: distinct users and events of a site per local bucket of [from_time, to_time) (GET /v1/stats). granularity minute|hour|day|week|month|total; timezone an IANA name or ±HH:MM; kinds/pages filter (null: all); group_by kind|page keeps the top group_limit by users. users is a union of sketches, exact while approximate is false';
+comment on function headcount_stats(text, timestamptz, timestamptz, text, text, text[], text[], text, integer, text[], text, bigint) is
+  'headcount: distinct users and events of a site per local bucket of [from_time, to_time) (GET /v1/stats). granularity minute|hour|day|week|month|total; timezone an IANA name or ±HH:MM; kinds/pages and filters (country==DE|FR, page^=/blog/, props.plan!=free) filter; group_by one or two dimensions (country,device) keeps the top group_limit by users; compare previous_period adds the period before. users is a union of sketches and raw events, exact while approximate is false';

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type Koa from 'koa';
 import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RefreshPass } from '../db/refresher.js';
+import type { RollPass } from '../db/roller.js';
 import type { PartitionRun } from '../db/partitions.js';
 import type { FlushOutcome, GroupCommitWriter } from '../ingest/writer.js';
 
@@ -25,6 +26,9 @@ const HELP = {
     'Continuous-aggregate refresh passes (timescaledb mode) by outcome: ok | failed | locked (another instance refreshes)',
   headcount_refresh_lag_seconds:
     'Seconds since the last refresh pass this process completed (since start if none); across workers the least',
+  headcount_rollup_duration_seconds:
+    'Dimension roller passes (move queued events into the dimension rollups) by outcome: ok | failed',
+  headcount_rollup_events_total: 'Queued events the dimension roller moved into the rollups',
   headcount_partition_maintenance_runs_total:
     'Day-partition maintenance runs (postgres mode) by outcome: ok | failed | locked (another instance maintains)',
   headcount_partition_maintenance_failures_total: 'Day-partition maintenance runs that failed (postgres mode)',
@@ -66,6 +70,8 @@ export class Metrics {
   private readonly acknowledged = this.counter('headcount_ingest_events_acknowledged_total');
   private readonly failedRows = this.counter('headcount_ingest_events_failed_total');
   private readonly refreshDuration = this.seconds('headcount_refresh_duration_seconds', ['outcome']);
+  private readonly rollupDuration = this.seconds('headcount_rollup_duration_seconds', ['outcome']);
+  private readonly rolledUp = this.counter('headcount_rollup_events_total');
   private readonly partitionRuns = this.counter('headcount_partition_maintenance_runs_total', ['outcome']);
   private readonly partitionFailures = this.counter('headcount_partition_maintenance_failures_total');
   private readonly keyLookups = this.counter('headcount_key_lookups_total', ['outcome']);
@@ -174,6 +180,12 @@ export class Metrics {
     const outcome = pass.error !== undefined ? 'failed' : pass.result?.ran ? 'ok' : 'locked';
     this.refreshDuration.observe({ outcome }, pass.durationMs / 1000);
     if (outcome === 'ok') this.lastRefreshOkMs = Date.now();
+  };
+
+  /** The dimension roller's onPass. */
+  readonly rolled = (pass: RollPass): void => {
+    this.rollupDuration.observe({ outcome: pass.error !== undefined ? 'failed' : 'ok' }, pass.durationMs / 1000);
+    this.rolledUp.inc(pass.moved);
   };
 
   /** The key store's onLookup. */

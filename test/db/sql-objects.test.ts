@@ -65,14 +65,14 @@ async function sqlVariant(edit: Record<string, (text: string | undefined) => str
   return dir;
 }
 
-const STATS_SIGNATURE = 'text, timestamptz, timestamptz, text, text, text[], text[], text, integer';
+const STATS_SIGNATURE = 'text, timestamptz, timestamptz, text, text, text[], text[], text, integer, text[], text, bigint';
 
 /** Another version of sql/: headcount_stats with another signature, and no users_daily. */
 const olderSql = () =>
   sqlVariant({
     headcount_stats: (text) =>
       text!
-        .replace('group_limit integer default 10\n)', 'group_limit integer default 10,\n  unused text default null\n)')
+        .replace('max_raw_rows bigint default 2000000\n)', 'max_raw_rows bigint default 2000000,\n  unused text default null\n)')
         .replace(`headcount_stats(${STATS_SIGNATURE}) is`, `headcount_stats(${STATS_SIGNATURE}, text) is`),
     users_daily: () => undefined,
   });
@@ -141,7 +141,7 @@ describeEachMode('SQL objects', (mode: StorageMode) => {
       try {
         await migrate({ databaseUrl: db.url, storageMode: mode, log: silentLogger, sqlDir: older });
         expect(
-          first(await db.sql`select count(*)::int as n from pg_proc where proname = 'headcount_stats' and pronargs = 10`).n,
+          first(await db.sql`select count(*)::int as n from pg_proc where proname = 'headcount_stats' and pronargs = 13`).n,
         ).toBe(1);
         expect(await migrate({ databaseUrl: db.url, storageMode: mode, log: silentLogger })).toEqual([]);
         expect(await catalogOf(db.sql)).toEqual(expected);

@@ -27,6 +27,7 @@ export const testRuntimeConfig: RuntimeConfig = {
     deadlineMs: 1500,
   },
   refreshIntervalMs: 200,
+  rollupIntervalMs: 200,
   partitionMaintenanceIntervalMs: 3_600_000,
   sketchRetentionDays: 400,
 };

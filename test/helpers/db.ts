@@ -6,6 +6,10 @@ import { APP_ROLE, prepareDatabase } from '../../src/db/local-cluster.js';
 import { LEVELS, REFRESH_LOCK_KEY, refreshAggregate } from '../../src/db/refresher.js';
 import type { StorageMode } from '../../src/db/storage.js';
 
+/** What the dimensions keep beside the raw events: emptied with them by reset(). */
+const DIMENSION_TABLES =
+  'headcount_pending, dimensions_hourly, dimensions_daily, headcount_rollup_days, headcount_rollups, headcount_sites';
+
 export const ALL_MODES: StorageMode[] = ['postgres', 'timescaledb'];
 
 /** Whether this run has a template for `mode` (timescaledb needs TimescaleDB installed). */
@@ -93,7 +97,7 @@ async function openDatabase(
     sql,
     async reset() {
       if (mode === 'postgres') {
-        await sql`truncate events, events_minutely, events_hourly, events_daily, totals_hourly, totals_daily`;
+        await sql`truncate events, events_minutely, events_hourly, events_daily, totals_hourly, totals_daily, ${sql.unsafe(DIMENSION_TABLES)}`;
       } else if (mode === 'timescaledb') {
         // As an operator would empty it: truncating the raw tables logs their whole range
         // as invalidated, and a refresh of every level over everything then empties the
@@ -103,7 +107,7 @@ async function openDatabase(
         const conn = createSql(url, { max: 1, applicationName: 'headcount-test-reset' });
         try {
           await conn`select pg_advisory_lock(${REFRESH_LOCK_KEY})`;
-          await conn`truncate events, events_minutely, headcount_stale_hours`;
+          await conn`truncate events, events_minutely, headcount_stale_hours, ${conn.unsafe(DIMENSION_TABLES)}`;
           // Lowest level first, each over everything, the way the refresher refreshes.
           const aggregates = LEVELS.flatMap((level) => level.aggregates);
           for (const aggregate of aggregates) await refreshAggregate(conn, aggregate, null, null);

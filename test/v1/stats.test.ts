@@ -307,7 +307,7 @@ describeEachMode('GET /v1/stats', (mode) => {
       ),
       [{ ...ok, kind: 'Bad Kind' }, 'kind', /event kind/],
       [{ ...ok, kind: ['view', 'Bad Kind'] }, 'kind["1"]', /event kind/],
-      [{ ...ok, group_by: 'user' }, 'group_by', /kind or page/],
+      [{ ...ok, group_by: 'user' }, 'group_by', /user is not a dimension: kind, page, referrer/],
       [{ ...ok, limit: '0' }, 'limit', /1 to 1000/],
       [{ ...ok, site: 'Shop!' }, 'site', /site name/],
       [{ ...ok, from: `${ok.from}T00:00:30Z` }, 'from', /whole minute/],

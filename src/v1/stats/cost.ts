@@ -48,7 +48,7 @@ export function costGuard(req: Pick<StatsRequest, 'from' | 'to' | 'granularity' 
     req.groupBy ? `a limit of at most ${n(Math.max(1, Math.floor(maxRows / buckets)))}` : undefined,
   ].filter((a) => a !== undefined);
   const asked = req.groupBy
-    ? `about ${n(buckets)} buckets × ${n(groups)} ${req.groupBy}s = ${n(rows)} rows`
+    ? `about ${n(buckets)} buckets × ${n(groups)} ${req.groupBy.join(' and ')} groups = ${n(rows)} rows`
     : `about ${n(rows)} buckets`;
   const message = `granularity=${req.granularity} over this range asks for ${asked}; one request may ask for at most ${n(maxRows)}. Ask for ${alternatives.join(', or ')}`;
   throw badRequest('too_expensive', message, [{ parameter: coarser ? 'granularity' : 'limit', message }]);

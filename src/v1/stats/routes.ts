@@ -42,8 +42,11 @@ export function registerStats(
       timezone,
       kinds: q.kind ?? null,
       pages: q.page ?? null,
-      groupBy: q.group_by ?? null,
+      groupBy: q.group_by === undefined ? null : q.group_by.split(',').map((name) => name.trim()),
       limit: q.limit ?? 10,
+      filters: q.filter ?? null,
+      compare: q.compare ?? null,
+      maxRawRows: limits.maxRawRows,
     };
     const rows = costGuard(req, limits.maxRows);
     const releaseHeavy = rows > limits.heavyRows ? await heavySlots.hold(ctx) : () => {};
@@ -53,7 +56,8 @@ export function registerStats(
       ctx.body = await readStats(deps.sql, req);
     } catch (err) {
       if (err instanceof StatsArgumentError) {
-        throw badRequest('invalid_query', err.message, [{ parameter: err.parameter, message: err.message }]);
+        const code = err.tooExpensive ? 'too_expensive' : 'invalid_query';
+        throw badRequest(code, err.message, [{ parameter: err.parameter, message: err.message }]);
       }
       throw err;
     } finally {

@@ -36,27 +36,44 @@ export const StatsQuery = z.strictObject(
       stringOr('must be a string').max(PAGE_MAX_CHARS, `must be at most ${PAGE_MAX_CHARS} characters`),
       'Only events of these pages (repeat the parameter for several).',
     ).optional(),
-    group_by: enumParam(['kind', 'page'])
+    group_by: stringOr('must be given once, as one or two dimensions')
+      .max(200, 'must be at most 200 characters')
       .optional()
-      .meta({ description: 'One row per bucket and kind (or page), for the top `limit` by distinct users over the range.' }),
-    limit: intParam(1, 1000).optional().meta({ description: 'With group_by: how many kinds or pages; default 10.' }),
+      .meta({
+        description:
+          'One dimension or two, comma-separated (country,device): kind, page, referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, device, browser, os or props.<name>. One row per bucket and group, for the top `limit` groups by distinct users over the range; a row without a value shows null.',
+        example: 'country',
+      }),
+    filter: repeatable(
+      stringOr('must be a string').max(4096, 'must be at most 4096 characters'),
+      'A filter, repeatable (all must hold): <dimension><op><values>, op == (is one of), != (is none of), ^= (starts with), *= (contains); values separated by | (\\| and \\\\ for | and \\ in a value). An empty value in == or != stands for "no value". Example: country==DE|FR, page^=/blog/.',
+    ).optional(),
+    compare: enumParam(['previous_period'])
+      .optional()
+      .meta({ description: 'previous_period: each row also carries the users and events of the same bucket and group in the period of the same length just before from.' }),
+    limit: intParam(1, 1000).optional().meta({ description: 'With group_by: how many groups; default 10.' }),
   },
   { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown parameter ${issue.keys.join(', ')}` : undefined) },
 );
 export type StatsQuery = z.infer<typeof StatsQuery>;
 
 export const StatsRow = z
-  .object({
+  .looseObject({
     bucket: z.string().meta({
       description: 'Local start of the bucket with its UTC offset (the first may start before from).',
       example: '2026-11-23T00:00:00+05:30',
     }),
-    kind: z.string().optional().meta({ description: 'With group_by=kind.' }),
-    page: z.string().optional().meta({ description: 'With group_by=page.' }),
     users: z.int().nonnegative().meta({ description: 'Distinct users in the bucket (a union of sketches, never a sum).' }),
     events: z.int().nonnegative().meta({ description: 'Events in the bucket (the sum of their weights).' }),
+    previous: z
+      .object({ users: z.int().nonnegative(), events: z.int().nonnegative() })
+      .optional()
+      .meta({ description: 'With compare=previous_period: the same bucket number and group in the previous period.' }),
   })
-  .meta({ id: 'StatsRow' });
+  .meta({
+    id: 'StatsRow',
+    description: 'With group_by, each dimension grouped by is a key of the row (country, props.plan) holding its value, or null.',
+  });
 
 export const StatsResponse = z
   .object({
@@ -68,6 +85,10 @@ export const StatsResponse = z
       granularity: Granularity,
       approximate: z.boolean().meta({ description: 'Whether any count left exact (explicit) hll mode.' }),
       relative_standard_error: z.number().meta({ description: 'Of an approximate count: 1.04/√16384.' }),
+      previous: z
+        .object({ from: z.string(), to: z.string() })
+        .optional()
+        .meta({ description: 'With compare=previous_period: the previous period.' }),
     }),
     data: z.array(StatsRow),
   })
