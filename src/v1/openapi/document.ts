@@ -48,9 +48,12 @@ const readErrors = (what: string): ZodOpenApiResponsesObject => ({
 });
 
 /** What a request with a key may answer besides (the /v1/sites routes). */
-const keyErrors = (forbidden: string): ZodOpenApiResponsesObject => ({
+const authErrors = (forbidden: string): ZodOpenApiResponsesObject => ({
   '401': error('No key, or a malformed, unknown or revoked one.'),
   '403': error(forbidden),
+});
+const keyErrors = (forbidden: string): ZodOpenApiResponsesObject => ({
+  ...authErrors(forbidden),
   '429': {
     description: 'Too many requests with this key (rate_limited): retry after Retry-After seconds.',
     headers: retryAfter,
@@ -137,6 +140,7 @@ export function openApiDocument(): ReturnType<typeof createDocument> {
           responses: {
             '200': { description: 'The buckets.', content: json(StatsResponse) },
             ...common,
+            ...authErrors('An ingest key, or a key bound to another site (the same answer whether that site exists or not).'),
             '404': unknownSiteError,
             ...readErrors('stats queries'),
             '503': {
@@ -169,6 +173,7 @@ export function openApiDocument(): ReturnType<typeof createDocument> {
               },
             },
             ...common,
+            ...authErrors('An ingest key, or a key bound to another site (the same answer whether that site exists or not).'),
             '404': unknownSiteError,
             ...readErrors('exports'),
             '503': { ...unavailable, description: 'Too many exports at once, or the database is unavailable.' },
