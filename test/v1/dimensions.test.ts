@@ -4,7 +4,7 @@ import { DAY_MS, HOUR_MS } from '../../src/time.js';
 import { useTestApp } from '../helpers/app.js';
 import { describeEachMode, first } from '../helpers/db.js';
 import { daysAgo, isoDate } from '../helpers/time.js';
-import { addDays, localDate, localMidnight } from '../helpers/zones.js';
+import { addDays, localMidnight } from '../helpers/zones.js';
 
 /*
  * Dimensions on GET /v1/stats: every shape is compared with the exact answer computed
@@ -15,7 +15,18 @@ import { addDays, localDate, localMidnight } from '../helpers/zones.js';
  */
 
 const MINUTE_MS = 60_000;
-const STANDARD = ['referrer', 'utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term', 'country', 'device', 'browser', 'os'] as const;
+const STANDARD = [
+  'referrer',
+  'utm_source',
+  'utm_medium',
+  'utm_campaign',
+  'utm_content',
+  'utm_term',
+  'country',
+  'device',
+  'browser',
+  'os',
+] as const;
 type Standard = (typeof STANDARD)[number];
 
 interface Event {
@@ -192,7 +203,8 @@ function answered(rows: Row[], shape: Shape): Answer[] {
   return [...groups.values()];
 }
 
-const byGroup = (answers: Answer[]) => [...answers].sort((a, b) => JSON.stringify(a.group).localeCompare(JSON.stringify(b.group)));
+const byGroup = (answers: Answer[]) =>
+  [...answers].sort((a, b) => JSON.stringify(a.group).localeCompare(JSON.stringify(b.group)));
 
 describeEachMode('GET /v1/stats with dimensions', (mode) => {
   const t = useTestApp(mode, { resetEach: false });
@@ -214,12 +226,26 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
   const SHAPES: Shape[] = [
     { from: firstDay, to: lastDay, granularity: 'total', timezone: 'UTC', group_by: 'country' },
     { from: firstDay, to: lastDay, granularity: 'day', timezone: 'Asia/Kathmandu', group_by: 'device' },
-    { from: firstDay, to: lastDay, granularity: 'day', timezone: 'America/New_York', group_by: 'referrer', filter: ['kind==pageview'] },
+    {
+      from: firstDay,
+      to: lastDay,
+      granularity: 'day',
+      timezone: 'America/New_York',
+      group_by: 'referrer',
+      filter: ['kind==pageview'],
+    },
     { from: firstDay, to: addDays(firstDay, 2), granularity: 'hour', timezone: 'Asia/Kolkata', group_by: 'browser' },
     { from: firstDay, to: lastDay, granularity: 'total', timezone: 'Asia/Kolkata', filter: ['country==DE|FR'] },
     { from: firstDay, to: lastDay, granularity: 'total', timezone: 'UTC', filter: ['country!=DE|'], group_by: 'kind' },
     { from: firstDay, to: lastDay, granularity: 'total', timezone: 'UTC', filter: ['referrer^=news.|t.'] },
-    { from: firstDay, to: lastDay, granularity: 'total', timezone: 'UTC', filter: ['utm_campaign==launch\\|week'], group_by: 'utm_source' },
+    {
+      from: firstDay,
+      to: lastDay,
+      granularity: 'total',
+      timezone: 'UTC',
+      filter: ['utm_campaign==launch\\|week'],
+      group_by: 'utm_source',
+    },
     { from: firstDay, to: lastDay, granularity: 'total', timezone: 'UTC', filter: ['os*=i'], group_by: 'os' },
     // Two dimensions: no declared combination, so raw events answer.
     { from: firstDay, to: lastDay, granularity: 'day', timezone: 'Asia/Kathmandu', group_by: 'country,device' },
@@ -229,7 +255,14 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
     { from: firstDay, to: lastDay, granularity: 'day', timezone: 'Asia/Kolkata', filter: ['page^=/blog/'] },
     // Properties, not declared: raw events.
     { from: firstDay, to: lastDay, granularity: 'total', timezone: 'UTC', group_by: 'props.plan' },
-    { from: firstDay, to: lastDay, granularity: 'total', timezone: 'UTC', filter: ['props.ab.variant==red', 'props.plan!=free'], group_by: 'country' },
+    {
+      from: firstDay,
+      to: lastDay,
+      granularity: 'total',
+      timezone: 'UTC',
+      filter: ['props.ab.variant==red', 'props.plan!=free'],
+      group_by: 'country',
+    },
   ];
 
   describe('with the roller stopped: the queued events answer', () => {
@@ -273,7 +306,9 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
       for (const shape of shapes) {
         const res = await t.http.get('/v1/stats').query({ ...shape, site: 'shop2', limit: 1000 });
         expect(res.status).toBe(200);
-        expect(byGroup(answered(res.body.data as Row[], shape)), JSON.stringify(shape)).toEqual(byGroup(expected(all, 'shop2', shape)));
+        expect(byGroup(answered(res.body.data as Row[], shape)), JSON.stringify(shape)).toEqual(
+          byGroup(expected(all, 'shop2', shape)),
+        );
       }
       // The rollup rows are there: these shapes were not answered from raw events alone.
       const rows = await t.db.sql<{ dims: string }[]>`select distinct dims from dimensions_daily where site = 'shop2' order by 1`;
@@ -301,8 +336,17 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
           { dims: 'country', overflowed: false },
           { dims: 'utm_campaign', overflowed: true },
         ]);
-        expect(first(await t.db.sql`select count(*)::int as n from dimensions_daily where site = 'capped' and dims = 'utm_campaign'`).n).toBe(0);
-        const shape: Shape = { from: isoDate(day), to: isoDate(day + DAY_MS), granularity: 'total', timezone: 'UTC', group_by: 'utm_campaign' };
+        expect(
+          first(await t.db.sql`select count(*)::int as n from dimensions_daily where site = 'capped' and dims = 'utm_campaign'`)
+            .n,
+        ).toBe(0);
+        const shape: Shape = {
+          from: isoDate(day),
+          to: isoDate(day + DAY_MS),
+          granularity: 'total',
+          timezone: 'UTC',
+          group_by: 'utm_campaign',
+        };
         const res = await t.http.get('/v1/stats').query({ ...shape, site: 'capped', limit: 1000 });
         expect(res.status).toBe(200);
         expect(byGroup(answered(res.body.data as Row[], shape))).toEqual(byGroup(expected(many, 'capped', shape)));
@@ -321,7 +365,13 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
 
     it('counts a just-acknowledged event in the very next grouped and filtered answer, batch after batch', async () => {
       const all: Event[] = [];
-      const shape: Shape = { from: firstDay, to: isoDate(daysAgo(-1)), granularity: 'total', timezone: 'Asia/Kathmandu', group_by: 'country' };
+      const shape: Shape = {
+        from: firstDay,
+        to: isoDate(daysAgo(-1)),
+        granularity: 'total',
+        timezone: 'Asia/Kathmandu',
+        group_by: 'country',
+      };
       for (let round = 0; round < 15; round++) {
         const batch = generate(site, 40, daysAgo(12), Date.now() - MINUTE_MS, 100 + round);
         await store(t.db.sql, batch);
@@ -333,22 +383,44 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
     });
 
     it('compares with the previous period: the same buckets and groups, one period earlier', async () => {
-      const shape = { from: addDays(firstDay, 5), to: lastDay, granularity: 'day', timezone: 'UTC', group_by: 'device', compare: 'previous_period' };
+      const shape = {
+        from: addDays(firstDay, 5),
+        to: lastDay,
+        granularity: 'day',
+        timezone: 'UTC',
+        group_by: 'device',
+        compare: 'previous_period',
+      };
       const res = await stats({ ...shape, limit: 1000 });
       expect(res.status).toBe(200);
       const len = (Date.parse(lastDay) - Date.parse(addDays(firstDay, 5))) / DAY_MS;
-      expect(res.body.meta.previous).toEqual({ from: `${addDays(firstDay, 5 - len)}T00:00:00+00:00`, to: `${addDays(firstDay, 5)}T00:00:00+00:00` });
-      const all = (await t.db.sql<{ t: string; u: string; device: string | null; kind: string }[]>`
-        select (extract(epoch from time) * 1000)::int8::text as t, user_id as u, device, kind from events where site = ${site}`).map(
-        (r): Event => ({ timeMs: Number(r.t), site, kind: r.kind, user: r.u, page: '/', dims: r.device ? { device: r.device } : {}, props: {} }),
-      );
+      expect(res.body.meta.previous).toEqual({
+        from: `${addDays(firstDay, 5 - len)}T00:00:00+00:00`,
+        to: `${addDays(firstDay, 5)}T00:00:00+00:00`,
+      });
+      const all = (
+        await t.db.sql<{ t: string; u: string; device: string | null; kind: string }[]>`
+        select (extract(epoch from time) * 1000)::int8::text as t, user_id as u, device, kind from events where site = ${site}`
+      ).map((r): Event => ({
+        timeMs: Number(r.t),
+        site,
+        kind: r.kind,
+        user: r.u,
+        page: '/',
+        dims: r.device ? { device: r.device } : {},
+        props: {},
+      }));
       const current = expected(all, site, shape as Shape);
       const previous = expected(all, site, { ...(shape as Shape), from: addDays(firstDay, 5 - len), to: addDays(firstDay, 5) });
       for (const row of res.body.data as (Row & { previous: { users: number; events: number } })[]) {
         const n = Math.round((Date.parse(row.bucket) - Date.parse(addDays(firstDay, 5))) / DAY_MS);
         const group = JSON.stringify([row.device]);
-        expect({ users: row.users, events: row.events }).toEqual(current.find((a) => JSON.stringify(a.group) === group)?.perBucket[n] ?? { users: 0, events: 0 });
-        expect(row.previous).toEqual(previous.find((a) => JSON.stringify(a.group) === group)?.perBucket[n] ?? { users: 0, events: 0 });
+        expect({ users: row.users, events: row.events }).toEqual(
+          current.find((a) => JSON.stringify(a.group) === group)?.perBucket[n] ?? { users: 0, events: 0 },
+        );
+        expect(row.previous).toEqual(
+          previous.find((a) => JSON.stringify(a.group) === group)?.perBucket[n] ?? { users: 0, events: 0 },
+        );
       }
     });
   });
@@ -360,7 +432,13 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
       const old = generate('old', 300, day, day + DAY_MS, 21);
       await store(t.db.sql, old);
       await t.runtime.roller.pass();
-      const shape: Shape = { from: isoDate(day), to: isoDate(day + DAY_MS), granularity: 'total', timezone: 'UTC', group_by: 'country' };
+      const shape: Shape = {
+        from: isoDate(day),
+        to: isoDate(day + DAY_MS),
+        granularity: 'total',
+        timezone: 'UTC',
+        group_by: 'country',
+      };
       const res = await t.http.get('/v1/stats').query({ ...shape, site: 'old', limit: 1000 });
       expect(res.status).toBe(200);
       expect(byGroup(answered(res.body.data as Row[], shape))).toEqual(byGroup(expected(old, 'old', shape)));
