@@ -13,7 +13,7 @@
 --  - nothing, or page: events_daily, events_hourly, events_minutely (per kind and page),
 --    or totals_daily and totals_hourly when nothing is filtered or grouped;
 --  - dimensions a rollup holds (one standard dimension; a declared property or
---    combination, from the day after its declaration): dimensions_daily and
+--    combination, from the first UTC day starting an hour after its declaration): dimensions_daily and
 --    dimensions_hourly, plus the events still queued for them (headcount_pending), and
 --    raw events for minutes, for days that passed the rollup's value cap, and for days
 --    before a declaration;
@@ -178,7 +178,10 @@ begin
     if cardinality(needed) = 1 and needed[1] = any (headcount_dimensions()) then
       rollup := needed[1];
     else
-      select r.dims, date_trunc('day', r.since, 'UTC') + interval '1 day'
+      -- From the first UTC day that starts an hour or more after the declaration: events
+      -- moved before it lack the rollup, and none of them can be that late (ingest takes
+      -- times at most 5 minutes ahead).
+      select r.dims, date_trunc('day', r.since + interval '1 hour', 'UTC') + interval '1 day'
       into rollup, raw_before
       from headcount_rollups r
       where r.site = headcount_stats.site and string_to_array(r.dims, ',') @> needed
@@ -245,7 +248,8 @@ begin
 
   -- Anything before the first retained UTC day must be day sketches.
   execute 'with ' || units_sql || $q$
-    select un.u, un.raw from units un where (un.raw or un.level <> 'day') and un.u < $13 order by un.u limit 1
+    select un.u, un.raw and un.level <> 'minute' as raw_day from units un
+    where (un.raw or un.level <> 'day') and un.u < $13 order by un.u limit 1
   $q$
   into old
   using site, from_time, to_time, g, step, bucket_count, timezone, prev_from, comparing,
@@ -253,18 +257,18 @@ begin
   if old.u is not null then
     raise exception '%',
       case
-        when path = 'rollup' and old.u >= raw_before then format(
-          'on %s %s had more than %s values (the rollup''s cap per day), so that day is answered from raw events, which are kept %s days: start the range at or after %s',
-          old.u::date, rollup, (select s.rollup_max_values from headcount_settings s),
-          (select extract(day from s.retention)::int from headcount_settings s), headcount_format_time(raw_from, 'UTC'))
-        when path = 'rollup' and old.raw then format(
-          '%s is rolled up from %s (the day after it was declared); before that only raw events answer, which are kept %s days: start the range at or after %s',
-          rollup, headcount_format_time(raw_before, 'UTC'),
-          (select extract(day from s.retention)::int from headcount_settings s), headcount_format_time(greatest(raw_from, raw_before), 'UTC'))
         when path = 'raw' then format(
           'no rollup holds %s (declare the property or combination with PATCH /v1/sites/%s), so this is answered from raw events, which are kept %s days: start the range at or after %s',
           array_to_string(needed, ' and '), site,
           (select extract(day from s.retention)::int from headcount_settings s), headcount_format_time(raw_from, 'UTC'))
+        when path = 'rollup' and old.raw_day and old.u >= raw_before then format(
+          'on %s %s had more than %s values (the rollup''s cap per day), so that day is answered from raw events, which are kept %s days: start the range at or after %s',
+          old.u::date, rollup, (select s.rollup_max_values from headcount_settings s),
+          (select extract(day from s.retention)::int from headcount_settings s), headcount_format_time(raw_from, 'UTC'))
+        when path = 'rollup' and old.raw_day then format(
+          '%s is rolled up from %s (the day after it was declared); before that only raw events answer, which are kept %s days: start the range at or after %s',
+          rollup, headcount_format_time(raw_before, 'UTC'),
+          (select extract(day from s.retention)::int from headcount_settings s), headcount_format_time(greatest(raw_from, raw_before), 'UTC'))
         else format(
           'the range reaches before %s, the start of the %s-day raw retention: before it only UTC day sketches are kept. Ask for granularity day, week, month or total with timezone UTC and from/to on UTC midnights, or start the range at or after %s',
           headcount_format_time(raw_from, 'UTC'),
@@ -291,6 +295,20 @@ begin
           else format('%s is answered from raw events on %s. Ask for a shorter range, or granularity hour or coarser with from/to on whole UTC hours',
                       rollup, case when cardinality(raw_days) > 0 then 'days past its value cap' else 'minutes and undeclared days' end)
         end
+        using errcode = '54000', column = case when cardinality(grp) > 0 then 'group_by' else 'filter' end;
+    end if;
+  end if;
+
+  -- So are rollups with too many values over the range (a property with a value per
+  -- visitor, over a year): counted per day by the roller (headcount_rollup_days).
+  if path = 'rollup' then
+    select coalesce(sum(o.value_count), 0)::bigint into raw_rows
+    from headcount_rollup_days o
+    where o.site = headcount_stats.site and o.dims = rollup and not o.overflowed
+      and o.day >= date_trunc('day', case when comparing then prev_from else from_time end, 'UTC') and o.day < to_time;
+    if raw_rows > max_raw_rows then
+      raise exception 'this request reads about % rollup rows of % (at most % per request): ask for a shorter range',
+        raw_rows, rollup, max_raw_rows
         using errcode = '54000', column = case when cardinality(grp) > 0 then 'group_by' else 'filter' end;
     end if;
   end if;

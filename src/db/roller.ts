@@ -42,6 +42,7 @@ export class DimensionRoller {
   }
 
   start(): void {
+    this.stopped = false;
     const loop = (): void => {
       if (this.stopped) return;
       this.running = this.pass().then(

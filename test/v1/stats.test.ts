@@ -325,6 +325,19 @@ describeEachMode('GET /v1/stats', (mode) => {
         message: expect.stringMatching(message),
       });
     }
+    // psql: the function refuses the same names (SQLSTATE 22023, COLUMN timezone).
+    for (const zone of ['localtime', 'Factory', 'posixrules', 'posix/Asia/Kolkata', 'right/UTC']) {
+      const refused = await t.db
+        .sql`select * from headcount_stats('default', date_trunc('minute', now()) - interval '1 day', date_trunc('minute', now()), 'total', ${zone})`.then(
+        () => undefined,
+        (err: { code?: string; column_name?: string; message: string }) => err,
+      );
+      expect(refused, zone).toMatchObject({
+        code: '22023',
+        column_name: 'timezone',
+        message: expect.stringMatching(/not a time zone of the IANA/),
+      });
+    }
     // IANA names, canonical or aliases, and offsets stay accepted.
     for (const timezone of ['UTC', 'Etc/UTC', 'Asia/Kolkata', 'Asia/Calcutta', 'US/Eastern', 'Europe/Kyiv', '+05:45', 'GMT']) {
       expect((await stats({ ...ok, timezone })).status, timezone).toBe(200);

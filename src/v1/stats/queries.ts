@@ -78,7 +78,8 @@ export async function readStats(sql: Sql, req: StatsRequest): Promise<StatsRespo
         headcount_format_time(r.f, ${req.timezone}) as range_from,
         headcount_format_time(r.t, ${req.timezone}) as range_to,
         headcount_format_time(r.f - (r.t - r.f), ${req.timezone}) as previous_from,
-        s.bucket_label, s.group_values, s.users, s.events, s.approximate, s.previous_users, s.previous_events
+        s.bucket_label, array_to_json(s.group_values) as group_values, s.users, s.events, s.approximate,
+        s.previous_users, s.previous_events
       from range r
       left join lateral headcount_stats(
         ${req.site}, r.f, r.t, ${req.granularity}, ${req.timezone},

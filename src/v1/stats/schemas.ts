@@ -50,7 +50,10 @@ export const StatsQuery = z.strictObject(
     ).optional(),
     compare: enumParam(['previous_period'])
       .optional()
-      .meta({ description: 'previous_period: each row also carries the users and events of the same bucket and group in the period of the same length just before from.' }),
+      .meta({
+        description:
+          'previous_period: each row also carries the users and events of the same bucket and group in the period of the same length just before from.',
+      }),
     limit: intParam(1, 1000).optional().meta({ description: 'With group_by: how many groups; default 10.' }),
   },
   { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown parameter ${issue.keys.join(', ')}` : undefined) },

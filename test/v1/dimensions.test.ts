@@ -1,0 +1,488 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Sql } from '../../src/db/client.js';
+import { DAY_MS, HOUR_MS } from '../../src/time.js';
+import { useTestApp } from '../helpers/app.js';
+import { describeEachMode, first } from '../helpers/db.js';
+import { daysAgo, isoDate } from '../helpers/time.js';
+import { addDays, localMidnight } from '../helpers/zones.js';
+
+/*
+ * Dimensions on GET /v1/stats: every shape is compared with the exact answer computed
+ * here from the events written (a distinct count of users over exactly the rows selected),
+ * whichever relations answer it: the per-dimension rollups, the events still queued for
+ * them, raw events (minutes of +05:45 days, days past the value cap, undeclared
+ * combinations), or day sketches only (before the raw retention).
+ */
+
+const MINUTE_MS = 60_000;
+const STANDARD = [
+  'referrer',
+  'utm_source',
+  'utm_medium',
+  'utm_campaign',
+  'utm_content',
+  'utm_term',
+  'country',
+  'device',
+  'browser',
+  'os',
+] as const;
+type Standard = (typeof STANDARD)[number];
+
+interface Event {
+  timeMs: number;
+  site: string;
+  kind: string;
+  user: string;
+  page: string;
+  dims: Partial<Record<Standard, string>>;
+  props: Record<string, string>;
+}
+
+/** A small deterministic generator (mulberry32): the same events every run. */
+function random(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+
+/**
+ * `n` events of `site` between `fromMs` and `toMs`, with every standard dimension and two
+ * properties filled now and then (a null is a value too: "no country"), 60 users.
+ */
+function generate(site: string, n: number, fromMs: number, toMs: number, seed = 1): Event[] {
+  const r = random(seed);
+  const maybe = <T>(p: number, x: T): T | undefined => (r() < p ? x : undefined);
+  return Array.from({ length: n }, () => {
+    const dims: Partial<Record<Standard, string>> = {
+      referrer: maybe(0.6, pick(r, ['google.com', 'news.ycombinator.com', 'duckduckgo.com', 't.co'])),
+      utm_source: maybe(0.3, pick(r, ['newsletter', 'twitter', 'ads'])),
+      utm_medium: maybe(0.3, pick(r, ['email', 'social', 'cpc'])),
+      utm_campaign: maybe(0.2, pick(r, ['spring', 'launch|week', 'black-friday'])),
+      utm_content: maybe(0.1, pick(r, ['a', 'b'])),
+      utm_term: maybe(0.1, pick(r, ['analytics', 'privacy'])),
+      country: maybe(0.9, pick(r, ['DE', 'FR', 'IN', 'NP', 'US', 'BR'])),
+      device: maybe(0.95, pick(r, ['desktop', 'mobile', 'tablet'])),
+      browser: maybe(0.9, pick(r, ['Firefox', 'Chrome', 'Safari'])),
+      os: maybe(0.9, pick(r, ['Linux', 'Android', 'iOS', 'Windows'])),
+    };
+    for (const k of STANDARD) if (dims[k] === undefined) delete dims[k];
+    const props: Record<string, string> = {};
+    if (r() < 0.7) props.plan = pick(r, ['free', 'pro', 'team']);
+    if (r() < 0.5) props['ab.variant'] = pick(r, ['red', 'blue']);
+    return {
+      timeMs: fromMs + Math.floor(r() * ((toMs - fromMs) / MINUTE_MS)) * MINUTE_MS + Math.floor(r() * 59_000),
+      site,
+      kind: pick(r, ['pageview', 'pageview', 'signup']),
+      user: `u${Math.floor(r() ** 2 * 60)}`,
+      page: pick(r, ['/', '/blog/a', '/blog/b', '/products/x', '/pricing']),
+      dims,
+      props,
+    };
+  });
+}
+
+/** Stores events as a plain insert into events (the trigger queues them for the rollups). */
+async function store(sql: Sql, events: Event[]): Promise<void> {
+  for (let i = 0; i < events.length; i += 2000) {
+    const part = events.slice(i, i + 2000);
+    const col = (k: Standard) => part.map((e) => e.dims[k] ?? null);
+    await sql`
+      insert into events (time, site, kind, user_id, page, weight, referrer, utm_source, utm_medium, utm_campaign,
+                          utm_content, utm_term, country, device, browser, os, props)
+      select to_timestamp(t / 1000.0), s, k, u, p, 1, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, pr::jsonb
+      from unnest(${part.map((e) => e.timeMs)}::int8[], ${part.map((e) => e.site)}::text[], ${part.map((e) => e.kind)}::text[],
+                  ${part.map((e) => e.user)}::text[], ${part.map((e) => e.page)}::text[],
+                  ${col('referrer')}::text[], ${col('utm_source')}::text[], ${col('utm_medium')}::text[],
+                  ${col('utm_campaign')}::text[], ${col('utm_content')}::text[], ${col('utm_term')}::text[],
+                  ${col('country')}::text[], ${col('device')}::text[], ${col('browser')}::text[], ${col('os')}::text[],
+                  ${part.map((e) => (Object.keys(e.props).length > 0 ? JSON.stringify(e.props) : null))}::text[])
+        as x(t, s, k, u, p, d1, d2, d3, d4, d5, d6, d7, d8, d9, d10, pr)
+    `;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The exact answer, computed from the events.
+
+const valueOf = (e: Event, dimension: string): string | null => {
+  if (dimension === 'kind') return e.kind;
+  if (dimension === 'page') return e.page;
+  if (dimension.startsWith('props.')) return e.props[dimension.slice(6)] ?? null;
+  return e.dims[dimension as Standard] ?? null;
+};
+
+/** A filter as the API reads it (values split on | not escaped; \| and \\ unescaped). */
+function matches(e: Event, filter: string): boolean {
+  const m = /^([a-z][a-z0-9_.]*)(==|!=|\^=|\*=)(.*)$/.exec(filter)!;
+  const values = m[3]!.split(/(?<!\\)\|/).map((v) => v.replaceAll('\\|', '|').replaceAll('\\\\', '\\'));
+  const v = valueOf(e, m[1]!);
+  const isOne = (x: string) => (x === '' ? v === null : v === x);
+  switch (m[2]) {
+    case '==':
+      return values.some(isOne);
+    case '!=':
+      return !values.some(isOne);
+    case '^=':
+      return v !== null && values.some((x) => v.startsWith(x));
+    default:
+      return v !== null && values.some((x) => v.includes(x));
+  }
+}
+
+interface Shape {
+  from: string;
+  to: string;
+  granularity: 'total' | 'day' | 'hour';
+  timezone: string;
+  filter?: string[];
+  group_by?: string;
+}
+
+/** The local buckets of a shape: [start, end) instants. */
+function bucketsOf(shape: Shape): [number, number][] {
+  const from = localMidnight(shape.from, shape.timezone);
+  const to = localMidnight(shape.to, shape.timezone);
+  if (shape.granularity === 'total') return [[from, to]];
+  if (shape.granularity === 'hour') {
+    return Array.from({ length: (to - from) / HOUR_MS }, (_, i) => [from + i * HOUR_MS, from + (i + 1) * HOUR_MS]);
+  }
+  const dates: string[] = [];
+  for (let d = shape.from; d < shape.to; d = addDays(d, 1)) dates.push(d);
+  return dates.map((d) => [localMidnight(d, shape.timezone), localMidnight(addDays(d, 1), shape.timezone)]);
+}
+
+interface Answer {
+  group: (string | null)[];
+  perBucket: { users: number; events: number }[];
+}
+
+function expected(events: Event[], site: string, shape: Shape): Answer[] {
+  const dims = shape.group_by?.split(',') ?? [];
+  const selected = events.filter((e) => e.site === site && (shape.filter ?? []).every((f) => matches(e, f)));
+  const buckets = bucketsOf(shape);
+  const inRange = selected.filter((e) => e.timeMs >= buckets[0]![0] && e.timeMs < buckets.at(-1)![1]);
+  const groups = new Map<string, Event[]>();
+  for (const e of inRange) {
+    const key = JSON.stringify(dims.map((d) => valueOf(e, d)));
+    groups.set(key, [...(groups.get(key) ?? []), e]);
+  }
+  if (dims.length === 0 && groups.size === 0) groups.set('[]', []);
+  return [...groups.entries()].map(([key, of]) => ({
+    group: JSON.parse(key) as (string | null)[],
+    perBucket: buckets.map(([s, t]) => {
+      const inBucket = of.filter((e) => e.timeMs >= s && e.timeMs < t);
+      return { users: new Set(inBucket.map((e) => e.user)).size, events: inBucket.length };
+    }),
+  }));
+}
+
+interface Row {
+  bucket: string;
+  users: number;
+  events: number;
+  [dimension: string]: unknown;
+}
+
+/** The API's rows as answers per group, in bucket order. */
+function answered(rows: Row[], shape: Shape): Answer[] {
+  const dims = shape.group_by?.split(',') ?? [];
+  const groups = new Map<string, Answer>();
+  for (const r of rows) {
+    const group = dims.map((d) => r[d] as string | null);
+    const key = JSON.stringify(group);
+    if (!groups.has(key)) groups.set(key, { group, perBucket: [] });
+    groups.get(key)!.perBucket.push({ users: r.users, events: r.events });
+  }
+  return [...groups.values()];
+}
+
+const byGroup = (answers: Answer[]) =>
+  [...answers].sort((a, b) => JSON.stringify(a.group).localeCompare(JSON.stringify(b.group)));
+
+describeEachMode('GET /v1/stats with dimensions', (mode) => {
+  const t = useTestApp(mode, { resetEach: false });
+  const site = 'shop';
+  // Ten UTC days that ended two days ago, inside the raw retention, plus their edges.
+  const firstDay = isoDate(daysAgo(12));
+  const lastDay = isoDate(daysAgo(3));
+  const events = generate(site, 3000, daysAgo(13), daysAgo(2), 7);
+  const stats = (query: Record<string, string | number | string[]>) => t.http.get('/v1/stats').query({ site, ...query });
+
+  /** The shape's answer: 200, and every group and bucket exact. */
+  async function check(shape: Shape, label = JSON.stringify(shape)): Promise<void> {
+    const res = await stats({ ...shape, limit: 1000 });
+    expect(res.status, `${label}: ${JSON.stringify(res.body)}`).toBe(200);
+    expect(res.body.meta.approximate, label).toBe(false);
+    expect(byGroup(answered(res.body.data as Row[], shape)), label).toEqual(byGroup(expected(events, site, shape)));
+  }
+
+  const SHAPES: Shape[] = [
+    { from: firstDay, to: lastDay, granularity: 'total', timezone: 'UTC', group_by: 'country' },
+    { from: firstDay, to: lastDay, granularity: 'day', timezone: 'Asia/Kathmandu', group_by: 'device' },
+    {
+      from: firstDay,
+      to: lastDay,
+      granularity: 'day',
+      timezone: 'America/New_York',
+      group_by: 'referrer',
+      filter: ['kind==pageview'],
+    },
+    { from: firstDay, to: addDays(firstDay, 2), granularity: 'hour', timezone: 'Asia/Kolkata', group_by: 'browser' },
+    { from: firstDay, to: lastDay, granularity: 'total', timezone: 'Asia/Kolkata', filter: ['country==DE|FR'] },
+    { from: firstDay, to: lastDay, granularity: 'total', timezone: 'UTC', filter: ['country!=DE|'], group_by: 'kind' },
+    { from: firstDay, to: lastDay, granularity: 'total', timezone: 'UTC', filter: ['referrer^=news.|t.'] },
+    {
+      from: firstDay,
+      to: lastDay,
+      granularity: 'total',
+      timezone: 'UTC',
+      filter: ['utm_campaign==launch\\|week'],
+      group_by: 'utm_source',
+    },
+    { from: firstDay, to: lastDay, granularity: 'total', timezone: 'UTC', filter: ['os*=i'], group_by: 'os' },
+    // Two dimensions: no declared combination, so raw events answer.
+    { from: firstDay, to: lastDay, granularity: 'day', timezone: 'Asia/Kathmandu', group_by: 'country,device' },
+    { from: firstDay, to: lastDay, granularity: 'total', timezone: 'UTC', filter: ['country==DE'], group_by: 'device' },
+    // page with a dimension, and page prefixes.
+    { from: firstDay, to: lastDay, granularity: 'total', timezone: 'UTC', filter: ['page^=/blog/'], group_by: 'country' },
+    { from: firstDay, to: lastDay, granularity: 'day', timezone: 'Asia/Kolkata', filter: ['page^=/blog/'] },
+    // Properties, not declared: raw events.
+    { from: firstDay, to: lastDay, granularity: 'total', timezone: 'UTC', group_by: 'props.plan' },
+    {
+      from: firstDay,
+      to: lastDay,
+      granularity: 'total',
+      timezone: 'UTC',
+      filter: ['props.ab.variant==red', 'props.plan!=free'],
+      group_by: 'country',
+    },
+  ];
+
+  describe('with the roller stopped: the queued events answer', () => {
+    beforeAll(async () => {
+      await t.db.reset();
+      await t.runtime.roller.stop();
+      await store(t.db.sql, events);
+    });
+
+    it('answers every shape exactly from the queue', async () => {
+      expect(first(await t.db.sql`select count(*)::int as n from headcount_pending`).n).toBe(events.length);
+      for (const shape of SHAPES) await check(shape);
+    });
+
+    it('answers every shape exactly once the roller moved everything, and the same while half is moved', async () => {
+      const moved = first(await t.db.sql<{ n: number }[]>`select headcount_roll_up(1500) as n`).n;
+      expect(moved).toBe(1500);
+      for (const shape of SHAPES) await check(shape, `half moved: ${JSON.stringify(shape)}`);
+      await t.runtime.roller.pass();
+      expect(first(await t.db.sql`select count(*)::int as n from headcount_pending`).n).toBe(0);
+      for (const shape of SHAPES) await check(shape, `all moved: ${JSON.stringify(shape)}`);
+    });
+
+    it('reads a declared combination and a declared property from their rollups, from the first day after the declaration', async () => {
+      // Declared 20 days ago (as if): their rows count for every day of the data. Every
+      // event of shop2 is stored after that; some are moved, some still queued.
+      await t.db.sql`insert into headcount_rollups (site, dims, since) values
+        ('shop2', 'country,device', now() - interval '20 days'), ('shop2', 'props.plan', now() - interval '20 days')`;
+      const other = generate('shop2', 1500, daysAgo(13), daysAgo(2), 11);
+      await store(t.db.sql, other);
+      await t.runtime.roller.pass();
+      const more = generate('shop2', 500, daysAgo(13), daysAgo(2), 12);
+      await store(t.db.sql, more);
+      await t.db.sql`select headcount_roll_up(250)`;
+      const shapes: Shape[] = [
+        { from: firstDay, to: lastDay, granularity: 'day', timezone: 'Asia/Kathmandu', group_by: 'country,device' },
+        { from: firstDay, to: lastDay, granularity: 'total', timezone: 'UTC', filter: ['country==DE'], group_by: 'device' },
+        { from: firstDay, to: lastDay, granularity: 'total', timezone: 'UTC', group_by: 'props.plan', filter: ['kind==signup'] },
+      ];
+      const all = [...other, ...more];
+      for (const shape of shapes) {
+        const res = await t.http.get('/v1/stats').query({ ...shape, site: 'shop2', limit: 1000 });
+        expect(res.status).toBe(200);
+        expect(byGroup(answered(res.body.data as Row[], shape)), JSON.stringify(shape)).toEqual(
+          byGroup(expected(all, 'shop2', shape)),
+        );
+      }
+      // The rollup rows are there: these shapes were not answered from raw events alone.
+      const rows = await t.db.sql<{ dims: string }[]>`select distinct dims from dimensions_daily where site = 'shop2' order by 1`;
+      expect(rows.map((r) => r.dims)).toEqual(expect.arrayContaining(['country,device', 'props.plan']));
+    });
+
+    it('stops rolling up a day past the value cap, deletes what it held, and answers it from raw events', async () => {
+      await t.db.sql`update headcount_settings set rollup_max_values = 8`;
+      try {
+        const day = daysAgo(5);
+        const many: Event[] = Array.from({ length: 40 }, (_, i) => ({
+          timeMs: day + i * 7 * MINUTE_MS,
+          site: 'capped',
+          kind: 'pageview',
+          user: `c${i % 17}`,
+          page: '/',
+          dims: { country: 'DE', utm_campaign: `order-${i % 20}` },
+          props: {},
+        }));
+        await store(t.db.sql, many);
+        await t.runtime.roller.pass();
+        const days = await t.db.sql<{ dims: string; overflowed: boolean }[]>`
+          select dims, overflowed from headcount_rollup_days where site = 'capped' and dims in ('utm_campaign', 'country') order by 1`;
+        expect(days).toEqual([
+          { dims: 'country', overflowed: false },
+          { dims: 'utm_campaign', overflowed: true },
+        ]);
+        expect(
+          first(await t.db.sql`select count(*)::int as n from dimensions_daily where site = 'capped' and dims = 'utm_campaign'`)
+            .n,
+        ).toBe(0);
+        const shape: Shape = {
+          from: isoDate(day),
+          to: isoDate(day + DAY_MS),
+          granularity: 'total',
+          timezone: 'UTC',
+          group_by: 'utm_campaign',
+        };
+        const res = await t.http.get('/v1/stats').query({ ...shape, site: 'capped', limit: 1000 });
+        expect(res.status).toBe(200);
+        expect(byGroup(answered(res.body.data as Row[], shape))).toEqual(byGroup(expected(many, 'capped', shape)));
+        expect(res.body.data).toHaveLength(20);
+      } finally {
+        await t.db.sql`update headcount_settings set rollup_max_values = 5000`;
+      }
+    });
+  });
+
+  describe('with the roller running', () => {
+    beforeAll(async () => {
+      await t.db.reset();
+      t.runtime.roller.start();
+    });
+
+    it('counts a just-acknowledged event in the very next grouped and filtered answer, batch after batch', async () => {
+      const all: Event[] = [];
+      const shape: Shape = {
+        from: firstDay,
+        to: isoDate(daysAgo(-1)),
+        granularity: 'total',
+        timezone: 'Asia/Kathmandu',
+        group_by: 'country',
+      };
+      for (let round = 0; round < 15; round++) {
+        const batch = generate(site, 40, daysAgo(12), Date.now() - MINUTE_MS, 100 + round);
+        await store(t.db.sql, batch);
+        all.push(...batch);
+        const res = await stats({ ...shape, limit: 1000 });
+        expect(res.status).toBe(200);
+        expect(byGroup(answered(res.body.data as Row[], shape)), `round ${round}`).toEqual(byGroup(expected(all, site, shape)));
+      }
+    });
+
+    it('compares with the previous period: the same buckets and groups, one period earlier', async () => {
+      const shape = {
+        from: addDays(firstDay, 5),
+        to: lastDay,
+        granularity: 'day',
+        timezone: 'UTC',
+        group_by: 'device',
+        compare: 'previous_period',
+      };
+      const res = await stats({ ...shape, limit: 1000 });
+      expect(res.status).toBe(200);
+      const len = (Date.parse(lastDay) - Date.parse(addDays(firstDay, 5))) / DAY_MS;
+      expect(res.body.meta.previous).toEqual({
+        from: `${addDays(firstDay, 5 - len)}T00:00:00+00:00`,
+        to: `${addDays(firstDay, 5)}T00:00:00+00:00`,
+      });
+      const all = (
+        await t.db.sql<{ t: string; u: string; device: string | null; kind: string }[]>`
+        select (extract(epoch from time) * 1000)::int8::text as t, user_id as u, device, kind from events where site = ${site}`
+      ).map((r): Event => ({
+        timeMs: Number(r.t),
+        site,
+        kind: r.kind,
+        user: r.u,
+        page: '/',
+        dims: r.device ? { device: r.device } : {},
+        props: {},
+      }));
+      const current = expected(all, site, shape as Shape);
+      const previous = expected(all, site, { ...(shape as Shape), from: addDays(firstDay, 5 - len), to: addDays(firstDay, 5) });
+      for (const row of res.body.data as (Row & { previous: { users: number; events: number } })[]) {
+        const n = Math.round((Date.parse(row.bucket) - Date.parse(addDays(firstDay, 5))) / DAY_MS);
+        const group = JSON.stringify([row.device]);
+        expect({ users: row.users, events: row.events }).toEqual(
+          current.find((a) => JSON.stringify(a.group) === group)?.perBucket[n] ?? { users: 0, events: 0 },
+        );
+        expect(row.previous).toEqual(
+          previous.find((a) => JSON.stringify(a.group) === group)?.perBucket[n] ?? { users: 0, events: 0 },
+        );
+      }
+    });
+  });
+
+  describe('before the raw retention', () => {
+    it('answers UTC days from day sketches, and refuses what needs raw events there', async () => {
+      await t.db.reset();
+      const day = daysAgo(100);
+      const old = generate('old', 300, day, day + DAY_MS, 21);
+      await store(t.db.sql, old);
+      await t.runtime.roller.pass();
+      const shape: Shape = {
+        from: isoDate(day),
+        to: isoDate(day + DAY_MS),
+        granularity: 'total',
+        timezone: 'UTC',
+        group_by: 'country',
+      };
+      const res = await t.http.get('/v1/stats').query({ ...shape, site: 'old', limit: 1000 });
+      expect(res.status).toBe(200);
+      expect(byGroup(answered(res.body.data as Row[], shape))).toEqual(byGroup(expected(old, 'old', shape)));
+
+      const zoned = await t.http.get('/v1/stats').query({ ...shape, site: 'old', timezone: 'Asia/Kolkata' });
+      expect(zoned.status).toBe(400);
+      expect(zoned.body.error.message).toMatch(/raw retention/);
+      const raw = await t.http.get('/v1/stats').query({ ...shape, site: 'old', group_by: 'country,device' });
+      expect(raw.status).toBe(400);
+      expect(raw.body.error.message).toMatch(/no rollup holds country and device/);
+    });
+  });
+
+  it('refuses bad filters and groups with 400 naming the parameter', async () => {
+    const base = { from: firstDay, to: lastDay };
+    for (const [query, parameter, message] of [
+      [{ filter: 'country=DE' }, 'filter', /is not <dimension><op><values>/],
+      [{ filter: 'colour==red' }, 'filter', /colour is not a dimension/],
+      [{ filter: 'page^=' }, 'filter', /needs a non-empty value/],
+      [{ group_by: 'country,device,os' }, 'group_by', /one dimension or two/],
+      [{ group_by: 'country,country' }, 'group_by', /one dimension or two/],
+      [{ group_by: 'props.Plan' }, 'group_by', /is not a dimension/],
+      [{ compare: 'last_year' }, 'compare', /previous_period/],
+    ] as const) {
+      const res = await stats({ ...base, ...query });
+      expect(res.status, JSON.stringify(query)).toBe(400);
+      expect(res.body.error.details).toContainEqual({ parameter, message: expect.stringMatching(message) });
+    }
+  });
+
+  it('refuses a raw scan past STATS_MAX_RAW_ROWS with 400 too_expensive saying what to ask instead', async () => {
+    await t.db.reset();
+    await store(t.db.sql, generate(site, 200, daysAgo(4), daysAgo(3), 5));
+    const [row] = await t.db.sql<{ message: string }[]>`
+      select headcount_stats(${site}, ${new Date(daysAgo(4)).toISOString()}::timestamptz, ${new Date(daysAgo(3)).toISOString()}::timestamptz,
+                             group_by => 'country,device', max_raw_rows => 100)::text as message
+    `.catch((err: Error) => [{ message: err.message }]);
+    expect(row!.message).toMatch(/reads about 200 raw events \(at most 100 per request\): no rollup holds country and device/);
+    // A rollup with more values over the range than that is refused the same way.
+    await t.runtime.roller.pass();
+    const [rolled] = await t.db.sql<{ message: string }[]>`
+      select headcount_stats(${site}, ${new Date(daysAgo(4)).toISOString()}::timestamptz, ${new Date(daysAgo(3)).toISOString()}::timestamptz,
+                             group_by => 'referrer', max_raw_rows => 3)::text as message
+    `.catch((err: Error) => [{ message: err.message }]);
+    expect(rolled!.message).toMatch(/reads about \d+ rollup rows of referrer \(at most 3 per request\)/);
+  });
+});
