@@ -5,6 +5,12 @@ import { daysAgo, isoDate } from '../helpers/time.js';
 import { addDays, localDate, localLabel, localMidnight } from '../helpers/zones.js';
 
 const MINUTE_MS = 60_000;
+interface Row {
+  bucket: string;
+  users: number;
+  events: number;
+}
+const rows = (res: { body: unknown }): Row[] => (res.body as { data: Row[] }).data;
 const floorMinute = (ms: number): number => Math.floor(ms / MINUTE_MS) * MINUTE_MS;
 
 describeEachMode('GET /v1/stats: times', (mode) => {
@@ -53,7 +59,7 @@ describeEachMode('GET /v1/stats: times', (mode) => {
         const res = await stats({ site: 'shop', from: f!, to: to!, granularity: 'minute' });
         expect(res.status, `${f} ${to}`).toBe(200);
         expect(res.body.meta).toMatchObject({ from: localLabel(T, 'UTC'), to: localLabel(T + 5 * MINUTE_MS, 'UTC') });
-        expect(res.body.data.map((r: { users: number }) => r.users)).toEqual([1, 0, 0, 0, 1]);
+        expect(rows(res).map((r) => r.users)).toEqual([1, 0, 0, 0, 1]);
       }
       const kolkata = await stats({ site: 'shop', from: iso(T + 45_000), to: toKolkata, timezone: 'Asia/Kolkata' });
       expect(kolkata.body.meta).toMatchObject({ from: `${isoDate(T)}T15:30:00+05:30`, to: `${isoDate(T)}T15:35:00+05:30` });
@@ -86,10 +92,8 @@ describeEachMode('GET /v1/stats: times', (mode) => {
       const { value: res, nowMs } = await withinOneMinute(() => stats({ site: 'shop', period: '5m', granularity: 'minute' }));
       const end = floorMinute(nowMs) + MINUTE_MS;
       expect(res.body.meta).toMatchObject({ from: localLabel(end - 5 * MINUTE_MS, 'UTC'), to: localLabel(end, 'UTC') });
-      expect(res.body.data.map((r: { bucket: string }) => r.bucket)).toEqual(
-        [5, 4, 3, 2, 1].map((n) => localLabel(end - n * MINUTE_MS, 'UTC')),
-      );
-      expect(res.body.data.reduce((sum: number, r: { events: number }) => sum + r.events, 0)).toBe(1);
+      expect(rows(res).map((r) => r.bucket)).toEqual([5, 4, 3, 2, 1].map((n) => localLabel(end - n * MINUTE_MS, 'UTC')));
+      expect(rows(res).reduce((sum, r) => sum + r.events, 0)).toBe(1);
     });
 
     it('30m, 24h, 7d and 30d: N units back from the next whole minute, in any zone', async () => {
@@ -145,7 +149,7 @@ describeEachMode('GET /v1/stats: times', (mode) => {
       expect(res.status).toBe(200);
       const month = new Date(nowMs);
       const starts = Array.from({ length: 12 }, (_, i) => Date.UTC(month.getUTCFullYear(), month.getUTCMonth() - 11 + i, 1));
-      expect(res.body.data.map((r: { bucket: string }) => r.bucket)).toEqual(starts.map((ms) => localLabel(ms, 'UTC')));
+      expect(rows(res).map((r) => r.bucket)).toEqual(starts.map((ms) => localLabel(ms, 'UTC')));
     });
 
     it("is read in the site's time zone when the request names none", async () => {
