@@ -3,7 +3,7 @@ import { createSql } from '../../src/db/client.js';
 import { createKey } from '../../src/v1/auth/keys.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { describeEachMode } from '../helpers/db.js';
-import { daysAgo, isoDate } from '../helpers/time.js';
+import { daysAgo, eventually, isoDate } from '../helpers/time.js';
 
 /** The roller's advisory lock (sql/common/headcount_roll_up.sql): held, nothing is rolled up. */
 const ROLLER_LOCK = 1751937123;
@@ -136,6 +136,8 @@ describeEachMode('/v1/sites', (mode) => {
       expect(other.body).toEqual(none.body);
       expect((await t.http.get('/v1/sites/blog').set(as('blogRead'))).body).toEqual(site('blog'));
       expect((await t.http.get('/v1/sites/Not_A_Site').set(as('admin'))).status).toBe(400);
+      const unknown = await t.http.get('/v1/sites?site=shop').set(as('admin'));
+      expect(unknown.body.error.details).toEqual([{ parameter: 'query', message: 'unknown parameter site' }]);
     });
   });
 
@@ -275,6 +277,39 @@ describeEachMode('/v1/sites', (mode) => {
       expect((await patch('shop', { props: [], combinations: [] })).body).toMatchObject({ props: [], combinations: [] });
       expect(await rollups('shop')).toEqual([]);
       expect((await rollups('blog')).map((r) => r.dims)).toEqual(['props.plan']);
+    });
+
+    it('changes declarations between two passes of the roller: waits for the one in progress, 503 past lock_timeout', async () => {
+      await post({ site: 'shop' });
+      const holder = createSql(t.db.url, { max: 1 });
+      try {
+        // A pass in progress holds this lock for its transaction.
+        await holder`select pg_advisory_lock(${ROLLER_LOCK})`;
+        const waitingForLock = async () =>
+          (
+            await t.db.sql<{ n: number }[]>`
+              select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and wait_event = 'advisory'
+            `
+          )[0]!.n > 0;
+        let settled = false;
+        const patching = patch('shop', { props: ['plan'] }).then((res) => {
+          settled = true;
+          return res;
+        });
+        expect((await eventually(waitingForLock, true, 5000)).value).toBe(true);
+        expect(settled).toBe(false);
+        await holder`select pg_advisory_unlock(${ROLLER_LOCK})`;
+        expect((await patching).body).toMatchObject({ props: ['plan'] });
+
+        // Held past lock_timeout (DATABASE_TIMEOUT_MS): a retriable 503, and nothing changed.
+        await holder`select pg_advisory_lock(${ROLLER_LOCK})`;
+        const late = await patch('shop', { props: ['tier'] });
+        expect(late.status).toBe(503);
+        expect(late.headers['retry-after']).toBeDefined();
+      } finally {
+        await holder.end();
+      }
+      expect((await rollups('shop')).map((r) => r.dims)).toEqual(['props.plan']);
     });
 
     it('refuses bad settings with 400 naming the field, changing nothing', async () => {

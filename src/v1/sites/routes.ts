@@ -3,12 +3,12 @@ import type Koa from 'koa';
 import type { Sql } from '../../db/client.js';
 import { type BodyLimits, readJsonBody } from '../../http/body.js';
 import { badRequest, HttpError } from '../../http/errors.js';
-import { parseWith } from '../../http/validate.js';
+import { parseWith, queryOf } from '../../http/validate.js';
 import type { Principal } from '../auth/keys.js';
 import { type AuthDeps, requireKey, siteFor } from '../auth/middleware.js';
 import { knowsEverySite, unknownSite } from './known.js';
 import { type Change, emptySite, readSites, saveSite, SettingError } from './queries.js';
-import { NewSite, SitePath, SiteSettings } from './schemas.js';
+import { NewSite, NoQuery, SitePath, SiteSettings } from './schemas.js';
 
 /**
  * /v1/sites: the sites a key may read, with their first and last event and event count
@@ -17,6 +17,7 @@ import { NewSite, SitePath, SiteSettings } from './schemas.js';
  */
 export function registerSites(router: Router, deps: { sql: Sql; site: string; auth: AuthDeps; bodies: BodyLimits }): void {
   router.get('/v1/sites', requireKey('read', deps.auth), async (ctx) => {
+    parseWith(NoQuery, queryOf(ctx), 'query');
     const bound = (ctx.state.principal as Principal | undefined)?.site ?? null;
     // A key bound to a site may read that one, events or not (as GET /v1/stats answers it zeros).
     const sites = await readSites(deps.sql, bound);
@@ -24,6 +25,7 @@ export function registerSites(router: Router, deps: { sql: Sql; site: string; au
   });
 
   router.get('/v1/sites/:site', requireKey('read', deps.auth), async (ctx) => {
+    parseWith(NoQuery, queryOf(ctx), 'query');
     const site = siteFor(ctx, parseWith(SitePath, ctx.params, 'query').site, deps.site);
     const [found] = await readSites(deps.sql, site);
     if (!found && knowsEverySite(ctx)) throw unknownSite(site);

@@ -94,6 +94,12 @@ export const NewSite = z
   .meta({ id: 'NewSite' });
 export type NewSite = z.infer<typeof NewSite>;
 
+/** The GET routes take no query parameters: one given is refused rather than ignored. */
+export const NoQuery = z.strictObject(
+  {},
+  { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown parameter ${issue.keys.join(', ')}` : undefined) },
+);
+
 export const SitePath = z.object({ site: z.string().regex(SITE_PATTERN, SITE_RULE).meta({ example: 'shop' }) });
 
 export const Site = z
