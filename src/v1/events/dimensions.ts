@@ -32,7 +32,14 @@ export function textProblem(text: string): string | undefined {
     ? `must not contain control characters (U+0000–U+001F, U+007F–U+009F): it holds ${code}`
     : `must be valid Unicode: it holds a lone surrogate (${code})`;
 }
+// eslint-disable-next-line no-control-regex -- finding control characters is its purpose
 const UNSTORABLE = /[\u0000-\u001f\u007f-\u009f]|\p{Cs}/u;
+
+/**
+ * Whether `text` has more than `max` characters: Unicode code points, as PostgreSQL and
+ * zod's max() count them (a UTF-16 pair is one). Counted only when its units exceed max.
+ */
+const longerThan = (text: string, max: number): boolean => text.length > max && [...text].length > max;
 
 /** A refinement of a text field: textProblem as its issue. */
 const storable = (text: string, ctx: z.RefinementCtx): void => {
@@ -172,7 +179,7 @@ export const Props = z
       if (!PROP_NAME_PATTERN.test(name)) return issue(ctx, PROP_NAME_RULE, 'invalid_format', at);
       const v = record[name];
       if (typeof v !== 'string') return issue(ctx, 'must be a string', 'invalid_type', at);
-      if (v.length > PROP_VALUE_MAX_CHARS) {
+      if (longerThan(v, PROP_VALUE_MAX_CHARS)) {
         return issue(ctx, `must be at most ${PROP_VALUE_MAX_CHARS} characters`, 'out_of_range', at);
       }
       const problem = textProblem(v);

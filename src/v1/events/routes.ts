@@ -64,7 +64,8 @@ export function registerEvents(
     const rows: EventRow[] = [];
     const rejected: Rejection[] = [];
     batch.events.forEach((raw, index) => {
-      const parsed = V1Event.safeParse(raw);
+      // reportInput: a wrong type is told from a missing field by its input (rejectionOf).
+      const parsed = V1Event.safeParse(raw, { reportInput: true });
       if (!parsed.success) {
         rejected.push(rejectionOf(index, parsed.error.issues));
         return;
