@@ -5,8 +5,7 @@ import { type AuthDeps, requireKey, siteFor } from '../auth/middleware.js';
 import { badRequest, HttpError } from '../../http/errors.js';
 import { parseWith } from '../../http/validate.js';
 import type { EventRow, GroupCommitWriter } from '../../ingest/writer.js';
-import { type EventDimensions, STANDARD_DIMENSIONS } from '../../dimensions.js';
-import { EventsBody, MAX_BODY_BYTES, MAX_EVENTS, type Rejection, rejectionOf, V1Event } from './schemas.js';
+import { CheckedEvent, EventsBody, MAX_BODY_BYTES, MAX_EVENTS, type Rejection, rejectionOf } from './schemas.js';
 
 /** The events of a body not yet validated: 0 if it has no array of them. */
 const eventCount = (body: unknown): number => {
@@ -16,17 +15,6 @@ const eventCount = (body: unknown): number => {
 
 const tooManyEvents = (events: number, max: number): HttpError =>
   new HttpError(413, 'too_many_events', `a request may carry at most ${max} events, not ${events}; split it`);
-
-/** The dimensions of a valid event; undefined when it has none (the insert then sends none). */
-function dimensionsOf(e: V1Event): EventDimensions | undefined {
-  let dims: EventDimensions | undefined;
-  for (const name of STANDARD_DIMENSIONS) {
-    const value = e[name];
-    if (value) (dims ??= {})[name] = value;
-  }
-  if (e.props !== undefined) (dims ??= {}).props = e.props;
-  return dims;
-}
 
 /**
  * POST /v1/events: a batch of events, each checked on its own. The valid ones commit
@@ -64,13 +52,12 @@ export function registerEvents(
     const rows: EventRow[] = [];
     const rejected: Rejection[] = [];
     batch.events.forEach((raw, index) => {
-      // reportInput: a wrong type is told from a missing field by its input (rejectionOf).
-      const parsed = V1Event.safeParse(raw, { reportInput: true });
+      const parsed = CheckedEvent.safeParse(raw);
       if (!parsed.success) {
-        rejected.push(rejectionOf(index, parsed.error.issues));
+        rejected.push(rejectionOf(index, parsed.error.issues, raw));
         return;
       }
-      const e = parsed.data;
+      const { event: e, dimensions } = parsed.data;
       rows.push({
         site: siteFor(ctx, e.site, deps.site),
         timeMs: e.time ?? now,
@@ -79,7 +66,7 @@ export function registerEvents(
         page: e.page ?? '',
         weight: e.weight ?? 1,
         id: e.id ?? undefined,
-        dimensions: dimensionsOf(e),
+        dimensions,
       });
     });
     if (rows.length === 0) {

@@ -3,7 +3,7 @@ import { eventTimeProblem, parseIsoTimestamp, timeWindowProblem } from '../../ti
 import { hasNul, NUL_MESSAGE } from '../../http/params.js';
 import { SITE_PATTERN, SITE_RULE } from '../../site.js';
 import { KIND_PATTERN, KIND_RULE, PAGE_MAX_CHARS } from '../params.js';
-import { DIMENSION_FIELDS, Props } from './dimensions.js';
+import { DIMENSION_FIELDS, parseDimensions, PROPS_FIELD } from './dimensions.js';
 
 export const MAX_EVENTS = 10_000;
 export const MAX_BODY_BYTES = 5 * 1024 * 1024;
@@ -103,12 +103,15 @@ export const V1Event = z
           example: '0f8b8c1e-5d1a-4d8e-9a57-1d2b3c4d5e6f',
         }),
       ...DIMENSION_FIELDS,
-      props: Props,
+      props: PROPS_FIELD,
     },
     { error: (i) => (i.code === 'invalid_type' ? 'must be a JSON object' : undefined) },
   )
   .meta({ id: 'Event' });
 export type V1Event = z.infer<typeof V1Event>;
+
+/** What the route parses an event with: V1Event, then its dimensions and props checked and normalized. */
+export const CheckedEvent = V1Event.transform((event, ctx) => ({ event, dimensions: parseDimensions(event, ctx) }));
 
 /** The body's shape; each event is checked on its own (V1Event). */
 export const EventsBody = z
@@ -149,8 +152,8 @@ export const EventsResponse = z
   .meta({ id: 'EventsResponse' });
 export type EventsResponse = z.infer<typeof EventsResponse>;
 
-/** Why one event was refused, from its first zod issue. */
-export function rejectionOf(index: number, issues: z.core.$ZodIssue[]): Rejection {
+/** Why one event was refused, from its first zod issue; `event` as sent tells a missing field from one of the wrong type. */
+export function rejectionOf(index: number, issues: z.core.$ZodIssue[], event: unknown): Rejection {
   const issue = issues[0]!;
   // A property's issue is at ['props', name]: its field is props.<name>.
   const field = typeof issue.path[0] === 'string' ? issue.path.join('.') : null;
@@ -163,7 +166,7 @@ export function rejectionOf(index: number, issues: z.core.$ZodIssue[]): Rejectio
   const code =
     custom ??
     (issue.code === 'invalid_type'
-      ? issue.input === undefined
+      ? (event as Record<string, unknown>)[issue.path[0] as string] === undefined
         ? 'missing'
         : 'invalid_type'
       : issue.code === 'too_small' || issue.code === 'too_big'
