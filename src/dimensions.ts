@@ -28,6 +28,8 @@ export const PROP_VALUE_MAX_CHARS = 500;
 
 /**
  * The dimensions of one event as stored: each absent one undefined (a null column), the
- * others normalized; `props` as the JSON text of its object (what the insert sends).
+ * others normalized; `props` an object of string values, never empty.
  */
-export type EventDimensions = { [D in StandardDimension]?: string | undefined } & { props?: string | undefined };
+export type EventDimensions = { [D in StandardDimension]?: string | undefined } & {
+  props?: Record<string, string> | undefined;
+};

@@ -260,7 +260,7 @@ describeEachMode('POST /v1/events: dimensions and props', (mode) => {
     // One statement for rows with and without dimensions, as a flush of both makes it.
     await insertEvents(t.db.sql, [
       { site: 'mixed', timeMs: at, kind: 'collect', userId: 'plain', page: '', weight: 1 },
-      { site: 'mixed', timeMs: at, kind: 'view', userId: 'rich', page: '', weight: 1, dimensions: { country: 'PL', props: '{"a":"b"}' } },
+      { site: 'mixed', timeMs: at, kind: 'view', userId: 'rich', page: '', weight: 1, dimensions: { country: 'PL', props: { a: 'b' } } },
       { site: 'mixed', timeMs: at, kind: 'collect', userId: 'plain2', page: '', weight: 1, id: 'x' },
     ]);
     expect(await stored(t, t.db.sql`site = 'mixed'`)).toEqual([

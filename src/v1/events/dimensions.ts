@@ -172,17 +172,16 @@ export function parseDimensions(event: Record<string, unknown>, ctx: z.Refinemen
     if (stored === undefined) return issue(ctx, r.rule ?? 'is invalid', 'invalid_format', [name]);
     (dims ??= {})[name] = stored;
   }
-  const props = event.props === undefined ? undefined : propsJson(event.props, ctx);
+  const props = event.props === undefined ? undefined : propsOf(event.props, ctx);
   if (props !== undefined) (dims ??= {}).props = props;
   return dims;
 }
 
 /**
- * `props` as the JSON text the insert sends (undefined: absent), or an issue. A property
- * whose value is "" is absent, as an empty dimension is; an object left without
- * properties is no props at all.
+ * `props` as stored (undefined: absent), or an issue. A property whose value is "" is
+ * absent, as an empty dimension is; an object left without properties is no props at all.
  */
-function propsJson(value: unknown, ctx: z.RefinementCtx): string | undefined {
+function propsOf(value: unknown, ctx: z.RefinementCtx): Record<string, string> | undefined {
   if (value === null) return undefined;
   if (typeof value !== 'object' || Array.isArray(value)) {
     return issue(ctx, 'must be an object of string values', 'invalid_type', ['props']);
@@ -203,10 +202,10 @@ function propsJson(value: unknown, ctx: z.RefinementCtx): string | undefined {
     if (v === '') empty++;
   }
   if (count === empty) return undefined;
-  if (empty === 0) return JSON.stringify(record);
+  if (empty === 0) return record as Record<string, string>;
   const kept: Record<string, string> = {};
   for (const name in record) if (record[name] !== '') kept[name] = record[name] as string;
-  return JSON.stringify(kept);
+  return kept;
 }
 
 /** `props`, for zod: known and documented, checked by parseDimensions. */
