@@ -223,6 +223,10 @@ describeEachMode('POST /v1/events: dimensions and props', (mode) => {
       [{ page: '/a\u0000' }, 'invalid_value', 'page', /^page must not contain NUL/],
       [{ page: '/\udfff' }, 'invalid_value', 'page', /lone surrogate/],
       [{ region: 'Bavaria' }, 'unknown_field', 'region', /^region is not a field of an event$/],
+      // A field of the wrong type is not a missing one.
+      [{ user: 42 }, 'invalid_type', 'user', /^user must be a string$/],
+      [{ page: 5 }, 'invalid_type', 'page', /^page must be a string$/],
+      [{ user: undefined }, 'missing', 'user', /^user is required$/],
     ];
     const good = { user: 'good', kind: 'view', time: iso(at), ...EVERY_FIELD };
     const res = await send([good, ...bad.map(([fields]) => ({ user: 'bad', kind: 'view', time: iso(at), ...fields }))]);
