@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Sql } from '../../src/db/client.js';
 import { DAY_MS, HOUR_MS } from '../../src/time.js';
-import { useTestApp } from '../helpers/app.js';
+import { startTestApp, useTestApp } from '../helpers/app.js';
 import { describeEachMode, first } from '../helpers/db.js';
 import { daysAgo, isoDate } from '../helpers/time.js';
 import { addDays, localMidnight } from '../helpers/zones.js';
@@ -421,6 +421,61 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
         expect(row.previous).toEqual(
           previous.find((a) => JSON.stringify(a.group) === group)?.perBucket[n] ?? { users: 0, events: 0 },
         );
+      }
+    });
+  });
+
+  describe('through POST /v1/events, on two instances', () => {
+    it('counts what one instance acknowledged in the very next answer of the other, for every filter and group', async () => {
+      await t.db.reset();
+      const other = await startTestApp(mode, {}, t.db);
+      try {
+        const all: Event[] = [];
+        const shapes: Shape[] = [
+          { from: firstDay, to: isoDate(daysAgo(-1)), granularity: 'day', timezone: 'Asia/Kathmandu', group_by: 'country' },
+          {
+            from: firstDay,
+            to: isoDate(daysAgo(-1)),
+            granularity: 'total',
+            timezone: 'UTC',
+            filter: ['device==mobile'],
+            group_by: 'props.plan',
+          },
+          {
+            from: firstDay,
+            to: isoDate(daysAgo(-1)),
+            granularity: 'total',
+            timezone: 'UTC',
+            filter: ['referrer==', 'kind==pageview'],
+            group_by: 'browser',
+          },
+        ];
+        for (let round = 0; round < 8; round++) {
+          // Back-dated days and the current minute, every dimension now and then.
+          const batch = generate(site, 30, daysAgo(12), Date.now() - MINUTE_MS, 200 + round);
+          const res = await t.http.post('/v1/events').send({
+            events: batch.map((e) => ({
+              site,
+              kind: e.kind,
+              user: e.user,
+              page: e.page,
+              time: new Date(e.timeMs).toISOString(),
+              ...e.dims,
+              ...(Object.keys(e.props).length > 0 ? { props: e.props } : {}),
+            })),
+          });
+          expect(res.body).toMatchObject({ accepted: batch.length, rejected: [] });
+          all.push(...batch);
+          for (const shape of shapes) {
+            const read = await other.http.get('/v1/stats').query({ ...shape, site, limit: 1000 });
+            expect(read.status).toBe(200);
+            expect(byGroup(answered(read.body.data as Row[], shape)), `round ${round}: ${JSON.stringify(shape)}`).toEqual(
+              byGroup(expected(all, site, shape)),
+            );
+          }
+        }
+      } finally {
+        await other.close();
       }
     });
   });
