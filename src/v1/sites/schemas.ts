@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PROP_NAME_PATTERN, PROP_NAME_RULE, STANDARD_DIMENSIONS } from '../../dimensions.js';
 import { SITE_PATTERN, SITE_RULE } from '../../site.js';
 import { timezoneField } from '../params.js';
 
@@ -6,25 +7,11 @@ import { timezoneField } from '../params.js';
 export const MAX_PROPS = 10;
 export const MAX_COMBINATIONS = 10;
 
-export const PROP_NAME_PATTERN = /^[a-z][a-z0-9_.]{0,63}$/;
-const PROP_NAME_RULE = 'must be a property name: a lowercase letter, then lowercase letters, digits, "_" or ".", at most 64';
-
-/** The dimensions a declared combination may join (not page or kind: those are rolled up with every event). */
-export const COMBINABLE = [
-  'referrer',
-  'utm_source',
-  'utm_medium',
-  'utm_campaign',
-  'utm_content',
-  'utm_term',
-  'country',
-  'device',
-  'browser',
-  'os',
-] as const;
+/** The dimensions a declared combination may join: the standard ones and props.<name> (not page or kind, which every rollup row carries). */
+const COMBINABLE: readonly string[] = STANDARD_DIMENSIONS;
 
 const isDimension = (name: string): boolean =>
-  (COMBINABLE as readonly string[]).includes(name) || (name.startsWith('props.') && PROP_NAME_PATTERN.test(name.slice(6)));
+  COMBINABLE.includes(name) || (name.startsWith('props.') && PROP_NAME_PATTERN.test(name.slice(6)));
 
 /**
  * The `dims` of a declared combination in headcount_rollups (and in the rollup rows): its
