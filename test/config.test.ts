@@ -144,7 +144,7 @@ describe('configuration', () => {
 
   it('bounds /v1 reads: stats and exports at once, stats answer sizes, slow exports', () => {
     expect(loadConfig({}).reads).toEqual({
-      stats: { maxConcurrent: 4, maxConcurrentPerKey: 4, maxRows: 100_000, heavyRows: 10_000 },
+      stats: { maxConcurrent: 4, maxConcurrentPerKey: 4, maxRows: 100_000, heavyRows: 10_000, maxRawRows: 2_000_000 },
       export: {
         maxConcurrent: 2,
         maxConcurrentPerKey: 1,

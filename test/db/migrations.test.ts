@@ -89,7 +89,30 @@ describeEachMode('migrations', (mode) => {
       'weight integer',
       'site text',
       'id text',
+      ...[
+        'referrer',
+        'utm_source',
+        'utm_medium',
+        'utm_campaign',
+        'utm_content',
+        'utm_term',
+        'country',
+        'device',
+        'browser',
+        'os',
+      ].map((d) => `${d} text`),
+      'props jsonb',
     ]);
+    const rollup = [
+      'site text',
+      'dims text',
+      'bucket timestamp with time zone',
+      'kind text',
+      'vals text[]',
+      'events bigint',
+      'users hll',
+    ];
+    for (const relation of ['dimensions_hourly', 'dimensions_daily']) expect(await columns(db.sql, relation)).toEqual(rollup);
     for (const relation of ['events_minutely', 'events_hourly', 'events_daily']) {
       expect(await columns(db.sql, relation)).toEqual(PER_KEY);
     }
@@ -172,6 +195,8 @@ describeEachMode('migrations', (mode) => {
       const step = async (direction: 'up' | 'down') =>
         migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
+      expect(await step('down')).toEqual(['1796160000000_pending_anonymous_events']);
+      expect(await step('down')).toEqual(['1796140800000_dimensions']);
       expect(await step('down')).toEqual(['1796054400000_sql_objects']);
       // The objects as the migrations before the layer left them: its helper is gone, and
       // the trigger function spells the hll parameters out again.
@@ -201,18 +226,30 @@ describeEachMode('migrations', (mode) => {
       expect(await step('up')).toEqual(['1795795200000_stats_without_jit']);
       expect(await step('up')).toEqual(['1795881600000_utc_days']);
       expect(await step('up')).toEqual(['1796054400000_sql_objects']);
+      expect(await step('up')).toEqual(['1796140800000_dimensions']);
+      expect(await step('up')).toEqual(['1796160000000_pending_anonymous_events']);
       expect(
         first(await scratch.sql`select count(*)::int as n from pg_proc where proname = 'headcount_sketch_parameters'`).n,
       ).toBe(1);
       // JIT compilation cost ~180 ms per 30-day stats call over 60 days of data (bench).
       const [stats] = await scratch.sql`
         select proconfig from pg_proc
-        where oid = 'headcount_stats(text, timestamptz, timestamptz, text, text, text[], text[], text, integer)'::regprocedure
+        where oid = 'headcount_stats(text, timestamptz, timestamptz, text, text, text[], text[], text, integer, text[], text, bigint)'::regprocedure
       `;
       expect(stats?.proconfig).toContain('jit=off');
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
       const [row] = await scratch.sql`select site, events, hll_cardinality(users)::int as users from events_daily`;
       expect(row).toEqual({ site: 'default', events: 1, users: 1 });
+      // The layer is applied again: inserts are queued for the dimension rollups.
+      await scratch.sql`insert into events (time, kind, user_id, country) values (now(), 'collect', 'v', 'DE')`;
+      expect(
+        await scratch.sql`select array_to_json(group_values) as g, users, events
+          from headcount_stats('default', date_trunc('day', now()), date_trunc('day', now()) + interval '1 day', group_by => 'country')
+          order by group_values`,
+      ).toEqual([
+        { g: ['DE'], users: 1, events: 1 },
+        { g: [null], users: 1, events: 1 },
+      ]);
     } finally {
       await scratch.drop();
     }
