@@ -187,8 +187,8 @@ function show(range: Range, series: StatsResponse, total: StatsResponse, kinds: 
     (r) => label(r.bucket, range),
     (tr, r) => (tr.dataset.bucket = r.bucket),
   );
-  fillTable(ui.kinds, kinds.data, (r) => String(r.kind ?? ''));
-  fillTable(ui.pages, pages.data, (r) => (r.page ? String(r.page) : '(no page)'));
+  fillTable(ui.kinds, kinds.data, (r) => (r.kind as string | null) ?? '');
+  fillTable(ui.pages, pages.data, (r) => (r.page as string | null) || '(no page)');
   ui.updated.textContent = `Updated ${new Date().toLocaleTimeString(undefined, { timeZone: range.timeZone, timeZoneName: 'short' })}${range.live ? `; live, every ${pollSeconds} s` : ''}.`;
 }
 
