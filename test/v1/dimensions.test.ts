@@ -118,10 +118,21 @@ const valueOf = (e: Event, dimension: string): string | null => {
   return e.dims[dimension as Standard] ?? null;
 };
 
-/** A filter as the API reads it (values split on | not escaped; \| and \\ unescaped). */
+/** Values separated by |, where \x stands for x (\| and \\ for | and \). */
+function splitValues(text: string): string[] {
+  const values = [''];
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '\\' && i + 1 < text.length) values[values.length - 1] += text[++i];
+    else if (text[i] === '|') values.push('');
+    else values[values.length - 1] += text[i];
+  }
+  return values;
+}
+
+/** A filter as the API reads it. */
 function matches(e: Event, filter: string): boolean {
   const m = /^([a-z][a-z0-9_.]*)(==|!=|\^=|\*=)(.*)$/.exec(filter)!;
-  const values = m[3]!.split(/(?<!\\)\|/).map((v) => v.replaceAll('\\|', '|').replaceAll('\\\\', '\\'));
+  const values = splitValues(m[3]!);
   const v = valueOf(e, m[1]!);
   const isOne = (x: string) => (x === '' ? v === null : v === x);
   switch (m[2]) {
@@ -505,6 +516,13 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
       expect(raw.status).toBe(400);
       expect(raw.body.error.message).toMatch(/no rollup holds country and device/);
     });
+  });
+
+  it('reads \\| and \\\\ in filter values as | and \\, and a value may end in \\', async () => {
+    const filter = 'utm_campaign==a\\|b|c\\\\|d\\\\';
+    expect(splitValues(filter.slice(14))).toEqual(['a|b', 'c\\', 'd\\']);
+    const [row] = await t.db.sql<{ parsed: unknown }[]>`select headcount_parse_filters(array[${filter}]) as parsed`;
+    expect(row!.parsed).toEqual([{ dimension: 'utm_campaign', op: '==', values: ['a|b', 'c\\', 'd\\'] }]);
   });
 
   it('refuses bad filters and groups with 400 naming the parameter', async () => {
