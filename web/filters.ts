@@ -112,4 +112,3 @@ export function withFilter(filters: readonly Filter[], added: Filter): Filter[] 
   const kept = filters.filter((f) => f.dimension !== added.dimension);
   return [...kept, added].slice(-MAX_FILTERS);
 }
-

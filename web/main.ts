@@ -304,7 +304,9 @@ function show(range: Range, series: StatsResponse, total: StatsResponse, tables:
   ui.rangeNote.textContent = range.note ?? '';
   ui.empty.hidden = sum.events > 0;
   ui.empty.textContent =
-    filters.length > 0 ? `No events for site ${site} in this range match the filters.` : `No events for site ${site} in this range yet.`;
+    filters.length > 0
+      ? `No events for site ${site} in this range match the filters.`
+      : `No events for site ${site} in this range yet.`;
 
   ui.totalUsers.textContent = number.format(sum.users);
   ui.totalEvents.textContent = number.format(sum.events);

@@ -67,9 +67,9 @@ interface ShopEvent {
 }
 
 /**
- * Events of the site "shop" with every dimension: `current` within the last 6 days (the
- * "last 7 days" in UTC), `previous` in the 7 days before those (the previous period), where
- * no event has the campaign "launch" and fewer users come.
+ * Events of the site "shop" with every dimension: `current` from 6 days ago at midnight
+ * UTC to now (the "last 7 days" in UTC), `previous` in the 7 days before those (the
+ * previous period), where no event has the campaign "launch" and fewer users come.
  */
 function shopEvents(): { current: ShopEvent[]; previous: ShopEvent[] } {
   const rand = prng(19);
@@ -96,10 +96,10 @@ function shopEvents(): { current: ShopEvent[]; previous: ShopEvent[] } {
   };
   const from = today() - 6 * DAY_MS;
   const current = Array.from({ length: 700 }, () =>
-    make(Date.now() - 60_000 - Math.floor(rand() * 5.9 * DAY_MS), 90, ['launch', 'winter', null, null]),
+    make(from + Math.floor(rand() * (Date.now() - 60_000 - from)), 90, ['launch', 'winter', null, null]),
   );
   const previous = Array.from({ length: 300 }, () =>
-    make(from - HOUR_MS - Math.floor(rand() * 5.9 * DAY_MS), 60, ['winter', null, null]),
+    make(from - 7 * DAY_MS + Math.floor(rand() * (7 * DAY_MS - 1)), 60, ['winter', null, null]),
   );
   return { current, previous };
 }
@@ -445,6 +445,7 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
     };
 
     it('shows every panel with the exact counts of the stored events, and each total against the previous period', async () => {
+      if (!page.url().startsWith(`http://127.0.0.1:${server.port}/`)) await page.goto(`http://127.0.0.1:${server.port}/`);
       await page.evaluate((key) => localStorage.setItem('headcount.readKey', key), shopKey);
       statsOpenMax = 0;
       statsStatuses.length = 0;
@@ -493,7 +494,9 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
 
     it('keeps the filters, the property and the campaign parameter in the URL: a reload restores them', async () => {
       await page.selectOption('#utm', 'utm_source');
-      await page.waitForFunction(() => document.querySelector('#campaigns tbody tr')?.getAttribute('data-filter')?.startsWith('utm_source=='));
+      await page.waitForFunction(() =>
+        document.querySelector('#campaigns tbody tr')?.getAttribute('data-filter')?.startsWith('utm_source=='),
+      );
       await loaded();
       expect(new URL(page.url()).searchParams.get('utm')).toBe('utm_source');
       await page.reload();
