@@ -547,13 +547,25 @@ ui.site.addEventListener('change', changed);
 ui.from.addEventListener('change', () => DATE.test(ui.from.value) && changed());
 ui.to.addEventListener('change', () => DATE.test(ui.to.value) && changed());
 utmSelect.addEventListener('change', changed);
-propInput.addEventListener('change', () => (!propInput.value || propInput.checkValidity()) && changed());
+/** The property shown: Enter and then leaving the field read it once. */
+let shownProp = propInput.value;
+const propChanged = (): void => {
+  if (propInput.value === shownProp || (propInput.value && !propInput.checkValidity())) return;
+  shownProp = propInput.value;
+  changed();
+};
+propInput.addEventListener('change', propChanged);
+propInput.addEventListener('keydown', (event) => event.key === 'Enter' && propChanged());
 // A click anywhere on a panel's row (its button for the keyboard) filters by the row's value.
 byId('breakdowns').addEventListener('click', (event) => {
   const tr = (event.target as Element).closest<HTMLTableRowElement>('tr[data-filter]');
   const filter = tr?.dataset.filter === undefined ? undefined : parseFilter(tr.dataset.filter);
   if (!filter) return;
   setFilters(withFilter(filters, filter));
+  // From the keyboard (a click of no mouse button: detail 0) the row's button is gone with
+  // the old table: the focus goes to the new chip, where its filter can be removed again.
+  if (event.detail === 0)
+    ui.chips.querySelector<HTMLButtonElement>(`li[data-filter="${CSS.escape(formatFilter(filter))}"] button`)?.focus();
 });
 ui.clearFilters.addEventListener('click', () => {
   setFilters([]);

@@ -482,6 +482,8 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
       await page.keyboard.press('Enter');
       await page.waitForSelector('#chips li[data-filter="referrer=="]');
       await loaded();
+      // The focus moved to the new chip's remove button.
+      expect(await page.evaluate(() => document.activeElement?.closest('li')?.dataset.filter)).toBe('referrer==');
       expect(await chips()).toEqual([
         { filter: 'country==DE', text: 'Country is DE' },
         { filter: 'referrer==', text: 'Source is (none)' },
@@ -546,6 +548,14 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
       expect(digits(await page.textContent('#total-events'))).toBe(exactTotal(launch).events);
       expect(await page.textContent('#users-change strong')).toBe('new');
       expect(await page.textContent('#events-change strong')).toBe('new');
+
+      // A property named in the panel: its values, with the filters, and in the URL.
+      await page.fill('#prop', 'plan');
+      await page.press('#prop', 'Enter');
+      await page.waitForSelector('#property tbody tr[data-filter]');
+      await loaded();
+      expect(await panelRows('property')).toEqual(exactRows(launch, 'props.plan'));
+      expect(new URL(page.url()).searchParams.get('prop')).toBe('plan');
       expect(pageErrors).toEqual([]);
     });
   });
