@@ -4,22 +4,6 @@
  * URL in the same words so that a link or a reload restores them.
  */
 
-/** The dimensions /v1/stats groups and filters by, besides `props.<name>`. */
-export const DIMENSIONS = [
-  'kind',
-  'page',
-  'referrer',
-  'utm_source',
-  'utm_medium',
-  'utm_campaign',
-  'utm_content',
-  'utm_term',
-  'country',
-  'device',
-  'browser',
-  'os',
-] as const;
-
 /** A property's name, as events may carry it (`props.<name>`). */
 export const PROP_NAME = /^[a-z][a-z0-9_.]{0,63}$/;
 
@@ -37,8 +21,24 @@ export interface Filter {
 
 const FILTER = /^([a-z][a-z0-9_.]*)(==|!=|\^=|\*=)([\s\S]*)$/;
 
+/** The dimensions /v1/stats groups and filters by (besides `props.<name>`), as the page names them. */
+const LABELS = new Map<string, string>([
+  ['kind', 'Kind'],
+  ['page', 'Page'],
+  ['referrer', 'Source'],
+  ['utm_source', 'UTM source'],
+  ['utm_medium', 'UTM medium'],
+  ['utm_campaign', 'Campaign'],
+  ['utm_content', 'UTM content'],
+  ['utm_term', 'UTM term'],
+  ['country', 'Country'],
+  ['device', 'Device'],
+  ['browser', 'Browser'],
+  ['os', 'OS'],
+]);
+
 export const isDimension = (name: string): boolean =>
-  (DIMENSIONS as readonly string[]).includes(name) || (name.startsWith('props.') && PROP_NAME.test(name.slice(6)));
+  LABELS.has(name) || (name.startsWith('props.') && PROP_NAME.test(name.slice(6)));
 
 /** Values split on `|` not escaped, with `\|` and `\\` read as `|` and `\`. */
 function splitValues(text: string): string[] {
@@ -77,23 +77,8 @@ export const rowFilter = (dimension: string, value: string | null): Filter => ({
   values: [value ?? ''],
 });
 
-const LABELS: Record<string, string> = {
-  kind: 'Kind',
-  page: 'Page',
-  referrer: 'Source',
-  utm_source: 'UTM source',
-  utm_medium: 'UTM medium',
-  utm_campaign: 'Campaign',
-  utm_content: 'UTM content',
-  utm_term: 'UTM term',
-  country: 'Country',
-  device: 'Device',
-  browser: 'Browser',
-  os: 'OS',
-};
-
 export const dimensionLabel = (dimension: string): string =>
-  LABELS[dimension] ?? (dimension.startsWith('props.') ? `Property ${dimension.slice(6)}` : dimension);
+  LABELS.get(dimension) ?? (dimension.startsWith('props.') ? `Property ${dimension.slice(6)}` : dimension);
 
 /** How a value shows in a table or a chip: "(none)" for no value. */
 export const valueLabel = (value: string | null): string => (value === null || value === '' ? '(none)' : value);

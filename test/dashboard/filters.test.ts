@@ -14,7 +14,7 @@ describe('the dashboard’s filters', () => {
   });
 
   it('ignores what /v1/stats would refuse: unknown dimensions, no operator, an empty prefix', () => {
-    for (const bad of ['planet==earth', 'country', 'country=DE', 'props.Plan==x', 'referrer^=', 'page*=a|'])
+    for (const bad of ['planet==earth', 'constructor==x', 'country', 'country=DE', 'props.Plan==x', 'referrer^=', 'page*=a|'])
       expect(parseFilter(bad), bad).toBeUndefined();
   });
 
