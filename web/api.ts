@@ -142,12 +142,10 @@ async function requestStats(params: StatsParams): Promise<StatsResponse> {
   const message = typeof envelope?.message === 'string' ? envelope.message : `the service answered ${res.status}`;
   const [detail] = Array.isArray(envelope?.details) ? (envelope.details as { parameter?: unknown }[]) : [];
   const retryAfterSeconds = Number(res.headers.get('Retry-After'));
-  return Promise.reject(
-    new StatsError(message, res.status, typeof envelope?.code === 'string' ? envelope.code : undefined, {
-      ...(typeof detail?.parameter === 'string' ? { parameter: detail.parameter } : {}),
-      ...(retryAfterSeconds > 0 ? { retryAfterMs: retryAfterSeconds * 1000 } : {}),
-    }),
-  );
+  throw new StatsError(message, res.status, typeof envelope?.code === 'string' ? envelope.code : undefined, {
+    ...(typeof detail?.parameter === 'string' ? { parameter: detail.parameter } : {}),
+    ...(retryAfterSeconds > 0 ? { retryAfterMs: retryAfterSeconds * 1000 } : {}),
+  });
 }
 
 const isStats = (body: unknown): body is StatsResponse =>
