@@ -59,12 +59,13 @@ export function parseIsoDate(text: string): number | null {
 
 export const isoDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 
-const ISO_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|z|[+-]\d{2}:?\d{2})?$/;
+const ISO_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|z|[+-]\d{2}:?\d{2})?$/;
 const PAGE_VIEW_KEY = /^(\d{4})-(\d{2})-(\d{2})_(\d{2}):(\d{2})$/;
 
 /**
  * ISO 8601 date-times (`2026-11-23T10:00:00Z`, `…T10:00+02:00`, `…T10:00:00.250Z`; a
- * space may stand for the T) to epoch ms. Without a zone designator the time is UTC,
+ * space may stand for the T, and as RFC 3339 allows, t for T; fractions of any length,
+ * read to the millisecond) to epoch ms. Without a zone designator the time is UTC,
  * as every time here is. Also takes the page-view key form `YYYY-MM-DD_HH:MM` (UTC).
  */
 export function parseIsoTimestamp(text: string, opts: { pageViewKey?: boolean } = {}): number | null {

@@ -299,6 +299,20 @@ begin
     end if;
   end if;
 
+  -- So are rollups with too many values over the range (a property with a value per
+  -- visitor, over a year): counted per day by the roller (headcount_rollup_days).
+  if path = 'rollup' then
+    select coalesce(sum(o.value_count), 0)::bigint into raw_rows
+    from headcount_rollup_days o
+    where o.site = headcount_stats.site and o.dims = rollup and not o.overflowed
+      and o.day >= date_trunc('day', case when comparing then prev_from else from_time end, 'UTC') and o.day < to_time;
+    if raw_rows > max_raw_rows then
+      raise exception 'this request reads about % rollup rows of % (at most % per request): ask for a shorter range',
+        raw_rows, rollup, max_raw_rows
+        using errcode = '54000', column = case when cardinality(grp) > 0 then 'group_by' else 'filter' end;
+    end if;
+  end if;
+
   -- The sketches read by key: one lookup per level, whatever the number of buckets.
   found_sql := case path
     when 'events' then format($f$

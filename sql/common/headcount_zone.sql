@@ -25,6 +25,13 @@ begin
     raise exception 'timezone % is neither an IANA time zone name (Asia/Kolkata) nor an offset (+05:30)', timezone
       using errcode = '22023', column = 'timezone';
   end if;
+  -- Names the server's zone database holds that are not IANA zones: its own zone
+  -- (localtime), a placeholder (Factory), a template (posixrules), posix/… and right/…
+  -- (the route refuses the same: isNonIanaZoneName in src/time.ts).
+  if timezone ~* '^(localtime|factory|posixrules|(posix|right)(/.*)?)$' then
+    raise exception 'timezone % is not a time zone of the IANA database (an IANA name such as Asia/Kolkata, or an offset such as +05:30)', timezone
+      using errcode = '22023', column = 'timezone';
+  end if;
   return timezone;
 end
 $$;

@@ -7,6 +7,7 @@ import type { AuthDeps } from './auth/middleware.js';
 import { registerEvents } from './events/routes.js';
 import { registerExport } from './export/routes.js';
 import { registerOpenApi } from './openapi/routes.js';
+import { registerSites } from './sites/routes.js';
 import { registerStats } from './stats/routes.js';
 
 /** The /v1 API (and /docs). */
@@ -26,5 +27,6 @@ export function registerV1(
   registerEvents(router, deps);
   registerStats(router, deps);
   registerExport(router, deps);
+  registerSites(router, deps);
   registerOpenApi(router);
 }

@@ -277,6 +277,24 @@ describeEachMode('upgrade from v0.1.0', (mode: StorageMode) => {
         where site = 'shop' order by 1, 2, 3
       `,
     ).toEqual(hourly);
+
+    // Events from before dimensions have none: every dimension's answer is one group,
+    // "no value", holding every user and event, per day and per hour, and the site is listed.
+    const days = await db.sql<{ bucket: Date }[]>`select bucket from users_daily where site = 'shop' order by bucket`;
+    const from = days[0]!.bucket;
+    const to = new Date(days.at(-1)!.bucket.getTime() + 86_400_000);
+    const total = first(await db.sql`select users, events from headcount_stats('shop', ${from}, ${to})`);
+    for (const dimension of ['country', 'referrer', 'os']) {
+      expect(
+        await db.sql`select array_to_json(group_values) as group_values, users, events from headcount_stats('shop', ${from}, ${to}, group_by => ${dimension})`,
+      ).toEqual([{ group_values: [null], ...total }]);
+    }
+    const hours =
+      await db.sql`select bucket, users, events from headcount_stats('shop', date_trunc('hour', now()) - interval '2 days', date_trunc('hour', now()), 'hour')`;
+    expect(
+      await db.sql`select bucket, users, events from headcount_stats('shop', date_trunc('hour', now()) - interval '2 days', date_trunc('hour', now()), 'hour', filters => '{device==}')`,
+    ).toEqual(hours);
+    expect(first(await db.sql`select site, events from headcount_sites`)).toEqual({ site: 'shop', events: 6012 });
   });
 
   it('runs the service on it, and a write is in the next read', async () => {

@@ -18,6 +18,18 @@ interface Operation {
   responses?: Record<string, { content?: Record<string, { schema?: unknown }> }>;
 }
 
+/** The document's path for a request's: `/v1/sites/{site}` for `/v1/sites/shop`; itself when none has a parameter that fits. */
+function documentedPath(paths: string[], path: string): string {
+  if (paths.includes(path)) return path;
+  const segments = path.split('/');
+  return (
+    paths.find((p) => {
+      const parts = p.split('/');
+      return parts.length === segments.length && parts.every((part, i) => /^\{\w+\}$/.test(part) || part === segments[i]);
+    }) ?? path
+  );
+}
+
 /**
  * Why a response of the app does not match the OpenAPI document (null when it does):
  * its status must be documented for the path and method, its content type too, and a
@@ -32,6 +44,7 @@ export function openApiViolation(
   streamed: boolean,
 ): string | null {
   const doc = openApiDocument() as unknown as { paths: Record<string, Record<string, Operation>> };
+  path = documentedPath(Object.keys(doc.paths), path);
   const op = doc.paths[path]?.[method.toLowerCase()];
   const where = `${method} ${path} ${status}`;
   if (!op) return `${where}: not in the document`;

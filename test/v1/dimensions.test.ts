@@ -477,5 +477,12 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
                              group_by => 'country,device', max_raw_rows => 100)::text as message
     `.catch((err: Error) => [{ message: err.message }]);
     expect(row!.message).toMatch(/reads about 200 raw events \(at most 100 per request\): no rollup holds country and device/);
+    // A rollup with more values over the range than that is refused the same way.
+    await t.runtime.roller.pass();
+    const [rolled] = await t.db.sql<{ message: string }[]>`
+      select headcount_stats(${site}, ${new Date(daysAgo(4)).toISOString()}::timestamptz, ${new Date(daysAgo(3)).toISOString()}::timestamptz,
+                             group_by => 'referrer', max_raw_rows => 3)::text as message
+    `.catch((err: Error) => [{ message: err.message }]);
+    expect(rolled!.message).toMatch(/reads about \d+ rollup rows of referrer \(at most 3 per request\)/);
   });
 });

@@ -55,20 +55,22 @@ describeEachMode('GET /v1/export', (mode) => {
         id: 'x1',
       },
     ]);
-    // An export can be sent back: its events are duplicates where they carry ids.
-    const back = await t.http.post('/v1/events').send({ events: lines.map(({ id, ...e }) => (id ? { ...e, id } : e)) });
+    // An export can be sent back as it is: its events are duplicates where they carry ids.
+    const back = await t.http.post('/v1/events').send({ events: lines });
     expect(back.body).toMatchObject({ accepted: 1, duplicates: 1 });
 
     const csv = await t.http.get('/v1/export').query({ ...range, format: 'csv', timezone: 'UTC' });
     expect(csv.status).toBe(200);
     expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
     expect(csv.headers['content-disposition']).toMatch(/\.csv"$/);
+    // The dimensions and props follow (test/v1/dimensions.test.ts): empty here.
+    const none = ','.repeat(11);
     expect(csv.text.split('\r\n').slice(0, 3)).toEqual([
-      'time,site,kind,user,page,weight,id',
-      `${new Date(day + HOUR_MS).toISOString()},default,view,"a","",1,`,
-      `${new Date(day + HOUR_MS).toISOString()},default,view,"a","",1,`,
+      'time,site,kind,user,page,weight,id,referrer,utm_source,utm_medium,utm_campaign,utm_content,utm_term,country,device,browser,os,props',
+      `${new Date(day + HOUR_MS).toISOString()},default,view,"a","",1,${none}`,
+      `${new Date(day + HOUR_MS).toISOString()},default,view,"a","",1,${none}`,
     ]);
-    expect(csv.text).toContain(`${new Date(day + 2 * HOUR_MS).toISOString()},default,click,"b","/a,""b""\nc",2,"x1"\r\n`);
+    expect(csv.text).toContain(`${new Date(day + 2 * HOUR_MS).toISOString()},default,click,"b","/a,""b""\nc",2,"x1"${none}\r\n`);
   });
 
   it("neutralises in CSV a cell a spreadsheet would run as a formula (prefix '), and keeps NDJSON verbatim", async () => {
@@ -84,12 +86,12 @@ describeEachMode('GET /v1/export', (mode) => {
     expect(csv.status).toBe(200);
     const quoted = (v: string) => `"'${v.replaceAll('"', '""')}"`;
     for (const [i, f] of formulas.entries()) {
-      expect(csv.text).toContain(`${time},default,view,${quoted(f)},${quoted(f)},1,${quoted(`${f}${i}`)}\r\n`);
+      expect(csv.text).toContain(`${time},default,view,${quoted(f)},${quoted(f)},1,${quoted(`${f}${i}`)}${','.repeat(11)}\r\n`);
     }
     // Only the first character counts: the same characters later in a value change nothing.
     await t.http.post('/v1/events').send({ events: [{ user: 'a=b', kind: 'view', time, page: '/x-y@z' }] });
     const again = await t.http.get('/v1/export').query({ ...range, format: 'csv' });
-    expect(again.text).toContain(`${time},default,view,"a=b","/x-y@z",1,\r\n`);
+    expect(again.text).toContain(`${time},default,view,"a=b","/x-y@z",1,${','.repeat(11)}\r\n`);
 
     const nd = await ndjson(range);
     const users = (nd.body as string)

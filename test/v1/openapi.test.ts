@@ -34,6 +34,8 @@ describe('the OpenAPI document', () => {
         '/v1/events',
         '/v1/export',
         '/v1/openapi.json',
+        '/v1/sites',
+        '/v1/sites/{site}',
         '/v1/stats',
       ].sort(),
     );

@@ -310,7 +310,7 @@ describeEachMode('GET /v1/stats', (mode) => {
       [{ ...ok, group_by: 'user' }, 'group_by', /user is not a dimension: kind, page, referrer/],
       [{ ...ok, limit: '0' }, 'limit', /1 to 1000/],
       [{ ...ok, site: 'Shop!' }, 'site', /site name/],
-      [{ ...ok, from: `${ok.from}T00:00:30Z` }, 'from', /whole minute/],
+      [{ ...ok, period: '7d' }, 'period', /cannot be given with from/],
       [{ ...ok, from: new Date(daysAgo(4)).toISOString(), granularity: 'minute' }, 'to', /48 hours/],
       [{ ...ok, granularity: 'day', from: '2000-01-01', to: '2030-01-01' }, 'from', /sketch retention/],
       [{ ...ok, colour: 'red' }, 'query', /unknown parameter colour/],
@@ -323,6 +323,19 @@ describeEachMode('GET /v1/stats', (mode) => {
       expect(res.body.error.details, JSON.stringify(query)).toContainEqual({
         parameter,
         message: expect.stringMatching(message),
+      });
+    }
+    // psql: the function refuses the same names (SQLSTATE 22023, COLUMN timezone).
+    for (const zone of ['localtime', 'Factory', 'posixrules', 'posix/Asia/Kolkata', 'right/UTC']) {
+      const refused = await t.db
+        .sql`select * from headcount_stats('default', date_trunc('minute', now()) - interval '1 day', date_trunc('minute', now()), 'total', ${zone})`.then(
+        () => undefined,
+        (err: { code?: string; column_name?: string; message: string }) => err,
+      );
+      expect(refused, zone).toMatchObject({
+        code: '22023',
+        column_name: 'timezone',
+        message: expect.stringMatching(/not a time zone of the IANA/),
       });
     }
     // IANA names, canonical or aliases, and offsets stay accepted.

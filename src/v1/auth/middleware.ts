@@ -15,6 +15,12 @@ export interface AuthDeps {
   failures: AuthFailureLimit;
 }
 
+const FORBIDDEN: Record<Need | 'admin', string> = {
+  read: 'read statistics or events',
+  ingest: 'send events',
+  admin: 'create or change sites (an admin key may)',
+};
+
 const unauthorized = (code: string, message: string): HttpError =>
   new HttpError(401, code, message, undefined, { 'WWW-Authenticate': 'Bearer realm="headcount"' });
 
@@ -38,7 +44,9 @@ function keyOf(ctx: Koa.Context, allowQueryKey: boolean): string | undefined {
  * limit. Puts the key's principal on ctx.state.principal. Keys never appear in answers
  * or logs: the messages here name nothing of the key.
  */
-export function requireKey(need: Need, deps: AuthDeps, opts: { allowQueryKey?: boolean } = {}): Koa.Middleware {
+export function requireKey(need: Need | 'admin', deps: AuthDeps, opts: { allowQueryKey?: boolean } = {}): Koa.Middleware {
+  // Site settings are changed seldom, by people: admin requests take from the read bucket.
+  const use: Need = need === 'admin' ? 'read' : need;
   return async (ctx, next) => {
     if (!deps.keys) {
       await next();
@@ -50,7 +58,7 @@ export function requireKey(need: Need, deps: AuthDeps, opts: { allowQueryKey?: b
         'missing_key',
         // The command in the hint must run as shown but for the placeholder: a read or
         // ingest key belongs to one site, so --site is part of it.
-        `this endpoint needs a key: Authorization: Bearer <key> (npm run keys -- create --scope ${need} --site <site>)`,
+        `this endpoint needs a key: Authorization: Bearer <key> (npm run keys -- create --scope ${need}${need === 'admin' ? '' : ' --site <site>'})`,
       );
     }
     // A key looked up less than a second ago and take() from this instance's lease
@@ -58,10 +66,10 @@ export function requireKey(need: Need, deps: AuthDeps, opts: { allowQueryKey?: b
     const principal = isWellFormedKey(key) ? (deps.keys.cached(key) ?? (await lookUp(ctx, key, deps.keys, deps.failures))) : null;
     if (!principal) throw unauthorized('invalid_key', 'the key is not valid');
     if (principal.scope !== need && principal.scope !== 'admin') {
-      throw new HttpError(403, 'forbidden', `this key may not ${need === 'read' ? 'read statistics or events' : 'send events'}`);
+      throw new HttpError(403, 'forbidden', `this key may not ${FORBIDDEN[need]}`);
     }
-    const bucket = deps.limits[need];
-    const pending = deps.limiter.take(principal.keyId, need, bucket);
+    const bucket = deps.limits[use];
+    const pending = deps.limiter.take(principal.keyId, use, bucket);
     const taken = pending instanceof Promise ? await pending : pending;
     ctx.set('RateLimit-Limit', String(bucket.burst));
     ctx.set('RateLimit-Remaining', String(taken.remaining));

@@ -5,7 +5,7 @@ import { type AuthDeps, requireKey, siteFor } from '../auth/middleware.js';
 import { badRequest, HttpError } from '../../http/errors.js';
 import { parseWith } from '../../http/validate.js';
 import type { EventRow, GroupCommitWriter } from '../../ingest/writer.js';
-import { EventsBody, MAX_BODY_BYTES, MAX_EVENTS, type Rejection, rejectionOf, V1Event } from './schemas.js';
+import { CheckedEvent, EventsBody, MAX_BODY_BYTES, MAX_EVENTS, type Rejection, rejectionOf } from './schemas.js';
 
 /** The events of a body not yet validated: 0 if it has no array of them. */
 const eventCount = (body: unknown): number => {
@@ -52,12 +52,12 @@ export function registerEvents(
     const rows: EventRow[] = [];
     const rejected: Rejection[] = [];
     batch.events.forEach((raw, index) => {
-      const parsed = V1Event.safeParse(raw);
+      const parsed = CheckedEvent.safeParse(raw);
       if (!parsed.success) {
-        rejected.push(rejectionOf(index, parsed.error.issues));
+        rejected.push(rejectionOf(index, parsed.error.issues, raw));
         return;
       }
-      const e = parsed.data;
+      const { event: e, dimensions } = parsed.data;
       rows.push({
         site: siteFor(ctx, e.site, deps.site),
         timeMs: e.time ?? now,
@@ -65,7 +65,8 @@ export function registerEvents(
         userId: e.user,
         page: e.page ?? '',
         weight: e.weight ?? 1,
-        id: e.id,
+        id: e.id ?? undefined,
+        dimensions,
       });
     });
     if (rows.length === 0) {

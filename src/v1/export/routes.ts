@@ -7,7 +7,8 @@ import { Slots } from '../slots.js';
 import { paced } from './pace.js';
 import { badRequest } from '../../http/errors.js';
 import { parseWith, queryOf } from '../../http/validate.js';
-import { type AuthDeps, requireKey, siteFor } from '../auth/middleware.js';
+import { type AuthDeps, requireKey } from '../auth/middleware.js';
+import { siteToRead } from '../sites/known.js';
 import { exportChunks, resolveRange } from './queries.js';
 import { ExportQuery } from './schemas.js';
 
@@ -29,11 +30,11 @@ export function registerExport(router: Router, deps: { sql: Sql; site: string; a
   const slots = new Slots('exports', 'exports_busy', limits, 0, 5);
   router.get('/v1/export', requireKey('read', deps.auth), async (ctx) => {
     const q = parseWith(ExportQuery, queryOf(ctx), 'query');
-    const site = siteFor(ctx, q.site, deps.site);
+    const { site, timezone } = await siteToRead(ctx, deps.sql, q.site, deps.site);
     const format = q.format ?? 'ndjson';
     let range: { fromMs: number; toMs: number };
     try {
-      range = await resolveRange(deps.sql, q.from, q.to, q.timezone ?? 'UTC');
+      range = await resolveRange(deps.sql, q.from, q.to, q.timezone ?? timezone ?? 'UTC');
     } catch (err) {
       if (sqlState(err) === '22023' && err instanceof Error)
         throw badRequest('invalid_query', err.message, [{ parameter: 'timezone', message: err.message }]);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { STANDARD_DIMENSIONS, type StandardDimension } from '../../dimensions.js';
 import { enumParam } from '../../http/params.js';
 import { rangeBoundParam, siteParam, timezoneParam } from '../params.js';
 
@@ -20,7 +21,16 @@ export const ExportQuery = z.strictObject(
 );
 export type ExportQuery = z.infer<typeof ExportQuery>;
 
-/** One line of an NDJSON export: the fields of POST /v1/events, so an export can be sent back. */
+const dimension = (name: StandardDimension) =>
+  z
+    .string()
+    .optional()
+    .meta({ description: `As stored (POST /v1/events ${name}); absent when the event has none.` });
+
+/**
+ * One line of an NDJSON export: the fields of POST /v1/events as stored, so an export can
+ * be sent back as it is. The dimensions and props appear only when the event has them.
+ */
 export const ExportedEvent = z
   .object({
     time: z.string().meta({ example: '2026-11-23T10:00:00.000Z' }),
@@ -30,5 +40,13 @@ export const ExportedEvent = z
     page: z.string(),
     weight: z.int(),
     id: z.string().nullable(),
+    ...(Object.fromEntries(STANDARD_DIMENSIONS.map((name) => [name, dimension(name)])) as Record<
+      StandardDimension,
+      ReturnType<typeof dimension>
+    >),
+    props: z
+      .record(z.string(), z.string())
+      .optional()
+      .meta({ description: 'As stored; absent when the event has none.', example: { plan: 'pro' } }),
   })
   .meta({ id: 'ExportedEvent' });

@@ -6,6 +6,7 @@ import { ErrorEnvelope } from '../../http/errors.js';
 import { PageViewMultiBody, PageViewResponse, PageViewSingleBody, ReportQuery, ReportResponse } from '../../pageviews/schemas.js';
 import { EventsBody, EventsResponse, V1Event } from '../events/schemas.js';
 import { ExportedEvent, ExportQuery } from '../export/schemas.js';
+import { NewSite, Site, SitePath, SiteSettings, SitesResponse } from '../sites/schemas.js';
 import { StatsQuery, StatsResponse } from '../stats/schemas.js';
 import { VERSION } from '../../version.js';
 
@@ -45,6 +46,23 @@ const readErrors = (what: string): ZodOpenApiResponsesObject => ({
     content: json(ErrorEnvelope),
   },
 });
+
+/** What a request with a key may answer besides (the /v1/sites routes). */
+const authErrors = (forbidden: string): ZodOpenApiResponsesObject => ({
+  '401': error('No key, or a malformed, unknown or revoked one.'),
+  '403': error(forbidden),
+});
+const keyErrors = (forbidden: string): ZodOpenApiResponsesObject => ({
+  ...authErrors(forbidden),
+  '429': {
+    description: 'Too many requests with this key (rate_limited): retry after Retry-After seconds.',
+    headers: retryAfter,
+    content: json(ErrorEnvelope),
+  },
+});
+
+/** What a read of an unknown site answers an admin key (other keys get 403 for another site). */
+const unknownSiteError = error('No such site (unknown_site): answered to an admin key only.');
 
 /** A seed route that takes its input as query parameters. */
 const seedQuery = (summary: string, query: z.ZodType<unknown, Record<string, unknown>>, ok: ZodOpenApiResponsesObject) => ({
@@ -122,6 +140,8 @@ export function openApiDocument(): ReturnType<typeof createDocument> {
           responses: {
             '200': { description: 'The buckets.', content: json(StatsResponse) },
             ...common,
+            ...authErrors('An ingest key, or a key bound to another site (the same answer whether that site exists or not).'),
+            '404': unknownSiteError,
             ...readErrors('stats queries'),
             '503': {
               ...unavailable,
@@ -153,8 +173,64 @@ export function openApiDocument(): ReturnType<typeof createDocument> {
               },
             },
             ...common,
+            ...authErrors('An ingest key, or a key bound to another site (the same answer whether that site exists or not).'),
+            '404': unknownSiteError,
             ...readErrors('exports'),
             '503': { ...unavailable, description: 'Too many exports at once, or the database is unavailable.' },
+          },
+        },
+      },
+      '/v1/sites': {
+        get: {
+          tags: ['v1'],
+          summary: 'The sites this key may read',
+          description:
+            'Each with its settings and its first and last event and event count, events acknowledged a moment ago included. ' +
+            'An admin key sees every site (a site exists once it has an event or was created); a key bound to a site sees that one.',
+          responses: {
+            '200': { description: 'The sites, by name.', content: json(SitesResponse) },
+            ...common,
+            ...keyErrors('An ingest key (it cannot read).'),
+          },
+        },
+        post: {
+          tags: ['v1'],
+          summary: 'Create a site with its settings (admin key)',
+          description: 'Sites are also created by their first event.',
+          requestBody: { required: true, content: json(NewSite) },
+          responses: {
+            '201': { description: 'Created.', content: json(Site) },
+            '409': error('The site exists already (site_exists): change it with PATCH.'),
+            ...writeErrors,
+            ...keyErrors('Not an admin key.'),
+          },
+        },
+      },
+      '/v1/sites/{site}': {
+        get: {
+          tags: ['v1'],
+          summary: 'One site',
+          requestParams: { path: SitePath },
+          responses: {
+            '200': { description: 'The site.', content: json(Site) },
+            '404': error('No such site (unknown_site): answered to an admin key; a key bound to a site gets 403 for another.'),
+            ...common,
+            ...keyErrors('An ingest key, or a key bound to another site.'),
+          },
+        },
+        patch: {
+          tags: ['v1'],
+          summary: "Change a site's settings (admin key)",
+          description:
+            'Sets what is given: timezone (null clears it), props and combinations (each replaces its list). A declaration ' +
+            'removed deletes its rollup rows; one kept keeps them.',
+          requestParams: { path: SitePath },
+          requestBody: { required: true, content: json(SiteSettings) },
+          responses: {
+            '200': { description: 'The site as it is now.', content: json(Site) },
+            '404': error('No such site (unknown_site).'),
+            ...writeErrors,
+            ...keyErrors('Not an admin key.'),
           },
         },
       },

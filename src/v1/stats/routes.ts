@@ -3,7 +3,9 @@ import type { ReadLimits } from '../../config.js';
 import type { Sql } from '../../db/client.js';
 import { badRequest } from '../../http/errors.js';
 import { parseWith, queryOf } from '../../http/validate.js';
-import { type AuthDeps, requireKey, siteFor } from '../auth/middleware.js';
+import { type AuthDeps, requireKey } from '../auth/middleware.js';
+import { statsRange } from '../range.js';
+import { siteToRead } from '../sites/known.js';
 import { Slots } from '../slots.js';
 import { costGuard } from './cost.js';
 import { readStats, StatsArgumentError, statsDeadlineMs } from './queries.js';
@@ -31,12 +33,13 @@ export function registerStats(
   );
   router.get('/v1/stats', requireKey('read', deps.auth), async (ctx) => {
     const q = parseWith(StatsQuery, queryOf(ctx), 'query');
+    const target = await siteToRead(ctx, deps.sql, q.site, deps.site);
+    const timezone = q.timezone ?? target.timezone ?? 'UTC';
     const req = {
-      site: siteFor(ctx, q.site, deps.site),
-      from: q.from,
-      to: q.to,
+      site: target.site,
+      ...statsRange(q, timezone, Date.now()),
       granularity: q.granularity ?? 'total',
-      timezone: q.timezone ?? 'UTC',
+      timezone,
       kinds: q.kind ?? null,
       pages: q.page ?? null,
       groupBy: q.group_by === undefined ? null : q.group_by.split(',').map((name) => name.trim()),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { enumParam, intParam, stringOr } from '../../http/params.js';
-import { KIND_PATTERN, KIND_RULE, PAGE_MAX_CHARS, rangeBoundParam, siteParam, timezoneParam } from '../params.js';
+import { KIND_PATTERN, KIND_RULE, PAGE_MAX_CHARS, periodParam, rangeBoundParam, siteParam, timezoneParam } from '../params.js';
 
 export const GRANULARITIES = ['minute', 'hour', 'day', 'week', 'month', 'total'] as const;
 export const Granularity = z.enum(GRANULARITIES);
@@ -17,8 +17,13 @@ const repeatable = <S extends z.ZodString>(one: S, description: string) =>
 export const StatsQuery = z.strictObject(
   {
     site: siteParam().optional(),
-    from: rangeBoundParam('Start of the range (inclusive): an ISO 8601 instant with its zone, or a date read in timezone.'),
-    to: rangeBoundParam('End of the range (exclusive): an ISO 8601 instant with its zone, or a date read in timezone.'),
+    from: rangeBoundParam(
+      'Start of the range (inclusive): an RFC 3339 instant (floored to its minute), or a date read in timezone. Required unless period is given.',
+    ).optional(),
+    to: rangeBoundParam(
+      'End of the range (exclusive): an RFC 3339 instant (floored to its minute), or a date read in timezone. Required unless period is given.',
+    ).optional(),
+    period: periodParam().optional(),
     granularity: enumParam(GRANULARITIES)
       .optional()
       .meta({ description: 'Bucket size in the local calendar of timezone (weeks start on Monday); default total.' }),
