@@ -103,22 +103,19 @@ function shopEvents(): { current: ShopEvent[]; previous: ShopEvent[] } {
   return { current, previous };
 }
 
-/** Stored as ingest stores them (POST /v1/events takes no dimensions on this branch yet). */
-async function storeShop(sql: TestDatabase['sql'], events: ShopEvent[]): Promise<void> {
-  const col = (k: ShopDimension) => events.map((e) => e.dims[k]);
-  await sql`
-    insert into events (time, site, kind, user_id, page, weight, referrer, utm_campaign, utm_source, utm_medium,
-                        country, device, browser, os, props)
-    select to_timestamp(t / 1000.0), 'shop', k, u, p, 1, d1, d2, d3, d4, d5, d6, d7, d8, pr::jsonb
-    from unnest(${events.map((e) => e.timeMs)}::int8[], ${events.map((e) => e.kind)}::text[],
-                ${events.map((e) => e.user)}::text[], ${events.map((e) => e.page)}::text[],
-                ${col('referrer')}::text[], ${col('utm_campaign')}::text[], ${col('utm_source')}::text[],
-                ${col('utm_medium')}::text[], ${col('country')}::text[], ${col('device')}::text[],
-                ${col('browser')}::text[], ${col('os')}::text[],
-                ${events.map((e) => (e.plan ? JSON.stringify({ plan: e.plan }) : null))}::text[])
-      as x(t, k, u, p, d1, d2, d3, d4, d5, d6, d7, d8, pr)
-  `;
-}
+/** The body of POST /v1/events that stores them: dimensions as fields, the plan as a property. */
+const shopBody = (events: ShopEvent[]): string =>
+  JSON.stringify({
+    events: events.map((e) => ({
+      site: 'shop',
+      user: e.user,
+      kind: e.kind,
+      page: e.page,
+      time: e.timeMs,
+      ...e.dims,
+      ...(e.plan ? { props: { plan: e.plan } } : {}),
+    })),
+  });
 
 /** A dimension's value in a shop event (kind, page, the columns, props.plan). */
 function shopValue(e: ShopEvent, dimension: string): string | null {
@@ -230,7 +227,15 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
     readKey = (await createKey(db.sql, { scope: 'read', site: 'default', name: 'dashboard' })).key;
     shopKey = (await createKey(db.sql, { scope: 'read', site: 'shop', name: 'shop dashboard' })).key;
     shop = shopEvents();
-    await storeShop(db.sql, [...shop.current, ...shop.previous]);
+    const stored = await request(
+      agent,
+      server.port,
+      'POST',
+      '/v1/events',
+      shopBody([...shop.current, ...shop.previous]),
+      asAdmin(),
+    );
+    expect(JSON.parse(stored.body)).toMatchObject({ accepted: shop.current.length + shop.previous.length, rejected: [] });
     const seed = knownEvents();
     seededUsers = seed.users;
     const res = await request(agent, server.port, 'POST', '/v1/events', JSON.stringify({ events: seed.events }), asAdmin());
