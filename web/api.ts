@@ -148,5 +148,20 @@ async function requestStats(params: StatsParams): Promise<StatsResponse> {
   });
 }
 
+/**
+ * The properties `site` rolls up (GET /v1/sites/{site}: its declared `props`), to suggest
+ * in the property panel; none when the service does not say (a suggestion only).
+ */
+export async function declaredProps(site: string): Promise<string[]> {
+  try {
+    const res = await fetch(`/v1/sites/${encodeURIComponent(site)}`, { headers: requestHeaders(), cache: 'no-store' });
+    if (!res.ok) return [];
+    const body = (await res.json()) as { props?: unknown };
+    return Array.isArray(body.props) ? body.props.filter((p): p is string => typeof p === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
 const isStats = (body: unknown): body is StatsResponse =>
   typeof body === 'object' && body !== null && 'meta' in body && Array.isArray((body as { data?: unknown }).data);

@@ -4,8 +4,10 @@
  * URL in the same words so that a link or a reload restores them.
  */
 
+import { PROP_NAME_PATTERN, STANDARD_DIMENSIONS, type StandardDimension } from '../src/dimensions.js';
+
 /** A property's name, as events may carry it (`props.<name>`). */
-export const PROP_NAME = /^[a-z][a-z0-9_.]{0,63}$/;
+export const PROP_NAME = PROP_NAME_PATTERN;
 
 /** The most filters /v1/stats takes at once. */
 export const MAX_FILTERS = 20;
@@ -22,23 +24,24 @@ export interface Filter {
 const FILTER = /^([a-z][a-z0-9_.]*)(==|!=|\^=|\*=)([\s\S]*)$/;
 
 /** The dimensions /v1/stats groups and filters by (besides `props.<name>`), as the page names them. */
-const LABELS = new Map<string, string>([
-  ['kind', 'Kind'],
-  ['page', 'Page'],
-  ['referrer', 'Source'],
-  ['utm_source', 'UTM source'],
-  ['utm_medium', 'UTM medium'],
-  ['utm_campaign', 'Campaign'],
-  ['utm_content', 'UTM content'],
-  ['utm_term', 'UTM term'],
-  ['country', 'Country'],
-  ['device', 'Device'],
-  ['browser', 'Browser'],
-  ['os', 'OS'],
-]);
+const LABELS: Record<StandardDimension | 'kind' | 'page', string> = {
+  kind: 'Kind',
+  page: 'Page',
+  referrer: 'Source',
+  utm_source: 'UTM source',
+  utm_medium: 'UTM medium',
+  utm_campaign: 'Campaign',
+  utm_content: 'UTM content',
+  utm_term: 'UTM term',
+  country: 'Country',
+  device: 'Device',
+  browser: 'Browser',
+  os: 'OS',
+};
+const DIMENSIONS: ReadonlySet<string> = new Set(['kind', 'page', ...STANDARD_DIMENSIONS]);
 
 export const isDimension = (name: string): boolean =>
-  LABELS.has(name) || (name.startsWith('props.') && PROP_NAME.test(name.slice(6)));
+  DIMENSIONS.has(name) || (name.startsWith('props.') && PROP_NAME.test(name.slice(6)));
 
 /** Values split on `|` not escaped, with `\|` and `\\` read as `|` and `\`. */
 function splitValues(text: string): string[] {
@@ -78,7 +81,8 @@ export const rowFilter = (dimension: string, value: string | null): Filter => ({
 });
 
 export const dimensionLabel = (dimension: string): string =>
-  LABELS.get(dimension) ?? (dimension.startsWith('props.') ? `Property ${dimension.slice(6)}` : dimension);
+  (DIMENSIONS.has(dimension) ? LABELS[dimension as keyof typeof LABELS] : undefined) ??
+  (dimension.startsWith('props.') ? `Property ${dimension.slice(6)}` : dimension);
 
 /** How a value shows in a table or a chip: "(none)" for no value. */
 export const valueLabel = (value: string | null): string => (value === null || value === '' ? '(none)' : value);

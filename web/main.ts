@@ -1,6 +1,15 @@
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
-import { fetchStats, forgetKey, StatsError, type StatsParams, type StatsResponse, type StatsRow, storeKey } from './api.js';
+import {
+  declaredProps,
+  fetchStats,
+  forgetKey,
+  StatsError,
+  type StatsParams,
+  type StatsResponse,
+  type StatsRow,
+  storeKey,
+} from './api.js';
 import { SITE_PATTERN } from '../src/site.js';
 import { SeriesChart } from './chart.js';
 import { change } from './compare.js';
@@ -98,6 +107,10 @@ propInput.spellcheck = false;
 propInput.placeholder = 'plan';
 propInput.pattern = PROP_NAME.source.slice(1, -1);
 propInput.title = "A property's name: a lowercase letter, then lowercase letters, digits, '_' or '.'";
+/** The site's declared properties (GET /v1/sites/{site}), offered as the field's choices. */
+const propChoices = document.createElement('datalist');
+propChoices.id = 'prop-choices';
+propInput.setAttribute('list', propChoices.id);
 
 const ui = {
   site: byId<HTMLInputElement>('site'),
@@ -139,6 +152,7 @@ const property = chosenPanel(
   () => (propInput.value && propInput.checkValidity() ? `props.${propInput.value}` : undefined),
   'Name a property the events carry (props.<name>) to see its values.',
 );
+propInput.after(propChoices);
 const panels: Panel[] = [
   sources,
   campaigns,
@@ -351,6 +365,7 @@ function show(range: Range, series: StatsResponse, total: StatsResponse, tables:
       ? `No events for site ${site} in this range match the filters.`
       : `No events for site ${site} in this range yet.`;
 
+  void suggestProps(site);
   ui.totalUsers.textContent = number.format(sum.users);
   ui.totalEvents.textContent = number.format(sum.events);
   showChange(ui.usersChange, sum.users, total.data[0]?.previous?.users, total.meta.previous);
@@ -394,6 +409,25 @@ function describe(range: Range): string {
   if (range.granularity === 'hour' && ui.range.value === '24h') return 'the last 24 hours';
   const last = addDays(range.to, -1);
   return range.from === last ? range.from : `${range.from} to ${last}`;
+}
+
+/** The site whose declared properties the property field offers. */
+let propsOf: string | undefined;
+
+/**
+ * Offers the site's declared properties (the ones it rolls up, so fast over any range) in
+ * the property field, once per site; with none chosen, shows the first.
+ */
+async function suggestProps(site: string): Promise<void> {
+  if (site === propsOf) return;
+  propsOf = site;
+  const props = await declaredProps(site);
+  if (propsOf !== site) return;
+  propChoices.replaceChildren(...props.map((name) => new Option(name, name)));
+  if (!propInput.value && props[0]) {
+    propInput.value = props[0];
+    propChanged();
+  }
 }
 
 /** "+12 % compared to the previous period (1,234)", or why there is no such figure. */

@@ -285,7 +285,7 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
     await db?.drop();
   });
 
-  it('prints its URL at start and opens in the browser’s time zone, reading /v1/stats only', async () => {
+  it('prints its URL at start and opens in the browser’s time zone, reading /v1/stats (and the site’s properties) only', async () => {
     expect(server.output()).toContain(`dashboard: http://127.0.0.1:${server.port}/`);
     await page.goto(`http://127.0.0.1:${server.port}/?range=7d&poll=1`);
     // No key yet: the page asks for a read key, once, and keeps it in the browser's storage.
@@ -300,7 +300,13 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
     expect(await page.inputValue('#tz')).toBe('America/New_York');
     expect(new URL(lastStatsUrls().total, 'http://x').searchParams.get('timezone')).toBe('America/New_York');
     const paths = new Set(requested.map((p) => p.split('?')[0]));
-    expect([...paths].filter((p) => p !== '/' && p !== '/v1/stats' && !/^\/assets\/app-\w+\.(js|css)$/.test(p!))).toEqual([]);
+    // Besides the stats, the site's declared properties (GET /v1/sites/default), once.
+    expect(requested.filter((p) => p.startsWith('/v1/sites'))).toEqual(['/v1/sites/default']);
+    expect(
+      [...paths].filter(
+        (p) => p !== '/' && p !== '/v1/stats' && p !== '/v1/sites/default' && !/^\/assets\/app-\w+\.(js|css)$/.test(p!),
+      ),
+    ).toEqual([]);
   });
 
   it('draws one point per day and shows the range’s distinct users as /v1/stats total answers them', async () => {
@@ -597,6 +603,24 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
       expect(statsRefusals.map((q) => q.get('compare') ?? q.get('group_by')).sort()).toEqual(['previous_period', 'props.plan']);
       expect(await page.textContent('#property tbody')).toMatch(/^headcount refused this panel: no rollup holds props\.plan/);
       expect(await panelRows('countries')).toEqual(exactRows([...shop.current, ...shop.previous], 'country'));
+      expect(pageErrors).toEqual([]);
+    });
+
+    it('offers the site’s declared properties, and shows the first when none is chosen', async () => {
+      const declared = await request(agent, server.port, 'PATCH', '/v1/sites/shop', JSON.stringify({ props: ['plan'] }), {
+        ...asAdmin(),
+        'Content-Type': 'application/json',
+      });
+      expect(declared.status).toBe(200);
+      await page.goto(`http://127.0.0.1:${server.port}/?site=shop&range=7d&tz=UTC`);
+      await page.waitForSelector('#property tbody tr[data-filter]');
+      await loaded();
+      expect(await page.inputValue('#prop')).toBe('plan');
+      expect(await page.$$eval('#prop-choices option', (options) => options.map((o) => (o as HTMLOptionElement).value))).toEqual([
+        'plan',
+      ]);
+      expect(new URL(page.url()).searchParams.get('prop')).toBe('plan');
+      expect(await panelRows('property')).toEqual(exactRows(shop.current, 'props.plan'));
       expect(pageErrors).toEqual([]);
     });
   });
