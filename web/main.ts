@@ -181,6 +181,8 @@ let generation = 0;
 let inFlight: AbortController | undefined;
 /** The parameters of the read the page shows: a panel whose dimension changes is read again with them. */
 let shownBase: StatsParams | undefined;
+/** Whether a whole read (a change or a poll) is under way. */
+let reading = false;
 /** Per panel, its latest read of its own. */
 const panelReads = new Map<Panel, number>();
 let timer: ReturnType<typeof setTimeout> | undefined;
@@ -268,6 +270,7 @@ async function load(reason: 'change' | 'poll'): Promise<void> {
     ui.status.textContent = 'Loading…';
   }
   let retry = range.live;
+  reading = true;
   try {
     const [series, total, tables] = await Promise.all([
       fetchStats({ ...base, granularity: range.granularity }, controller.signal),
@@ -283,6 +286,7 @@ async function load(reason: 'change' | 'poll'): Promise<void> {
     retry = showError(err);
   } finally {
     if (mine === generation) {
+      reading = false;
       ui.main.setAttribute('aria-busy', 'false');
       if (retry) timer = setTimeout(() => void load('poll'), pollSeconds * 1000);
     }
@@ -310,7 +314,8 @@ function reloadPanel(p: Panel): void {
   saveChoice();
   const base = shownBase;
   const controller = inFlight;
-  if (!base || !controller || controller.signal.aborted || ui.main.getAttribute('aria-busy') === 'true') {
+  // A whole read under way would show the panel's former dimension: read everything again.
+  if (!base || !controller || controller.signal.aborted || reading) {
     void load('change');
     return;
   }
@@ -368,8 +373,10 @@ function show(range: Range, series: StatsResponse, total: StatsResponse, tables:
   void suggestProps(site);
   ui.totalUsers.textContent = number.format(sum.users);
   ui.totalEvents.textContent = number.format(sum.events);
-  showChange(ui.usersChange, sum.users, total.data[0]?.previous?.users, total.meta.previous);
-  showChange(ui.eventsChange, sum.events, total.data[0]?.previous?.events, total.meta.previous);
+  // With a previous period, a range without events may answer no row: none before either.
+  const before = total.meta.previous ? (total.data[0]?.previous ?? { users: 0, events: 0 }) : undefined;
+  showChange(ui.usersChange, sum.users, before?.users, total.meta.previous);
+  showChange(ui.eventsChange, sum.events, before?.events, total.meta.previous);
   const error = (total.meta.relative_standard_error * 100).toFixed(2);
   ui.usersNote.textContent = total.meta.approximate
     ? `Each user counted once over the whole range. An hll estimate: within ±${error} % (one standard error) of the true count.`
@@ -440,6 +447,7 @@ function showChange(
   el.className = 'change';
   if (previous === undefined || !period) {
     el.textContent = 'No previous period to compare with: its data is no longer kept.';
+    el.title = '';
     delete el.dataset.previous;
     return;
   }

@@ -405,6 +405,8 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
     await page.waitForFunction(() => !document.querySelector('#empty')?.hasAttribute('hidden'));
     expect(await page.textContent('#empty')).toContain('No events for site nobody');
     expect(digits(await page.textContent('#total-users'))).toBe(0);
+    // Nothing before either: no change (not "no previous period").
+    expect(await page.textContent('#users-change strong')).toBe('±0 %');
     await page.fill('#site', '');
     await page.press('#site', 'Enter');
     await page.waitForFunction(() => document.querySelector('#empty')?.hasAttribute('hidden'));
