@@ -120,13 +120,17 @@ const valueOf = (e: Event, dimension: string): string | null => {
 
 /** Values separated by |, where \x stands for x (\| and \\ for | and \). */
 function splitValues(text: string): string[] {
-  const values = [''];
+  const values: string[] = [];
+  let value = '';
   for (let i = 0; i < text.length; i++) {
-    if (text[i] === '\\' && i + 1 < text.length) values[values.length - 1] += text[++i];
-    else if (text[i] === '|') values.push('');
-    else values[values.length - 1] += text[i];
+    const c = text.charAt(i);
+    if (c === '\\' && i + 1 < text.length) value += text.charAt(++i);
+    else if (c === '|') {
+      values.push(value);
+      value = '';
+    } else value += c;
   }
-  return values;
+  return [...values, value];
 }
 
 /** A filter as the API reads it. */
