@@ -10,8 +10,13 @@ import type { Sql } from './client.js';
  * transaction and answered from their minutes. A pass:
  *
  *  1. moves `through` (headcount_refresh_state) to the start of the current 10 minutes,
- *     under a SHARE lock on events_minutely: the move waits for inserts in flight, so
- *     every insert either marks its rows below `through` or commits before the move;
+ *     and TimescaleDB's invalidation threshold of events_minutely with it (a refresh of
+ *     the last 10 minutes), holding MOVE_LOCK_KEY, which every insert holds shared from
+ *     its trigger to its commit (sql/timescaledb/headcount_apply_events.sql): the move
+ *     waits for inserts in flight and new ones wait for it, so every insert either
+ *     commits before both moves or marks its rows below `through` and is logged by
+ *     TimescaleDB as an invalidation (it decides that at commit, against the threshold it
+ *     reads then: test/read/threshold-race.test.ts);
  *  2. notes the stale marks that exist now (their rows are committed);
  *  3. refreshes each level, lowest first, over [start of the retention window, through
  *     rounded down to its bucket): TimescaleDB reprocesses the invalidated buckets in
@@ -50,6 +55,13 @@ export const LEVELS = [
 
 /** Any fixed number: one instance at a time refreshes. */
 export const REFRESH_LOCK_KEY = 0x6865_6163; // "heac"
+
+/**
+ * Held shared by every insert, from its trigger to its commit, and exclusively by a pass
+ * while it moves `through` and the invalidation threshold (see above). The trigger
+ * (sql/timescaledb/headcount_apply_events.sql) spells the number out.
+ */
+export const MOVE_LOCK_KEY = 0x6865_6d76; // "hemv"
 
 const floorTo = (ms: number, unitMs: number): number => Math.floor(ms / unitMs) * unitMs;
 
@@ -152,12 +164,18 @@ async function pass(sql: Sql, log?: Logger): Promise<RefreshResult> {
   const nowMs = state.now.getTime();
   const target = floorTo(nowMs, LEVELS[0].unitMs);
   if (state.through === null || state.through.getTime() < target) {
-    await sql.begin(async (tx) => {
-      // Waits for the inserts in flight (they hold ROW EXCLUSIVE); blocks new ones
-      // until this commits, a few milliseconds once every 10 minutes.
-      await tx`lock table only events_minutely in share mode /* db/refresher */`;
-      await tx`update headcount_refresh_state set through = ${new Date(target)} where through < ${new Date(target)} /* db/refresher */`;
-    });
+    // Waits for the inserts in flight; blocks new ones until both moves are done, a few
+    // milliseconds once every 10 minutes.
+    await sql`select pg_advisory_lock(${MOVE_LOCK_KEY}) /* db/refresher */`;
+    try {
+      await sql`update headcount_refresh_state set through = ${new Date(target)} where through < ${new Date(target)} /* db/refresher */`;
+      // The threshold is events_minutely's, shared by both 10-minute aggregates: one
+      // refresh moves it. Only the last 10 minutes are materialized here; the rest is left
+      // in TimescaleDB's log for the refresh below.
+      await refreshAggregate(sql, LEVELS[0].aggregates[0], target - LEVELS[0].unitMs, target, log);
+    } finally {
+      await sql`select pg_advisory_unlock(${MOVE_LOCK_KEY}) /* db/refresher */`;
+    }
   }
 
   const marks = await readMarks(sql);
