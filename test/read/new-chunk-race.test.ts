@@ -2,30 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSql, type Sql } from '../../src/db/client.js';
 import { readWithin } from '../../src/db/deadline.js';
 import { refreshAggregates } from '../../src/db/refresher.js';
-import { type EventRow, insertEvents } from '../../src/ingest/writer.js';
+import { insertEvents } from '../../src/ingest/writer.js';
 import { DAY_MS, HOUR_MS } from '../../src/time.js';
-import { createTestDatabase, first, modeAvailable, type TestDatabase } from '../helpers/db.js';
-import { daysAgo } from '../helpers/time.js';
+import { backendPid, createTestDatabase, first, modeAvailable, type TestDatabase, waitsForLock } from '../helpers/db.js';
+import { collectRow } from '../helpers/events.js';
+import { daysAgo, eventually } from '../helpers/time.js';
 
 const PAUSE_KEY = 0x7061_7573; // "paus"
-
-const event = (timeMs: number, userId: string): EventRow => ({
-  site: 'default',
-  timeMs,
-  kind: 'collect',
-  userId,
-  page: '',
-  weight: 1,
-});
-
-/** Polls `probe` every 10 ms until it is true (at most `withinMs`). */
-async function until(probe: () => Promise<boolean>, withinMs = 10_000): Promise<void> {
-  const started = Date.now();
-  while (!(await probe())) {
-    if (Date.now() - started > withinMs) throw new Error('condition not reached');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /**
  * A statement is planned, then executed: under READ COMMITTED on a snapshot taken after
@@ -71,22 +54,22 @@ describe.skipIf(!modeAvailable('timescaledb'))('a read planned before a refreshe
     // Watermarks at the current 10 minutes, hour and day (as on a busy site).
     const now = Date.now();
     const ends = [Math.floor(now / 600_000) * 600_000, Math.floor(now / HOUR_MS) * HOUR_MS, Math.floor(now / DAY_MS) * DAY_MS];
-    await insertEvents(db.sql, ends.map((end) => ({ ...event(end - 60_000, 'sentinel'), site: 'busy' })));
+    await insertEvents(db.sql, ends.map((end) => ({ ...collectRow(end - 60_000, 'sentinel'), site: 'busy' })));
     // A materialized day in another range of the month read below.
     const day = daysAgo(20);
     const earlier = day - 15 * DAY_MS;
-    await insertEvents(db.sql, [event(earlier + 3 * HOUR_MS, 'earlier')]);
+    await insertEvents(db.sql, [collectRow(earlier + 3 * HOUR_MS, 'earlier')]);
     await refreshAggregates(refresher);
     // The write: a 10-day range no aggregate has a chunk for yet.
     const chunksBefore = await materializedChunks(db.sql);
-    await insertEvents(db.sql, [event(day + 5 * HOUR_MS, 'late')]);
+    await insertEvents(db.sql, [collectRow(day + 5 * HOUR_MS, 'late')]);
     expect(first(await db.sql`select count(*)::int as n from headcount_stale_hours`).n).toBe(1);
 
     // The read starts after the write. Its planner lists the day aggregate's chunks (the
     // write's range has none yet), then, planning the subquery after the relation, waits
     // on the held lock (an immutable function is evaluated while planning).
     await locker`select pg_advisory_lock(${PAUSE_KEY})`;
-    const [{ pid }] = await reader<{ pid: number }[]>`select pg_backend_pid() as pid`;
+    const pid = await backendPid(reader);
     const answer = readWithin(reader, 30_000, async (tx) => {
       const [row] = await tx<{ users: number }[]>`
         select coalesce(round(hll_cardinality(hll_union_agg(users))), 0)::int8 as users
@@ -96,7 +79,7 @@ describe.skipIf(!modeAvailable('timescaledb'))('a read planned before a refreshe
       `;
       return Number(row!.users);
     });
-    await until(async () => (await db.sql`select from pg_locks where pid = ${pid} and locktype = 'advisory' and not granted`).length > 0);
+    expect((await eventually(() => waitsForLock(db.sql, pid, 'advisory'), true, 10_000)).value).toBe(true);
 
     // Meanwhile a pass materializes the write, creating the range's chunks, and clears its mark.
     await refreshAggregates(refresher);

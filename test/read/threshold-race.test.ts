@@ -1,32 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSql, type Sql } from '../../src/db/client.js';
 import { refreshAggregates } from '../../src/db/refresher.js';
-import { type EventRow, insertEvents } from '../../src/ingest/writer.js';
+import { insertEvents } from '../../src/ingest/writer.js';
 import { HOUR_MS } from '../../src/time.js';
-import { createTestDatabase, first, modeAvailable, type TestDatabase, withAdmin } from '../helpers/db.js';
+import { backendPid, createTestDatabase, first, modeAvailable, type TestDatabase, waitsForLock, withAdmin } from '../helpers/db.js';
+import { collectRow } from '../helpers/events.js';
+import { eventually } from '../helpers/time.js';
 
 const TEN_MINUTES = 600_000;
-
-const event = (timeMs: number, userId: string, site = 'default'): EventRow => ({
-  site,
-  timeMs,
-  kind: 'collect',
-  userId,
-  page: '',
-  weight: 1,
-});
-
-/** Polls `probe` every 10 ms until it is true (at most `withinMs`). */
-async function until(probe: () => Promise<boolean>, withinMs = 10_000): Promise<void> {
-  const started = Date.now();
-  while (!(await probe())) {
-    if (Date.now() - started > withinMs) throw new Error('condition not reached');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-const waitingOn = async (sql: Sql, pid: number, locktype: string): Promise<boolean> =>
-  (await sql`select from pg_locks where pid = ${pid} and locktype = ${locktype} and not granted`).length > 0;
 
 /**
  * TimescaleDB 2.28 decides at commit whether a write invalidates the continuous
@@ -67,11 +48,11 @@ describe.skipIf(!modeAvailable('timescaledb'))('a write that commits across the 
     // Another site's event in the last 10 minutes before the boundary: the first pass puts
     // the 10-minute watermark at the boundary, so a bucket before it is answered from
     // what is materialized.
-    await insertEvents(db.sql, [event(through - 60_000, 'sentinel', 'busy')]);
+    await insertEvents(db.sql, [collectRow(through - 60_000, 'sentinel', 'busy')]);
     const written = through - 3 * TEN_MINUTES;
 
-    const [{ pid: refresherPid }] = await refresher<{ pid: number }[]>`select pg_backend_pid() as pid`;
-    const [{ pid: writerPid }] = await writer<{ pid: number }[]>`select pg_backend_pid() as pid`;
+    const refresherPid = await backendPid(refresher);
+    const writerPid = await backendPid(writer);
     const database = new URL(db.url).pathname.slice(1);
     let pass!: Promise<unknown>;
     let write!: Promise<unknown>;
@@ -81,18 +62,18 @@ describe.skipIf(!modeAvailable('timescaledb'))('a write that commits across the 
       // The first pass of a new database: it moves "through" from -infinity to the boundary
       // and waits before its first refresh (the threshold is still at its minimum).
       pass = refreshAggregates(refresher);
-      await until(() => waitingOn(db.sql, refresherPid, 'relation'));
+      expect((await eventually(() => waitsForLock(db.sql, refresherPid, 'relation'), true, 10_000)).value).toBe(true);
       // The write comes after the move (its hour is marked stale) and is prepared.
       write = (async () => {
         await writer`begin`;
-        await insertEvents(writer, [event(written, 'straddler')]);
+        await insertEvents(writer, [collectRow(written, 'straddler')]);
         await writer`prepare transaction 'straddler'`;
       })();
-      await until(
-        async () =>
-          (await db.sql`select from pg_prepared_xacts where gid = 'straddler'`).length > 0 ||
-          (await waitingOn(db.sql, writerPid, 'advisory')),
-      );
+      // Fixed, the write waits for the pass (its trigger's lock); unfixed, it prepares at once.
+      const heldOrPrepared = async () =>
+        (await waitsForLock(db.sql, writerPid, 'advisory')) ||
+        (await db.sql`select from pg_prepared_xacts where gid = 'straddler'`).length > 0;
+      expect((await eventually(heldOrPrepared, true, 10_000)).value).toBe(true);
       await admin`commit`;
     }, database);
     await pass;
