@@ -1,5 +1,5 @@
 import { deadlineOf, type Sql } from '../db/client.js';
-import { readWithin } from '../db/deadline.js';
+import { withDeadline } from '../db/deadline.js';
 import { HOUR_MS } from '../time.js';
 
 export interface HourSummary {
@@ -10,10 +10,8 @@ export interface HourSummary {
 
 /** Clicks, impressions and the users behind either, of `site` in the hour [hourMs, hourMs + 1 h). */
 export async function hourSummary(sql: Sql, site: string, hourMs: number): Promise<HourSummary> {
-  const [row]: [HourSummary?] = await readWithin(
-    sql,
-    deadlineOf(sql),
-    (tx) => tx`
+  const [row]: [HourSummary?] = await withDeadline(
+    sql`
     select /* analytics/hourSummary */
       coalesce(round(hll_cardinality(hll_union_agg(users))), 0)::int8 as "uniqueUsers",
       coalesce(sum(events) filter (where kind = 'click'), 0)::int8 as clicks,
@@ -25,6 +23,7 @@ export async function hourSummary(sql: Sql, site: string, hourMs: number): Promi
       and kind in ('click', 'impression')
       and page = ''
     `,
+    deadlineOf(sql),
   );
   return row ?? { uniqueUsers: 0, clicks: 0, impressions: 0 };
 }

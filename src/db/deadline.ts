@@ -70,16 +70,6 @@ export type ReadSql = postgres.ReservedSql;
  * error mid-stream leaves behind (see withDeadline). A connection not reserved within
  * `ms` (the pool busy, the database down) is given back untouched when it comes: 503 at
  * once, and nothing runs.
- *
- * The transaction is REPEATABLE READ, READ ONLY: its one snapshot is taken before `read`
- * plans anything, and every statement plans and runs on it. Under READ COMMITTED a
- * statement is planned, then executed on a newer snapshot; a plan lists each hypertable's
- * chunks as they were while planning. In timescaledb mode a refresher pass that
- * materializes a back-dated write into a range the aggregates had no chunk for creates
- * the chunk, then clears the write's stale mark: a read planned before the chunk and
- * executed after the mark was cleared saw neither, and missed the write
- * (test/read/new-chunk-race.test.ts). Here whatever the snapshot holds is in a chunk the
- * planner can see. A read-only transaction is never refused for serialization.
  */
 export async function readWithin<T>(sql: Sql, ms: number, read: (tx: ReadSql) => Promise<T>): Promise<T> {
   const reserving = sql.reserve();
@@ -96,7 +86,7 @@ export async function readWithin<T>(sql: Sql, ms: number, read: (tx: ReadSql) =>
   const conn = reserved;
   const run = async (): Promise<T> => {
     try {
-      await conn`begin isolation level repeatable read, read only /* db/deadline */`;
+      await conn`begin /* db/deadline */`;
       await conn`select set_config('statement_timeout', ${String(Math.ceil(ms))}, true) /* db/deadline */`;
       const result = await read(conn);
       await conn`commit /* db/deadline */`;

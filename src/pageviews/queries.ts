@@ -1,5 +1,5 @@
 import { deadlineOf, type Sql } from '../db/client.js';
-import { readWithin } from '../db/deadline.js';
+import { withDeadline } from '../db/deadline.js';
 
 /** Page views of `page` of `site` per hour bucket in [fromMs, toMs); hours without views are absent. */
 export async function pageViewsPerHour(
@@ -9,10 +9,8 @@ export async function pageViewsPerHour(
   fromMs: number,
   toMs: number,
 ): Promise<Map<number, number>> {
-  const rows = await readWithin(
-    sql,
-    deadlineOf(sql),
-    (tx) => tx<{ bucket: Date; views: number }[]>`
+  const rows = await withDeadline(
+    sql<{ bucket: Date; views: number }[]>`
     select bucket, sum(events)::int8 as views /* pageviews/pageViewsPerHour */
     from events_hourly
     where site = ${site}
@@ -22,6 +20,7 @@ export async function pageViewsPerHour(
       and bucket < ${new Date(toMs)}
     group by bucket
     `,
+    deadlineOf(sql),
   );
   return new Map(rows.map((r) => [r.bucket.getTime(), r.views]));
 }
