@@ -60,6 +60,21 @@ const EVERY_FIELD = {
   props: { plan: 'pro', 'ab.test': 'b', locale_2: 'de-DE' },
 };
 
+/** EVERY_FIELD as stored. */
+const EVERY_FIELD_STORED = {
+  referrer: 'google.com',
+  utm_source: 'Newsletter',
+  utm_medium: 'e-mail',
+  utm_campaign: 'Black Friday 2026',
+  utm_content: 'header "link"',
+  utm_term: 'analytics, distinct users',
+  country: 'DE',
+  device: 'mobile',
+  browser: 'Firefox',
+  os: 'Android',
+  props: { plan: 'pro', 'ab.test': 'b', locale_2: 'de-DE' },
+};
+
 /** The columns of `events` these tests read back, in SQL, as stored. */
 const stored = async (t: TestApp, where = t.db.sql`true`) =>
   t.db.sql`
@@ -78,23 +93,7 @@ describeEachMode('POST /v1/events: dimensions and props', (mode) => {
   it('stores every field as sent or normalized: referrer as its host, country upper, device lower, props as an object', async () => {
     const res = await send([{ user: 'anna', kind: 'pageview', page: '/p', time: iso(at), ...EVERY_FIELD }]);
     expect(res.body).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
-    expect(await stored(t)).toEqual([
-      {
-        user_id: 'anna',
-        page: '/p',
-        referrer: 'google.com',
-        utm_source: 'Newsletter',
-        utm_medium: 'e-mail',
-        utm_campaign: 'Black Friday 2026',
-        utm_content: 'header "link"',
-        utm_term: 'analytics, distinct users',
-        country: 'DE',
-        device: 'mobile',
-        browser: 'Firefox',
-        os: 'Android',
-        props: { plan: 'pro', 'ab.test': 'b', locale_2: 'de-DE' },
-      },
-    ]);
+    expect(await stored(t)).toEqual([{ user_id: 'anna', page: '/p', ...EVERY_FIELD_STORED }]);
   });
 
   it('stores "" and null as absent (null), drops a property whose value is "", and stores {} as no props', async () => {
@@ -320,17 +319,7 @@ describeEachMode('GET /v1/export with dimensions', (mode) => {
       page: '/',
       weight: 1,
       id: 'e1',
-      referrer: 'google.com',
-      utm_source: 'Newsletter',
-      utm_medium: 'e-mail',
-      utm_campaign: 'Black Friday 2026',
-      utm_content: 'header "link"',
-      utm_term: 'analytics, distinct users',
-      country: 'DE',
-      device: 'mobile',
-      browser: 'Firefox',
-      os: 'Android',
-      props: { plan: 'pro', 'ab.test': 'b', locale_2: 'de-DE' },
+      ...EVERY_FIELD_STORED,
     });
     // Only the dimensions an event has; the fields every event has always.
     expect(lines[1]).toEqual({
