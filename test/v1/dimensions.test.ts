@@ -271,6 +271,17 @@ describeEachMode('POST /v1/events: dimensions and props', (mode) => {
       { user_id: 'plain2', page: '', ...none },
       { user_id: 'rich', page: '', ...none, country: 'PL', props: { a: 'b' } },
     ]);
+    // One row, one dimension: every other column's text is empty (no value at all).
+    await insertEvents(t.db.sql, [{ site: 'one', timeMs: at, kind: 'view', userId: 'u', page: '', weight: 1, dimensions: { os: 'iOS' } }]);
+    expect(await stored(t, t.db.sql`site = 'one'`)).toEqual([{ user_id: 'u', page: '', ...none, os: 'iOS' }]);
+    // The writer's separator inside a value (which POST /v1/events refuses) fails the
+    // statement whole instead of shifting the values of the rows after it.
+    const shifted = insertEvents(t.db.sql, [
+      { site: 'sep', timeMs: at, kind: 'view', userId: 'a', page: '', weight: 1, dimensions: { utm_source: 'x\u001fy' } },
+      { site: 'sep', timeMs: at, kind: 'view', userId: 'b', page: '', weight: 1, dimensions: { utm_source: 'z' } },
+    ]);
+    await expect(Promise.resolve(shifted)).rejects.toMatchObject({ code: '23502' });
+    expect(await stored(t, t.db.sql`site = 'sep'`)).toEqual([]);
   });
 
   it('keeps its list of standard dimensions in agreement with the SQL one, headcount_dimensions()', async () => {
