@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { STANDARD_DIMENSIONS } from '../../src/dimensions.js';
 import type { Sql } from '../../src/db/client.js';
 import { migrate, MIGRATIONS_DIR } from '../../src/db/migrate.js';
 import type { StorageMode } from '../../src/db/storage.js';
@@ -89,18 +90,7 @@ describeEachMode('migrations', (mode) => {
       'weight integer',
       'site text',
       'id text',
-      ...[
-        'referrer',
-        'utm_source',
-        'utm_medium',
-        'utm_campaign',
-        'utm_content',
-        'utm_term',
-        'country',
-        'device',
-        'browser',
-        'os',
-      ].map((d) => `${d} text`),
+      ...STANDARD_DIMENSIONS.map((d) => `${d} text`),
       'props jsonb',
     ]);
     const rollup = [

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Sql } from '../../src/db/client.js';
+import { STANDARD_DIMENSIONS, type StandardDimension } from '../../src/dimensions.js';
 import { DAY_MS, HOUR_MS } from '../../src/time.js';
 import { startTestApp, useTestApp } from '../helpers/app.js';
 import { describeEachMode, first } from '../helpers/db.js';
@@ -15,19 +16,8 @@ import { addDays, localMidnight } from '../helpers/zones.js';
  */
 
 const MINUTE_MS = 60_000;
-const STANDARD = [
-  'referrer',
-  'utm_source',
-  'utm_medium',
-  'utm_campaign',
-  'utm_content',
-  'utm_term',
-  'country',
-  'device',
-  'browser',
-  'os',
-] as const;
-type Standard = (typeof STANDARD)[number];
+const STANDARD = STANDARD_DIMENSIONS;
+type Standard = StandardDimension;
 
 interface Event {
   timeMs: number;
