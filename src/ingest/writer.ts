@@ -1,4 +1,5 @@
 import type { Sql } from '../db/client.js';
+import { type EventDimensions, STANDARD_DIMENSIONS } from '../dimensions.js';
 import { withDeadline } from '../db/deadline.js';
 import { DatabaseUnavailable, isRetryableDbError, sqlState } from '../db/errors.js';
 import type { Logger } from '../log.js';
@@ -14,6 +15,8 @@ export interface EventRow {
   weight: number;
   /** The client's id of the event: a resend with the same site, id and time is stored once. */
   id?: string | undefined;
+  /** Its dimensions and props (POST /v1/events); the seed APIs send none (null columns). */
+  dimensions?: EventDimensions | undefined;
 }
 
 export interface WriterOptions {
@@ -79,7 +82,19 @@ export type InsertEvents = (rows: EventRow[]) => PromiseLike<StoredAnswer> & { c
 
 /** What a row holds in memory, roughly: strings are UTF-16, plus the object and array slots. */
 const rowBytes = (r: EventRow): number =>
-  96 + 2 * (r.site.length + r.kind.length + r.page.length + (r.userId?.length ?? 0) + (r.id?.length ?? 0));
+  96 +
+  2 * (r.site.length + r.kind.length + r.page.length + (r.userId?.length ?? 0) + (r.id?.length ?? 0)) +
+  (r.dimensions ? dimensionBytes(r.dimensions) : 0);
+
+function dimensionBytes(dims: EventDimensions): number {
+  let chars = 0;
+  let count = 0;
+  for (const name in dims) {
+    chars += dims[name as keyof EventDimensions]?.length ?? 0;
+    count++;
+  }
+  return 16 + 16 * count + 2 * chars;
+}
 
 /**
  * Group commit: requests wait on a bounded queue; a flush inserts everything that
@@ -329,27 +344,44 @@ export function insertEvents(sql: Sql, rows: EventRow[]) {
   // Epoch milliseconds, made timestamps by PostgreSQL: cheaper to build and to send than
   // ISO strings (a Date keeps whole milliseconds, so does trunc).
   const times = rows.map((r) => Math.trunc(r.timeMs));
-  // unnest's `ms` as a timestamp, exactly: whole milliseconds times an interval of one.
-  const time = sql`timestamptz 'epoch' + ms * interval '1 millisecond'`;
   const kinds = rows.map((r) => r.kind);
   const users = rows.map((r) => r.userId);
   const pages = rows.map((r) => r.page);
   const weights = rows.map((r) => r.weight);
-  if (!rows.some((r) => r.id !== undefined)) {
-    return sql<StoredAnswer[number][]>`
-      insert into events (site, time, kind, user_id, page, weight) /* ingest/writer */
-      select site, ${time}, kind, user_id, page, weight
-      from unnest(${sites}::text[], ${times}::int8[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[])
-        as r (site, ms, kind, user_id, page, weight)
-    `;
+  // The columns of the batch, each an array unnested into rows (`as` is its name in r),
+  // and the value inserted from it: the id and the dimensions only when a row has them,
+  // so that batches of the seed APIs send no arrays of nulls. At most four statements.
+  const columns = ['site', 'time', 'kind', 'user_id', 'page', 'weight'];
+  const names = ['site', 'ms', 'kind', 'user_id', 'page', 'weight'];
+  let arrays = sql`${sites}::text[], ${times}::int8[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[]`;
+  // unnest's `ms` as a timestamp, exactly: whole milliseconds times an interval of one.
+  let values = sql`site, timestamptz 'epoch' + ms * interval '1 millisecond', kind, user_id, page, weight`;
+  const withIds = rows.some((r) => r.id !== undefined);
+  if (withIds) {
+    columns.push('id');
+    names.push('id');
+    arrays = sql`${arrays}, ${rows.map((r) => r.id ?? null)}::text[]`;
+    values = sql`${values}, id`;
   }
-  const ids = rows.map((r) => r.id ?? null);
+  if (rows.some((r) => r.dimensions !== undefined)) {
+    for (const name of STANDARD_DIMENSIONS) {
+      arrays = sql`${arrays}, ${rows.map((r) => r.dimensions?.[name] ?? null)}::text[]`;
+    }
+    // props travels as JSON text, parsed by PostgreSQL.
+    arrays = sql`${arrays}, ${rows.map((r) => r.dimensions?.props ?? null)}::text[]`;
+    columns.push(...STANDARD_DIMENSIONS, 'props');
+    names.push(...STANDARD_DIMENSIONS, 'props');
+    values = sql`${values}, ${sql(STANDARD_DIMENSIONS)}, props::jsonb`;
+  }
+  const insert = sql`
+    insert into events (${sql(columns)}) /* ingest/writer */
+    select ${values}
+    from unnest(${arrays}) as r (${sql(names)})
+  `;
+  if (!withIds) return sql<StoredAnswer[number][]>`${insert}`;
   return sql<StoredAnswer[number][]>`
     with stored as ( /* ingest/writer */
-      insert into events (site, time, kind, user_id, page, weight, id)
-      select site, ${time}, kind, user_id, page, weight, id
-      from unnest(${sites}::text[], ${times}::int8[], ${kinds}::text[], ${users}::text[], ${pages}::text[], ${weights}::int4[], ${ids}::text[])
-        as r (site, ms, kind, user_id, page, weight, id)
+      ${insert}
       on conflict (site, id, time) where id is not null do nothing
       returning site, id, time
     )

@@ -5,6 +5,7 @@ import { type AuthDeps, requireKey, siteFor } from '../auth/middleware.js';
 import { badRequest, HttpError } from '../../http/errors.js';
 import { parseWith } from '../../http/validate.js';
 import type { EventRow, GroupCommitWriter } from '../../ingest/writer.js';
+import { type EventDimensions, STANDARD_DIMENSIONS } from '../../dimensions.js';
 import { EventsBody, MAX_BODY_BYTES, MAX_EVENTS, type Rejection, rejectionOf, V1Event } from './schemas.js';
 
 /** The events of a body not yet validated: 0 if it has no array of them. */
@@ -15,6 +16,17 @@ const eventCount = (body: unknown): number => {
 
 const tooManyEvents = (events: number, max: number): HttpError =>
   new HttpError(413, 'too_many_events', `a request may carry at most ${max} events, not ${events}; split it`);
+
+/** The dimensions of a valid event; undefined when it has none (the insert then sends none). */
+function dimensionsOf(e: V1Event): EventDimensions | undefined {
+  let dims: EventDimensions | undefined;
+  for (const name of STANDARD_DIMENSIONS) {
+    const value = e[name];
+    if (value) (dims ??= {})[name] = value;
+  }
+  if (e.props !== undefined) (dims ??= {}).props = e.props;
+  return dims;
+}
 
 /**
  * POST /v1/events: a batch of events, each checked on its own. The valid ones commit
@@ -65,7 +77,8 @@ export function registerEvents(
         userId: e.user,
         page: e.page ?? '',
         weight: e.weight ?? 1,
-        id: e.id,
+        id: e.id ?? undefined,
+        dimensions: dimensionsOf(e),
       });
     });
     if (rows.length === 0) {

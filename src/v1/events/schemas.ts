@@ -3,6 +3,7 @@ import { eventTimeProblem, parseIsoTimestamp, timeWindowProblem } from '../../ti
 import { hasNul, NUL_MESSAGE } from '../../http/params.js';
 import { SITE_PATTERN, SITE_RULE } from '../../site.js';
 import { KIND_PATTERN, KIND_RULE, PAGE_MAX_CHARS } from '../params.js';
+import { DIMENSION_FIELDS, Props } from './dimensions.js';
 
 export const MAX_EVENTS = 10_000;
 export const MAX_BODY_BYTES = 5 * 1024 * 1024;
@@ -46,10 +47,17 @@ const EventTime = z
     override: { anyOf: [{ type: 'string', format: 'date-time' }, { type: 'number' }] },
   });
 
+/** Half of a UTF-16 pair alone: it would reach the database as U+FFFD. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 const windowCode = (problem: string): string =>
   problem.includes('older than') ? 'too_old' : problem.includes('future') ? 'too_far_ahead' : 'invalid_time';
 
-/** One event of `POST /v1/events`. Unknown fields are refused rather than dropped. */
+/**
+ * One event of `POST /v1/events`. Unknown fields are refused rather than dropped. The
+ * optional fields stored as SQL null when absent (id, the dimensions, props) also take
+ * JSON null, as the export writes them: an export can be sent back as it is.
+ */
 export const V1Event = z
   .strictObject(
     {
@@ -73,8 +81,9 @@ export const V1Event = z
         .string({ error: 'must be a string' })
         .max(PAGE_MAX_CHARS, `must be at most ${PAGE_MAX_CHARS} characters`)
         .refine((v) => !hasNul(v), NUL_MESSAGE)
+        .refine((v) => !LONE_SURROGATE.test(v), 'must be valid Unicode: it holds a lone surrogate')
         .optional()
-        .meta({ description: 'Default: empty.', example: '/pricing' }),
+        .meta({ description: `Default: empty. At most ${PAGE_MAX_CHARS} characters.`, example: '/pricing' }),
       weight: z
         .int({ error: `must be a whole number from 1 to ${WEIGHT_MAX}` })
         .min(1, `must be a whole number from 1 to ${WEIGHT_MAX}`)
@@ -86,12 +95,15 @@ export const V1Event = z
         .min(1, 'must not be empty')
         .max(128, 'must be at most 128 characters')
         .refine((v) => !hasNul(v), NUL_MESSAGE)
+        .nullable()
         .optional()
         .meta({
           description:
-            'The client’s id of the event: a resend with the same site, id and time is not stored again (give time with it).',
+            'The client’s id of the event: a resend with the same site, id and time is not stored again (give time with it). Null means absent.',
           example: '0f8b8c1e-5d1a-4d8e-9a57-1d2b3c4d5e6f',
         }),
+      ...DIMENSION_FIELDS,
+      props: Props,
     },
     { error: (i) => (i.code === 'invalid_type' ? 'must be a JSON object' : undefined) },
   )
@@ -117,11 +129,13 @@ export const Rejection = z
     index: z.int().nonnegative().meta({ description: 'Position of the event in events.' }),
     code: z.string().meta({
       description:
-        'missing, invalid_type, invalid_format, out_of_range, unknown_field, not_an_object, invalid_time, too_old, too_far_ahead',
+        'missing, invalid_type, invalid_format, invalid_value, out_of_range, unknown_field, not_an_object, invalid_time, too_old, too_far_ahead',
       example: 'too_old',
     }),
     message: z.string(),
-    field: z.string().nullable().meta({ description: 'The offending field; null when the event itself is wrong.' }),
+    field: z.string().nullable().meta({
+      description: 'The offending field (props.<name> for one property); null when the event itself is wrong.',
+    }),
   })
   .meta({ id: 'Rejection' });
 export type Rejection = z.infer<typeof Rejection>;
@@ -138,7 +152,8 @@ export type EventsResponse = z.infer<typeof EventsResponse>;
 /** Why one event was refused, from its first zod issue. */
 export function rejectionOf(index: number, issues: z.core.$ZodIssue[]): Rejection {
   const issue = issues[0]!;
-  const field = typeof issue.path[0] === 'string' ? issue.path[0] : null;
+  // A property's issue is at ['props', name]: its field is props.<name>.
+  const field = typeof issue.path[0] === 'string' ? issue.path.join('.') : null;
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0] ?? '';
     return { index, code: 'unknown_field', message: `${key} is not a field of an event`, field: key };
