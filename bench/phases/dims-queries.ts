@@ -46,6 +46,8 @@ export interface ShapeAccuracy {
   /** Rows whose events differ from the exact sum (must be 0), and rows with no exact counterpart. */
   eventsWrong: number;
   unmatched: number;
+  /** The first answered row with no exact counterpart (to see why). */
+  firstUnmatched?: unknown;
   approximate: boolean;
   exactUsersRange: [number, number];
 }
@@ -71,6 +73,7 @@ async function accuracyOf(ctx: BenchContext, shape: Shape, answer: StatsAnswer, 
   let smallWrong = 0;
   let eventsWrong = 0;
   let unmatched = 0;
+  let firstUnmatched: unknown;
   let lo = Infinity;
   let hi = 0;
   for (const row of answer.data) {
@@ -80,6 +83,7 @@ async function accuracyOf(ctx: BenchContext, shape: Shape, answer: StatsAnswer, 
       // A bucket with no events at all is answered as zeros: exact.
       if (row.users === 0 && row.events === 0) continue;
       unmatched++;
+      firstUnmatched ??= row;
       continue;
     }
     const err = e.users === 0 ? (row.users === 0 ? 0 : 100) : (Math.abs(row.users - e.users) / e.users) * 100;
@@ -104,6 +108,7 @@ async function accuracyOf(ctx: BenchContext, shape: Shape, answer: StatsAnswer, 
     smallNotExact: smallWrong,
     eventsWrong,
     unmatched,
+    firstUnmatched,
     approximate: answer.meta.approximate,
     exactUsersRange: [Number.isFinite(lo) ? lo : 0, hi],
   };
@@ -169,7 +174,7 @@ export async function measureDimensionQueries(ctx: BenchContext, today: number):
         out.latency.push(row);
         const a = await accuracyOf(ctx, shape, first.body as StatsAnswer, service);
         note(
-          `accuracy: ${a.rows} rows, max error ${a.maxErrorPct.toFixed(2)} %, mean ${a.meanErrorPct.toFixed(2)} %; ${a.smallRows} rows under ${EXACT_UP_TO} users, ${a.smallNotExact} not exact; events wrong ${a.eventsWrong}, unmatched ${a.unmatched}`,
+          `accuracy: ${a.rows} rows, max error ${a.maxErrorPct.toFixed(2)} %, mean ${a.meanErrorPct.toFixed(2)} %; ${a.smallRows} rows under ${EXACT_UP_TO} users, ${a.smallNotExact} not exact; events wrong ${a.eventsWrong}, unmatched ${a.unmatched}${a.firstUnmatched ? ` (${JSON.stringify(a.firstUnmatched)})` : ''}`,
         );
         out.accuracy.push(a);
         break; // answered by the guarded instance: nothing to lift

@@ -118,17 +118,18 @@ export async function exactAnswer(sql: Sql, shape: Shape, fromMs: number, toMs: 
       : `(date_trunc('${shape.granularity}', time at time zone ${tz}) at time zone ${tz})`;
   const groups = (shape.groupBy ?? []).map((d) => `${column(d)}`);
   const where = (shape.filters ?? []).map((f) => `${column(f.dim)} in (${f.values.map(literal).join(', ')})`);
-  const rows = await sql.unsafe<{ b: Date; g: (string | null)[]; users: string; events: string }[]>(
-    `select ${bucket} as b, array[${groups.length ? groups.join(', ') : 'null'}]::text[] as g,
+  // Each group its own column (a text[] of them would come back with NULL as a string).
+  const rows = await sql.unsafe<({ b: Date; users: string; events: string } & Record<string, string | null>)[]>(
+    `select ${bucket} as b, ${groups.map((g, i) => `${g} as g${i}, `).join('')}
             count(distinct user_id) as users, sum(weight) as events
      from events
      where site = $3 and time >= $1 and time < $2 ${where.map((w) => `and ${w}`).join(' ')}
-     group by 1, 2`,
+     group by ${['1', ...groups.map((_, i) => String(i + 2))].join(', ')}`,
     [new Date(fromMs), new Date(toMs), shape.site],
   );
   return rows.map((r) => ({
     bucketMs: r.b.getTime(),
-    groups: groups.length ? r.g : [],
+    groups: groups.map((_, i) => r[`g${i}`] ?? null),
     users: Number(r.users),
     events: Number(r.events),
   }));
