@@ -37,16 +37,8 @@ export interface IngestRound {
   errors: number;
 }
 
-export interface IngestRow {
-  name: string;
-  rounds: number;
-  eventsPerSec: number;
-  p99Ms: number;
-  stackUs: number;
-  serviceUs: number;
-  storeUs: number;
-  errors: number;
-}
+/** The medians of a target's rounds. */
+export type IngestRow = Omit<IngestRound, 'events'> & { rounds: number };
 
 export interface DimensionIngest {
   rows: IngestRow[];
@@ -73,9 +65,20 @@ export async function measureDimensionIngest(ctx: BenchContext): Promise<Dimensi
   const { step, note } = ctx.progress;
   const batch = settings.batchEvents;
   const targets: IngestTarget[] = [
-    { name: 'GET /collect, queue trigger off (before dimensions)', mode: ['collect'], connections: settings.connections[0]!, eventsPerRequest: 1, triggerOff: true },
+    {
+      name: 'GET /collect, queue trigger off (before dimensions)',
+      mode: ['collect'],
+      connections: settings.connections[0]!,
+      eventsPerRequest: 1,
+      triggerOff: true,
+    },
     { name: 'GET /collect', mode: ['collect'], connections: settings.connections[0]!, eventsPerRequest: 1 },
-    { name: `POST /v1/events ×${batch}, no dimensions`, mode: ['events', String(batch)], connections: settings.batchConnections, eventsPerRequest: batch },
+    {
+      name: `POST /v1/events ×${batch}, no dimensions`,
+      mode: ['events', String(batch)],
+      connections: settings.batchConnections,
+      eventsPerRequest: batch,
+    },
     {
       name: `POST /v1/events ×${batch}, every dimension + 3 properties`,
       mode: ['events-dims', String(batch)],

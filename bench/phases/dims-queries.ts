@@ -62,10 +62,16 @@ async function getJson(base: string, path: string): Promise<{ status: number; bo
   return { status: res.status, body: await res.json() };
 }
 
-async function accuracyOf(ctx: BenchContext, shape: Shape, answer: StatsAnswer, service: ShapeAccuracy['service']): Promise<ShapeAccuracy> {
+async function accuracyOf(
+  ctx: BenchContext,
+  shape: Shape,
+  answer: StatsAnswer,
+  service: ShapeAccuracy['service'],
+): Promise<ShapeAccuracy> {
   const exact = await exactAnswer(ctx.sql, shape, Date.parse(answer.meta.from), Date.parse(answer.meta.to));
   const byKey = new Map(exact.map((e) => [`${e.bucketMs}|${JSON.stringify(e.groups)}`, e]));
-  const groupsOf = (row: Record<string, unknown>): (string | null)[] => (shape.groupBy ?? []).map((d) => (row[d] ?? null) as string | null);
+  const groupsOf = (row: Record<string, unknown>): (string | null)[] =>
+    (shape.groupBy ?? []).map((d) => (row[d] ?? null) as string | null);
   const total = shape.granularity === 'total';
   let maxErr = 0;
   let sumErr = 0;
@@ -166,10 +172,13 @@ export async function measureDimensionQueries(ctx: BenchContext, today: number):
           minRequests: 3,
         });
         Object.assign(row, { requests: r.requests, p50Ms: r.p50Ms, p99Ms: r.p99Ms, maxMs: r.maxMs, statuses: r.statuses ?? {} });
-        if (shape.target) row.meetsTarget = r.p99Ms <= shape.target.p99Ms && (shape.target.p50Ms === undefined || r.p50Ms <= shape.target.p50Ms);
+        if (shape.target)
+          row.meetsTarget = r.p99Ms <= shape.target.p99Ms && (shape.target.p50Ms === undefined || r.p50Ms <= shape.target.p50Ms);
         note(
           `${r.requests} requests, p50 ${fmt(r.p50Ms, 1)} ms, p99 ${fmt(r.p99Ms, 1)} ms, max ${fmt(r.maxMs, 1)} ms, statuses ${JSON.stringify(r.statuses)}` +
-            (shape.target ? ` (target p50 ${shape.target.p50Ms ?? '-'} / p99 ${shape.target.p99Ms} ms: ${row.meetsTarget ? 'met' : 'NOT met'})` : ''),
+            (shape.target
+              ? ` (target p50 ${shape.target.p50Ms ?? '-'} / p99 ${shape.target.p99Ms} ms: ${row.meetsTarget ? 'met' : 'NOT met'})`
+              : ''),
         );
         out.latency.push(row);
         const a = await accuracyOf(ctx, shape, first.body as StatsAnswer, service);

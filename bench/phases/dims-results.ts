@@ -41,7 +41,9 @@ export function reportDimensions(ctx: BenchContext, f: DimensionFindings): strin
 
   const v = f.volume;
   console.log(
-    `\nheadcount dimensions benchmark, ${results.when} — ${f.machine}; storage mode ${storageMode}; ${v.days} days × ${fmt(settings.volumeEventsPerDay)} events/day = ${fmt(v.events)} events (${Object.entries(v.perSite)
+    `\nheadcount dimensions benchmark, ${results.when} — ${f.machine}; storage mode ${storageMode}; ${v.days} days × ${fmt(settings.volumeEventsPerDay)} events/day = ${fmt(v.events)} events (${Object.entries(
+      v.perSite,
+    )
       .map(([s, n]) => `${s} ${fmt(n)}`)
       .join(', ')})\n`,
   );
@@ -66,7 +68,16 @@ export function reportDimensions(ctx: BenchContext, f: DimensionFindings): strin
   console.log('');
   console.log(
     table(
-      ['shape', 'rows', 'exact users (min-max)', 'max error %', 'mean error %', `rows < ${EXACT_UP_TO} users`, 'of them not exact', 'events wrong'],
+      [
+        'shape',
+        'rows',
+        'exact users (min-max)',
+        'max error %',
+        'mean error %',
+        `rows < ${EXACT_UP_TO} users`,
+        'of them not exact',
+        'events wrong',
+      ],
       f.queries.accuracy.map((a) => [
         a.shape,
         String(a.rows),

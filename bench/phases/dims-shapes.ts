@@ -33,13 +33,45 @@ export function dimensionShapes(): Shape[] {
   const shapes: Shape[] = [];
   for (const timezone of ['UTC', 'Asia/Kolkata', 'Asia/Kathmandu']) {
     shapes.push(
-      { name: `group_by=country 30 d ${timezone}`, target: ONE_DIMENSION, site: 'default', granularity: 'total', timezone, range: { days: 30 }, groupBy: ['country'] },
-      { name: `filter=country==DE 30 d ${timezone}`, target: ONE_DIMENSION, site: 'default', granularity: 'total', timezone, range: { days: 30 }, filters: de },
+      {
+        name: `group_by=country 30 d ${timezone}`,
+        target: ONE_DIMENSION,
+        site: 'default',
+        granularity: 'total',
+        timezone,
+        range: { days: 30 },
+        groupBy: ['country'],
+      },
+      {
+        name: `filter=country==DE 30 d ${timezone}`,
+        target: ONE_DIMENSION,
+        site: 'default',
+        granularity: 'total',
+        timezone,
+        range: { days: 30 },
+        filters: de,
+      },
     );
   }
   shapes.push(
-    { name: 'group_by=referrer (~200 hosts) 30 d UTC', target: ONE_DIMENSION, site: 'default', granularity: 'total', timezone: 'UTC', range: { days: 30 }, groupBy: ['referrer'] },
-    { name: 'filter=utm_campaign==black-friday, day 30 d UTC', target: ONE_DIMENSION, site: 'default', granularity: 'day', timezone: 'UTC', range: { days: 30 }, filters: [{ dim: 'utm_campaign', values: ['black-friday'] }] },
+    {
+      name: 'group_by=referrer (~200 hosts) 30 d UTC',
+      target: ONE_DIMENSION,
+      site: 'default',
+      granularity: 'total',
+      timezone: 'UTC',
+      range: { days: 30 },
+      groupBy: ['referrer'],
+    },
+    {
+      name: 'filter=utm_campaign==black-friday, day 30 d UTC',
+      target: ONE_DIMENSION,
+      site: 'default',
+      granularity: 'day',
+      timezone: 'UTC',
+      range: { days: 30 },
+      filters: [{ dim: 'utm_campaign', values: ['black-friday'] }],
+    },
   );
   for (const days of [7, 30]) {
     shapes.push(
@@ -67,11 +99,46 @@ export function dimensionShapes(): Shape[] {
   }
   const TODAY = { p99Ms: 100 };
   shapes.push(
-    { name: 'total 30 d Asia/Kolkata (no dimension)', target: TODAY, site: 'default', granularity: 'total', timezone: 'Asia/Kolkata', range: { todayDays: 30 } },
-    { name: 'hour 48 h Asia/Kolkata (no dimension)', target: TODAY, site: 'default', granularity: 'hour', timezone: 'Asia/Kolkata', range: { hours: 48 } },
-    { name: 'day 30 d Asia/Kolkata (no dimension)', target: TODAY, site: 'default', granularity: 'day', timezone: 'Asia/Kolkata', range: { todayDays: 30 } },
-    { name: 'top 10 props.article (200 values) 30 d, declared (site default)', site: 'default', granularity: 'total', timezone: 'UTC', range: { days: 30 }, groupBy: ['props.article'] },
-    { name: 'top 10 props.article (200 values) 30 d, not declared (site shop)', site: 'shop', granularity: 'total', timezone: 'UTC', range: { days: 30 }, groupBy: ['props.article'] },
+    {
+      name: 'total 30 d Asia/Kolkata (no dimension)',
+      target: TODAY,
+      site: 'default',
+      granularity: 'total',
+      timezone: 'Asia/Kolkata',
+      range: { todayDays: 30 },
+    },
+    {
+      name: 'hour 48 h Asia/Kolkata (no dimension)',
+      target: TODAY,
+      site: 'default',
+      granularity: 'hour',
+      timezone: 'Asia/Kolkata',
+      range: { hours: 48 },
+    },
+    {
+      name: 'day 30 d Asia/Kolkata (no dimension)',
+      target: TODAY,
+      site: 'default',
+      granularity: 'day',
+      timezone: 'Asia/Kolkata',
+      range: { todayDays: 30 },
+    },
+    {
+      name: 'top 10 props.article (200 values) 30 d, declared (site default)',
+      site: 'default',
+      granularity: 'total',
+      timezone: 'UTC',
+      range: { days: 30 },
+      groupBy: ['props.article'],
+    },
+    {
+      name: 'top 10 props.article (200 values) 30 d, not declared (site shop)',
+      site: 'shop',
+      granularity: 'total',
+      timezone: 'UTC',
+      range: { days: 30 },
+      groupBy: ['props.article'],
+    },
   );
   return shapes;
 }

@@ -99,7 +99,8 @@ export async function seedVolume(ctx: BenchContext, today: number, skipDays: num
     if (d % 10 === 0) note(`${d} days, ${((performance.now() - t1) / 1000).toFixed(0)} s`);
   }
   const seedS = (performance.now() - t1) / 1000;
-  const seedStoreUsPerEvent = (((cpuSpent(cpu0, cpuSnapshot({ store: ctx.pgPid })).parts.store ?? NaN) / CLOCK_TICKS) * 1e6) / events;
+  const seedStoreUsPerEvent =
+    (((cpuSpent(cpu0, cpuSnapshot({ store: ctx.pgPid })).parts.store ?? NaN) / CLOCK_TICKS) * 1e6) / events;
   for (const r of await sql<{ site: string; n: string }[]>`
     select site, count(*) as n from events where time >= ${new Date(first)} and time < ${new Date(today)} group by site
   `)
