@@ -53,7 +53,13 @@ export async function drainQueue(ctx: BenchContext, sql: Sql, batchRows: number)
   let batches = 0;
   for (;;) {
     const [row] = await sql<[{ moved: number }]>`select headcount_roll_up(${batchRows}) as moved`;
-    if (row.moved === 0) break;
+    if (row.moved === 0) {
+      // 0 also means another session is rolling up: done only once the queue is empty.
+      const [q] = await sql<[{ queued: boolean }]>`select exists (select from headcount_pending) as queued`;
+      if (!q.queued) break;
+      await new Promise((r) => setTimeout(r, 50));
+      continue;
+    }
     moved += row.moved;
     batches++;
     if (batches % 100 === 0) ctx.progress.note(`${fmt(moved)} moved, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
@@ -80,6 +86,7 @@ export async function seedVolume(ctx: BenchContext, today: number, skipDays: num
   }
   // One session holds the roller's lock while seeding: the service's roller moves
   // nothing, so the drain below measures the roller alone (the lock is re-entrant for it).
+  // That session seeds too: idle, the pool would close it (idle_timeout) and drop the lock.
   const roller = createSql(ctx.dbUrl, { max: 1, applicationName: 'headcount-bench-roller' });
   await roller`select pg_advisory_lock(${ROLLER_LOCK})`;
   step(
@@ -93,7 +100,7 @@ export async function seedVolume(ctx: BenchContext, today: number, skipDays: num
   for (let d = 1; d <= settings.volumeDays; d++) {
     const day = today - d * DAY_MS;
     if (skipDays.includes(day) || day < Date.now() - 60 * DAY_MS) continue;
-    await seedDay(sql, day, settings.volumeEventsPerDay);
+    await seedDay(roller, day, settings.volumeEventsPerDay);
     events += settings.volumeEventsPerDay;
     days++;
     if (d % 10 === 0) note(`${d} days, ${((performance.now() - t1) / 1000).toFixed(0)} s`);
@@ -115,6 +122,8 @@ export async function seedVolume(ctx: BenchContext, today: number, skipDays: num
   const roll = await drainQueue(ctx, roller, settings.rollBatchRows);
   await roller`select pg_advisory_unlock(${ROLLER_LOCK})`;
   await roller.end();
+  if (roll.moved < events)
+    note(`WARNING: the drain moved ${fmt(roll.moved)} of ${fmt(events)} events: the service's roller moved the rest`);
   note(
     `${fmt(roll.moved)} events in ${roll.batches} batches of ${fmt(roll.batchRows)}, ${roll.wallS.toFixed(0)} s: PostgreSQL CPU ${fmt(roll.storeUsPerEvent, 2)} µs/event (/proc), wall ${fmt(roll.wallUsPerEvent, 2)} µs/event`,
   );
