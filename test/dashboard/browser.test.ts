@@ -515,8 +515,11 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
       const deDirect = (e: ShopEvent): boolean => de(e) && e.dims.referrer === null;
       await expectExact(shop.current.filter(deDirect), shop.previous.filter(deDirect));
       // Chips and panels fit a phone's width.
+      // (Polled: on a loaded machine the page is still laying out the new width when asked.)
       await page.setViewportSize({ width: 375, height: 800 });
-      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+      await expect
+        .poll(() => page.evaluate(() => document.documentElement.scrollWidth), { timeout: 5000 })
+        .toBeLessThanOrEqual(375);
       await page.setViewportSize({ width: 1200, height: 900 });
       mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
