@@ -130,9 +130,9 @@ describe.skipIf(missing !== undefined)(`the tracker in Chromium${missing ? ` (${
     expect(first.user_id).toMatch(/^[A-Za-z0-9_-]{22}$/);
     expect(rows.find((e) => e.kind === 'early')!.props).toEqual({ plan: 'pro' });
 
-    await tab.evaluate(() => history.pushState({}, '', '/spa/two'));
+    await tab.evaluate("history.pushState({}, '', '/spa/two')");
     await until((r) => r.some((e) => e.page === '/spa/two'));
-    await tab.evaluate(() => (location.hash = '#three'));
+    await tab.evaluate("location.hash = '#three'");
     await until((r) => r.filter((e) => e.page === '/spa/two').length === 2);
     // Back from #three to /spa/two (popstate); the hash was a page of its own.
     await tab.goBack();
