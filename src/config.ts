@@ -95,7 +95,7 @@ const EnvSchema = z
     // X-Forwarded-For (comma-separated addresses), and the country lookup.
     TRACKER_SCRIPT_PATH: z
       .string()
-      .regex(/^\/[A-Za-z0-9._~\/-]{1,200}\.js$/, 'must be a path ending in .js, such as /js/hc.js')
+      .regex(/^\/[A-Za-z0-9._~/-]{1,200}\.js$/, 'must be a path ending in .js, such as /js/hc.js')
       .refine((p) => !p.startsWith('/v1/') && !p.startsWith('/assets/'), 'must not be under /v1/ or /assets/')
       .optional(),
     TRUST_PROXY: z

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Sql } from '../db/client.js';
+import { withDeadline } from '../db/deadline.js';
 import { DAY_MS, floorDay, isoDay } from '../time.js';
 
 /**
@@ -28,7 +29,8 @@ export class DailySalts {
     const day = floorDay(nowMs);
     if (this.cached?.day === day) return Promise.resolve(this.cached.salt);
     if (this.pending?.day === day) return this.pending.salt;
-    const salt = this.fetch(day).then(
+    // A database that does not answer: 503 after the request deadline, as for the insert.
+    const salt = withDeadline(this.fetch(day)).then(
       (value) => {
         if (!this.cached || this.cached.day < day) this.cached = { day, salt: value };
         return value;
