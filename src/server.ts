@@ -104,6 +104,7 @@ async function serve(
     reads: config.reads,
     seedApis: config.seedApis,
     dashboard: config.dashboard ? { dir: DASHBOARD_DIR } : false,
+    tracker: config.tracker,
     log,
   });
   // WORKERS > 1: the primary serves METRICS_LISTEN (supervise), with every worker's metrics.

@@ -185,6 +185,8 @@ describeEachMode('migrations', (mode) => {
       const step = async (direction: 'up' | 'down') =>
         migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
+      expect(await step('down')).toEqual(['1796227200000_tracker_salts']);
+      expect(first(await scratch.sql`select to_regclass('headcount_salts')::text as salts`).salts).toBeNull();
       expect(await step('down')).toEqual(['1796160000000_pending_anonymous_events']);
       expect(await step('down')).toEqual(['1796140800000_dimensions']);
       expect(await step('down')).toEqual(['1796054400000_sql_objects']);
@@ -218,6 +220,8 @@ describeEachMode('migrations', (mode) => {
       expect(await step('up')).toEqual(['1796054400000_sql_objects']);
       expect(await step('up')).toEqual(['1796140800000_dimensions']);
       expect(await step('up')).toEqual(['1796160000000_pending_anonymous_events']);
+      expect(await step('up')).toEqual(['1796227200000_tracker_salts']);
+      expect(first(await scratch.sql`select to_regclass('headcount_salts')::text as salts`).salts).toBe('headcount_salts');
       expect(
         first(await scratch.sql`select count(*)::int as n from pg_proc where proname = 'headcount_sketch_parameters'`).n,
       ).toBe(1);

@@ -225,7 +225,7 @@ describeEachMode('POST /v1/events: dimensions and props', (mode) => {
       // A field of the wrong type is not a missing one.
       [{ user: 42 }, 'invalid_type', 'user', /^user must be a string$/],
       [{ page: 5 }, 'invalid_type', 'page', /^page must be a string$/],
-      [{ user: undefined }, 'missing', 'user', /^user is required$/],
+      [{ kind: undefined }, 'missing', 'kind', /^kind is required$/],
     ];
     const good = { user: 'good', kind: 'view', time: iso(at), ...EVERY_FIELD };
     const res = await send([good, ...bad.map(([fields]) => ({ user: 'bad', kind: 'view', time: iso(at), ...fields }))]);
