@@ -365,8 +365,10 @@ begin
       $f$, grp_raw, pred_raw);
   end if;
   -- Raw events only where a range needs them, each range read by its own index scan of
-  -- events (a lateral per range): joined as a whole, the planner scanned every chunk of
-  -- the 60 days for the filter first (5.7 s of a 5.9 s request in npm run bench).
+  -- events (a lateral per range). Joined as a whole, the planner scanned every chunk of
+  -- the 60 days for the filter first (5.7 s of a 5.9 s request in npm run bench); and a
+  -- plain lateral it pulls up into that same join: "offset 0" keeps the subquery apart,
+  -- run once per range with its bounds as parameters (610 ms -> see docs/benchmarks.md).
   if path <> 'events' and raw_range_count > 0 then
     extra_sql := extra_sql || format($f$
       union all
@@ -377,6 +379,7 @@ begin
         select %1$s as grp, e.weight, e.user_id
         from events e
         where e.site = $1 and e.time >= rr.rs and e.time < rr.re and %2$s
+        offset 0
       ) e,
       headcount_sketch_parameters() p
       group by 1, 2, 3
