@@ -163,6 +163,76 @@ describeEachMode('GET /v1/stats', (mode) => {
     });
   });
 
+  it('reads the minutes of an Asia/Kolkata hour from raw events or from minute sketches, whichever is cheaper, exactly', async () => {
+    // Two sites, the same local hour (two UTC half hours, all minutes): 'sparse' has an
+    // event a minute (fewer raw events than 10 x its minute rows: read raw), 'dense' 40
+    // users a minute of one kind and page (read from events_minutely).
+    const zone = 'Asia/Kolkata';
+    const start = localMidnight(isoDate(daysAgo(3)), zone) + 5 * HOUR_MS;
+    const minutes = Array.from({ length: 60 }, (_, m) => start + m * MINUTE_MS);
+    const sparse = minutes.map((timeMs, m) => ({ timeMs, user: `s${m % 17}` }));
+    const dense = minutes.flatMap((timeMs, m) => Array.from({ length: 40 }, (_, i) => ({ timeMs: timeMs + i * 1000, user: `d${(m * 7 + i) % 90}` })));
+    await send('sparse', sparse);
+    await send('dense', dense);
+
+    for (const [site, events, raw] of [['sparse', sparse, true], ['dense', dense, false]] as const) {
+      // pg_stat_xact_user_tables before and after, in one transaction (it holds what the
+      // backend has not flushed yet, earlier transactions' counts too): were raw events read?
+      const [answer, eventScans] = await t.db.sql.begin(async (sql) => {
+        const scans = async () => {
+          const [row] = await sql<[{ n: number }]>`
+            select coalesce(sum(coalesce(seq_scan, 0) + coalesce(idx_scan, 0)), 0)::int as n from pg_stat_xact_user_tables
+            where relid = 'events'::regclass or relid in (select inhrelid from pg_inherits where inhparent = 'events'::regclass)
+          `;
+          return row.n;
+        };
+        const before = await scans();
+        const rows = await sql`
+          select bucket_label as bucket, users::int, events::int
+          from headcount_stats(${site}, ${new Date(start)}, ${new Date(start + HOUR_MS)}, 'hour', ${zone})
+        `;
+        return [rows.map((r) => ({ ...r })), (await scans()) - before] as const;
+      });
+      expect(answer, site).toEqual([
+        { bucket: localLabel(start, zone), users: new Set(events.map((e) => e.user)).size, events: events.length },
+      ]);
+      if (raw) expect(eventScans, site).toBeGreaterThan(0);
+      else expect(eventScans, site).toBe(0);
+    }
+  });
+
+  it('reads the raw minutes of a filtered Asia/Kolkata day by range, not every partition or chunk of events', async () => {
+    // An event with a country on each of 12 days; a Kolkata day filtered on country reads
+    // its two half UTC hours raw (the rollups have whole hours and days): only the
+    // partitions or chunks holding those minutes are scanned.
+    const zone = 'Asia/Kolkata';
+    const days = Array.from({ length: 12 }, (_, i) => isoDate(daysAgo(14 - i)));
+    const res = await t.http.post('/v1/events').send({
+      events: days.map((d, i) => ({ site: 'chunks', kind: 'visit', user: `c${i}`, country: 'DE', time: new Date(localMidnight(d, zone) + HOUR_MS).toISOString() })),
+    });
+    expect(res.body).toMatchObject({ accepted: days.length, rejected: [] });
+    const day = days[6]!;
+    const [answer, scanned] = await t.db.sql.begin(async (sql) => {
+      const scans = async () =>
+        (await sql<{ relname: string; n: number }[]>`
+          select relname, coalesce(seq_scan, 0) + coalesce(idx_scan, 0) as n from pg_stat_xact_user_tables
+          where relid in (select inhrelid from pg_inherits where inhparent = 'events'::regclass)
+        `).reduce((m, r) => m.set(r.relname, Number(r.n)), new Map<string, number>());
+      const before = await scans();
+      const rows = await sql`
+        select users::int, events::int
+        from headcount_stats('chunks', headcount_day_start(${day}::date, ${zone}), headcount_day_start(${addDays(day, 1)}::date, ${zone}),
+                             'total', ${zone}, filters => array['country==DE'])
+      `;
+      const after = await scans();
+      return [rows.map((r) => ({ ...r })), [...after].filter(([name, n]) => n > (before.get(name) ?? 0)).length] as const;
+    });
+    expect(answer).toEqual([{ users: 1, events: 1 }]);
+    // Two UTC days at most (daily partitions; TimescaleDB's chunks are no smaller).
+    expect(scanned).toBeGreaterThan(0);
+    expect(scanned).toBeLessThanOrEqual(2);
+  });
+
   it('filters by kind and page, groups by kind with the top N by users, zero-filled', async () => {
     const day = daysAgo(3);
     const e = (user: string, kind: string, page: string, h: number) => ({
