@@ -7,6 +7,12 @@
 --   events-dims <n> [key]  the same, each event also carrying every standard dimension
 --                      (referrer URL, utm_*, country, device, browser, os) and 3
 --                      properties (plan, ab.variant, article), drawn from small lists
+--   event [key]        POST /v1/events, one pageview of a random user (a server-side client)
+--   tracked            POST /v1/events as the tracker script sends it: text/plain, one
+--                      pageview without user (the service derives the visitor id), with a
+--                      referrer, sometimes a utm_source, the screen width, a browser's
+--                      User-Agent and X-Forwarded-For from a random public IPv4 address
+--                      (the bench's service trusts its loopback proxy)
 -- At the end it prints one line, WRK_JSON {...}, that bench/wrk.ts reads.
 
 local random = math.random
@@ -58,6 +64,14 @@ local devices = { "desktop", "mobile", "tablet" }
 local browsers = { "Chrome", "Safari", "Edge", "Firefox", "Samsung Internet" }
 local oses = { "Windows", "iOS", "Android", "macOS", "Linux" }
 local plans = { "free", "pro", "team" }
+local agents = {
+  "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+  "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+  "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+  "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+  "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+}
+local widths = { 390, 414, 768, 1280, 1440, 1920 }
 
 -- Every standard dimension and 3 properties, as a JSON fragment starting with a comma.
 local function dimensions()
@@ -85,6 +99,18 @@ function request()
     end
     local body = '{"events":[' .. concat(parts, ",") .. ']}'
     return wrk.format("POST", "/v1/events", headers, body)
+  elseif mode == "event" then
+    local body = '{"events":[{"user":"' .. uuid() .. '","kind":"pageview","page":"/p/' .. random(1, 50) .. '"}]}'
+    return wrk.format("POST", "/v1/events", headers, body)
+  elseif mode == "tracked" then
+    local source = random() < 0.12 and (',"utm_source":"' .. pick(sources) .. '"') or ""
+    local body = '{"events":[{"kind":"pageview","page":"/p/' .. random(1, 50) .. '","screen_width":' .. pick(widths) ..
+      ',"referrer":"' .. pick(referrers) .. '"' .. source .. '}]}'
+    return wrk.format("POST", "/v1/events", {
+      ["Content-Type"] = "text/plain",
+      ["User-Agent"] = pick(agents),
+      ["X-Forwarded-For"] = format("%d.%d.%d.%d", random(11, 99), random(0, 255), random(0, 255), random(1, 254)),
+    }, body)
   end
   return wrk.format("GET", "/")
 end

@@ -6,7 +6,11 @@
  *   B  GET /collect as it is (every insert queued for the roller),
  *   C  POST /v1/events, 1,000-event batches without dimensions,
  *   D  the same batches with every standard dimension and 3 properties (wrk.lua events-dims),
- * in rounds A B C D, D C B A, …; medians. Each round's CPU runs from wrk's start until the
+ *   E  POST /v1/events, one pageview with a user per request (a server-side client),
+ *   F  the tracker's request: one pageview without user, text/plain, a browser's user
+ *      agent and a forwarded public address (the visitor id derived, the referrer, source,
+ *      country, device, browser and OS filled in, and whatever the write path keeps for it),
+ * in rounds A B C D E F, F E D C B A, …; medians. Each round's CPU runs from wrk's start until the
  * queue its events made is drained (the roller's work belongs to the events), so
  * asynchronous work is charged to the round that caused it.
  */
@@ -47,6 +51,8 @@ export interface DimensionIngest {
   collectDeltaPct: number;
   /** D - C, µs of whole-stack CPU per event. Target: at most 15 µs. */
   dimensionsDeltaUs: number;
+  /** F - E: what a tracked pageview costs more than a plain single event, µs of whole-stack CPU. */
+  trackedDeltaUs: number;
 }
 
 async function drained(ctx: BenchContext): Promise<void> {
@@ -84,6 +90,13 @@ export async function measureDimensionIngest(ctx: BenchContext): Promise<Dimensi
       mode: ['events-dims', String(batch)],
       connections: settings.batchConnections,
       eventsPerRequest: batch,
+    },
+    { name: 'POST /v1/events, one event with a user', mode: ['event'], connections: settings.connections[0]!, eventsPerRequest: 1 },
+    {
+      name: 'POST /v1/events, a tracked pageview (no user)',
+      mode: ['tracked'],
+      connections: settings.connections[0]!,
+      eventsPerRequest: 1,
     },
   ];
   const raw: IngestRound[] = [];
@@ -133,11 +146,12 @@ export async function measureDimensionIngest(ctx: BenchContext): Promise<Dimensi
       errors: rounds.reduce((n, r) => n + r.errors, 0),
     };
   });
-  const [a, b, c, d] = rows as [IngestRow, IngestRow, IngestRow, IngestRow];
+  const [a, b, c, d, e, f] = rows as [IngestRow, IngestRow, IngestRow, IngestRow, IngestRow, IngestRow];
   const collectDeltaPct = ((b.stackUs - a.stackUs) / a.stackUs) * 100;
   const dimensionsDeltaUs = d.stackUs - c.stackUs;
+  const trackedDeltaUs = f.stackUs - e.stackUs;
   note(
-    `GET /collect ${fmt(b.stackUs, 1)} µs/event against ${fmt(a.stackUs, 1)} without the queue: ${collectDeltaPct.toFixed(1)} % (target ≤ 5 %); POST /v1/events with dimensions ${fmt(dimensionsDeltaUs, 1)} µs/event more (target ≤ 15 µs)`,
+    `GET /collect ${fmt(b.stackUs, 1)} µs/event against ${fmt(a.stackUs, 1)} without the queue: ${collectDeltaPct.toFixed(1)} % (target ≤ 5 %); POST /v1/events with dimensions ${fmt(dimensionsDeltaUs, 1)} µs/event more (target ≤ 15 µs); a tracked pageview ${fmt(f.stackUs, 1)} µs against ${fmt(e.stackUs, 1)} for one event with a user (+${fmt(trackedDeltaUs, 1)} µs)`,
   );
-  return { rows, raw, collectDeltaPct, dimensionsDeltaUs };
+  return { rows, raw, collectDeltaPct, dimensionsDeltaUs, trackedDeltaUs };
 }

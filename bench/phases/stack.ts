@@ -38,7 +38,8 @@ export async function startStack(
   await migrate({ databaseUrl: dbUrl, storageMode: opts.storageMode, log });
   const pgPid = postmasterPid(dataDir);
   progress.note(`PostgreSQL postmaster pid ${pgPid ?? '? (CPU of PostgreSQL not split out)'}`);
-  const service = await startService(dbUrl, 1);
+  // It trusts its loopback proxy: the tracked-pageview row sends X-Forwarded-For (wrk.lua tracked).
+  const service = await startService(dbUrl, 1, [], { env: { TRUST_PROXY: '127.0.0.1' } });
   const service2 = await startService(dbUrl, 2);
   const sql = createSql(dbUrl, { max: 4 });
   const storageMode = (await sql`select storage_mode from headcount_settings`)[0]?.storage_mode as string;
