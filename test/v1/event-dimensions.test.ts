@@ -221,6 +221,10 @@ describeEachMode('POST /v1/events: dimensions and props', (mode) => {
       ],
       [{ page: '/a\u0000' }, 'invalid_value', 'page', /^page must not contain NUL/],
       [{ page: '/\udfff' }, 'invalid_value', 'page', /lone surrogate/],
+      // As UTF-8 both would be U+FFFD: two users counted as one.
+      [{ user: 'u\ud800' }, 'invalid_value', 'user', /^user must be valid Unicode: it holds a lone surrogate$/],
+      [{ user: 'u\udc00' }, 'invalid_value', 'user', /lone surrogate/],
+      [{ id: 'e\udbff' }, 'invalid_value', 'id', /lone surrogate/],
       [{ region: 'Bavaria' }, 'unknown_field', 'region', /^region is not a field of an event$/],
       // A field of the wrong type is not a missing one.
       [{ user: 42 }, 'invalid_type', 'user', /^user must be a string$/],

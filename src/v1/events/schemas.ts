@@ -50,6 +50,7 @@ const EventTime = z
 
 /** Half of a UTF-16 pair alone: it would reach the database as U+FFFD. */
 const LONE_SURROGATE = /\p{Cs}/u;
+const LONE_SURROGATE_MESSAGE = 'must be valid Unicode: it holds a lone surrogate';
 
 const windowCode = (problem: string): string =>
   problem.includes('older than') ? 'too_old' : problem.includes('future') ? 'too_far_ahead' : 'invalid_time';
@@ -67,6 +68,8 @@ export const V1Event = z
         .min(1, 'must not be empty')
         .max(256, 'must be at most 256 characters')
         .refine((v) => !hasNul(v), NUL_MESSAGE)
+        // Sent on as UTF-8, a lone surrogate becomes U+FFFD: two different users would count as one.
+        .refine((v) => !LONE_SURROGATE.test(v), LONE_SURROGATE_MESSAGE)
         .optional()
         .meta({
           description:
@@ -87,7 +90,7 @@ export const V1Event = z
         .string({ error: 'must be a string' })
         .max(PAGE_MAX_CHARS, `must be at most ${PAGE_MAX_CHARS} characters`)
         .refine((v) => !hasNul(v), NUL_MESSAGE)
-        .refine((v) => !LONE_SURROGATE.test(v), 'must be valid Unicode: it holds a lone surrogate')
+        .refine((v) => !LONE_SURROGATE.test(v), LONE_SURROGATE_MESSAGE)
         .optional()
         .meta({ description: `Default: empty. At most ${PAGE_MAX_CHARS} characters.`, example: '/pricing' }),
       weight: z
@@ -101,6 +104,7 @@ export const V1Event = z
         .min(1, 'must not be empty')
         .max(128, 'must be at most 128 characters')
         .refine((v) => !hasNul(v), NUL_MESSAGE)
+        .refine((v) => !LONE_SURROGATE.test(v), LONE_SURROGATE_MESSAGE)
         .nullable()
         .optional()
         .meta({
