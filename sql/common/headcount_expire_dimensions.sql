@@ -1,6 +1,6 @@
--- Deletes the dimension rollups past their retention: hours with the raw events
--- (headcount_settings.retention), days and their value counts with the day sketches
--- (sketch_retention). The roller calls it about once an hour (src/db/roller.ts).
+-- Deletes the dimension rollups past their retention: hours before
+-- headcount_rollup_hours_from() (a week), days and their value counts with the day
+-- sketches (headcount_settings.sketch_retention). The roller calls it about once an hour (src/db/roller.ts).
 -- Returns how many rows it deleted.
 create or replace function headcount_expire_dimensions()
 returns bigint
@@ -8,16 +8,13 @@ language plpgsql
 set timezone = 'UTC'
 as $$
 declare
-  raw_from timestamptz;
   sketch_from timestamptz;
   hours bigint;
   days bigint;
   counts bigint;
 begin
-  select date_trunc('day', now() - s.retention), date_trunc('day', now() - s.sketch_retention)
-  into raw_from, sketch_from
-  from headcount_settings s;
-  delete from dimensions_hourly where bucket < raw_from;
+  select date_trunc('day', now() - s.sketch_retention) into sketch_from from headcount_settings s;
+  delete from dimensions_hourly where bucket < headcount_rollup_hours_from();
   get diagnostics hours = row_count;
   delete from dimensions_daily where bucket < sketch_from;
   get diagnostics days = row_count;

@@ -4,8 +4,8 @@
 -- session is rolling up). The service calls it in a loop (src/db/roller.ts); psql may too.
 --
 -- Per event it adds one value per standard dimension (headcount_dimensions) and one per
--- declared property or combination of its site (headcount_rollups), per UTC hour and
--- day. A site, set of dimensions and UTC day holds at most
+-- declared property or combination of its site (headcount_rollups), per UTC day, and per
+-- UTC hour from headcount_rollup_hours_from() on (a week: older hours are read raw). A site, set of dimensions and UTC day holds at most
 -- headcount_settings.rollup_max_values distinct (kind, values): the batch that passes it
 -- marks the day overflowed (headcount_rollup_days) and deletes what the day held, and
 -- from then on reads answer that day of that set from raw events (or refuse beyond their
@@ -107,6 +107,7 @@ begin
   insert into dimensions_hourly as h (site, dims, bucket, kind, vals, events, users)
   select g.site, g.dims, g.hour, g.kind, g.vals, g.events, g.users
   from headcount_moved_groups g
+  where g.hour >= headcount_rollup_hours_from()
   order by 1, 2, 3, 4, 5
   on conflict (site, dims, bucket, kind, vals) do update
   set events = h.events + excluded.events,

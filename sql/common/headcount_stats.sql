@@ -15,8 +15,8 @@
 --  - dimensions a rollup holds (one standard dimension; a declared property or
 --    combination, from the first UTC day starting an hour after its declaration): dimensions_daily and
 --    dimensions_hourly, plus the events still queued for them (headcount_pending), and
---    raw events for minutes, for days that passed the rollup's value cap, and for days
---    before a declaration;
+--    raw events for minutes, for hours older than a week (headcount_rollup_hours_from),
+--    for days that passed the rollup's value cap, and for days before a declaration;
 --  - anything else (page with another dimension, a property or combination not
 --    declared): raw events, refused (SQLSTATE 54000) past max_raw_rows.
 --
@@ -226,8 +226,10 @@ begin
   pred_raw := headcount_predicate(parsed, raw);
 
   -- The UTC days, hours and minutes of every bucket (of both periods), and whether each
-  -- is read from raw events; then the raw ranges: minutes as their pieces, whole.
-  units_sql := $u$
+  -- is read from raw events (in the rollup path also hours before
+  -- headcount_rollup_hours_from(), a week: older hours are not kept by the hour); then
+  -- the raw ranges: minutes as their pieces, whole.
+  units_sql := format($u$
   pieces as (
     select 0 as period, p.* from headcount_stats_pieces($2, $3, $4, $5, $6, $7) p
     union all
@@ -235,7 +237,9 @@ begin
   ),
   units as (
     select p.period, p.n, p.level, u.u, w.w,
-           case when p.level = 'minute' then $10 else u.u < $11 or date_trunc('day', u.u, 'UTC') = any ($12) end as raw
+           case when p.level = 'minute' then $10
+                when p.level = 'hour' and u.u < %L::timestamptz then true
+                else u.u < $11 or date_trunc('day', u.u, 'UTC') = any ($12) end as raw
     from pieces p
     cross join lateral (
       select case p.level when 'day' then interval '1 day' when 'hour' then interval '1 hour' else interval '1 minute' end
@@ -247,11 +251,11 @@ begin
     union all
     select un.period, un.n, un.u, un.u + un.w from units un where un.raw and un.level <> 'minute'
   )
-  $u$;
+  $u$, case when path = 'rollup' then headcount_rollup_hours_from() else '-infinity' end);
 
   -- Anything before the first retained UTC day must be day sketches.
   execute 'with ' || units_sql || $q$
-    select un.u, un.raw and un.level <> 'minute' as raw_day from units un
+    select un.u, un.raw and un.level = 'day' as raw_day from units un
     where (un.raw or un.level <> 'day') and un.u < $13 order by un.u limit 1
   $q$
   into old
@@ -318,7 +322,8 @@ begin
         case path
           when 'raw' then format('no rollup holds %s. Declare it as a property or combination (PATCH /v1/sites/%s), or ask for a shorter range', array_to_string(needed, ' and '), site)
           else format('%s is answered from raw events on %s. Ask for a shorter range, or granularity hour or coarser with from/to on whole UTC hours',
-                      rollup, case when cardinality(raw_days) > 0 then 'days past its value cap' else 'minutes and undeclared days' end)
+                      rollup, case when cardinality(raw_days) > 0 then 'days past its value cap'
+                                   else format('minutes, hours before %s and undeclared days', headcount_format_time(headcount_rollup_hours_from(), 'UTC')) end)
         end
         using errcode = '54000', column = case when cardinality(grp) > 0 then 'group_by' else 'filter' end;
     end if;

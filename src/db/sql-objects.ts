@@ -45,6 +45,7 @@ export const SQL_OBJECTS = [
   'headcount_sketch_parameters',
   'headcount_dimensions',
   'headcount_dimension_value',
+  'headcount_rollup_hours_from',
   'headcount_zone',
   'headcount_use_zone',
   'headcount_day_start',

@@ -300,6 +300,33 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
       for (const shape of SHAPES) await check(shape, `all moved: ${JSON.stringify(shape)}`);
     });
 
+    it('keeps hours a week: the roller writes no older one, reads take older hours from raw events, the expiry deletes them', async () => {
+      await t.runtime.roller.pass();
+      const [kept] = await t.db.sql<[{ old: number; recent: number; from: Date }]>`
+        select count(*) filter (where bucket < headcount_rollup_hours_from())::int as old,
+               count(*) filter (where bucket >= headcount_rollup_hours_from())::int as recent,
+               headcount_rollup_hours_from() as from
+        from dimensions_hourly where site = ${site}
+      `;
+      expect(kept.from.getTime()).toBe(Math.floor((Date.now() - 7 * DAY_MS) / DAY_MS) * DAY_MS);
+      expect(kept.old).toBe(0);
+      expect(kept.recent).toBeGreaterThan(0);
+      // An old hour's row (as a database upgraded from 60 days of hours has): ignored by
+      // reads, which take that hour from raw events, then deleted by the expiry.
+      const hour = new Date(Math.floor(daysAgo(10) / HOUR_MS) * HOUR_MS + 18 * HOUR_MS);
+      await t.db.sql`
+        insert into dimensions_hourly (site, dims, bucket, kind, vals, events, users)
+        select ${site}, 'country', ${hour}, 'pageview', array['DE'], 999, hll_add_agg(hll_hash_text('nobody' || i, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
+        from generate_series(1, 50) i, headcount_sketch_parameters() p
+        group by p.log2m, p.regwidth, p.expthresh, p.sparseon
+      `;
+      const day = isoDate(daysAgo(10));
+      for (const timezone of ['Asia/Kolkata', 'America/New_York'])
+        await check({ from: addDays(day, -1), to: addDays(day, 1), granularity: 'hour', timezone, filter: ['country==DE'] });
+      expect(first(await t.db.sql`select headcount_expire_dimensions()::int as n`).n).toBeGreaterThanOrEqual(1);
+      expect(first(await t.db.sql`select count(*)::int as n from dimensions_hourly where bucket < headcount_rollup_hours_from()`).n).toBe(0);
+    });
+
     it('reads a declared combination and a declared property from their rollups, from the first day after the declaration', async () => {
       // Declared 20 days ago (as if): their rows count for every day of the data. Every
       // event of shop2 is stored after that; some are moved, some still queued.
