@@ -147,6 +147,46 @@ describe.skipIf(missing !== undefined)(`the tracker in Chromium${missing ? ` (${
     await tab.close();
   });
 
+  it('sends file downloads when data-file-downloads, and falls back to fetch with keepalive without sendBeacon', async () => {
+    const url = page(
+      '/files',
+      'data-allow-localhost data-file-downloads',
+      `<a id="pdf" href="/files/report.PDF" download>report</a><a id="page" href="/files/other">other</a>`,
+    );
+    page('/files/other', 'data-allow-localhost data-file-downloads');
+    const tab = await context.newPage();
+    // No sendBeacon (as in some embedded browsers): the script must use fetch, with keepalive.
+    await tab.addInitScript(() => {
+      Object.defineProperty(Navigator.prototype, 'sendBeacon', { value: undefined });
+      const original = window.fetch.bind(window);
+      (window as unknown as { keepalive: boolean[] }).keepalive = [];
+      window.fetch = (input: RequestInfo | URL, init?: RequestInit) => {
+        (window as unknown as { keepalive: boolean[] }).keepalive.push(init?.keepalive === true);
+        return original(input, init);
+      };
+    });
+    await tab.goto(url);
+    await until((r) => r.some((e) => e.page === '/files'));
+    await tab.click('#pdf');
+    let rows = await until((r) => r.some((e) => e.kind === 'file_download'));
+    expect(rows.find((e) => e.kind === 'file_download')!.props).toEqual({ url: `http://localhost:${sitePort}/files/report.PDF` });
+    const keepalive = () => tab.evaluate(() => (window as unknown as { keepalive: boolean[] }).keepalive);
+    expect(await keepalive()).toEqual([true, true]);
+    // A link to a page of the site is neither a download nor outbound (data-outbound-links is off).
+    await tab.click('#page');
+    await tab.waitForURL('**/files/other');
+    await until((r) => r.some((e) => e.page === '/files/other'));
+    rows = (await events()).filter((e) => e.page?.startsWith('/files'));
+    expect(rows.map((e) => [e.kind, e.page])).toEqual([
+      ['pageview', '/files'],
+      ['file_download', '/files'],
+      ['pageview', '/files/other'],
+    ]);
+    // Every event went by fetch, each with keepalive (it outlives the page it was sent from).
+    expect(await keepalive()).toEqual([true]);
+    await tab.close();
+  });
+
   it('sends nothing on localhost unless data-allow-localhost, nor with Do Not Track when data-respect-dnt', async () => {
     const tab = await context.newPage();
     // Do Not Track, as the browser's setting shows it to scripts.

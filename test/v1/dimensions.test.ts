@@ -44,7 +44,8 @@ const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs
 
 /**
  * `n` events of `site` between `fromMs` and `toMs`, with every standard dimension and two
- * properties filled now and then (a null is a value too: "no country"), 60 users.
+ * properties filled now and then (a null is a value too: "no country"), a quarter with
+ * none, 60 users.
  */
 function generate(site: string, n: number, fromMs: number, toMs: number, seed = 1): Event[] {
   const r = random(seed);
@@ -66,6 +67,12 @@ function generate(site: string, n: number, fromMs: number, toMs: number, seed = 
     const props: Record<string, string> = {};
     if (r() < 0.7) props.plan = pick(r, ['free', 'pro', 'team']);
     if (r() < 0.5) props['ab.variant'] = pick(r, ['red', 'blue']);
+    // A quarter have none at all, as the seed APIs' events (the roller groups those first).
+    if (r() < 0.25) {
+      for (const k of STANDARD) delete dims[k];
+      delete props.plan;
+      delete props['ab.variant'];
+    }
     return {
       timeMs: fromMs + Math.floor(r() * ((toMs - fromMs) / MINUTE_MS)) * MINUTE_MS + Math.floor(r() * 59_000),
       site,
