@@ -4,13 +4,14 @@
 # the archive is unpacked into a temporary folder and removed afterwards.
 #
 #   npm run setup:timescaledb -- path/to/timescaledb-2.28.3.tar.gz
+#   npm run setup:citus -- path/to/citus-13.2.2.tar.gz
 #
 # Debian's build dependencies are installed with apt-get when missing. Prints what it did;
 # exits 0 when the extension is (now) installed.
 set -euo pipefail
 
-name="${1:?usage: setup-extension.sh timescaledb <archive.tar.gz>}"
-archive="${2:?usage: setup-extension.sh $name <archive.tar.gz> (TimescaleDB: a source archive of a release)}"
+name="${1:?usage: setup-extension.sh timescaledb|citus <archive.tar.gz>}"
+archive="${2:?usage: setup-extension.sh $name <archive.tar.gz> (a source archive of a release)}"
 force="${FORCE:-}"
 
 pg_config="${PG_CONFIG:-}"
@@ -29,7 +30,12 @@ case "$name" in
     installed() { ls "$("$pg_config" --pkglibdir 2>/dev/null)"/timescaledb-tsl-*.so >/dev/null 2>&1; }
     deps=("postgresql-server-dev-$major" cmake build-essential libssl-dev libkrb5-dev)
     ;;
-  *) echo "setup-extension: unknown extension '$name' (known: timescaledb)" >&2; exit 2 ;;
+  citus)
+    installed() { [ -f "$("$pg_config" --pkglibdir 2>/dev/null)/citus.so" ]; }
+    deps=("postgresql-server-dev-$major" build-essential libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev libssl-dev
+          libicu-dev libxslt1-dev libpam0g-dev libselinux1-dev libreadline-dev)
+    ;;
+  *) echo "setup-extension: unknown extension '$name' (known: timescaledb, citus)" >&2; exit 2 ;;
 esac
 
 if [ -z "$force" ] && [ -x "$pg_config" ] && installed; then
@@ -59,6 +65,22 @@ case "$name" in
   timescaledb)
     (cd "$src" && ./bootstrap -DREGRESS_CHECKS=OFF -DTAP_CHECKS=OFF -DWARNINGS_AS_ERRORS=OFF -DPG_CONFIG="$pg_config" >"$work/build.log" 2>&1 &&
       make -C build -j"$(nproc)" install >>"$work/build.log" 2>&1) ||
+      { tail -40 "$work/build.log" >&2; echo "setup-extension: the build failed" >&2; exit 1; }
+    ;;
+  citus)
+    # PostgreSQL 15.20 declares have_createdb_privilege() itself (commands/dbcommands.h);
+    # Citus 13.2's compatibility header still defines a static copy for PostgreSQL < 16,
+    # and the compiler refuses the two. In the unpacked copy only, the copy is removed so
+    # that the server's is used (../shared/vendor/README.md).
+    compat="$src/src/include/pg_version_compat.h"
+    if grep -q 'have_createdb_privilege' "$("$pg_config" --includedir-server)/commands/dbcommands.h" 2>/dev/null &&
+      grep -q '^have_createdb_privilege(void)' "$compat" 2>/dev/null; then
+      perl -0pi -e 's/static inline bool\nhave_createdb_privilege\(void\)\n\{.*?\n\}\n//s' "$compat"
+      ! grep -q '^have_createdb_privilege(void)' "$compat" || { echo "setup-extension: could not drop Citus' have_createdb_privilege copy" >&2; exit 1; }
+      echo "setup-extension: using the server's have_createdb_privilege (Citus' own copy left out of this build)"
+    fi
+    (cd "$src" && ./configure PG_CONFIG="$pg_config" >"$work/build.log" 2>&1 &&
+      make -j"$(nproc)" >>"$work/build.log" 2>&1 && make install >>"$work/build.log" 2>&1) ||
       { tail -40 "$work/build.log" >&2; echo "setup-extension: the build failed" >&2; exit 1; }
     ;;
 esac
