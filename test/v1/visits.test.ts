@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp, useTestApp } from '../helpers/app.js';
+import type { Sql } from '../../src/db/client.js';
 import { describeEachMode } from '../helpers/db.js';
 import { daysAgo, isoDate } from '../helpers/time.js';
 import { addDays, localLabel, localMidnight, nextDstDay } from '../helpers/zones.js';
@@ -140,12 +141,35 @@ describeEachMode('GET /v1/stats: visits', (mode) => {
     ]);
   });
 
-  it('makes one visit of two batches of the same visitor sent at once', async () => {
-    const start = at(10, 0);
-    const minutes = (list: number[]) => list.map((m) => ({ user: 'same', at: start + m * MINUTE, page: `/${m}` }));
-    await Promise.all([send(minutes([0, 20, 40, 60])), send(minutes([10, 30, 50, 70]))]);
+  it('makes one visit of two transactions with events of the same visitor at once (the second waits for the first)', async () => {
+    const start = at(10, 0); // 10:40 and 10:50 in one transaction, 11:05 and 11:15 in the other
+    const insert = (tx: Sql, minutes: number[]) => tx`
+      insert into events (site, time, kind, user_id, page, weight)
+      select 'default', ${new Date(start).toISOString()}::timestamptz + m * interval '1 minute', 'pageview', 'same', '/' || m, 1
+      from unnest(${minutes}::int[]) m
+    `;
+    // Another visitor's event first, committed: the day's chunk exists before (in
+    // timescaledb mode the second transaction would wait for the first's new chunk).
+    await send([{ user: 'other', at: at(1, 0) }]);
+    let secondDone = false;
+    let second: Promise<unknown> = Promise.resolve();
+    await t.db.sql.begin(async (tx) => {
+      await insert(tx as unknown as Sql, [40, 50]);
+      second = t.db.sql.begin((tx2) => insert(tx2 as unknown as Sql, [65, 75])).then(() => (secondDone = true));
+      // Until the second transaction waits for a lock or is done. Its events are in another
+      // UTC hour, so in timescaledb mode only the visitor's lock makes it wait; in postgres
+      // mode the site's day totals (totals_daily) do too, before the visits are read.
+      for (;;) {
+        const [row]: [{ waiting: boolean }?] = await t.db.sql`
+          select exists (select from pg_locks where not granted) as waiting
+        `;
+        if (row?.waiting || secondDone) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    });
+    await second;
     expect(await data({ from: localDay, to: addDays(localDay, 1), metrics: 'visits,visit_duration,pageviews_per_visit' })).toEqual([
-      { bucket: `${localDay}T00:00:00+00:00`, visits: 1, visit_duration: { mean: 4200, median: 4200 }, pageviews_per_visit: 8 },
+      { bucket: `${localDay}T00:00:00+00:00`, visits: 2, visit_duration: { mean: 1050, median: 1050 }, pageviews_per_visit: 2.5 },
     ]);
   });
 
