@@ -35,7 +35,7 @@ export function up(pgm: MigrationBuilder): void {
       exit_page text,
       ${ENTRY_DIMENSIONS.map((d) => `${d} text`).join(',\n      ')}
     );
-    create index headcount_visits_user_idx on headcount_visits (site, user_id, started);
+    create index headcount_visits_user_idx on headcount_visits (site, user_id, ended);
     create index headcount_visits_started_idx on headcount_visits (site, started);
     comment on table headcount_visits is 'headcount: one row per visit (a user''s events with gaps under visit_gap), kept by the trigger events_visits';
 

@@ -15,13 +15,11 @@ language plpgsql
 as $$
 declare
   gap interval := (select s.visit_gap from headcount_settings s);
-  key integer;
 begin
-  for key in
-    select distinct hashtext(e.site || '/' || e.user_id) from new_events e where e.user_id is not null order by 1
-  loop
-    perform pg_advisory_xact_lock(1986622313, key);
-  end loop;
+  perform pg_advisory_xact_lock(1986622313, k.key)
+  from (
+    select distinct hashtext(e.site || '/' || e.user_id) as key from new_events e where e.user_id is not null order by 1
+  ) k;
 
   with batch as (
     select e.* from new_events e where e.user_id is not null
@@ -32,9 +30,18 @@ begin
     group by 1, 2
   ),
   old as (
+    -- By tid, found per visitor through headcount_visits_user_idx: a join planned from the
+    -- batch's unknown row count would scan every visit.
     delete from headcount_visits v
-    using span s
-    where v.site = s.site and v.user_id = s.user_id and v.started < s.hi and v.ended > s.lo
+    where v.ctid = any (array(
+      select x.ctid
+      from span s
+      cross join lateral (
+        select o.ctid from headcount_visits o
+        where o.site = s.site and o.user_id = s.user_id and o.ended > s.lo and o.started < s.hi
+        offset 0 -- kept a subquery: one index scan per visitor
+      ) x
+    ))
     returning v.*
   ),
   units as (
@@ -49,6 +56,7 @@ begin
     from batch b
   ),
   marked as (
+    -- A unit starts a visit when it begins visit_gap or more after every unit before it ended.
     select u.*,
            sum(u.brk) over (partition by u.site, u.user_id order by u.started, u.ended rows unbounded preceding) as visit
     from (
@@ -59,32 +67,30 @@ begin
       from units u
     ) u
   ),
-  entries as (
-    select distinct on (m.site, m.user_id, m.visit) m.*
+  ranked as (
+    -- The unit holding the visit's first event (in the order time, page, kind, dimensions)
+    -- and the one holding its last.
+    select m.*,
+           row_number() over (partition by m.site, m.user_id, m.visit
+                              order by m.started, m.entry_page collate "C", m.entry_kind collate "C",
+                                       m.referrer collate "C", m.utm_source collate "C", m.utm_medium collate "C",
+                                       m.utm_campaign collate "C", m.utm_content collate "C", m.utm_term collate "C",
+                                       m.country collate "C", m.device collate "C", m.browser collate "C", m.os collate "C") as first,
+           row_number() over (partition by m.site, m.user_id, m.visit order by m.ended desc, m.exit_page collate "C" desc) as last
     from marked m
-    order by m.site, m.user_id, m.visit, m.started, m.entry_page collate "C", m.entry_kind collate "C",
-             m.referrer collate "C", m.utm_source collate "C", m.utm_medium collate "C", m.utm_campaign collate "C",
-             m.utm_content collate "C", m.utm_term collate "C", m.country collate "C", m.device collate "C",
-             m.browser collate "C", m.os collate "C"
-  ),
-  exits as (
-    select distinct on (m.site, m.user_id, m.visit) m.site, m.user_id, m.visit, m.exit_page
-    from marked m
-    order by m.site, m.user_id, m.visit, m.ended desc, m.exit_page collate "C" desc
-  ),
-  totals as (
-    select m.site, m.user_id, m.visit, min(m.started) as started, max(m.ended) as ended,
-           sum(m.pageviews)::bigint as pageviews, sum(m.others)::bigint as others
-    from marked m
-    group by 1, 2, 3
   )
   insert into headcount_visits (site, user_id, started, ended, pageviews, others, entry_page, entry_kind, exit_page,
                                 referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, device, browser, os)
-  select t.site, t.user_id, t.started, t.ended, t.pageviews, t.others, n.entry_page, n.entry_kind, x.exit_page,
-         n.referrer, n.utm_source, n.utm_medium, n.utm_campaign, n.utm_content, n.utm_term, n.country, n.device, n.browser, n.os
-  from totals t
-  join entries n using (site, user_id, visit)
-  join exits x using (site, user_id, visit);
+  select r.site, r.user_id, min(r.started), max(r.ended), sum(r.pageviews), sum(r.others),
+         min(r.entry_page) filter (where r.first = 1), min(r.entry_kind) filter (where r.first = 1),
+         min(r.exit_page) filter (where r.last = 1),
+         min(r.referrer) filter (where r.first = 1), min(r.utm_source) filter (where r.first = 1),
+         min(r.utm_medium) filter (where r.first = 1), min(r.utm_campaign) filter (where r.first = 1),
+         min(r.utm_content) filter (where r.first = 1), min(r.utm_term) filter (where r.first = 1),
+         min(r.country) filter (where r.first = 1), min(r.device) filter (where r.first = 1),
+         min(r.browser) filter (where r.first = 1), min(r.os) filter (where r.first = 1)
+  from ranked r
+  group by r.site, r.user_id, r.visit;
   return null;
 end
 $$;
