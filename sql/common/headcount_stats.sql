@@ -121,6 +121,8 @@ begin
   end if;
 
 
+  perform headcount_check_bucket_count(g, bucket_count);
+
   -- Which sketches can answer: see the head of this file.
   needed := array(
     select distinct d from (

@@ -51,6 +51,7 @@ export const SQL_OBJECTS = [
   'headcount_format_time',
   'headcount_stats_pieces',
   'headcount_check_stats_arguments',
+  'headcount_check_bucket_count',
   'headcount_check_dimension',
   'headcount_parse_filters',
   'headcount_predicate',

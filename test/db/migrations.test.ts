@@ -195,6 +195,26 @@ describeEachMode('migrations', (mode) => {
       const step = async (direction: 'up' | 'down') =>
         migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
+      expect(await step('down')).toEqual(['1796400000000_visits']);
+      // Events stored before the visits: the migration makes theirs (b: one event at 01:00
+      // UTC today, 40 minutes before two more; u: one). The same day, kind and page as u's,
+      // so that the day sketches checked below keep one row.
+      await scratch.sql`
+        insert into events (time, kind, user_id)
+        select date_trunc('day', now(), 'UTC') + m * interval '1 minute', 'collect', 'b' from unnest(array[60, 100, 110]) m
+      `;
+      expect(await step('up')).toEqual(['1796400000000_visits']);
+      expect(
+        await scratch.sql`
+          select user_id, extract(epoch from ended - started)::int as seconds, others::int
+          from headcount_visits order by user_id, started
+        `,
+      ).toEqual([
+        { user_id: 'b', seconds: 0, others: 1 },
+        { user_id: 'b', seconds: 600, others: 2 },
+        { user_id: 'u', seconds: 0, others: 1 },
+      ]);
+      expect(await step('down')).toEqual(['1796400000000_visits']);
       expect(await step('down')).toEqual(['1796160000000_pending_anonymous_events']);
       expect(await step('down')).toEqual(['1796140800000_dimensions']);
       expect(await step('down')).toEqual(['1796054400000_sql_objects']);
@@ -228,6 +248,7 @@ describeEachMode('migrations', (mode) => {
       expect(await step('up')).toEqual(['1796054400000_sql_objects']);
       expect(await step('up')).toEqual(['1796140800000_dimensions']);
       expect(await step('up')).toEqual(['1796160000000_pending_anonymous_events']);
+      expect(await step('up')).toEqual(['1796400000000_visits']);
       expect(
         first(await scratch.sql`select count(*)::int as n from pg_proc where proname = 'headcount_sketch_parameters'`).n,
       ).toBe(1);
