@@ -96,13 +96,7 @@ declare
 begin
   select a.g, a.step, a.bucket_count into g, step, bucket_count
   from headcount_check_stats_arguments(site, from_time, to_time, granularity, group_limit, compare) a;
-  if group_by is not null then
-    grp := array(select headcount_check_dimension(btrim(x), 'group_by') from unnest(string_to_array(group_by, ',')) x);
-    if cardinality(grp) > 2 or cardinality(grp) <> (select count(distinct x) from unnest(grp) x) then
-      raise exception 'group_by takes one dimension or two different ones (country,device), not %', group_by
-        using errcode = '22023', column = 'group_by';
-    end if;
-  end if;
+  grp := headcount_parse_group_by(group_by);
   comparing := compare is not null;
   -- Checked here, used by headcount_stats_pieces only: this function reads the relations
   -- with TimeZone UTC (its SET clause), as they are defined.

@@ -54,6 +54,7 @@ export const SQL_OBJECTS = [
   'headcount_check_bucket_count',
   'headcount_check_dimension',
   'headcount_parse_filters',
+  'headcount_parse_group_by',
   'headcount_predicate',
   'headcount_stats',
   'headcount_visit_stats',

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startTestApp, type TestApp, useTestApp } from '../helpers/app.js';
 import type { Sql } from '../../src/db/client.js';
 import { describeEachMode } from '../helpers/db.js';
