@@ -20,7 +20,7 @@ export default tseslint.config(
   {
     // Code that runs in the browser, with a project of its own (DOM types): the
     // dashboard's sources and the test that drives them.
-    files: ['web/**/*.ts', 'test/dashboard/browser.test.ts'],
+    files: ['web/**/*.ts', 'test/dashboard/browser.test.ts', 'test/tracker/script.test.ts'],
     languageOptions: {
       parserOptions: { project: './web/tsconfig.json', tsconfigRootDir: import.meta.dirname },
     },

@@ -45,6 +45,8 @@ export interface LatencyResult {
   p99Ms: number;
   maxMs: number;
   failures: number;
+  /** How many answers had each HTTP status (HTTP latencies only). */
+  statuses?: Record<string, number>;
 }
 
 /**
@@ -56,11 +58,14 @@ export async function latency(opts: {
   workers: number;
   durationS: number;
   path: () => string;
+  /** Keep going past durationS until this many answers (slow shapes), default 0. */
+  minRequests?: number;
 }): Promise<LatencyResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.workers });
   const { hostname, port } = new URL(opts.base);
   const samples: number[] = [];
   let failures = 0;
+  const statuses: Record<string, number> = {};
   const until = performance.now() + opts.durationS * 1000;
   const one = (): Promise<void> =>
     new Promise((resolve) => {
@@ -70,6 +75,7 @@ export async function latency(opts: {
           res.resume();
           res.on('end', () => {
             samples.push(performance.now() - started);
+            statuses[String(res.statusCode)] = (statuses[String(res.statusCode)] ?? 0) + 1;
             if (res.statusCode !== 200) failures++;
             resolve();
           });
@@ -81,11 +87,11 @@ export async function latency(opts: {
     });
   await Promise.all(
     Array.from({ length: opts.workers }, async () => {
-      while (performance.now() < until) await one();
+      while (performance.now() < until || samples.length + failures < (opts.minRequests ?? 0)) await one();
     }),
   );
   agent.destroy();
-  return summarize(samples, failures);
+  return { ...summarize(samples, failures), statuses };
 }
 
 export const median = (values: number[]): number => {

@@ -4,6 +4,9 @@
 --   analytics          POST /analytics?timestamp=<now ms>&user=<uuid>&event=click|impression
 --   events <n> [key]   POST /v1/events, a JSON batch of n events of n random users,
 --                      with Authorization: Bearer <key> when a key is given
+--   events-dims <n> [key]  the same, each event also carrying every standard dimension
+--                      (referrer URL, utm_*, country, device, browser, os) and 3
+--                      properties (plan, ab.variant, article), drawn from small lists
 -- At the end it prints one line, WRK_JSON {...}, that bench/wrk.ts reads.
 
 local random = math.random
@@ -41,17 +44,44 @@ local function nowMs()
   return format("%d", os.time() * 1000)
 end
 
+local function pick(list)
+  return list[random(1, #list)]
+end
+
+local referrers = { "https://www.google.com/search?q=headcount", "https://news.ycombinator.com/item?id=1",
+  "https://t.co/abc", "https://duckduckgo.com/", "https://blog7.example.org/post/3" }
+local sources = { "newsletter", "twitter", "google", "facebook" }
+local mediums = { "email", "social", "cpc" }
+local campaigns = { "black-friday", "spring-sale", "launch-week", "retargeting", "webinar", "weekly-digest" }
+local countries = { "US", "DE", "IN", "GB", "FR", "BR", "CA", "JP", "NL", "ES" }
+local devices = { "desktop", "mobile", "tablet" }
+local browsers = { "Chrome", "Safari", "Edge", "Firefox", "Samsung Internet" }
+local oses = { "Windows", "iOS", "Android", "macOS", "Linux" }
+local plans = { "free", "pro", "team" }
+
+-- Every standard dimension and 3 properties, as a JSON fragment starting with a comma.
+local function dimensions()
+  return format(',"referrer":"%s","utm_source":"%s","utm_medium":"%s","utm_campaign":"%s","utm_content":"%s",' ..
+    '"utm_term":"term-%d","country":"%s","device":"%s","browser":"%s","os":"%s",' ..
+    '"props":{"plan":"%s","ab.variant":"%s","article":"article-%d"}',
+    pick(referrers), pick(sources), pick(mediums), pick(campaigns), random() < 0.5 and "banner" or "text",
+    random(1, 20), pick(countries), pick(devices), pick(browsers), pick(oses),
+    pick(plans), random() < 0.5 and "a" or "b", random(1, 200))
+end
+
 function request()
   if mode == "collect" then
     return wrk.format("GET", "/collect?cid=" .. uuid())
   elseif mode == "analytics" then
     local event = random() < 0.2 and "click" or "impression"
     return wrk.format("POST", "/analytics?timestamp=" .. nowMs() .. "&user=" .. uuid() .. "&event=" .. event)
-  elseif mode == "events" then
+  elseif mode == "events" or mode == "events-dims" then
     local now = nowMs()
     local parts = {}
+    local dims = mode == "events-dims"
     for i = 1, batch do
-      parts[i] = '{"user":"' .. uuid() .. '","kind":"' .. (random() < 0.2 and "click" or "impression") .. '","time":' .. now .. '}'
+      parts[i] = '{"user":"' .. uuid() .. '","kind":"' .. (random() < 0.2 and "click" or "impression") .. '","time":' .. now ..
+        (dims and dimensions() or "") .. '}'
     end
     local body = '{"events":[' .. concat(parts, ",") .. ']}'
     return wrk.format("POST", "/v1/events", headers, body)

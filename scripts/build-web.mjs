@@ -1,6 +1,7 @@
 // Builds the dashboard (web/) into dist/web: one minified script and one stylesheet with
 // content hashes in their names (served with a long max-age), each also precompressed
-// (gzip, brotli), and index.html pointing at them (served with no-cache).
+// (gzip, brotli), and index.html pointing at them (served with no-cache). Also the tracker
+// (web/tracker.ts): dist/web/tracker.js with its .gz and .br, served as GET /script.js.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,3 +42,17 @@ const index = readFileSync(path.join(root, 'web', 'index.html'), 'utf8')
   .replace('%CSS%', `/assets/${find('.css')}`);
 writeFileSync(path.join(out, 'index.html'), index);
 writeFileSync(path.join(out, 'manifest.json'), `${JSON.stringify({ script: find('.js'), style: find('.css'), assets }, null, 2)}\n`);
+
+// The tracker: an entry of its own, a fixed name (GET /script.js; src/tracker/routes.ts).
+await build({
+  entryPoints: { tracker: path.join(root, 'web', 'tracker.ts') },
+  bundle: true,
+  minify: true,
+  format: 'iife',
+  target: ['es2017'],
+  outdir: out,
+  logLevel: 'warning',
+});
+const tracker = path.join(out, 'tracker.js');
+writeFileSync(`${tracker}.gz`, gzipSync(readFileSync(tracker), { level: 9 }));
+writeFileSync(`${tracker}.br`, brotliCompressSync(readFileSync(tracker), { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }));

@@ -24,6 +24,9 @@ import { KeyStore } from './v1/auth/keys.js';
 import type { AuthDeps, Need } from './v1/auth/middleware.js';
 import { type Bucket, RateLimiter } from './v1/auth/rate-limit.js';
 import { registerV1 } from './v1/routes.js';
+import { Collector } from './tracker/collector.js';
+import { registerTracker } from './tracker/routes.js';
+import { DEFAULT_TRACKER, type TrackerSettings } from './tracker/settings.js';
 
 /** RATE_LIMIT_*'s, AUTH_FAILURES_*'s, STATS_*'s and EXPORT_*'s defaults (src/config.ts), for apps made without a configuration (tests). */
 const { rateLimits: DEFAULT_RATE_LIMITS, authFailures: DEFAULT_AUTH_FAILURES, reads: DEFAULT_READ_LIMITS } = loadConfig({});
@@ -62,6 +65,10 @@ export interface AppDeps {
   seedApis?: boolean;
   /** The dashboard at GET / (DASHBOARD), built into `dir`; default the build's dist/web. */
   dashboard?: { dir: string } | false;
+  /** TRACKER_SCRIPT_PATH, TRUST_PROXY, TRACKER_COUNTRY; default: /script.js only, no proxy, countries on. */
+  tracker?: TrackerSettings;
+  /** The collector's clock (tests of the daily salts); default Date.now. */
+  now?: () => number;
 }
 
 /** The HTTP application: middleware order and routes. Never listens; no side effects. */
@@ -118,9 +125,13 @@ export function createService(given: AppDeps): Service {
     limits: deps.rateLimits ?? DEFAULT_RATE_LIMITS,
     failures: new AuthFailureLimit(deps.authFailures ?? DEFAULT_AUTH_FAILURES),
   };
-  registerV1(router, { ...deps, corsAllowOrigin: deps.corsAllowOrigin ?? '*', auth, reads: deps.reads ?? DEFAULT_READ_LIMITS });
+  const trackerSettings = deps.tracker ?? DEFAULT_TRACKER;
+  const tracker = new Collector(deps.sql, trackerSettings, metrics.botsDropped, deps.now);
+  registerV1(router, { ...deps, corsAllowOrigin: deps.corsAllowOrigin ?? '*', auth, reads: deps.reads ?? DEFAULT_READ_LIMITS, tracker });
   const dashboard = deps.dashboard ?? { dir: DASHBOARD_DIR };
   if (dashboard) registerDashboard(router, { dir: dashboard.dir, log: deps.log });
+  // The tracker is served with or without the dashboard, from the same build.
+  registerTracker(router, { dir: dashboard ? dashboard.dir : DASHBOARD_DIR, scriptPath: trackerSettings.scriptPath, log: deps.log });
   app.use(router.routes());
   app.use(router.allowedMethods());
   const hot = (deps.seedApis ?? true) && !deps.logRequests;

@@ -4,6 +4,7 @@ import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { SITE_PATTERN, SITE_RULE } from './site.js';
 import { ROW_BYTES } from './http/body.js';
+import { parseTrustProxy, type TrackerSettings } from './tracker/settings.js';
 
 export const StorageModeSetting = z.enum(['auto', 'timescaledb', 'postgres']);
 export type StorageModeSetting = z.infer<typeof StorageModeSetting>;
@@ -90,6 +91,25 @@ const EnvSchema = z
       })
       .optional(),
     METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters (openssl rand -hex 24)').optional(),
+    // The tracker (issue 20): the script's second path, the proxies trusted with
+    // X-Forwarded-For (comma-separated addresses), and the country lookup.
+    TRACKER_SCRIPT_PATH: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._~/-]{1,200}\.js$/, 'must be a path ending in .js, such as /js/hc.js')
+      .refine((p) => !p.startsWith('/v1/') && !p.startsWith('/assets/'), 'must not be under /v1/ or /assets/')
+      .optional(),
+    TRUST_PROXY: z
+      .string()
+      .optional()
+      .transform((text, ctx) => {
+        try {
+          return parseTrustProxy(text);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: `must be comma-separated IP addresses of proxies: ${(err as Error).message}` });
+          return z.NEVER;
+        }
+      }),
+    TRACKER_COUNTRY: z.enum(['on', 'off']).default('on'),
   })
   .refine((e) => e.HTTP_MAX_ROWS_PER_REQUEST * ROW_BYTES <= e.HTTP_BODY_MEMORY_BYTES / 2, {
     path: ['HTTP_MAX_ROWS_PER_REQUEST'],
@@ -166,6 +186,8 @@ export interface Config {
     readonly listen: { readonly host: string; readonly port: number } | undefined;
     readonly token: string | undefined;
   };
+  /** The tracker: GET /script.js also at scriptPath; proxies whose X-Forwarded-For is believed; the country lookup. */
+  readonly tracker: TrackerSettings;
 }
 
 export interface ReadLimits {
@@ -333,5 +355,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logRequests: e.LOG_REQUESTS,
     authFailures: Object.freeze({ ratePerSecond: e.AUTH_FAILURES_PER_SECOND, burst: e.AUTH_FAILURES_BURST }),
     metrics: Object.freeze({ listen: e.METRICS_LISTEN && Object.freeze(e.METRICS_LISTEN), token: e.METRICS_TOKEN }),
+    tracker: Object.freeze({ scriptPath: e.TRACKER_SCRIPT_PATH, trustProxy: e.TRUST_PROXY, country: e.TRACKER_COUNTRY === 'on' }),
   });
 }

@@ -104,6 +104,7 @@ async function serve(
     reads: config.reads,
     seedApis: config.seedApis,
     dashboard: config.dashboard ? { dir: DASHBOARD_DIR } : false,
+    tracker: config.tracker,
     log,
   });
   // WORKERS > 1: the primary serves METRICS_LISTEN (supervise), with every worker's metrics.
@@ -229,14 +230,18 @@ function closeServer(server: Server): Promise<void> {
 
 /**
  * postgres.js (3.4) can write to a socket it has already closed when a connection dies in
- * the middle of a batch of writes (seen in the outage tests over TCP): a TypeError thrown
- * from a setImmediate, outside any query, that would take the whole service down with
- * it. The connection is gone either way and the pool opens another; every other
- * uncaught error still stops the process.
+ * the middle of a batch of writes (seen in the outage tests): a TypeError (over TCP) or an
+ * EPIPE error with no listener left on the socket (over a unix socket, once in a full
+ * suite run at a load of 18 on 2 cores), thrown from a setImmediate, outside any query,
+ * that would take the whole service down with it. The connection is gone either way and
+ * the pool opens another; every other uncaught error still stops the process.
  */
 process.on('uncaughtException', (err) => {
+  const fromPostgresJs = /postgres\/src\/connection\.js/.test(err.stack ?? '');
+  const code = (err as NodeJS.ErrnoException).code;
   const closedSocketWrite =
-    err instanceof TypeError && /reading 'write'/.test(err.message) && /postgres\/src\/connection\.js/.test(err.stack ?? '');
+    fromPostgresJs &&
+    ((err instanceof TypeError && /reading 'write'/.test(err.message)) || code === 'EPIPE' || code === 'ECONNRESET');
   if (closedSocketWrite) {
     createLogger('warn').warn({ err }, 'postgres.js wrote to a connection it had closed; the pool reconnects');
     return;

@@ -50,7 +50,10 @@ export class SeriesChart {
       // Ticks on whole buckets only (local midnights, whole hours), never 8am on a day chart.
       axes: [{ incrs: granularity === 'hour' ? HOUR_INCRS : DAY_INCRS }, { size: 56 }],
       series: [
-        { label: granularity === 'hour' ? 'Hour' : 'Day', value: granularity === 'hour' ? '{YYYY}-{MM}-{DD} {HH}:{mm}' : '{YYYY}-{MM}-{DD}' },
+        {
+          label: granularity === 'hour' ? 'Hour' : 'Day',
+          value: granularity === 'hour' ? '{YYYY}-{MM}-{DD} {HH}:{mm}' : '{YYYY}-{MM}-{DD}',
+        },
         {
           label: this.label,
           stroke: this.color,

@@ -1,8 +1,30 @@
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
-import { fetchStats, forgetKey, StatsError, type StatsResponse, type StatsRow, storeKey } from './api.js';
+import {
+  declaredProps,
+  fetchStats,
+  forgetKey,
+  StatsError,
+  type StatsParams,
+  type StatsResponse,
+  type StatsRow,
+  storeKey,
+} from './api.js';
 import { SITE_PATTERN } from '../src/site.js';
 import { SeriesChart } from './chart.js';
+import { change } from './compare.js';
+import {
+  describeFilter,
+  dimensionLabel,
+  type Filter,
+  formatFilter,
+  MAX_FILTERS,
+  parseFilter,
+  PROP_NAME,
+  rowFilter,
+  valueLabel,
+  withFilter,
+} from './filters.js';
 import { addDays, browserTimeZone, localDate, type Range, type RangeKey, rangeOf, timeZones } from './time.js';
 
 const RANGE_KEYS: readonly RangeKey[] = ['24h', '7d', '30d', '12m', 'custom'];
@@ -14,19 +36,81 @@ const byId = <T extends HTMLElement>(id: string): T => {
   return el as T;
 };
 
-/** A breakdown's section (from the page's template), appended to #breakdowns; its table. */
-function breakdown(id: string, title: string, column: string): HTMLTableElement {
-  const section = byId<HTMLTemplateElement>('breakdown').content.firstElementChild!.cloneNode(true) as HTMLElement;
-  const heading = section.querySelector('h2')!;
+/** The UTM parameters the campaigns panel can show, one at a time. */
+const UTM = ['utm_campaign', 'utm_source', 'utm_medium', 'utm_content', 'utm_term'] as const;
+
+/** A table of users and events per value of one dimension; a row click filters by its value. */
+interface Panel {
+  table: HTMLTableElement;
+  /** The dimension shown now (undefined: none chosen, nothing to ask). */
+  dimension: () => string | undefined;
+  /** What the table says when there is no dimension to show. */
+  unset?: string;
+  /** How a value reads in the table (the filter keeps the value itself). */
+  label?: (value: string) => string;
+}
+
+/** A panel's section (from the page's template), appended to #breakdowns; its table and heading. */
+function section(id: string, title: string): { table: HTMLTableElement; heading: HTMLElement } {
+  const el = byId<HTMLTemplateElement>('breakdown').content.firstElementChild!.cloneNode(true) as HTMLElement;
+  const heading = el.querySelector('h2')!;
   heading.id = `${id}-title`;
   heading.textContent = title;
-  section.setAttribute('aria-labelledby', heading.id);
-  const table = section.querySelector('table')!;
+  el.setAttribute('aria-labelledby', heading.id);
+  const table = el.querySelector('table')!;
   table.id = id;
-  table.querySelector('thead th')!.textContent = column;
-  byId('breakdowns').append(section);
-  return table;
+  byId('breakdowns').append(el);
+  return { table, heading };
 }
+
+function panel(id: string, title: string, dimension: string, label?: (value: string) => string): Panel {
+  const { table } = section(id, title);
+  table.querySelector('thead th')!.textContent = dimensionLabel(dimension);
+  return { table, dimension: () => dimension, ...(label ? { label } : {}) };
+}
+
+/** A panel whose dimension is chosen with `control` (a select or an input beside its heading). */
+function chosenPanel(
+  id: string,
+  title: string,
+  control: HTMLInputElement | HTMLSelectElement,
+  controlLabel: string,
+  dimension: () => string | undefined,
+  unset?: string,
+): Panel {
+  const { table, heading } = section(id, title);
+  const label = document.createElement('label');
+  label.className = 'panel-control';
+  label.append(controlLabel, control);
+  heading.after(label);
+  return { table, dimension, ...(unset ? { unset } : {}) };
+}
+
+const regionNames = typeof Intl.DisplayNames === 'function' ? new Intl.DisplayNames(undefined, { type: 'region' }) : undefined;
+/** "Germany (DE)" for DE; the code itself when the browser does not know it. */
+function countryName(code: string): string {
+  try {
+    const name = regionNames?.of(code);
+    return name && name !== code ? `${name} (${code})` : code;
+  } catch {
+    return code;
+  }
+}
+
+const utmSelect = document.createElement('select');
+utmSelect.id = 'utm';
+utmSelect.append(...UTM.map((d) => new Option(dimensionLabel(d), d)));
+const propInput = document.createElement('input');
+propInput.id = 'prop';
+propInput.autocomplete = 'off';
+propInput.spellcheck = false;
+propInput.placeholder = 'plan';
+propInput.pattern = PROP_NAME.source.slice(1, -1);
+propInput.title = "A property's name: a lowercase letter, then lowercase letters, digits, '_' or '.'";
+/** The site's declared properties (GET /v1/sites/{site}), offered as the field's choices. */
+const propChoices = document.createElement('datalist');
+propChoices.id = 'prop-choices';
+propInput.setAttribute('list', propChoices.id);
 
 const ui = {
   site: byId<HTMLInputElement>('site'),
@@ -44,11 +128,42 @@ const ui = {
   totalUsers: byId('total-users'),
   usersNote: byId('users-note'),
   totalEvents: byId('total-events'),
+  usersChange: byId('users-change'),
+  eventsChange: byId('events-change'),
   series: byId<HTMLTableElement>('series'),
-  kinds: breakdown('kinds', 'By kind', 'Kind'),
-  pages: breakdown('pages', 'Top pages', 'Page'),
+  chips: byId<HTMLUListElement>('chips'),
+  filtersHint: byId('filters-hint'),
+  clearFilters: byId<HTMLButtonElement>('clear-filters'),
   updated: byId('updated'),
 };
+
+/** The panels, in the page's order; each asks /v1/stats for its top 10 values. */
+const sources = panel('sources', 'Sources', 'referrer');
+const campaigns = chosenPanel('campaigns', 'Campaigns', utmSelect, 'Show', () => utmSelect.value);
+const countries = panel('countries', 'Countries', 'country', countryName);
+const devices = panel('devices', 'Devices', 'device');
+const browsers = panel('browsers', 'Browsers', 'browser');
+const oses = panel('oses', 'Operating systems', 'os');
+const property = chosenPanel(
+  'property',
+  'Property',
+  propInput,
+  'Name',
+  () => (propInput.value && propInput.checkValidity() ? `props.${propInput.value}` : undefined),
+  'Name a property the events carry (props.<name>) to see its values.',
+);
+propInput.after(propChoices);
+const panels: Panel[] = [
+  sources,
+  campaigns,
+  countries,
+  devices,
+  browsers,
+  oses,
+  property,
+  panel('kinds', 'By kind', 'kind'),
+  panel('pages', 'Top pages', 'page'),
+];
 
 const charts = {
   users: new SeriesChart(byId('chart-users'), 'Distinct users', '#2563eb'),
@@ -60,8 +175,16 @@ const query = new URLSearchParams(location.search);
 /** Seconds between two reads while the range holds the present (`?poll=` to change). */
 const pollSeconds = Math.max(1, Number(query.get('poll')) || 10);
 
+/** The filters every request applies (all must hold), in the order they were added. */
+let filters: Filter[] = [];
 let generation = 0;
 let inFlight: AbortController | undefined;
+/** The parameters of the read the page shows: a panel whose dimension changes is read again with them. */
+let shownBase: StatsParams | undefined;
+/** Whether a whole read (a change or a poll) is under way. */
+let reading = false;
+/** Per panel, its latest read of its own. */
+const panelReads = new Map<Panel, number>();
 let timer: ReturnType<typeof setTimeout> | undefined;
 
 /** The controls, from the page's URL (what a bookmark keeps) or the defaults. */
@@ -84,6 +207,17 @@ function initControls(): void {
   ui.from.value = DATE.test(from) ? from : addDays(today, -6);
   ui.to.value = DATE.test(to) ? to : today;
   ui.custom.hidden = ui.range.value !== 'custom';
+
+  filters = query
+    .getAll('filter')
+    .map(parseFilter)
+    .filter((f) => f !== undefined)
+    .slice(0, MAX_FILTERS);
+  const utm = query.get('utm') ?? '';
+  utmSelect.value = (UTM as readonly string[]).includes(utm) ? utm : 'utm_campaign';
+  const prop = query.get('prop') ?? '';
+  propInput.value = PROP_NAME.test(prop) ? prop : '';
+  showFilters();
 }
 
 /** Keeps the choice in the URL (never anything secret: a key will not go there). */
@@ -96,6 +230,9 @@ function saveChoice(): void {
     q.set('from', ui.from.value);
     q.set('to', ui.to.value);
   }
+  for (const f of filters) q.append('filter', formatFilter(f));
+  if (utmSelect.value !== 'utm_campaign') q.set('utm', utmSelect.value);
+  if (propInput.value && propInput.checkValidity()) q.set('prop', propInput.value);
   if (query.has('poll')) q.set('poll', String(pollSeconds));
   history.replaceState(null, '', `?${q.toString()}`);
 }
@@ -108,9 +245,11 @@ function currentRange(): Range {
 }
 
 /**
- * Reads everything the page shows: the series, the range's total (granularity=total: a
- * union, never the sum of the buckets) and the two breakdowns. A newer read supersedes
- * an older one; a poll shows no loading state.
+ * Reads everything the page shows, every request with the filters: the series, the
+ * range's total (granularity=total: a union, never the sum of the buckets) beside the
+ * previous period's, and each panel's top values. The requests queue in fetchStats (as
+ * many at once as the service runs per key), the series and the total first. A newer
+ * read supersedes an older one; a poll shows no loading state.
  */
 async function load(reason: 'change' | 'poll'): Promise<void> {
   clearTimeout(timer);
@@ -119,47 +258,125 @@ async function load(reason: 'change' | 'poll'): Promise<void> {
   inFlight = controller;
   const mine = ++generation;
   const range = currentRange();
-  const base = { site: ui.site.value || undefined, from: range.from, to: range.to, timezone: range.timeZone };
+  const base: StatsParams = {
+    site: ui.site.value || undefined,
+    from: range.from,
+    to: range.to,
+    timezone: range.timeZone,
+    filter: filters.map(formatFilter),
+  };
   if (reason === 'change') {
     ui.main.setAttribute('aria-busy', 'true');
     ui.status.textContent = 'Loading…';
   }
   let retry = range.live;
+  reading = true;
   try {
-    const [series, total, kinds, pages] = await Promise.all([
+    const [series, total, tables] = await Promise.all([
       fetchStats({ ...base, granularity: range.granularity }, controller.signal),
-      fetchStats({ ...base, granularity: 'total' }, controller.signal),
-      fetchStats({ ...base, granularity: 'total', group_by: 'kind', limit: 10 }, controller.signal),
-      fetchStats({ ...base, granularity: 'total', group_by: 'page', limit: 10 }, controller.signal),
+      totalWithPrevious(base, controller.signal),
+      Promise.all(panels.map((p) => readPanel(p, base, controller.signal))),
     ]);
     if (mine !== generation) return;
-    show(range, series, total, kinds, pages);
+    shownBase = base;
+    show(range, series, total, tables);
   } catch (err) {
     if (mine !== generation || controller.signal.aborted) return;
+    controller.abort(); // drops the requests still queued
     retry = showError(err);
   } finally {
     if (mine === generation) {
+      reading = false;
       ui.main.setAttribute('aria-busy', 'false');
       if (retry) timer = setTimeout(() => void load('poll'), pollSeconds * 1000);
     }
   }
 }
 
-function show(range: Range, series: StatsResponse, total: StatsResponse, kinds: StatsResponse, pages: StatsResponse): void {
+/**
+ * The range's total with the previous period's (compare=previous_period); without it
+ * when the service keeps no sketches that old (a 400 about compare).
+ */
+async function totalWithPrevious(base: StatsParams, signal: AbortSignal): Promise<StatsResponse> {
+  try {
+    return await fetchStats({ ...base, granularity: 'total', compare: 'previous_period' }, signal);
+  } catch (err) {
+    if (!(err instanceof StatsError && err.status === 400 && err.parameter === 'compare')) throw err;
+    return fetchStats({ ...base, granularity: 'total' }, signal);
+  }
+}
+
+/**
+ * Reads one panel again, with what the rest of the page shows, when only its dimension
+ * changed (the campaigns' UTM parameter, the property): one request instead of eleven.
+ */
+function reloadPanel(p: Panel): void {
+  saveChoice();
+  const base = shownBase;
+  const controller = inFlight;
+  // A whole read under way would show the panel's former dimension: read everything again.
+  if (!base || !controller || controller.signal.aborted || reading) {
+    void load('change');
+    return;
+  }
+  const mine = generation;
+  const read = (panelReads.get(p) ?? 0) + 1;
+  panelReads.set(p, read);
+  p.table.setAttribute('aria-busy', 'true');
+  readPanel(p, base, controller.signal)
+    .then(
+      (result) => {
+        if (mine === generation && panelReads.get(p) === read) fillPanel(p, result);
+      },
+      () => {
+        // Superseded by a newer read, or the service failed: a whole read shows why.
+        if (mine === generation) void load('change');
+      },
+    )
+    .finally(() => {
+      if (panelReads.get(p) === read) p.table.removeAttribute('aria-busy');
+    });
+}
+
+/** A panel's top values; a refusal of its own (400) shows in the panel, not for the page. */
+type PanelRead = { dimension: string; rows: StatsRow[] } | { message: string } | undefined;
+
+async function readPanel(p: Panel, base: StatsParams, signal: AbortSignal): Promise<PanelRead> {
+  const dimension = p.dimension();
+  if (!dimension) return undefined;
+  try {
+    const res = await fetchStats({ ...base, granularity: 'total', group_by: dimension, limit: 10 }, signal);
+    return { dimension, rows: res.data };
+  } catch (err) {
+    if (err instanceof StatsError && err.status === 400) return { message: err.message };
+    throw err;
+  }
+}
+
+function show(range: Range, series: StatsResponse, total: StatsResponse, tables: PanelRead[]): void {
   const sum = total.data[0] ?? { users: 0, events: 0 };
   const site = total.meta.site;
   ui.site.placeholder = site;
   ui.error.hidden = true;
   ui.results.hidden = false;
-  ui.status.textContent = `Site ${site}, ${describe(range)}, ${range.timeZone}`;
+  const filtered = filters.length > 0 ? `; only events where ${filters.map(describeFilter).join(' and ')}` : '';
+  ui.status.textContent = `Site ${site}, ${describe(range)}, ${range.timeZone}${filtered}`;
 
   ui.rangeNote.hidden = !range.note;
   ui.rangeNote.textContent = range.note ?? '';
   ui.empty.hidden = sum.events > 0;
-  ui.empty.textContent = `No events for site ${site} in this range yet.`;
+  ui.empty.textContent =
+    filters.length > 0
+      ? `No events for site ${site} in this range match the filters.`
+      : `No events for site ${site} in this range yet.`;
 
+  void suggestProps(site);
   ui.totalUsers.textContent = number.format(sum.users);
   ui.totalEvents.textContent = number.format(sum.events);
+  // With a previous period, a range without events may answer no row: none before either.
+  const before = total.meta.previous ? (total.data[0]?.previous ?? { users: 0, events: 0 }) : undefined;
+  showChange(ui.usersChange, sum.users, before?.users, total.meta.previous);
+  showChange(ui.eventsChange, sum.events, before?.events, total.meta.previous);
   const error = (total.meta.relative_standard_error * 100).toFixed(2);
   ui.usersNote.textContent = total.meta.approximate
     ? `Each user counted once over the whole range. An hll estimate: within ±${error} % (one standard error) of the true count.`
@@ -187,8 +404,7 @@ function show(range: Range, series: StatsResponse, total: StatsResponse, kinds: 
     (r) => label(r.bucket, range),
     (tr, r) => (tr.dataset.bucket = r.bucket),
   );
-  fillTable(ui.kinds, kinds.data, (r) => (r.kind as string | null) ?? '');
-  fillTable(ui.pages, pages.data, (r) => (r.page as string | null) || '(no page)');
+  panels.forEach((p, i) => fillPanel(p, tables[i]));
   ui.updated.textContent = `Updated ${new Date().toLocaleTimeString(undefined, { timeZone: range.timeZone, timeZoneName: 'short' })}${range.live ? `; live, every ${pollSeconds} s` : ''}.`;
 }
 
@@ -202,27 +418,105 @@ function describe(range: Range): string {
   return range.from === last ? range.from : `${range.from} to ${last}`;
 }
 
+/** The site whose declared properties the property field offers. */
+let propsOf: string | undefined;
+
+/**
+ * Offers the site's declared properties (the ones it rolls up, so fast over any range) in
+ * the property field, once per site; with none chosen, shows the first.
+ */
+async function suggestProps(site: string): Promise<void> {
+  if (site === propsOf) return;
+  propsOf = site;
+  const props = await declaredProps(site);
+  if (propsOf !== site) return;
+  propChoices.replaceChildren(...props.map((name) => new Option(name, name)));
+  if (!propInput.value && props[0]) {
+    propInput.value = props[0];
+    propChanged();
+  }
+}
+
+/** "+12 % compared to the previous period (1,234)", or why there is no such figure. */
+function showChange(
+  el: HTMLElement,
+  current: number,
+  previous: number | undefined,
+  period: StatsResponse['meta']['previous'],
+): void {
+  el.className = 'change';
+  if (previous === undefined || !period) {
+    el.textContent = 'No previous period to compare with: its data is no longer kept.';
+    el.title = '';
+    delete el.dataset.previous;
+    return;
+  }
+  const { text, direction } = change(current, previous);
+  el.classList.add(direction);
+  el.dataset.previous = String(previous);
+  const figure = document.createElement('strong');
+  figure.textContent = text;
+  el.replaceChildren(figure, ` compared to the previous period (${number.format(previous)})`);
+  el.title = `${period.from} to ${period.to}`;
+}
+
+function fillPanel(p: Panel, read: PanelRead): void {
+  if (!read) {
+    emptyTable(p.table, p.unset ?? 'Nothing to show.');
+    return;
+  }
+  if ('message' in read) {
+    emptyTable(p.table, `headcount refused this panel: ${read.message}`);
+    return;
+  }
+  const { dimension, rows } = read;
+  p.table.querySelector('thead th')!.textContent = dimensionLabel(dimension);
+  fillTable(
+    p.table,
+    rows,
+    (r) => {
+      const value = (r as Record<string, unknown>)[dimension];
+      const filter = rowFilter(dimension, typeof value === 'string' ? value : null);
+      const name = typeof value === 'string' && value !== '' ? (p.label?.(value) ?? value) : valueLabel(null);
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'pick';
+      button.textContent = name;
+      button.title = `Filter: ${describeFilter(filter)}`;
+      return button;
+    },
+    (tr, r) => {
+      const value = (r as Record<string, unknown>)[dimension];
+      tr.dataset.filter = formatFilter(rowFilter(dimension, typeof value === 'string' ? value : null));
+    },
+  );
+}
+
+function emptyTable(table: HTMLTableElement, text: string): void {
+  const tr = document.createElement('tr');
+  const td = tr.insertCell();
+  td.colSpan = 3;
+  td.className = 'none';
+  td.textContent = text;
+  table.tBodies[0]!.replaceChildren(tr);
+}
+
 function fillTable(
   table: HTMLTableElement,
   rows: StatsRow[],
-  name: (r: StatsRow) => string,
+  name: (r: StatsRow) => string | HTMLElement,
   decorate?: (tr: HTMLTableRowElement, r: StatsRow) => void,
 ): void {
-  const body = table.tBodies[0]!;
   if (rows.length === 0) {
-    const tr = document.createElement('tr');
-    const td = tr.insertCell();
-    td.colSpan = 3;
-    td.textContent = 'None in this range.';
-    body.replaceChildren(tr);
+    emptyTable(table, filters.length > 0 ? 'None in this range with these filters.' : 'None in this range.');
     return;
   }
-  body.replaceChildren(
+  table.tBodies[0]!.replaceChildren(
     ...rows.map((r) => {
       const tr = document.createElement('tr');
       const th = document.createElement('th');
       th.scope = 'row';
-      th.textContent = name(r);
+      th.append(name(r));
       tr.append(th);
       tr.insertCell().textContent = number.format(r.users);
       tr.insertCell().textContent = number.format(r.events);
@@ -230,6 +524,44 @@ function fillTable(
       return tr;
     }),
   );
+}
+
+/** The filter bar: a chip per filter, each with a button that removes it. */
+function showFilters(): void {
+  ui.chips.replaceChildren(
+    ...filters.map((f, i) => {
+      const li = document.createElement('li');
+      li.className = 'chip';
+      li.dataset.filter = formatFilter(f);
+      const text = describeFilter(f);
+      const span = document.createElement('span');
+      span.textContent = text;
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.className = 'remove';
+      remove.textContent = '×';
+      remove.setAttribute('aria-label', `Remove the filter ${text}`);
+      remove.title = 'Remove this filter';
+      remove.addEventListener('click', () => {
+        setFilters(filters.filter((_, j) => j !== i));
+        // Focus stays in the bar: on the next chip's button, or the hint.
+        const next = ui.chips.querySelectorAll<HTMLButtonElement>('button.remove')[Math.min(i, filters.length - 1)];
+        (next ?? byId('filters')).focus();
+      });
+      li.append(span, remove);
+      return li;
+    }),
+  );
+  ui.chips.hidden = filters.length === 0;
+  ui.filtersHint.hidden = filters.length > 0;
+  ui.clearFilters.hidden = filters.length < 2;
+}
+
+function setFilters(next: Filter[]): void {
+  filters = next;
+  showFilters();
+  saveChoice();
+  void load('change');
 }
 
 /** Shows why there are no numbers instead of an empty chart; true when worth retrying. */
@@ -299,6 +631,31 @@ ui.tz.addEventListener('change', changed);
 ui.site.addEventListener('change', changed);
 ui.from.addEventListener('change', () => DATE.test(ui.from.value) && changed());
 ui.to.addEventListener('change', () => DATE.test(ui.to.value) && changed());
+utmSelect.addEventListener('change', () => reloadPanel(campaigns));
+/** The property shown: Enter and then leaving the field read it once. */
+let shownProp = propInput.value;
+const propChanged = (): void => {
+  if (propInput.value === shownProp || (propInput.value && !propInput.checkValidity())) return;
+  shownProp = propInput.value;
+  reloadPanel(property);
+};
+propInput.addEventListener('change', propChanged);
+propInput.addEventListener('keydown', (event) => event.key === 'Enter' && propChanged());
+// A click anywhere on a panel's row (its button for the keyboard) filters by the row's value.
+byId('breakdowns').addEventListener('click', (event) => {
+  const tr = (event.target as Element).closest<HTMLTableRowElement>('tr[data-filter]');
+  const filter = tr?.dataset.filter === undefined ? undefined : parseFilter(tr.dataset.filter);
+  if (!filter) return;
+  setFilters(withFilter(filters, filter));
+  // From the keyboard (a click of no mouse button: detail 0) the row's button is gone with
+  // the old table: the focus goes to the new chip, where its filter can be removed again.
+  if (event.detail === 0)
+    ui.chips.querySelector<HTMLButtonElement>(`li[data-filter="${CSS.escape(formatFilter(filter))}"] button`)?.focus();
+});
+ui.clearFilters.addEventListener('click', () => {
+  setFilters([]);
+  byId('filters').focus();
+});
 byId('controls').addEventListener('submit', (e) => {
   e.preventDefault();
   changed();

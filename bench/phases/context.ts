@@ -16,6 +16,9 @@ export function readSettings(env: NodeJS.ProcessEnv) {
   // The order of the keys is the order the run prints them and stores them in its results.
   return {
     quick,
+    // Which phases run: "all" (default), "core" (without the dimension phases) or
+    // "dimensions" (the volume, then only the dimension phases: issue 19's targets).
+    phases: (env.BENCH_PHASES ?? 'all') as 'all' | 'core' | 'dimensions',
     durationS: num('BENCH_DURATION_S', 10, 4),
     runs: num('BENCH_RUNS', 3, 2),
     connections: (env.BENCH_CONNECTIONS ?? '64').split(',').map(Number),
@@ -30,6 +33,8 @@ export function readSettings(env: NodeJS.ProcessEnv) {
     copyRows: num('BENCH_COPY_ROWS', 500_000, 100_000),
     batchConnections: num('BENCH_BATCH_CONNECTIONS', 4, 4),
     readAfterWriteS: num('BENCH_READ_AFTER_WRITE_S', 10, 4),
+    // Events a headcount_roll_up call moves when the bench drains the queue (the service's roller: 20,000).
+    rollBatchRows: num('BENCH_ROLL_BATCH_ROWS', 20_000, 20_000),
     keep: env.BENCH_KEEP === '1',
   };
 }

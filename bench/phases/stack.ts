@@ -51,6 +51,7 @@ export async function startStack(
 
 /** The service (WORKERS=1) and the pool stop; the run's database is dropped unless BENCH_KEEP=1; the cluster stops. */
 export async function stopStack(ctx: BenchContext): Promise<void> {
+  ctx.rss.stop(); // reportResults stops it too; BENCH_PHASES=dimensions does not run that, and its timer kept the run alive
   await stopChild(ctx.service.child);
   await ctx.sql.end();
   if (!ctx.settings.keep) {

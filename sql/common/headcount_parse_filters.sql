@@ -3,7 +3,8 @@
 -- from the `filter` strings of GET /v1/stats (and headcount_stats' filters argument):
 --   <dimension><op><value>[|<value>…]
 -- op: == is one of, != is none of, ^= starts with one of, *= contains one of (case
--- sensitive). A value may hold | and \ written as \| and \\. In == and != an empty
+-- sensitive). A value may hold | and \ written as \| and \\ (a \ makes the next character
+-- plain). In == and != an empty
 -- value stands for "no value" (country== : events without a country). kinds and pages
 -- (the older kind= and page= parameters) are "kind==…" and "page==…".
 -- Bad filters raise SQLSTATE 22023 with COLUMN 'filter'.
@@ -15,6 +16,9 @@ declare
   f text;
   m text[];
   vals text[];
+  v text;
+  c text;
+  i integer;
   parsed jsonb := '[]';
 begin
   if cardinality(filters) > 20 then
@@ -27,10 +31,25 @@ begin
         using errcode = '22023', column = 'filter';
     end if;
     perform headcount_check_dimension(m[1], 'filter');
-    -- Split on | not escaped, then unescape \| and \\.
-    select array_agg(replace(replace(v, '\|', '|'), '\\', '\') order by i)
-    into vals
-    from regexp_split_to_table(m[3], '(?<!\\)\|') with ordinality t(v, i);
+    -- Split on each | that no \ escapes; \x stands for x (\| and \\ for | and \).
+    vals := '{}';
+    v := '';
+    i := 1;
+    while i <= length(m[3]) loop
+      c := substr(m[3], i, 1);
+      if c = '\' and i < length(m[3]) then
+        v := v || substr(m[3], i + 1, 1);
+        i := i + 2;
+        continue;
+      elsif c = '|' then
+        vals := vals || v;
+        v := '';
+      else
+        v := v || c;
+      end if;
+      i := i + 1;
+    end loop;
+    vals := vals || v;
     if m[2] in ('^=', '*=') and '' = any (vals) then
       raise exception 'filter %: % needs a non-empty value', f, m[2] using errcode = '22023', column = 'filter';
     end if;

@@ -93,6 +93,7 @@ declare
   extra_sql text := '';
   old record;
   raw_rows bigint;
+  raw_range_count bigint := 0;
 begin
   select a.g, a.step, a.bucket_count into g, step, bucket_count
   from headcount_check_stats_arguments(site, from_time, to_time, granularity, group_limit, compare) a;
@@ -239,11 +240,11 @@ begin
   -- Raw scans are refused past max_raw_rows, estimated from the hours' event counts.
   if path <> 'events' then
     execute 'with ' || units_sql || $q$
-      select coalesce(sum(t.events), 0)::bigint
+      select coalesce(sum(t.events), 0)::bigint, (select count(*) from raw_ranges)
       from raw_ranges rr
       join totals_hourly t on t.site = $1 and t.bucket >= date_trunc('hour', rr.rs, 'UTC') and t.bucket < rr.re
     $q$
-    into raw_rows
+    into raw_rows, raw_range_count
     using site, from_time, to_time, g, step, bucket_count, timezone, prev_from, comparing,
           path <> 'events', raw_before, raw_days;
     if raw_rows > max_raw_rows then
@@ -322,15 +323,21 @@ begin
       group by 1, 2, 3
       $f$, grp_raw, pred_raw);
   end if;
-  if path <> 'events' then
+  -- Raw events only where a range needs them, each range read by its own index scan of
+  -- events (a lateral per range): joined as a whole, the planner scanned every chunk of
+  -- the 60 days for the filter first (5.7 s of a 5.9 s request in npm run bench).
+  if path <> 'events' and raw_range_count > 0 then
     extra_sql := extra_sql || format($f$
       union all
-      select rr.period, rr.n, %1$s, sum(e.weight)::bigint,
+      select rr.period, rr.n, e.grp, sum(e.weight)::bigint,
              hll_add_agg(hll_hash_text(e.user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
       from raw_ranges rr
-      join events e on e.site = $1 and e.time >= rr.rs and e.time < rr.re,
+      cross join lateral (
+        select %1$s as grp, e.weight, e.user_id
+        from events e
+        where e.site = $1 and e.time >= rr.rs and e.time < rr.re and %2$s
+      ) e,
       headcount_sketch_parameters() p
-      where %2$s
       group by 1, 2, 3
       $f$, grp_raw, pred_raw);
   end if;

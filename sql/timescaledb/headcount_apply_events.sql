@@ -4,10 +4,23 @@
 -- watermark (headcount_refresh_state.through) marks its hour in headcount_stale_hours,
 -- and the hour and day views answer that hour afresh until the refresher
 -- (src/db/refresher.ts) re-materializes it.
+--
+-- The shared lock below (key 0x6865_6d76, "hemv": MOVE_LOCK_KEY in src/db/refresher.ts),
+-- held until the inserting transaction ends, is what a refresher pass takes exclusively
+-- while it moves "through" and TimescaleDB's invalidation threshold of events_minutely
+-- to the start of the current 10 minutes. TimescaleDB decides at commit whether a write
+-- invalidates the aggregates (only below the threshold as it reads it then), and moves
+-- the threshold without waiting for writers: a write marked below the new "through" that
+-- read the old threshold at commit, and became visible after the refresh had
+-- materialized its bucket, was neither materialized nor logged, and the next pass
+-- cleared its mark (test/read/threshold-race.test.ts). So an insert either commits
+-- before both moves or runs wholly after them.
 create or replace function headcount_apply_events() returns trigger
 language plpgsql
 as $$
 begin
+  perform pg_advisory_xact_lock_shared(1751477622);
+
   insert into events_minutely (site, bucket, kind, page, events, users)
   select site, date_trunc('minute', time, 'UTC'), kind, page, sum(weight),
          hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
@@ -19,10 +32,10 @@ begin
   set events = events_minutely.events + excluded.events,
       users = hll_union(events_minutely.users, excluded.users);
 
-  -- This runs after the upsert above, which holds a lock on events_minutely that the
-  -- refresher's move of "through" waits for (src/db/refresher.ts); and plpgsql takes a
-  -- new snapshot per statement. So "through" cannot move between this read and the
-  -- commit: a row is either marked here or lies above every watermark until committed.
+  -- This runs under the shared lock taken above, which the refresher's move of "through"
+  -- waits for (src/db/refresher.ts); and plpgsql takes a new snapshot per statement. So
+  -- "through" cannot move between this read and the commit: a row is either marked here
+  -- or lies above every watermark until committed.
   insert into headcount_stale_hours (site, hour, version)
   select site, hour, nextval('headcount_stale_version')
   from (

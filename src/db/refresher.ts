@@ -10,8 +10,13 @@ import type { Sql } from './client.js';
  * transaction and answered from their minutes. A pass:
  *
  *  1. moves `through` (headcount_refresh_state) to the start of the current 10 minutes,
- *     under a SHARE lock on events_minutely: the move waits for inserts in flight, so
- *     every insert either marks its rows below `through` or commits before the move;
+ *     and TimescaleDB's invalidation threshold of events_minutely with it (a refresh of
+ *     the last 10 minutes), holding MOVE_LOCK_KEY, which every insert holds shared from
+ *     its trigger to its commit (sql/timescaledb/headcount_apply_events.sql): the move
+ *     waits for inserts in flight and new ones wait for it, so every insert either
+ *     commits before both moves or marks its rows below `through` and is logged by
+ *     TimescaleDB as an invalidation (it decides that at commit, against the threshold it
+ *     reads then: test/read/threshold-race.test.ts);
  *  2. notes the stale marks that exist now (their rows are committed);
  *  3. refreshes each level, lowest first, over [start of the retention window, through
  *     rounded down to its bucket): TimescaleDB reprocesses the invalidated buckets in
@@ -22,7 +27,15 @@ import type { Sql } from './client.js';
  *  4. deletes the marks it noted, unless a later write renewed them (version) or
  *     TimescaleDB still holds an invalidation of one of the mark's buckets inside a
  *     window this pass refreshed (it would answer that bucket from a stale row once
- *     the mark is gone: the mark then stays for the next pass).
+ *     the mark is gone: the mark then stays for the next pass). If the pass created a
+ *     chunk of a continuous aggregate (each has 10-day chunks: a back-dated write into a
+ *     range with no chunk yet), it first waits for the reads in flight to end (at most
+ *     SETTLE_READERS_MS, else the marks stay for the next pass): a statement is planned,
+ *     then executed on a newer snapshot (READ COMMITTED), and its plan lists each
+ *     hypertable's chunks as they were while planning. A read planned before the chunk
+ *     and executed after the marks were deleted saw neither, and missed the write
+ *     (test/read/new-chunk-race.test.ts). A read holds a lock on the hypertables it
+ *     reads from its planning to its end: those lock holders are the reads waited for.
  *
  * Each window is refreshed in one batch ({"buckets_per_batch": 0}). TimescaleDB 2.28
  * splits a manual refresh into batches of 10 buckets by default, and its split skips
@@ -50,6 +63,16 @@ export const LEVELS = [
 
 /** Any fixed number: one instance at a time refreshes. */
 export const REFRESH_LOCK_KEY = 0x6865_6163; // "heac"
+
+/** How long a pass that created a chunk waits for the reads in flight before it clears marks. */
+export const SETTLE_READERS_MS = 2000;
+
+/**
+ * Held shared by every insert, from its trigger to its commit, and exclusively by a pass
+ * while it moves `through` and the invalidation threshold (see above). The trigger
+ * (sql/timescaledb/headcount_apply_events.sql) spells the number out.
+ */
+export const MOVE_LOCK_KEY = 0x6865_6d76; // "hemv"
 
 const floorTo = (ms: number, unitMs: number): number => Math.floor(ms / unitMs) * unitMs;
 
@@ -151,19 +174,29 @@ async function pass(sql: Sql, log?: Logger): Promise<RefreshResult> {
   if (!state) throw new Error('headcount_refresh_state is empty: run the migrations');
   const nowMs = state.now.getTime();
   const target = floorTo(nowMs, LEVELS[0].unitMs);
+  // The newest chunk of the continuous aggregates before this pass refreshes anything.
+  let newestChunk: number | undefined;
   if (state.through === null || state.through.getTime() < target) {
-    await sql.begin(async (tx) => {
-      // Waits for the inserts in flight (they hold ROW EXCLUSIVE); blocks new ones
-      // until this commits, a few milliseconds once every 10 minutes.
-      await tx`lock table only events_minutely in share mode /* db/refresher */`;
-      await tx`update headcount_refresh_state set through = ${new Date(target)} where through < ${new Date(target)} /* db/refresher */`;
-    });
+    newestChunk = await newestAggregateChunk(sql);
+    // Waits for the inserts in flight; blocks new ones until both moves are done, a few
+    // milliseconds once every 10 minutes.
+    await sql`select pg_advisory_lock(${MOVE_LOCK_KEY}) /* db/refresher */`;
+    try {
+      await sql`update headcount_refresh_state set through = ${new Date(target)} where through < ${new Date(target)} /* db/refresher */`;
+      // The threshold is events_minutely's, shared by both 10-minute aggregates: one
+      // refresh moves it. Only the last 10 minutes are materialized here; the rest is left
+      // in TimescaleDB's log for the refresh below.
+      await refreshAggregate(sql, LEVELS[0].aggregates[0], target - LEVELS[0].unitMs, target, log);
+    } finally {
+      await sql`select pg_advisory_unlock(${MOVE_LOCK_KEY}) /* db/refresher */`;
+    }
   }
 
   const marks = await readMarks(sql);
   const materializedMs = state.materialized?.getTime() ?? null;
   const behind = materializedMs === null || materializedMs < target;
   if (!behind && marks.length === 0) return { ran: true, marksCleared: 0, refreshed: 0 };
+  newestChunk ??= await newestAggregateChunk(sql);
 
   const windowStart = floorTo(nowMs - RETENTION_MS, DAY_MS);
   // Behind (downtime): from where the last pass ended, if that is earlier; never
@@ -189,11 +222,60 @@ async function pass(sql: Sql, log?: Logger): Promise<RefreshResult> {
     hour: new Date(floorTo(target, LEVELS[1].unitMs)),
     day: new Date(floorTo(target, LEVELS[2].unitMs)),
   };
+  if (marks.length > 0 && (await newestAggregateChunk(sql)) > newestChunk && !(await settleReaders(sql, SETTLE_READERS_MS))) {
+    log?.debug({ kept: marks.length }, 'stale marks kept: reads planned before a new chunk still run');
+    return { ran: true, marksCleared: 0, refreshed };
+  }
   const marksCleared = await clearMarks(sql, marks, through);
   if (marksCleared < marks.length) {
     log?.debug({ kept: marks.length - marksCleared }, 'stale marks kept for the next pass');
   }
   return { ran: true, marksCleared, refreshed };
+}
+
+/** The continuous aggregates' materialized hypertables, in the service's schema. */
+const materializedHypertables = (sql: Sql) => sql`
+  select format('%I.%I', h.schema_name, h.table_name)::regclass
+  from _timescaledb_catalog.continuous_agg c
+  join _timescaledb_catalog.hypertable h on h.id = c.mat_hypertable_id
+  where c.user_view_schema = current_schema()
+`;
+
+/** The id of the newest chunk of the continuous aggregates (0: none); ids only grow. */
+async function newestAggregateChunk(sql: Sql): Promise<number> {
+  const [row]: [{ id: number }?] = await sql`
+    select coalesce(max(ch.id), 0)::int as id /* db/refresher */
+    from _timescaledb_catalog.chunk ch
+    join _timescaledb_catalog.continuous_agg c on c.mat_hypertable_id = ch.hypertable_id
+    where c.user_view_schema = current_schema()
+  `;
+  return row?.id ?? 0;
+}
+
+/**
+ * Waits until every transaction that holds a lock on a continuous aggregate's
+ * materialized hypertable now has ended, polling every 10 ms; false if one still runs
+ * after `withinMs`.
+ */
+export async function settleReaders(sql: Sql, withinMs: number): Promise<boolean> {
+  const [row]: [{ readers: string[] }?] = await sql`
+    select coalesce(array_agg(distinct virtualtransaction), '{}') as readers /* db/refresher */
+    from pg_locks
+    where locktype = 'relation' and pid is distinct from pg_backend_pid()
+      and database = (select oid from pg_database where datname = current_database())
+      and relation in (${materializedHypertables(sql)})
+  `;
+  const readers = row?.readers ?? [];
+  const until = performance.now() + withinMs;
+  while (readers.length > 0) {
+    const [left]: [{ n: number }?] = await sql`
+      select count(*)::int as n from pg_locks where virtualtransaction = any(${readers}::text[]) /* db/refresher */
+    `;
+    if ((left?.n ?? 0) === 0) return true;
+    if (performance.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
 }
 
 /**

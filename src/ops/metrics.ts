@@ -34,6 +34,8 @@ const HELP = {
   headcount_partition_maintenance_failures_total: 'Day-partition maintenance runs that failed (postgres mode)',
   headcount_key_lookups_total:
     'Database lookups of /v1 keys this process had not read within the last second, by outcome: found | unknown',
+  headcount_bots_dropped_total:
+    'Events of POST /v1/events sent without a user (the tracker) whose user agent is a bot or crawler (isbot): dropped, not stored',
   headcount_info: 'One series per process serving HTTP: its Node.js version and worker id (0: no cluster)',
 } as const;
 type MetricName = keyof typeof HELP;
@@ -75,6 +77,7 @@ export class Metrics {
   private readonly partitionRuns = this.counter('headcount_partition_maintenance_runs_total', ['outcome']);
   private readonly partitionFailures = this.counter('headcount_partition_maintenance_failures_total');
   private readonly keyLookups = this.counter('headcount_key_lookups_total', ['outcome']);
+  private readonly bots = this.counter('headcount_bots_dropped_total');
 
   private lastRefreshOkMs: number | undefined;
   private readonly startedMs = Date.now();
@@ -126,6 +129,11 @@ export class Metrics {
       end({ method: KNOWN_METHODS.has(method) ? method : 'other', route, status });
     };
   }
+
+  /** Events of a bot the tracker's collector dropped. */
+  readonly botsDropped = (events: number): void => {
+    this.bots.inc(events);
+  };
 
   reject(reason: RejectionReason): void {
     this.rejected.inc({ reason });

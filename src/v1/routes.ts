@@ -3,6 +3,7 @@ import type { ReadLimits } from '../config.js';
 import type { Sql } from '../db/client.js';
 import type { BodyLimits } from '../http/body.js';
 import type { GroupCommitWriter } from '../ingest/writer.js';
+import type { Collector } from '../tracker/collector.js';
 import type { AuthDeps } from './auth/middleware.js';
 import { registerEvents } from './events/routes.js';
 import { registerExport } from './export/routes.js';
@@ -22,6 +23,7 @@ export function registerV1(
     auth: AuthDeps;
     reads: ReadLimits;
     retryAfterSeconds: number;
+    tracker: Collector;
   },
 ): void {
   registerEvents(router, deps);

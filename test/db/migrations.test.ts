@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { STANDARD_DIMENSIONS } from '../../src/dimensions.js';
 import type { Sql } from '../../src/db/client.js';
 import { migrate, MIGRATIONS_DIR } from '../../src/db/migrate.js';
 import type { StorageMode } from '../../src/db/storage.js';
@@ -89,18 +90,7 @@ describeEachMode('migrations', (mode) => {
       'weight integer',
       'site text',
       'id text',
-      ...[
-        'referrer',
-        'utm_source',
-        'utm_medium',
-        'utm_campaign',
-        'utm_content',
-        'utm_term',
-        'country',
-        'device',
-        'browser',
-        'os',
-      ].map((d) => `${d} text`),
+      ...STANDARD_DIMENSIONS.map((d) => `${d} text`),
       'props jsonb',
     ]);
     const rollup = [
@@ -215,6 +205,8 @@ describeEachMode('migrations', (mode) => {
         { user_id: 'u', seconds: 0, others: 1 },
       ]);
       expect(await step('down')).toEqual(['1796400000000_visits']);
+      expect(await step('down')).toEqual(['1796227200000_tracker_salts']);
+      expect(first(await scratch.sql`select to_regclass('headcount_salts')::text as salts`).salts).toBeNull();
       expect(await step('down')).toEqual(['1796160000000_pending_anonymous_events']);
       expect(await step('down')).toEqual(['1796140800000_dimensions']);
       expect(await step('down')).toEqual(['1796054400000_sql_objects']);
@@ -248,6 +240,8 @@ describeEachMode('migrations', (mode) => {
       expect(await step('up')).toEqual(['1796054400000_sql_objects']);
       expect(await step('up')).toEqual(['1796140800000_dimensions']);
       expect(await step('up')).toEqual(['1796160000000_pending_anonymous_events']);
+      expect(await step('up')).toEqual(['1796227200000_tracker_salts']);
+      expect(first(await scratch.sql`select to_regclass('headcount_salts')::text as salts`).salts).toBe('headcount_salts');
       expect(await step('up')).toEqual(['1796400000000_visits']);
       expect(
         first(await scratch.sql`select count(*)::int as n from pg_proc where proname = 'headcount_sketch_parameters'`).n,

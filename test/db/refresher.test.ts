@@ -4,16 +4,10 @@ import { clearMarks, LEVELS, readMarks, REFRESH_LOCK_KEY, refreshAggregate, refr
 import { type EventRow, insertEvents } from '../../src/ingest/writer.js';
 import { HOUR_MS } from '../../src/time.js';
 import { createTestDatabase, first, modeAvailable, type TestDatabase } from '../helpers/db.js';
+import { collectRow } from '../helpers/events.js';
 import { daysAgo, today } from '../helpers/time.js';
 
-const event = (timeMs: number, userId: string): EventRow => ({
-  site: 'default',
-  timeMs,
-  kind: 'collect',
-  userId,
-  page: '',
-  weight: 1,
-});
+const event = (timeMs: number, userId: string): EventRow => collectRow(timeMs, userId);
 const watermark = async (sql: Sql, aggregate: string) =>
   (first(await sql`select headcount_watermark(${aggregate}::regclass) as mark`).mark as Date).getTime();
 const sumOf = async (sql: Sql, relation: string, bucketMs: number) =>

@@ -58,7 +58,7 @@ export async function startTestApp(
   overrides: Partial<RuntimeConfig> = {},
   shared?: TestDatabase,
   /** The app's own settings: /v1 keys are off unless a test turns them on (test/v1/keys.test.ts). */
-  app: Pick<AppDeps, 'v1Auth' | 'rateLimits' | 'authFailures'> = { v1Auth: 'none' },
+  app: Pick<AppDeps, 'v1Auth' | 'rateLimits' | 'authFailures' | 'tracker' | 'now'> = { v1Auth: 'none' },
 ): Promise<TestApp> {
   const db = shared ?? (await createTestDatabase(mode));
   // TEST_LOG_LEVEL=debug shows what the runtime does (refreshes, flushes) while a test runs.

@@ -146,6 +146,13 @@ async function openDatabase(
   };
 }
 
+/** The server process behind `sql` (a client of one connection). */
+export const backendPid = async (sql: Sql): Promise<number> => first(await sql<{ pid: number }[]>`select pg_backend_pid() as pid`).pid;
+
+/** Whether server process `pid` is waiting for a lock of `locktype` ('relation', 'advisory', …). */
+export const waitsForLock = async (sql: Sql, pid: number, locktype: string): Promise<boolean> =>
+  (await sql`select from pg_locks where pid = ${pid} and locktype = ${locktype} and not granted`).length > 0;
+
 /** The first row of a result that must have one. */
 export function first<T>(rows: readonly T[]): T {
   const row = rows[0];

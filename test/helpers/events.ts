@@ -1,6 +1,16 @@
 import type { EventRow } from '../../src/ingest/writer.js';
 import { DAY_MS } from '../../src/time.js';
 
+/** One `collect` event of `userId` at `timeMs` on `site`, as the writer stores it. */
+export const collectRow = (timeMs: number, userId: string, site = 'default'): EventRow => ({
+  site,
+  timeMs,
+  kind: 'collect',
+  userId,
+  page: '',
+  weight: 1,
+});
+
 /** A small deterministic PRNG (mulberry32), so generated data is the same every run. */
 export function prng(seed: number): () => number {
   let a = seed >>> 0;

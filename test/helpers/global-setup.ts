@@ -103,7 +103,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
       log,
       throwaway: true,
       // Durability is not under test here; speed is welcome.
-      settings: { fsync: 'off', full_page_writes: 'off', max_connections: '200' },
+      settings: {
+        fsync: 'off',
+        full_page_writes: 'off',
+        max_connections: '200',
+        // test/read/threshold-race.test.ts holds a write between TimescaleDB's decision to
+        // log it and its commit with PREPARE TRANSACTION.
+        max_prepared_transactions: '4',
+      },
       // No background jobs: template databases must have no sessions, and tests run
       // policies themselves (run_job) when they test them.
       timescaledbSettings: { 'timescaledb.max_background_workers': '0' },

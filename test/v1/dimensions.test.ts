@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Sql } from '../../src/db/client.js';
+import { STANDARD_DIMENSIONS, type StandardDimension } from '../../src/dimensions.js';
 import { DAY_MS, HOUR_MS } from '../../src/time.js';
-import { startTestApp, useTestApp } from '../helpers/app.js';
+import { startTestApp, type TestApp, useTestApp } from '../helpers/app.js';
 import { describeEachMode, first } from '../helpers/db.js';
 import { daysAgo, isoDate } from '../helpers/time.js';
 import { addDays, localMidnight } from '../helpers/zones.js';
@@ -15,19 +16,8 @@ import { addDays, localMidnight } from '../helpers/zones.js';
  */
 
 const MINUTE_MS = 60_000;
-const STANDARD = [
-  'referrer',
-  'utm_source',
-  'utm_medium',
-  'utm_campaign',
-  'utm_content',
-  'utm_term',
-  'country',
-  'device',
-  'browser',
-  'os',
-] as const;
-type Standard = (typeof STANDARD)[number];
+const STANDARD = STANDARD_DIMENSIONS;
+type Standard = StandardDimension;
 
 interface Event {
   timeMs: number;
@@ -118,10 +108,25 @@ const valueOf = (e: Event, dimension: string): string | null => {
   return e.dims[dimension as Standard] ?? null;
 };
 
-/** A filter as the API reads it (values split on | not escaped; \| and \\ unescaped). */
+/** Values separated by |, where \x stands for x (\| and \\ for | and \). */
+function splitValues(text: string): string[] {
+  const values: string[] = [];
+  let value = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charAt(i);
+    if (c === '\\' && i + 1 < text.length) value += text.charAt(++i);
+    else if (c === '|') {
+      values.push(value);
+      value = '';
+    } else value += c;
+  }
+  return [...values, value];
+}
+
+/** A filter as the API reads it. */
 function matches(e: Event, filter: string): boolean {
   const m = /^([a-z][a-z0-9_.]*)(==|!=|\^=|\*=)(.*)$/.exec(filter)!;
-  const values = m[3]!.split(/(?<!\\)\|/).map((v) => v.replaceAll('\\|', '|').replaceAll('\\\\', '\\'));
+  const values = splitValues(m[3]!);
   const v = valueOf(e, m[1]!);
   const isOne = (x: string) => (x === '' ? v === null : v === x);
   switch (m[2]) {
@@ -216,11 +221,20 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
   const stats = (query: Record<string, string | number | string[]>) => t.http.get('/v1/stats').query({ site, ...query });
 
   /** The shape's answer: 200, and every group and bucket exact. */
-  async function check(shape: Shape, label = JSON.stringify(shape)): Promise<void> {
-    const res = await stats({ ...shape, limit: 1000 });
+  /**
+   * The shape's answer for `of.site` (from `of.app`, default this test's app): 200, exact,
+   * every group and bucket equal to the counts of `of.events`. Returns the rows.
+   */
+  async function check(
+    shape: Shape,
+    label = JSON.stringify(shape),
+    of: { site: string; events: Event[]; app?: TestApp } = { site, events },
+  ): Promise<Row[]> {
+    const res = await (of.app ?? t).http.get('/v1/stats').query({ ...shape, site: of.site, limit: 1000 });
     expect(res.status, `${label}: ${JSON.stringify(res.body)}`).toBe(200);
     expect(res.body.meta.approximate, label).toBe(false);
-    expect(byGroup(answered(res.body.data as Row[], shape)), label).toEqual(byGroup(expected(events, site, shape)));
+    expect(byGroup(answered(res.body.data as Row[], shape)), label).toEqual(byGroup(expected(of.events, of.site, shape)));
+    return res.body.data as Row[];
   }
 
   const SHAPES: Shape[] = [
@@ -303,13 +317,7 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
         { from: firstDay, to: lastDay, granularity: 'total', timezone: 'UTC', group_by: 'props.plan', filter: ['kind==signup'] },
       ];
       const all = [...other, ...more];
-      for (const shape of shapes) {
-        const res = await t.http.get('/v1/stats').query({ ...shape, site: 'shop2', limit: 1000 });
-        expect(res.status).toBe(200);
-        expect(byGroup(answered(res.body.data as Row[], shape)), JSON.stringify(shape)).toEqual(
-          byGroup(expected(all, 'shop2', shape)),
-        );
-      }
+      for (const shape of shapes) await check(shape, JSON.stringify(shape), { site: 'shop2', events: all });
       // The rollup rows are there: these shapes were not answered from raw events alone.
       const rows = await t.db.sql<{ dims: string }[]>`select distinct dims from dimensions_daily where site = 'shop2' order by 1`;
       expect(rows.map((r) => r.dims)).toEqual(expect.arrayContaining(['country,device', 'props.plan']));
@@ -347,10 +355,7 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
           timezone: 'UTC',
           group_by: 'utm_campaign',
         };
-        const res = await t.http.get('/v1/stats').query({ ...shape, site: 'capped', limit: 1000 });
-        expect(res.status).toBe(200);
-        expect(byGroup(answered(res.body.data as Row[], shape))).toEqual(byGroup(expected(many, 'capped', shape)));
-        expect(res.body.data).toHaveLength(20);
+        expect(await check(shape, 'capped', { site: 'capped', events: many })).toHaveLength(20);
       } finally {
         await t.db.sql`update headcount_settings set rollup_max_values = 5000`;
       }
@@ -376,9 +381,7 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
         const batch = generate(site, 40, daysAgo(12), Date.now() - MINUTE_MS, 100 + round);
         await store(t.db.sql, batch);
         all.push(...batch);
-        const res = await stats({ ...shape, limit: 1000 });
-        expect(res.status).toBe(200);
-        expect(byGroup(answered(res.body.data as Row[], shape)), `round ${round}`).toEqual(byGroup(expected(all, site, shape)));
+        await check(shape, `round ${round}`, { site, events: all });
       }
     });
 
@@ -467,11 +470,7 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
           expect(res.body).toMatchObject({ accepted: batch.length, rejected: [] });
           all.push(...batch);
           for (const shape of shapes) {
-            const read = await other.http.get('/v1/stats').query({ ...shape, site, limit: 1000 });
-            expect(read.status).toBe(200);
-            expect(byGroup(answered(read.body.data as Row[], shape)), `round ${round}: ${JSON.stringify(shape)}`).toEqual(
-              byGroup(expected(all, site, shape)),
-            );
+            await check(shape, `round ${round}: ${JSON.stringify(shape)}`, { site, events: all, app: other });
           }
         }
       } finally {
@@ -494,9 +493,7 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
         timezone: 'UTC',
         group_by: 'country',
       };
-      const res = await t.http.get('/v1/stats').query({ ...shape, site: 'old', limit: 1000 });
-      expect(res.status).toBe(200);
-      expect(byGroup(answered(res.body.data as Row[], shape))).toEqual(byGroup(expected(old, 'old', shape)));
+      await check(shape, 'day sketches', { site: 'old', events: old });
 
       const zoned = await t.http.get('/v1/stats').query({ ...shape, site: 'old', timezone: 'Asia/Kolkata' });
       expect(zoned.status).toBe(400);
@@ -505,6 +502,13 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
       expect(raw.status).toBe(400);
       expect(raw.body.error.message).toMatch(/no rollup holds country and device/);
     });
+  });
+
+  it('reads \\| and \\\\ in filter values as | and \\, and a value may end in \\', async () => {
+    const filter = 'utm_campaign==a\\|b|c\\\\|d\\\\';
+    expect(splitValues(filter.slice(14))).toEqual(['a|b', 'c\\', 'd\\']);
+    const [row] = await t.db.sql<{ parsed: unknown }[]>`select headcount_parse_filters(array[${filter}]) as parsed`;
+    expect(row!.parsed).toEqual([{ dimension: 'utm_campaign', op: '==', values: ['a|b', 'c\\', 'd\\'] }]);
   });
 
   it('refuses bad filters and groups with 400 naming the parameter', async () => {

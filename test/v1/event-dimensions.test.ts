@@ -60,6 +60,21 @@ const EVERY_FIELD = {
   props: { plan: 'pro', 'ab.test': 'b', locale_2: 'de-DE' },
 };
 
+/** EVERY_FIELD as stored. */
+const EVERY_FIELD_STORED = {
+  referrer: 'google.com',
+  utm_source: 'Newsletter',
+  utm_medium: 'e-mail',
+  utm_campaign: 'Black Friday 2026',
+  utm_content: 'header "link"',
+  utm_term: 'analytics, distinct users',
+  country: 'DE',
+  device: 'mobile',
+  browser: 'Firefox',
+  os: 'Android',
+  props: { plan: 'pro', 'ab.test': 'b', locale_2: 'de-DE' },
+};
+
 /** The columns of `events` these tests read back, in SQL, as stored. */
 const stored = async (t: TestApp, where = t.db.sql`true`) =>
   t.db.sql`
@@ -78,23 +93,7 @@ describeEachMode('POST /v1/events: dimensions and props', (mode) => {
   it('stores every field as sent or normalized: referrer as its host, country upper, device lower, props as an object', async () => {
     const res = await send([{ user: 'anna', kind: 'pageview', page: '/p', time: iso(at), ...EVERY_FIELD }]);
     expect(res.body).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
-    expect(await stored(t)).toEqual([
-      {
-        user_id: 'anna',
-        page: '/p',
-        referrer: 'google.com',
-        utm_source: 'Newsletter',
-        utm_medium: 'e-mail',
-        utm_campaign: 'Black Friday 2026',
-        utm_content: 'header "link"',
-        utm_term: 'analytics, distinct users',
-        country: 'DE',
-        device: 'mobile',
-        browser: 'Firefox',
-        os: 'Android',
-        props: { plan: 'pro', 'ab.test': 'b', locale_2: 'de-DE' },
-      },
-    ]);
+    expect(await stored(t)).toEqual([{ user_id: 'anna', page: '/p', ...EVERY_FIELD_STORED }]);
   });
 
   it('stores "" and null as absent (null), drops a property whose value is "", and stores {} as no props', async () => {
@@ -226,7 +225,7 @@ describeEachMode('POST /v1/events: dimensions and props', (mode) => {
       // A field of the wrong type is not a missing one.
       [{ user: 42 }, 'invalid_type', 'user', /^user must be a string$/],
       [{ page: 5 }, 'invalid_type', 'page', /^page must be a string$/],
-      [{ user: undefined }, 'missing', 'user', /^user is required$/],
+      [{ kind: undefined }, 'missing', 'kind', /^kind is required$/],
     ];
     const good = { user: 'good', kind: 'view', time: iso(at), ...EVERY_FIELD };
     const res = await send([good, ...bad.map(([fields]) => ({ user: 'bad', kind: 'view', time: iso(at), ...fields }))]);
@@ -272,6 +271,17 @@ describeEachMode('POST /v1/events: dimensions and props', (mode) => {
       { user_id: 'plain2', page: '', ...none },
       { user_id: 'rich', page: '', ...none, country: 'PL', props: { a: 'b' } },
     ]);
+    // One row, one dimension: every other column's text is empty (no value at all).
+    await insertEvents(t.db.sql, [{ site: 'one', timeMs: at, kind: 'view', userId: 'u', page: '', weight: 1, dimensions: { os: 'iOS' } }]);
+    expect(await stored(t, t.db.sql`site = 'one'`)).toEqual([{ user_id: 'u', page: '', ...none, os: 'iOS' }]);
+    // The writer's separator inside a value (which POST /v1/events refuses) fails the
+    // statement whole instead of shifting the values of the rows after it.
+    const shifted = insertEvents(t.db.sql, [
+      { site: 'sep', timeMs: at, kind: 'view', userId: 'a', page: '', weight: 1, dimensions: { utm_source: 'x\u001fy' } },
+      { site: 'sep', timeMs: at, kind: 'view', userId: 'b', page: '', weight: 1, dimensions: { utm_source: 'z' } },
+    ]);
+    await expect(Promise.resolve(shifted)).rejects.toMatchObject({ code: '23502' });
+    expect(await stored(t, t.db.sql`site = 'sep'`)).toEqual([]);
   });
 
   it('keeps its list of standard dimensions in agreement with the SQL one, headcount_dimensions()', async () => {
@@ -320,17 +330,7 @@ describeEachMode('GET /v1/export with dimensions', (mode) => {
       page: '/',
       weight: 1,
       id: 'e1',
-      referrer: 'google.com',
-      utm_source: 'Newsletter',
-      utm_medium: 'e-mail',
-      utm_campaign: 'Black Friday 2026',
-      utm_content: 'header "link"',
-      utm_term: 'analytics, distinct users',
-      country: 'DE',
-      device: 'mobile',
-      browser: 'Firefox',
-      os: 'Android',
-      props: { plan: 'pro', 'ab.test': 'b', locale_2: 'de-DE' },
+      ...EVERY_FIELD_STORED,
     });
     // Only the dimensions an event has; the fields every event has always.
     expect(lines[1]).toEqual({

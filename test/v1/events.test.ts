@@ -22,7 +22,7 @@ describeEachMode('POST /v1/events', (mode) => {
     const res = await t.http.post('/v1/events').send({
       events: [
         { user: 'anna', kind: 'signup', time: iso(at) },
-        { kind: 'signup', time: iso(at) },
+        { user: 42, kind: 'signup', time: iso(at) },
         { user: 'piotr', kind: 'Signup' },
         { user: 'piotr', kind: 'click', time: at, page: '/pricing', weight: 3, site: 'shop' },
         { user: 'old', kind: 'click', time: iso(daysAgo(61)) },
@@ -41,7 +41,7 @@ describeEachMode('POST /v1/events', (mode) => {
     expect(
       (res.body.rejected as { index: number; code: string; field: string | null }[]).map((r) => [r.index, r.code, r.field]),
     ).toEqual([
-      [1, 'missing', 'user'],
+      [1, 'invalid_type', 'user'],
       [2, 'invalid_format', 'kind'],
       [4, 'too_old', 'time'],
       [5, 'too_far_ahead', 'time'],

@@ -13,7 +13,10 @@ describeEachMode('/v1/sites', (mode) => {
   let t: TestApp;
   const keys: Record<string, string> = {};
   beforeAll(async () => {
-    t = await startTestApp(mode, {}, undefined, { v1Auth: 'keys' });
+    // One app and one admin key for every test of the file: the read rate limit (40 at
+    // once, then 10 a second) ran out in a full run (429); rate limits are keys.test.ts's.
+    const unlimited = { ratePerSecond: 1_000_000, burst: 1_000_000 };
+    t = await startTestApp(mode, {}, undefined, { v1Auth: 'keys', rateLimits: { ingest: unlimited, read: unlimited } });
     for (const [name, scope, site] of [
       ['admin', 'admin', null],
       ['shopRead', 'read', 'shop'],
@@ -43,10 +46,14 @@ describeEachMode('/v1/sites', (mode) => {
     expect(res.status).toBe(200);
     return res.body as { data: Record<string, unknown>[] };
   };
-  const rollAll = async () => {
-    while ((await t.db.sql<{ moved: number }[]>`select headcount_roll_up() as moved`)[0]!.moved > 0);
-  };
   const queued = async () => (await t.db.sql<{ n: number }[]>`select count(*)::int as n from headcount_pending`)[0]!.n;
+  /** Until the queue is empty: headcount_roll_up answers 0 while the service's roller holds its lock. */
+  const rollAll = async () => {
+    while ((await queued()) > 0) {
+      const [row] = await t.db.sql<{ moved: number }[]>`select headcount_roll_up() as moved`;
+      if (row!.moved === 0) await new Promise((r) => setTimeout(r, 20));
+    }
+  };
   /** Runs `fn` while the roller cannot move anything: what is sent stays queued. */
   const withRollerHeld = async (fn: () => Promise<void>) => {
     const holder = createSql(t.db.url, { max: 1 });

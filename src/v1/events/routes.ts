@@ -5,6 +5,7 @@ import { type AuthDeps, requireKey, siteFor } from '../auth/middleware.js';
 import { badRequest, HttpError } from '../../http/errors.js';
 import { parseWith } from '../../http/validate.js';
 import type { EventRow, GroupCommitWriter } from '../../ingest/writer.js';
+import type { Collector, Visit } from '../../tracker/collector.js';
 import { CheckedEvent, EventsBody, MAX_BODY_BYTES, MAX_EVENTS, type Rejection, rejectionOf } from './schemas.js';
 
 /** The events of a body not yet validated: 0 if it has no array of them. */
@@ -23,7 +24,7 @@ const tooManyEvents = (events: number, max: number): HttpError =>
  */
 export function registerEvents(
   router: Router,
-  deps: { writer: GroupCommitWriter; site: string; corsAllowOrigin: string; bodies: BodyLimits; auth: AuthDeps },
+  deps: { writer: GroupCommitWriter; site: string; corsAllowOrigin: string; bodies: BodyLimits; auth: AuthDeps; tracker: Collector },
 ): void {
   // Browsers send beacons cross-origin: text/plain needs no preflight, JSON does.
   const allowCors = cors({
@@ -51,6 +52,10 @@ export function registerEvents(
     const now = Date.now();
     const rows: EventRow[] = [];
     const rejected: Rejection[] = [];
+    // Events without a user (the tracker's): what the request says, read once.
+    let visit: Visit | undefined;
+    const anonymous: EventRow[] = [];
+    let bots = 0;
     batch.events.forEach((raw, index) => {
       const parsed = CheckedEvent.safeParse(raw);
       if (!parsed.success) {
@@ -58,17 +63,32 @@ export function registerEvents(
         return;
       }
       const { event: e, dimensions } = parsed.data;
-      rows.push({
+      const row: EventRow = {
         site: siteFor(ctx, e.site, deps.site),
         timeMs: e.time ?? now,
         kind: e.kind,
-        userId: e.user,
+        userId: e.user ?? null,
         page: e.page ?? '',
         weight: e.weight ?? 1,
         id: e.id ?? undefined,
         dimensions,
-      });
+      };
+      if (e.user === undefined) {
+        visit ??= deps.tracker.visit(ctx);
+        if (visit.bot) {
+          bots++;
+          return;
+        }
+        row.dimensions = deps.tracker.dimensions(dimensions, e.screen_width ?? undefined, visit);
+        anonymous.push(row);
+      }
+      rows.push(row);
     });
+    deps.tracker.botsDropped(bots);
+    if (rows.length === 0 && rejected.length === 0) {
+      ctx.body = { accepted: 0, duplicates: 0, rejected, bots };
+      return;
+    }
     if (rows.length === 0) {
       throw badRequest(
         'invalid_events',
@@ -76,7 +96,15 @@ export function registerEvents(
         rejected,
       );
     }
+    if (visit) {
+      const ids = new Map<string, string>();
+      for (const row of anonymous) {
+        let id = ids.get(row.site);
+        if (id === undefined) ids.set(row.site, (id = await deps.tracker.visitorId(row.site, visit)));
+        row.userId = id;
+      }
+    }
     const { inserted } = await deps.writer.write(rows);
-    ctx.body = { accepted: inserted, duplicates: rows.length - inserted, rejected };
+    ctx.body = { accepted: inserted, duplicates: rows.length - inserted, rejected, ...(bots > 0 ? { bots } : {}) };
   });
 }

@@ -8,6 +8,7 @@ import { DIMENSION_FIELDS, parseDimensions, PROPS_FIELD } from './dimensions.js'
 export const MAX_EVENTS = 10_000;
 export const MAX_BODY_BYTES = 5 * 1024 * 1024;
 export const WEIGHT_MAX = 1_000_000;
+export const SCREEN_WIDTH_MAX = 100_000;
 
 const ZONED_TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:[zZ]|[+-]\d{2}:?\d{2})$/;
 
@@ -62,11 +63,16 @@ export const V1Event = z
   .strictObject(
     {
       user: z
-        .string({ error: (i) => (i.input === undefined ? 'is required' : 'must be a string') })
+        .string({ error: 'must be a string' })
         .min(1, 'must not be empty')
         .max(256, 'must be at most 256 characters')
         .refine((v) => !hasNul(v), NUL_MESSAGE)
-        .meta({ description: 'Who did it: any id of 1–256 characters.', example: 'user-42' }),
+        .optional()
+        .meta({
+          description:
+            'Who did it: any id of 1–256 characters, stored as sent. Without it (the tracker, docs/tracker.md) the service derives a visitor id from a daily salt, the site, the client address and the user agent, and adds country, device, browser and os from the request where the event has none; an event of a bot is then dropped.',
+          example: 'user-42',
+        }),
       kind: z
         .string({ error: (i) => (i.input === undefined ? 'is required' : 'must be a string') })
         .regex(KIND_PATTERN, KIND_RULE)
@@ -104,6 +110,17 @@ export const V1Event = z
         }),
       ...DIMENSION_FIELDS,
       props: PROPS_FIELD,
+      screen_width: z
+        .int({ error: `must be a whole number from 0 to ${SCREEN_WIDTH_MAX}` })
+        .min(0, `must be a whole number from 0 to ${SCREEN_WIDTH_MAX}`)
+        .max(SCREEN_WIDTH_MAX, `must be a whole number from 0 to ${SCREEN_WIDTH_MAX}`)
+        .nullable()
+        .optional()
+        .meta({
+          description:
+            'The screen width in CSS pixels (the tracker sends it): an event without `user` and without `device` gets device mobile (< 576), tablet (< 992) or desktop. Not stored.',
+          example: 1440,
+        }),
     },
     { error: (i) => (i.code === 'invalid_type' ? 'must be a JSON object' : undefined) },
   )
@@ -148,6 +165,11 @@ export const EventsResponse = z
     accepted: z.int().nonnegative().meta({ description: 'Events stored by this request.' }),
     duplicates: z.int().nonnegative().meta({ description: 'Valid events whose site, id and time were already stored.' }),
     rejected: z.array(Rejection),
+    bots: z
+      .int()
+      .positive()
+      .optional()
+      .meta({ description: 'Events sent without `user` by a bot or crawler (by its user agent): dropped, neither stored nor refused. Absent when none.' }),
   })
   .meta({ id: 'EventsResponse' });
 export type EventsResponse = z.infer<typeof EventsResponse>;

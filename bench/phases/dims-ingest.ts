@@ -1,0 +1,143 @@
+/**
+ * Dimensions, ingest: whole-stack CPU per event (the service's process tree and all of
+ * PostgreSQL, /proc) of
+ *   A  GET /collect with the queue trigger off (events_dimensions disabled: the write
+ *      path as it was before dimensions),
+ *   B  GET /collect as it is (every insert queued for the roller),
+ *   C  POST /v1/events, 1,000-event batches without dimensions,
+ *   D  the same batches with every standard dimension and 3 properties (wrk.lua events-dims),
+ * in rounds A B C D, D C B A, …; medians. Each round's CPU runs from wrk's start until the
+ * queue its events made is drained (the roller's work belongs to the events), so
+ * asynchronous work is charged to the round that caused it.
+ */
+import { median } from '../load.js';
+import { fmt } from '../report.js';
+import { CLOCK_TICKS, cpuSnapshot, cpuSpent } from '../system.js';
+import { wrk } from '../wrk.js';
+import type { BenchContext } from './context.js';
+import { sleep } from './context.js';
+
+interface IngestTarget {
+  name: string;
+  mode: string[];
+  connections: number;
+  eventsPerRequest: number;
+  triggerOff?: boolean;
+}
+
+export interface IngestRound {
+  name: string;
+  events: number;
+  eventsPerSec: number;
+  p99Ms: number;
+  /** Whole stack (service + PostgreSQL) CPU per event, µs, from wrk's start to the queue drained. */
+  stackUs: number;
+  serviceUs: number;
+  storeUs: number;
+  errors: number;
+}
+
+/** The medians of a target's rounds. */
+export type IngestRow = Omit<IngestRound, 'events'> & { rounds: number };
+
+export interface DimensionIngest {
+  rows: IngestRow[];
+  raw: IngestRound[];
+  /** B against A: (B - A) / A, %. Target: within 5 %. */
+  collectDeltaPct: number;
+  /** D - C, µs of whole-stack CPU per event. Target: at most 15 µs. */
+  dimensionsDeltaUs: number;
+}
+
+async function drained(ctx: BenchContext): Promise<void> {
+  // The service's roller drains within ROLLUP_INTERVAL_MS; this helps it (one at a time: the lock).
+  for (;;) {
+    const [row] = await ctx.sql<[{ moved: number }]>`select headcount_roll_up(20000) as moved`;
+    if (row.moved > 0) continue;
+    const [q] = await ctx.sql<[{ queued: boolean }]>`select exists (select from headcount_pending) as queued`;
+    if (!q.queued) return;
+    await sleep(50);
+  }
+}
+
+export async function measureDimensionIngest(ctx: BenchContext): Promise<DimensionIngest> {
+  const { settings, service, pgPid, sql } = ctx;
+  const { step, note } = ctx.progress;
+  const batch = settings.batchEvents;
+  const targets: IngestTarget[] = [
+    {
+      name: 'GET /collect, queue trigger off (before dimensions)',
+      mode: ['collect'],
+      connections: settings.connections[0]!,
+      eventsPerRequest: 1,
+      triggerOff: true,
+    },
+    { name: 'GET /collect', mode: ['collect'], connections: settings.connections[0]!, eventsPerRequest: 1 },
+    {
+      name: `POST /v1/events ×${batch}, no dimensions`,
+      mode: ['events', String(batch)],
+      connections: settings.batchConnections,
+      eventsPerRequest: batch,
+    },
+    {
+      name: `POST /v1/events ×${batch}, every dimension + 3 properties`,
+      mode: ['events-dims', String(batch)],
+      connections: settings.batchConnections,
+      eventsPerRequest: batch,
+    },
+  ];
+  const raw: IngestRound[] = [];
+  for (let run = 1; run <= settings.runs; run++) {
+    const order = run % 2 === 1 ? targets : [...targets].reverse();
+    for (const t of order) {
+      step(`dimensions ingest, round ${run}/${settings.runs}: ${t.name}, wrk -c${t.connections} -d${settings.durationS}s`);
+      if (t.triggerOff) await sql`alter table events disable trigger events_dimensions`;
+      try {
+        await drained(ctx);
+        const before = cpuSnapshot({ service: service.pid, store: pgPid });
+        const r = await wrk({ url: service.url, connections: t.connections, durationS: settings.durationS, mode: t.mode });
+        await drained(ctx);
+        const spent = cpuSpent(before, cpuSnapshot({ service: service.pid, store: pgPid }));
+        const events = r.requests * t.eventsPerRequest;
+        const us = (ticks: number | undefined): number => (((ticks ?? NaN) / CLOCK_TICKS) * 1e6) / events;
+        const round: IngestRound = {
+          name: t.name,
+          events,
+          eventsPerSec: r.requestsPerSec * t.eventsPerRequest,
+          p99Ms: r.p99Ms,
+          stackUs: us((spent.parts.service ?? NaN) + (spent.parts.store ?? NaN)),
+          serviceUs: us(spent.parts.service),
+          storeUs: us(spent.parts.store),
+          errors: r.errors + r.non2xx,
+        };
+        note(
+          `${fmt(round.eventsPerSec)} events/s, p99 ${fmt(round.p99Ms, 1)} ms; stack ${fmt(round.stackUs, 1)} µs/event (service ${fmt(round.serviceUs, 1)}, PostgreSQL ${fmt(round.storeUs, 1)}), errors ${round.errors}`,
+        );
+        raw.push(round);
+      } finally {
+        if (t.triggerOff) await sql`alter table events enable trigger events_dimensions`;
+      }
+    }
+  }
+  const rows: IngestRow[] = targets.map((t) => {
+    const rounds = raw.filter((r) => r.name === t.name);
+    const med = (f: (r: IngestRound) => number): number => median(rounds.map(f));
+    return {
+      name: t.name,
+      rounds: rounds.length,
+      eventsPerSec: med((r) => r.eventsPerSec),
+      p99Ms: med((r) => r.p99Ms),
+      stackUs: med((r) => r.stackUs),
+      serviceUs: med((r) => r.serviceUs),
+      storeUs: med((r) => r.storeUs),
+      errors: rounds.reduce((n, r) => n + r.errors, 0),
+    };
+  });
+  const [a, b, c, d] = rows as [IngestRow, IngestRow, IngestRow, IngestRow];
+  const collectDeltaPct = ((b.stackUs - a.stackUs) / a.stackUs) * 100;
+  const dimensionsDeltaUs = d.stackUs - c.stackUs;
+  note(
+    `GET /collect ${fmt(b.stackUs, 1)} µs/event against ${fmt(a.stackUs, 1)} without the queue: ${collectDeltaPct.toFixed(1)} % (target ≤ 5 %); POST /v1/events with dimensions ${fmt(dimensionsDeltaUs, 1)} µs/event more (target ≤ 15 µs)`,
+  );
+  return { rows, raw, collectDeltaPct, dimensionsDeltaUs };
+}
