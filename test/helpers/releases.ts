@@ -20,6 +20,7 @@ export const RELEASES = {
     '1796054400000_sql_objects': '3c137d78b8f4be2db45e89f8d4c39561a808917ae9fdec8dcd9444dde8fb6b8c',
     '1796140800000_dimensions': '8ad2e69780b3a93cf2a78d1ec6eea56b94687c6abfe26ff2b708499a0152edf7',
     '1796160000000_pending_anonymous_events': 'e504acb6bd5d9b21c9725a08a5f3041df4cc80349e02a965bd08867f4cf353f4',
+    '1796227200000_tracker_salts': '5c9c12789068e9ce75736854f15de444f7de25def9d6e1122ec192a419ffd988',
   },
 } as const;
 
