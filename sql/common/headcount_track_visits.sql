@@ -46,13 +46,13 @@ begin
   ),
   units as (
     select o.site, o.user_id, o.started, o.ended, o.pageviews, o.others, o.entry_page, o.entry_kind, o.exit_page,
-           o.referrer, o.utm_source, o.utm_medium, o.utm_campaign, o.utm_content, o.utm_term, o.country, o.device, o.browser, o.os
+           o.referrer, o.utm_source, o.utm_medium, o.utm_campaign, o.utm_content, o.utm_term, o.country, o.device, o.browser, o.os, o.source
     from old o
     union all
     select b.site, b.user_id, b.time, b.time,
            case when b.kind = 'pageview' then b.weight else 0 end, case when b.kind = 'pageview' then 0 else b.weight end,
            b.page, b.kind, b.page,
-           b.referrer, b.utm_source, b.utm_medium, b.utm_campaign, b.utm_content, b.utm_term, b.country, b.device, b.browser, b.os
+           b.referrer, b.utm_source, b.utm_medium, b.utm_campaign, b.utm_content, b.utm_term, b.country, b.device, b.browser, b.os, b.source
     from batch b
   ),
   marked as (
@@ -75,12 +75,13 @@ begin
                               order by m.started, m.entry_page collate "C", m.entry_kind collate "C",
                                        m.referrer collate "C", m.utm_source collate "C", m.utm_medium collate "C",
                                        m.utm_campaign collate "C", m.utm_content collate "C", m.utm_term collate "C",
-                                       m.country collate "C", m.device collate "C", m.browser collate "C", m.os collate "C") as first,
+                                       m.country collate "C", m.device collate "C", m.browser collate "C", m.os collate "C",
+                                       m.source collate "C") as first,
            row_number() over (partition by m.site, m.user_id, m.visit order by m.ended desc, m.exit_page collate "C" desc) as last
     from marked m
   )
   insert into headcount_visits (site, user_id, started, ended, pageviews, others, entry_page, entry_kind, exit_page,
-                                referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, device, browser, os)
+                                referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, device, browser, os, source)
   select r.site, r.user_id, min(r.started), max(r.ended), sum(r.pageviews), sum(r.others),
          min(r.entry_page) filter (where r.first = 1), min(r.entry_kind) filter (where r.first = 1),
          min(r.exit_page) filter (where r.last = 1),
@@ -88,7 +89,8 @@ begin
          min(r.utm_medium) filter (where r.first = 1), min(r.utm_campaign) filter (where r.first = 1),
          min(r.utm_content) filter (where r.first = 1), min(r.utm_term) filter (where r.first = 1),
          min(r.country) filter (where r.first = 1), min(r.device) filter (where r.first = 1),
-         min(r.browser) filter (where r.first = 1), min(r.os) filter (where r.first = 1)
+         min(r.browser) filter (where r.first = 1), min(r.os) filter (where r.first = 1),
+         min(r.source) filter (where r.first = 1)
   from ranked r
   group by r.site, r.user_id, r.visit;
   return null;
