@@ -25,22 +25,48 @@ begin
     select e.* from new_events e where e.user_id is not null
   ),
   span as (
-    select b.site, b.user_id, min(b.time) - gap as lo, max(b.time) + gap as hi
-    from batch b
-    group by 1, 2
+    -- A stored visit can only merge with events within visit_gap of it: the batch's events
+    -- of each visitor, cut where two are 2 × visit_gap or more apart, each island widened
+    -- by visit_gap. One span per visitor from the first event to the last rewrote every
+    -- visit between them: a batch of back-dated events over 12 days read and replaced
+    -- most of each visitor's visits.
+    select i.site, i.user_id, min(i.time) - gap as lo, max(i.time) + gap as hi
+    from (
+      select c.*, sum(c.brk) over (partition by c.site, c.user_id order by c.time rows unbounded preceding) as island
+      from (
+        select b.site, b.user_id, b.time,
+               case when b.time - lag(b.time) over (partition by b.site, b.user_id order by b.time) < 2 * gap
+                    then 0 else 1 end as brk
+        from batch b
+      ) c
+    ) i
+    group by i.site, i.user_id, i.island
   ),
   old as (
-    -- By tid, found per visitor through headcount_visits_user_idx: a join planned from the
-    -- batch's unknown row count would scan every visit.
+    -- By tid, found per span through headcount_visits_user_idx: a join planned from the
+    -- batch's unknown row count would scan every visit. A visitor's visits are disjoint,
+    -- so those meeting (lo, hi) are the ones that end inside it and, of those that end
+    -- later, the first if it starts before hi: two bounded index scans (ended > lo alone
+    -- read every later visit of the visitor).
     delete from headcount_visits v
     where v.ctid = any (array(
       select x.ctid
       from span s
       cross join lateral (
         select o.ctid from headcount_visits o
-        where o.site = s.site and o.user_id = s.user_id and o.ended > s.lo and o.started < s.hi
-        offset 0 -- kept a subquery: one index scan per visitor
+        where o.site = s.site and o.user_id = s.user_id and o.ended > s.lo and o.ended < s.hi
+        offset 0 -- kept a subquery: one index scan per span
       ) x
+      union all
+      select n.ctid
+      from span s
+      cross join lateral (
+        select o.ctid, o.started from headcount_visits o
+        where o.site = s.site and o.user_id = s.user_id and o.ended >= s.hi
+        order by o.ended
+        limit 1
+      ) n
+      where n.started < s.hi
     ))
     returning v.*
   ),
