@@ -1,7 +1,8 @@
-import type { StatsResponse } from '../src/v1/stats/schemas.js';
+import type { StatsResponse as StatsAnswer } from '../src/v1/stats/schemas.js';
 
-export type { StatsResponse };
-export type StatsRow = StatsResponse['data'][number];
+/** The dashboard asks for the default metrics (users,events): every row carries both. */
+export type StatsRow = StatsAnswer['data'][number] & { users: number; events: number };
+export type StatsResponse = Omit<StatsAnswer, 'data'> & { data: StatsRow[] };
 
 /** A /v1/stats request that did not answer with data. */
 export class StatsError extends Error {

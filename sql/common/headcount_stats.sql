@@ -97,47 +97,10 @@ declare
   minutes_raw boolean;
   minute_rows bigint;
 begin
-  if site is null or site !~ '^[a-z0-9][a-z0-9._-]{0,127}$' then
-    raise exception 'site must be a site name: lowercase letters, digits, ".", "_" or "-", at most 128'
-      using errcode = '22023', column = 'site';
-  end if;
-  if from_time is null or to_time is null then
-    raise exception '% is required', case when from_time is null then 'from' else 'to' end
-      using errcode = '22023', column = case when from_time is null then 'from' else 'to' end;
-  end if;
-  if from_time >= to_time then
-    raise exception 'from must be before to (the range is half-open, [from, to))'
-      using errcode = '22023', column = 'to';
-  end if;
-  if date_trunc('minute', from_time) <> from_time or date_trunc('minute', to_time) <> to_time then
-    raise exception '% must be on a whole minute: the finest sketches are per minute',
-      case when date_trunc('minute', from_time) <> from_time then 'from' else 'to' end
-      using errcode = '22023', column = case when date_trunc('minute', from_time) <> from_time then 'from' else 'to' end;
-  end if;
-  if g not in ('minute', 'hour', 'day', 'week', 'month', 'total') then
-    raise exception 'granularity must be minute, hour, day, week, month or total, not %', granularity
-      using errcode = '22023', column = 'granularity';
-  end if;
-  if group_by is not null then
-    grp := array(select headcount_check_dimension(btrim(x), 'group_by') from unnest(string_to_array(group_by, ',')) x);
-    if cardinality(grp) > 2 or cardinality(grp) <> (select count(distinct x) from unnest(grp) x) then
-      raise exception 'group_by takes one dimension or two different ones (country,device), not %', group_by
-        using errcode = '22023', column = 'group_by';
-    end if;
-  end if;
-  if group_limit is null or group_limit < 1 or group_limit > 1000 then
-    raise exception 'limit must be a whole number from 1 to 1000'
-      using errcode = '22023', column = 'limit';
-  end if;
-  if compare is not null and compare <> 'previous_period' then
-    raise exception 'compare must be previous_period, not %', compare
-      using errcode = '22023', column = 'compare';
-  end if;
+  select a.g, a.step, a.bucket_count into g, step, bucket_count
+  from headcount_check_stats_arguments(site, from_time, to_time, granularity, group_limit, compare) a;
+  grp := headcount_parse_group_by(group_by);
   comparing := compare is not null;
-  if g = 'minute' and to_time - from_time > interval '48 hours' then
-    raise exception 'granularity minute covers at most 48 hours per request; this range is %', to_time - from_time
-      using errcode = '22023', column = 'to';
-  end if;
   -- Checked here, used by headcount_stats_pieces only: this function reads the relations
   -- with TimeZone UTC (its SET clause), as they are defined.
   perform headcount_zone(timezone);
@@ -154,16 +117,8 @@ begin
       using errcode = '22023', column = case when comparing and from_time >= sketch_from then 'compare' else 'from' end;
   end if;
 
-  step := case g when 'minute' then interval '1 minute' when 'hour' then interval '1 hour'
-                 when 'day' then interval '1 day' when 'week' then interval '1 week'
-                 when 'month' then interval '1 month' else to_time - from_time end;
-  -- An upper bound of the number of buckets (a local day may be 23 hours).
-  bucket_count := case g when 'total' then 1
-    else floor(extract(epoch from to_time - from_time) / extract(epoch from step * 0.95))::bigint + 2 end;
-  if bucket_count > 10002 then
-    raise exception 'granularity % gives more than 10000 buckets over this range: use a coarser one or a shorter range', g
-      using errcode = '22023', column = 'granularity';
-  end if;
+
+  perform headcount_check_bucket_count(g, bucket_count);
 
   -- Which sketches can answer: see the head of this file.
   needed := array(
@@ -175,6 +130,10 @@ begin
     where d <> 'kind'
     order by d
   );
+  if needed && array['entry_page', 'exit_page'] then
+    raise exception 'entry_page and exit_page are dimensions of visits: ask for visit metrics only (metrics=visits,bounce_rate,visit_duration,pageviews_per_visit)'
+      using errcode = '22023', column = case when grp && array['entry_page', 'exit_page'] then 'group_by' else 'filter' end;
+  end if;
   if needed <@ array['page'] then
     path := 'events';
   elsif not 'page' = any (needed) then

@@ -51,15 +51,20 @@ export const SQL_OBJECTS = [
   'headcount_day_start',
   'headcount_format_time',
   'headcount_stats_pieces',
+  'headcount_check_stats_arguments',
+  'headcount_check_bucket_count',
   'headcount_check_dimension',
   'headcount_parse_filters',
+  'headcount_parse_group_by',
   'headcount_predicate',
   'headcount_stats',
+  'headcount_visit_stats',
   'headcount_watermark',
   'headcount_apply_events',
   'headcount_reject_change',
   'headcount_maintain_partitions',
   'headcount_queue_dimensions',
+  'headcount_track_visits',
   'headcount_roll_up',
   'headcount_expire_dimensions',
   'events_hourly',
@@ -70,6 +75,7 @@ export const SQL_OBJECTS = [
   'events_aggregate',
   'events_append_only',
   'events_dimensions',
+  'events_visits',
 ] as const;
 
 /** Taken for the whole apply (or drop): instances starting at once apply the layer once. */

@@ -47,6 +47,7 @@ export function registerStats(
       filters: q.filter ?? null,
       compare: q.compare ?? null,
       maxRawRows: limits.maxRawRows,
+      metrics: q.metrics ?? ['users', 'events'],
     };
     const rows = costGuard(req, limits.maxRows);
     const releaseHeavy = rows > limits.heavyRows ? await heavySlots.hold(ctx) : () => {};

@@ -2,6 +2,12 @@ import { z } from 'zod';
 import { enumParam, intParam, stringOr } from '../../http/params.js';
 import { KIND_PATTERN, KIND_RULE, PAGE_MAX_CHARS, periodParam, rangeBoundParam, siteParam, timezoneParam } from '../params.js';
 
+/** What a row of GET /v1/stats carries: metrics= (default users,events). */
+export const EVENT_METRICS = ['users', 'events'] as const;
+export const VISIT_METRICS = ['visits', 'bounce_rate', 'visit_duration', 'pageviews_per_visit'] as const;
+export const METRICS = [...EVENT_METRICS, ...VISIT_METRICS] as const;
+export type Metric = (typeof METRICS)[number];
+
 export const GRANULARITIES = ['minute', 'hour', 'day', 'week', 'month', 'total'] as const;
 export const Granularity = z.enum(GRANULARITIES);
 export type Granularity = z.infer<typeof Granularity>;
@@ -41,7 +47,7 @@ export const StatsQuery = z.strictObject(
       .optional()
       .meta({
         description:
-          'One dimension or two, comma-separated (country,device): kind, page, referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, device, browser, os or props.<name>. One row per bucket and group, for the top `limit` groups by distinct users over the range; a row without a value shows null.',
+          'One dimension or two, comma-separated (country,device): kind, page, referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, device, browser, os, source or props.<name>. One row per bucket and group, for the top `limit` groups by distinct users over the range; a row without a value shows null.',
         example: 'country',
       }),
     filter: repeatable(
@@ -54,11 +60,45 @@ export const StatsQuery = z.strictObject(
         description:
           'previous_period: each row also carries the users and events of the same bucket and group in the period of the same length just before from.',
       }),
+    metrics: stringOr('must be given once, as a comma-separated list')
+      .max(200, 'must be at most 200 characters')
+      .transform((v, ctx) => {
+        const names = v.split(',').map((m) => m.trim());
+        const unknown = names.find((m) => !(METRICS as readonly string[]).includes(m));
+        if (unknown !== undefined) {
+          ctx.addIssue({ code: 'custom', message: `${unknown || '(empty)'} is not a metric: ${METRICS.join(', ')}` });
+          return z.NEVER;
+        }
+        return [...new Set(names)] as Metric[];
+      })
+      .optional()
+      .meta({
+        description:
+          'What each row carries, comma-separated: users, events, visits, bounce_rate, visit_duration (mean and median seconds), pageviews_per_visit; default users,events. Visit metrics count a visit in the bucket where it starts; their filters and group_by name what it starts with (referrer, utm_*, country, device, browser, os, source, entry_page) or exit_page.',
+        example: 'users,visits,bounce_rate,visit_duration',
+      }),
     limit: intParam(1, 1000).optional().meta({ description: 'With group_by: how many groups; default 10.' }),
   },
   { error: (issue) => (issue.code === 'unrecognized_keys' ? `unknown parameter ${issue.keys.join(', ')}` : undefined) },
 );
 export type StatsQuery = z.infer<typeof StatsQuery>;
+
+/** The visit metrics of a row (metrics=visits,bounce_rate,visit_duration,pageviews_per_visit). */
+const VisitFigures = z.object({
+  visits: z.int().nonnegative().optional().meta({ description: 'Visits that start in the bucket.' }),
+  bounce_rate: z
+    .number()
+    .min(0)
+    .max(1)
+    .nullable()
+    .optional()
+    .meta({ description: 'The share of those visits with one page view and no other event; null without visits.' }),
+  visit_duration: z
+    .object({ mean: z.number().nonnegative().nullable(), median: z.number().nonnegative().nullable() })
+    .optional()
+    .meta({ description: 'Seconds from a visit\'s first event to its last: mean and (exact) median; null without visits.' }),
+  pageviews_per_visit: z.number().nonnegative().nullable().optional().meta({ description: 'Page views / visits; null without visits.' }),
+});
 
 export const StatsRow = z
   .looseObject({
@@ -66,10 +106,15 @@ export const StatsRow = z
       description: 'Local start of the bucket with its UTC offset (the first may start before from).',
       example: '2026-11-23T00:00:00+05:30',
     }),
-    users: z.int().nonnegative().meta({ description: 'Distinct users in the bucket (a union of sketches, never a sum).' }),
-    events: z.int().nonnegative().meta({ description: 'Events in the bucket (the sum of their weights).' }),
+    users: z
+      .int()
+      .nonnegative()
+      .optional()
+      .meta({ description: 'Distinct users in the bucket (a union of sketches, never a sum).' }),
+    events: z.int().nonnegative().optional().meta({ description: 'Events in the bucket (the sum of their weights).' }),
+    ...VisitFigures.shape,
     previous: z
-      .object({ users: z.int().nonnegative(), events: z.int().nonnegative() })
+      .looseObject({ users: z.int().nonnegative().optional(), events: z.int().nonnegative().optional(), ...VisitFigures.shape })
       .optional()
       .meta({ description: 'With compare=previous_period: the same bucket number and group in the previous period.' }),
   })
