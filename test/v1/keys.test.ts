@@ -258,7 +258,8 @@ describeEachMode('API keys and rate limits on /v1', (mode) => {
       const res = await create(keys.admin, body);
       expect(res.status, JSON.stringify(body)).toBe(400);
       expect(res.body.error.code).toBe('invalid_body');
-      if (field) expect(res.body.error.details.map((d: { parameter: string }) => d.parameter)).toContain(field);
+      const details = (res.body as { error: { details?: { parameter: string }[] } }).error.details ?? [];
+      if (field) expect(details.map((d) => d.parameter)).toContain(field);
     }
     expect(first(await a.db.sql`select count(*)::int as n from headcount_api_keys`).n).toBe(before);
   });
