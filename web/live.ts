@@ -1,0 +1,62 @@
+import { fetchStats, type StatsParams, StatsError } from './api.js';
+
+const number = new Intl.NumberFormat();
+
+/**
+ * The "current visitors" figure: distinct users with an event in the last 5 minutes
+ * (`period=5m`, the five minute buckets up to and including the current one), re-read
+ * every `intervalMs` while the page is visible. One read at a time: the next is set
+ * only when the previous has answered, never sooner than its Retry-After, so a slow or
+ * busy service gets no pile of requests; a hidden page asks nothing.
+ */
+export class CurrentVisitors {
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Bumped by every (re)start: an answer to an older read is not shown. */
+  private generation = 0;
+
+  constructor(
+    private readonly el: HTMLElement,
+    private readonly note: HTMLElement,
+    /** Site, time zone and filters: what the rest of the page shows. */
+    private readonly params: () => StatsParams,
+    private readonly intervalMs: number,
+  ) {
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') this.restart();
+      else this.stop();
+    });
+  }
+
+  /** Reads now (the site or the filters changed, or the page came back into view), then every interval. */
+  restart(): void {
+    this.stop();
+    if (document.visibilityState === 'visible') void this.read(this.generation);
+  }
+
+  private stop(): void {
+    clearTimeout(this.timer);
+    this.generation++;
+  }
+
+  private async read(mine: number): Promise<void> {
+    let waitMs = this.intervalMs;
+    try {
+      const res = await fetchStats({ ...this.params(), period: '5m', metrics: 'users' });
+      if (mine !== this.generation) return;
+      const users = res.data[0]?.users ?? 0;
+      this.el.textContent = number.format(users);
+      this.el.dataset.users = String(users);
+      this.note.textContent = `Distinct users with an event in the last 5 minutes; updated every ${Math.round(this.intervalMs / 1000)} s.`;
+    } catch (err) {
+      if (mine !== this.generation) return;
+      const e = err instanceof StatsError ? err : new StatsError(String(err), 0);
+      if (e.retryAfterMs !== undefined) waitMs = Math.max(waitMs, e.retryAfterMs);
+      this.el.textContent = '—';
+      delete this.el.dataset.users;
+      this.note.textContent = `Not known now (${e.message}); trying again in ${Math.round(waitMs / 1000)} s.`;
+    } finally {
+      if (mine === this.generation && document.visibilityState === 'visible')
+        this.timer = setTimeout(() => void this.read(mine), waitMs);
+    }
+  }
+}
