@@ -46,11 +46,26 @@ export class EmbedPanel {
     this.ui.site.textContent = site;
     this.ui.tag.textContent = `<script defer src="${src}" data-site="${site}" data-key="${made?.key ?? KEY_PLACEHOLDER}"></script>`;
     this.ui.create.hidden = made !== undefined;
-    this.ui.key.textContent = made
-      ? `The key is an ingest key of site ${site} (id ${made.id}): it can only send events to it, so it may be public. ` +
-        `It is shown only now: copy the line. npm run keys -- revoke ${made.id} revokes it.`
-      : `${KEY_PLACEHOLDER} stands for an ingest key of site ${site}: npm run keys -- create --site ${site} --scope ingest ` +
-        `--name "tracker" prints one, or, if this page reads with an admin key, the button below makes one.`;
+    const code = (text: string): HTMLElement => {
+      const el = document.createElement('code');
+      el.textContent = text;
+      return el;
+    };
+    if (made) {
+      this.ui.key.replaceChildren(
+        `The key is an ingest key of site ${site} (id ${made.id}): it can only send events to it, so it may be public. ` +
+          'It is shown only now: copy the line. ',
+        code(`npm run keys -- revoke ${made.id}`),
+        ' revokes it.',
+      );
+    } else {
+      this.ui.key.replaceChildren(
+        code(KEY_PLACEHOLDER),
+        ` stands for an ingest key of site ${site}: `,
+        code(`npm run keys -- create --site ${site} --scope ingest --name tracker`),
+        ' prints one; if this page reads with an admin key, the button below makes one.',
+      );
+    }
   }
 
   private async create(): Promise<void> {

@@ -146,6 +146,11 @@ function shopEvents(): { current: ShopEvent[]; previous: ShopEvent[] } {
   const previous = Array.from({ length: 300 }, () =>
     make(from - 7 * DAY_MS + Math.floor(rand() * (7 * DAY_MS - 1)), 60, ['winter', null, null]),
   );
+  // Four shoppers on the site now, from Germany with no referrer: the current visitors of the screenshot.
+  for (let i = 0; i < 4; i++) {
+    const e = make(Date.now() - 90_000, 90, [null]);
+    current.push({ ...e, dims: { ...e.dims, country: 'DE', referrer: null } });
+  }
   return { current, previous };
 }
 
