@@ -809,6 +809,20 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
       expect(since.filter((p) => !p.includes('period=5m'))).toEqual([]);
       const asked = new URL(since.at(-1)!, 'http://x').searchParams;
       expect(Object.fromEntries(asked)).toEqual({ site: 'blog', timezone: 'UTC', period: '5m', metrics: 'users' });
+
+      // A hidden page asks nothing; shown again, it reads at once (then every interval).
+      const setVisibility = (state: 'hidden' | 'visible') =>
+        page.evaluate((s) => {
+          Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => s });
+          document.dispatchEvent(new Event('visibilitychange'));
+        }, state);
+      await setVisibility('hidden');
+      const hiddenAt = requested.length;
+      // Absence cannot be polled: three intervals (1 s here) with nothing asked.
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      expect(requested.slice(hiddenAt).filter((p) => p.includes('period=5m'))).toEqual([]);
+      await setVisibility('visible');
+      await expect.poll(() => requested.slice(hiddenAt).filter((p) => p.includes('period=5m')).length).toBeGreaterThan(0);
       expect(pageErrors).toEqual([]);
     });
 
