@@ -98,15 +98,31 @@ export interface RefreshedThrough {
  * buckets TimescaleDB holds no invalidation of, inside the windows refreshed
  * (`through`): such a bucket is still stale in its aggregate, and its mark keeps
  * reads answering it afresh. Returns how many were deleted.
+ *
+ * The rows are locked first, in (site, hour) order, the order in which every insert's
+ * trigger upserts its marks (sql/timescaledb/headcount_apply_events.sql). A plain
+ * `delete … using` locked them in its plan's order: it deleted one mark, then waited
+ * for a writer that had renewed another and was waiting for the deleted one, and one of
+ * the two failed with "deadlock detected" (a writer's insert, in a full run of the
+ * suite). A mark renewed meanwhile no longer matches its version once its lock is
+ * granted (READ COMMITTED re-checks the row), and stays. test/read/marks-deadlock.test.ts.
  */
 export async function clearMarks(sql: Sql, seen: Mark[], through?: RefreshedThrough): Promise<number> {
   if (seen.length === 0) return 0;
   const cleared = await sql`
-    delete from headcount_stale_hours s /* db/refresher */
-    using unnest(${seen.map((m) => m.site)}::text[], ${seen.map((m) => m.hour.toISOString())}::timestamptz[], ${seen.map((m) => m.version)}::int8[])
-      as seen(site, hour, version)
-    where s.site = seen.site and s.hour = seen.hour and s.version = seen.version
-      and ${through === undefined ? sql`true` : sql`not exists (${pendingInvalidation(sql, through)})`}
+    with doomed as ( /* db/refresher */
+      select s.ctid
+      from headcount_stale_hours s
+      join unnest(${seen.map((m) => m.site)}::text[], ${seen.map((m) => m.hour.toISOString())}::timestamptz[], ${seen.map((m) => m.version)}::int8[])
+        as seen(site, hour, version)
+        on s.site = seen.site and s.hour = seen.hour and s.version = seen.version
+      where ${through === undefined ? sql`true` : sql`not exists (${pendingInvalidation(sql, through)})`}
+      order by s.site, s.hour
+      for update of s
+    )
+    delete from headcount_stale_hours s
+    using doomed d
+    where s.ctid = d.ctid
   `;
   return cleared.count;
 }
