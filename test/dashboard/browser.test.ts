@@ -826,6 +826,33 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
       expect(pageErrors).toEqual([]);
     });
 
+    it('waits for Retry-After between reads of the current visitors when the service answers 429', async () => {
+      // Still the past range with ?poll=1: without the 429s the figure is read every second.
+      const isLive = (url: URL): boolean => url.pathname === '/v1/stats' && url.searchParams.get('period') === '5m';
+      const askedAtMs: number[] = [];
+      await page.route(isLive, (route) => {
+        askedAtMs.push(Date.now());
+        return route.fulfill({
+          status: 429,
+          headers: { 'Retry-After': '2', 'Content-Type': 'application/json' },
+          body: JSON.stringify({ error: { code: 'rate_limited', message: 'too many requests with this key' } }),
+        });
+      });
+      try {
+        await expect.poll(() => askedAtMs.length, { timeout: 20_000 }).toBeGreaterThanOrEqual(5);
+        // Retries after Retry-After (3 of them), then the next read no sooner either: never
+        // the 1 s interval (a lower bound on the page's waits, not a duration of the service).
+        const gapsMs = askedAtMs.slice(1).map((t, i) => t - askedAtMs[i]!);
+        expect(Math.min(...gapsMs)).toBeGreaterThanOrEqual(1900);
+        await expect.poll(() => page.textContent('#current-visitors')).toBe('—');
+        expect(await page.textContent('#current-note')).toMatch(/^Not known now \(too many requests with this key\); trying again in 2 s\.$/);
+      } finally {
+        await page.unroute(isLive);
+      }
+      // The service answers again: so does the figure.
+      await expect.poll(() => page.getAttribute('#current-visitors', 'data-users'), { timeout: 10_000 }).toBe('1');
+    });
+
     it('shows the tracking code with a placeholder to a read key, and with a new ingest key to an admin key: that key sends the site’s events', async () => {
       const keyCount = async () => first(await db.sql`select count(*)::int as n from headcount_api_keys`).n;
       await page.goto(`http://127.0.0.1:${server.port}/?site=blog&range=7d&tz=UTC`);
