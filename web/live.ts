@@ -39,7 +39,7 @@ export class CurrentVisitors {
   }
 
   private async read(mine: number): Promise<void> {
-    let waitMs = this.intervalMs;
+    let waitMs: number | undefined = this.intervalMs;
     try {
       const res = await fetchStats({ ...this.params(), period: '5m', metrics: 'users' });
       if (mine !== this.generation) return;
@@ -50,12 +50,18 @@ export class CurrentVisitors {
     } catch (err) {
       if (mine !== this.generation) return;
       const e = err instanceof StatsError ? err : new StatsError(String(err), 0);
-      if (e.retryAfterMs !== undefined) waitMs = Math.max(waitMs, e.retryAfterMs);
       this.el.textContent = '—';
       delete this.el.dataset.users;
+      if (e.status === 401 || e.status === 403) {
+        // No key, or not one for this site: the page asks for one and restarts this with it.
+        waitMs = undefined;
+        this.note.textContent = `Not known: ${e.message}.`;
+        return;
+      }
+      if (e.retryAfterMs !== undefined) waitMs = Math.max(waitMs, e.retryAfterMs);
       this.note.textContent = `Not known now (${e.message}); trying again in ${Math.round(waitMs / 1000)} s.`;
     } finally {
-      if (mine === this.generation && document.visibilityState === 'visible')
+      if (waitMs !== undefined && mine === this.generation && document.visibilityState === 'visible')
         this.timer = setTimeout(() => void this.read(mine), waitMs);
     }
   }
