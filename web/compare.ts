@@ -11,15 +11,17 @@ export function change(current: number, previous: number): { text: string; direc
 
 /**
  * The change of a share (the bounce rate, 0–1) in percentage points: "+5 pts", "−3 pts",
- * "±0 pts", or "new" when the previous period had no visits (null). A relative change of a
+ * "±0 pts"; "new" when the previous period had no visits (null: a rate that was not, so
+ * neither a rise nor a fall), "no visits" when this one has none. A relative change of a
  * rate ("+20 %" from 10 % to 12 %) reads as the wrong thing.
  */
 export function pointChange(
   current: number | null,
   previous: number | null,
 ): { text: string; direction: 'up' | 'down' | 'same' } {
-  if (previous === null) return current === null ? { text: '±0 pts', direction: 'same' } : { text: 'new', direction: 'up' };
-  const points = Math.round(((current ?? 0) - previous) * 100);
+  if (previous === null) return { text: current === null ? '±0 pts' : 'new', direction: 'same' };
+  if (current === null) return { text: 'no visits', direction: 'same' };
+  const points = Math.round((current - previous) * 100);
   if (points === 0) return { text: '±0 pts', direction: 'same' };
   return points > 0 ? { text: `+${points} pts`, direction: 'up' } : { text: `−${-points} pts`, direction: 'down' };
 }

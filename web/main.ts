@@ -592,7 +592,8 @@ function showVisits(read: VisitResponse | { message: string }): void {
   );
   showFigure(
     ui.durationChange,
-    previousMean === null ? pointChange(mean === null ? null : 0, null) : change(mean ?? 0, previousMean),
+    // No visits before: "new" when there are some now (whatever their length), else no change.
+    previousMean === null ? change(mean === null ? 0 : 1, 0) : change(mean ?? 0, previousMean),
     String(previousMean),
     previousMean === null ? 'no visits' : duration(previousMean),
     period,
@@ -613,12 +614,12 @@ function fillPanel(p: Panel, read: PanelRead): void {
     fillTable(
       p.table,
       rows,
-      (r) => valueLabel(pageOf(r, dimension)),
+      (r) => valueLabel(rowValue(r, dimension)),
       (r) => {
         const v = r as VisitRow;
         return [number.format(v.visits), v.bounce_rate === null ? '—' : percent(v.bounce_rate)];
       },
-      (tr, r) => (tr.dataset.value = pageOf(r, dimension) ?? ''),
+      (tr, r) => (tr.dataset.value = rowValue(r, dimension) ?? ''),
     );
     return;
   }
@@ -627,9 +628,9 @@ function fillPanel(p: Panel, read: PanelRead): void {
     p.table,
     rows,
     (r) => {
-      const value = (r as Record<string, unknown>)[dimension];
-      const filter = rowFilter(dimension, typeof value === 'string' ? value : null);
-      const name = typeof value === 'string' && value !== '' ? (p.label?.(value) ?? value) : valueLabel(null);
+      const value = rowValue(r, dimension);
+      const filter = rowFilter(dimension, value);
+      const name = value !== null && value !== '' ? (p.label?.(value) ?? value) : valueLabel(null);
       const button = document.createElement('button');
       button.type = 'button';
       button.className = 'pick';
@@ -638,10 +639,7 @@ function fillPanel(p: Panel, read: PanelRead): void {
       return button;
     },
     usersAndEvents,
-    (tr, r) => {
-      const value = (r as Record<string, unknown>)[dimension];
-      tr.dataset.filter = formatFilter(rowFilter(dimension, typeof value === 'string' ? value : null));
-    },
+    (tr, r) => (tr.dataset.filter = formatFilter(rowFilter(dimension, rowValue(r, dimension)))),
   );
 }
 
@@ -655,7 +653,7 @@ function emptyTable(table: HTMLTableElement, text: string): void {
 }
 
 /** A row's value of `dimension` (a string or null: no value). */
-const pageOf = (r: StatsRow | VisitRow, dimension: string): string | null => {
+const rowValue = (r: StatsRow | VisitRow, dimension: string): string | null => {
   const value = (r as Record<string, unknown>)[dimension];
   return typeof value === 'string' ? value : null;
 };
