@@ -16,6 +16,7 @@ export const STANDARD_DIMENSIONS = [
   'device',
   'browser',
   'os',
+  'source',
 ] as const;
 export type StandardDimension = (typeof STANDARD_DIMENSIONS)[number];
 

@@ -27,7 +27,7 @@ const FILTER = /^([a-z][a-z0-9_.]*)(==|!=|\^=|\*=)([\s\S]*)$/;
 const LABELS: Record<StandardDimension | 'kind' | 'page', string> = {
   kind: 'Kind',
   page: 'Page',
-  referrer: 'Source',
+  referrer: 'Referrer',
   utm_source: 'UTM source',
   utm_medium: 'UTM medium',
   utm_campaign: 'Campaign',
@@ -37,6 +37,7 @@ const LABELS: Record<StandardDimension | 'kind' | 'page', string> = {
   device: 'Device',
   browser: 'Browser',
   os: 'OS',
+  source: 'Source',
 };
 const DIMENSIONS: ReadonlySet<string> = new Set(['kind', 'page', ...STANDARD_DIMENSIONS]);
 
@@ -89,7 +90,7 @@ export const valueLabel = (value: string | null): string => (value === null || v
 
 const OP_WORDS: Record<Op, string> = { '==': 'is', '!=': 'is not', '^=': 'starts with', '*=': 'contains' };
 
-/** "Country is DE or FR", "Source is (none)". */
+/** "Country is DE or FR", "Referrer is (none)". */
 export const describeFilter = (f: Filter): string =>
   `${dimensionLabel(f.dimension)} ${OP_WORDS[f.op]} ${f.values.map(valueLabel).join(' or ')}`;
 

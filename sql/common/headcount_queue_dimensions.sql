@@ -10,9 +10,9 @@ language plpgsql
 as $$
 begin
   insert into headcount_pending (site, time, kind, user_hash, weight, referrer, utm_source, utm_medium,
-                                 utm_campaign, utm_content, utm_term, country, device, browser, os, props)
+                                 utm_campaign, utm_content, utm_term, country, device, browser, os, source, props)
   select e.site, e.time, e.kind, hll_hash_text(e.user_id, p.seed), e.weight, e.referrer, e.utm_source, e.utm_medium,
-         e.utm_campaign, e.utm_content, e.utm_term, e.country, e.device, e.browser, e.os, e.props
+         e.utm_campaign, e.utm_content, e.utm_term, e.country, e.device, e.browser, e.os, e.source, e.props
   from new_events e, headcount_sketch_parameters() p;
   return null;
 end

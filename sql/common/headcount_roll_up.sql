@@ -25,6 +25,12 @@ begin
   end if;
   select s.rollup_max_values into cap from headcount_settings s;
 
+  -- A session's copy made before a migration added a column to headcount_pending (a
+  -- roller connection of the release before) would refuse the queue's rows: made again.
+  if (select count(*) from pg_attribute a where a.attrelid = to_regclass('pg_temp.headcount_moved') and a.attnum > 0 and not a.attisdropped)
+     <> (select count(*) from pg_attribute a where a.attrelid = 'headcount_pending'::regclass and a.attnum > 0 and not a.attisdropped) then
+    drop table if exists pg_temp.headcount_moved;
+  end if;
   create temp table if not exists headcount_moved (like headcount_pending) on commit delete rows;
   create temp table if not exists headcount_moved_groups (
     site text, dims text, hour timestamptz, kind text, vals text[], events bigint, users hll
@@ -50,17 +56,18 @@ begin
     from (values
       ('referrer', array[m.referrer]), ('utm_source', array[m.utm_source]), ('utm_medium', array[m.utm_medium]),
       ('utm_campaign', array[m.utm_campaign]), ('utm_content', array[m.utm_content]), ('utm_term', array[m.utm_term]),
-      ('country', array[m.country]), ('device', array[m.device]), ('browser', array[m.browser]), ('os', array[m.os])
+      ('country', array[m.country]), ('device', array[m.device]), ('browser', array[m.browser]), ('os', array[m.os]),
+      ('source', array[m.source])
     ) v(dims, vals)
     union all
     -- Declared properties and combinations (at most 3 dimensions each).
     select r.dims,
            (array[headcount_dimension_value(r.names[1], m.referrer, m.utm_source, m.utm_medium, m.utm_campaign, m.utm_content,
-                                            m.utm_term, m.country, m.device, m.browser, m.os, m.props),
+                                            m.utm_term, m.country, m.device, m.browser, m.os, m.source, m.props),
                   headcount_dimension_value(r.names[2], m.referrer, m.utm_source, m.utm_medium, m.utm_campaign, m.utm_content,
-                                            m.utm_term, m.country, m.device, m.browser, m.os, m.props),
+                                            m.utm_term, m.country, m.device, m.browser, m.os, m.source, m.props),
                   headcount_dimension_value(r.names[3], m.referrer, m.utm_source, m.utm_medium, m.utm_campaign, m.utm_content,
-                                            m.utm_term, m.country, m.device, m.browser, m.os, m.props)])[1:cardinality(r.names)]
+                                            m.utm_term, m.country, m.device, m.browser, m.os, m.source, m.props)])[1:cardinality(r.names)]
     from (select r.dims, string_to_array(r.dims, ',') as names from headcount_rollups r where r.site = m.site) r
   ) d,
   headcount_sketch_parameters() p

@@ -25,34 +25,60 @@ begin
     select e.* from new_events e where e.user_id is not null
   ),
   span as (
-    select b.site, b.user_id, min(b.time) - gap as lo, max(b.time) + gap as hi
-    from batch b
-    group by 1, 2
+    -- A stored visit can only merge with events within visit_gap of it: the batch's events
+    -- of each visitor, cut where two are 2 × visit_gap or more apart, each island widened
+    -- by visit_gap. One span per visitor from the first event to the last rewrote every
+    -- visit between them: a batch of back-dated events over 12 days read and replaced
+    -- most of each visitor's visits.
+    select i.site, i.user_id, min(i.time) - gap as lo, max(i.time) + gap as hi
+    from (
+      select c.*, sum(c.brk) over (partition by c.site, c.user_id order by c.time rows unbounded preceding) as island
+      from (
+        select b.site, b.user_id, b.time,
+               case when b.time - lag(b.time) over (partition by b.site, b.user_id order by b.time) < 2 * gap
+                    then 0 else 1 end as brk
+        from batch b
+      ) c
+    ) i
+    group by i.site, i.user_id, i.island
   ),
   old as (
-    -- By tid, found per visitor through headcount_visits_user_idx: a join planned from the
-    -- batch's unknown row count would scan every visit.
+    -- By tid, found per span through headcount_visits_user_idx: a join planned from the
+    -- batch's unknown row count would scan every visit. A visitor's visits are disjoint,
+    -- so those meeting (lo, hi) are the ones that end inside it and, of those that end
+    -- later, the first if it starts before hi: two bounded index scans (ended > lo alone
+    -- read every later visit of the visitor).
     delete from headcount_visits v
     where v.ctid = any (array(
       select x.ctid
       from span s
       cross join lateral (
         select o.ctid from headcount_visits o
-        where o.site = s.site and o.user_id = s.user_id and o.ended > s.lo and o.started < s.hi
-        offset 0 -- kept a subquery: one index scan per visitor
+        where o.site = s.site and o.user_id = s.user_id and o.ended > s.lo and o.ended < s.hi
+        offset 0 -- kept a subquery: one index scan per span
       ) x
+      union all
+      select n.ctid
+      from span s
+      cross join lateral (
+        select o.ctid, o.started from headcount_visits o
+        where o.site = s.site and o.user_id = s.user_id and o.ended >= s.hi
+        order by o.ended
+        limit 1
+      ) n
+      where n.started < s.hi
     ))
     returning v.*
   ),
   units as (
     select o.site, o.user_id, o.started, o.ended, o.pageviews, o.others, o.entry_page, o.entry_kind, o.exit_page,
-           o.referrer, o.utm_source, o.utm_medium, o.utm_campaign, o.utm_content, o.utm_term, o.country, o.device, o.browser, o.os
+           o.referrer, o.utm_source, o.utm_medium, o.utm_campaign, o.utm_content, o.utm_term, o.country, o.device, o.browser, o.os, o.source
     from old o
     union all
     select b.site, b.user_id, b.time, b.time,
            case when b.kind = 'pageview' then b.weight else 0 end, case when b.kind = 'pageview' then 0 else b.weight end,
            b.page, b.kind, b.page,
-           b.referrer, b.utm_source, b.utm_medium, b.utm_campaign, b.utm_content, b.utm_term, b.country, b.device, b.browser, b.os
+           b.referrer, b.utm_source, b.utm_medium, b.utm_campaign, b.utm_content, b.utm_term, b.country, b.device, b.browser, b.os, b.source
     from batch b
   ),
   marked as (
@@ -75,12 +101,13 @@ begin
                               order by m.started, m.entry_page collate "C", m.entry_kind collate "C",
                                        m.referrer collate "C", m.utm_source collate "C", m.utm_medium collate "C",
                                        m.utm_campaign collate "C", m.utm_content collate "C", m.utm_term collate "C",
-                                       m.country collate "C", m.device collate "C", m.browser collate "C", m.os collate "C") as first,
+                                       m.country collate "C", m.device collate "C", m.browser collate "C", m.os collate "C",
+                                       m.source collate "C") as first,
            row_number() over (partition by m.site, m.user_id, m.visit order by m.ended desc, m.exit_page collate "C" desc) as last
     from marked m
   )
   insert into headcount_visits (site, user_id, started, ended, pageviews, others, entry_page, entry_kind, exit_page,
-                                referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, device, browser, os)
+                                referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, device, browser, os, source)
   select r.site, r.user_id, min(r.started), max(r.ended), sum(r.pageviews), sum(r.others),
          min(r.entry_page) filter (where r.first = 1), min(r.entry_kind) filter (where r.first = 1),
          min(r.exit_page) filter (where r.last = 1),
@@ -88,7 +115,8 @@ begin
          min(r.utm_medium) filter (where r.first = 1), min(r.utm_campaign) filter (where r.first = 1),
          min(r.utm_content) filter (where r.first = 1), min(r.utm_term) filter (where r.first = 1),
          min(r.country) filter (where r.first = 1), min(r.device) filter (where r.first = 1),
-         min(r.browser) filter (where r.first = 1), min(r.os) filter (where r.first = 1)
+         min(r.browser) filter (where r.first = 1), min(r.os) filter (where r.first = 1),
+         min(r.source) filter (where r.first = 1)
   from ranked r
   group by r.site, r.user_id, r.visit;
   return null;

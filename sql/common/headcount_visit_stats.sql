@@ -136,4 +136,4 @@ end
 $$;
 
 comment on function headcount_visit_stats(text, timestamptz, timestamptz, text, text, text, integer, text[], text) is
-  'headcount: visits of a site per local bucket of [from_time, to_time) (GET /v1/stats metrics visits, bounce_rate, visit_duration, pageviews_per_visit): a visit counts in the bucket where it starts; filters and group_by name what it starts with (referrer, utm_*, country, device, browser, os, entry_page) or exit_page. Exact.';
+  'headcount: visits of a site per local bucket of [from_time, to_time) (GET /v1/stats metrics visits, bounce_rate, visit_duration, pageviews_per_visit): a visit counts in the bucket where it starts; filters and group_by name what it starts with (referrer, utm_*, country, device, browser, os, source, entry_page) or exit_page. Exact.';

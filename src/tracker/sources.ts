@@ -1,10 +1,15 @@
+import type { EventDimensions } from '../dimensions.js';
+
 /*
  * The name of where a visitor came from: utm_source when the landing URL had one, else
  * the referrer's host, each named from the list below when it is a known one ("Google",
- * "Hacker News"), else as it is; "Direct / None" without either. The list is ours: the
- * sources Plausible and Umami show most, matched by host or by a host's end (a
+ * "Hacker News"), else as it is; "Direct / None" without either. The list is ours
+ * (written for headcount, under its MIT licence; no list of another project was copied):
+ * the sources Plausible and Umami show most, matched by host or by a host's end (a
  * subdomain: m.facebook.com is Facebook) and, for search engines with a domain per
- * country, by its name before the country's suffix (google.de, google.co.uk).
+ * country, by its name before the country's suffix (google.de, google.co.uk). It is
+ * maintained here: a name added or changed applies to the events received from then on
+ * (stored events keep the name they got).
  */
 
 export const DIRECT = 'Direct / None';
@@ -44,7 +49,7 @@ const COUNTRY_DOMAIN = /^(?:.*\.)?(google|bing|yahoo|yandex|baidu)\.(?:(?:com?|c
 
 /** The name of a referrer host (as stored: lowercase, no port, no leading www.). */
 function hostName(host: string): string {
-  for (let at = host; ; ) {
+  for (let at = host; ;) {
     const name = BY_KEY.get(at);
     if (name !== undefined && at.includes('.')) return name;
     const dot = at.indexOf('.');
@@ -60,4 +65,17 @@ export function sourceOf(utmSource: string | undefined, referrerHost: string | u
   if (utmSource !== undefined) return BY_KEY.get(utmSource.toLowerCase()) ?? utmSource;
   if (referrerHost !== undefined) return hostName(referrerHost);
   return DIRECT;
+}
+
+/**
+ * The dimensions of an event of POST /v1/events with its `source`: as sent when it has
+ * one; else derived from its utm_source or referrer when it has either; else "Direct /
+ * None" when it comes from the tracker (`tracked`: sent without a user, so the script
+ * sent the page's referrer, and none means the visitor came directly); else none (a
+ * server-side client that sends no referrer does not say where its user came from).
+ */
+export function withSource(dims: EventDimensions | undefined, tracked: boolean): EventDimensions | undefined {
+  if (dims?.source !== undefined) return dims;
+  if (dims?.utm_source === undefined && dims?.referrer === undefined && !tracked) return dims;
+  return { ...dims, source: sourceOf(dims?.utm_source, dims?.referrer) };
 }

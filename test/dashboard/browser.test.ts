@@ -582,7 +582,7 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
       expect(await page.evaluate(() => document.activeElement?.closest('li')?.dataset.filter)).toBe('referrer==');
       expect(await chips()).toEqual([
         { filter: 'country==DE', text: 'Country is DE' },
-        { filter: 'referrer==', text: 'Source is (none)' },
+        { filter: 'referrer==', text: 'Referrer is (none)' },
       ]);
       const deDirect = (e: ShopEvent): boolean => de(e) && e.dims.referrer === null;
       await expectExact(shop.current.filter(deDirect), shop.previous.filter(deDirect));
@@ -611,7 +611,7 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
       expect(urlFilters()).toEqual(['country==DE', 'referrer==']);
       expect(await chips()).toEqual([
         { filter: 'country==DE', text: 'Country is DE' },
-        { filter: 'referrer==', text: 'Source is (none)' },
+        { filter: 'referrer==', text: 'Referrer is (none)' },
       ]);
       expect(await page.inputValue('#prop')).toBe('plan');
       expect(await page.inputValue('#utm')).toBe('utm_source');

@@ -20,7 +20,7 @@ describe('the dashboard’s filters', () => {
 
   it('makes a row’s filter (no value: an empty one) and puts it in place of another on its dimension', () => {
     expect(formatFilter(rowFilter('referrer', null))).toBe('referrer==');
-    expect(describeFilter(rowFilter('referrer', null))).toBe('Source is (none)');
+    expect(describeFilter(rowFilter('referrer', null))).toBe('Referrer is (none)');
     expect(describeFilter({ dimension: 'props.plan', op: '!=', values: ['free', 'pro'] })).toBe(
       'Property plan is not free or pro',
     );

@@ -90,8 +90,9 @@ describeEachMode('migrations', (mode) => {
       'weight integer',
       'site text',
       'id text',
-      ...STANDARD_DIMENSIONS.map((d) => `${d} text`),
+      ...STANDARD_DIMENSIONS.filter((d) => d !== 'source').map((d) => `${d} text`),
       'props jsonb',
+      'source text',
     ]);
     const rollup = [
       'site text',
@@ -179,12 +180,70 @@ describeEachMode('migrations', (mode) => {
     });
   }
 
+  it('adds source with the rollup rows of what the rollups hold (every value null), and rolls up what is queued with it', async () => {
+    const scratch = await createTestDatabase(mode);
+    try {
+      const step = async (direction: 'up' | 'down') =>
+        migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
+      await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
+      // Before `source`: rolled-up events of three sites (in o's day every standard
+      // dimension overflowed, in p's the referrer's alone, so its rows are gone), and one
+      // still queued.
+      await scratch.sql`
+        insert into events (time, site, kind, user_id, referrer, utm_source)
+        values (now(), 'o', 'collect', 'o1', 'a.example', null), (now(), 'p', 'collect', 'p1', 'b.example', 'x'),
+               (now(), 'p', 'view', 'p2', null, 'y'), (now(), 'p', 'view', 'p1', null, null)
+      `;
+      expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(5);
+      await scratch.sql`update headcount_rollup_days set overflowed = true where site = 'o' and dims = any (headcount_dimensions())`;
+      await scratch.sql`update headcount_rollup_days set overflowed = true where site = 'p' and dims = 'referrer'`;
+      await scratch.sql`delete from dimensions_hourly where site = 'o' or (site = 'p' and dims = 'referrer')`;
+      await scratch.sql`delete from dimensions_daily where site = 'o' or (site = 'p' and dims = 'referrer')`;
+      await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'q')`;
+      expect(await step('down')).toEqual(['1796486400000_source']);
+      expect(first(await scratch.sql`select count(*)::int as n from dimensions_daily where dims = 'source'`).n).toBe(0);
+      expect(await step('up')).toEqual(['1796486400000_source']);
+      // Made from another standard dimension's rows of the same day: every value null.
+      const sourceRows = (table: string) => scratch.sql`
+        select site, kind, array_to_json(vals) as vals, events::int, hll_cardinality(users)::int as users
+        from ${scratch.sql(table)} where dims = 'source' order by site, kind
+      `;
+      const made = [
+        { site: 'default', kind: 'collect', vals: [null], events: 1, users: 1 },
+        { site: 'p', kind: 'collect', vals: [null], events: 1, users: 1 },
+        { site: 'p', kind: 'view', vals: [null], events: 2, users: 2 },
+      ];
+      expect(await sourceRows('dimensions_daily')).toEqual(made);
+      expect(await sourceRows('dimensions_hourly')).toEqual(made);
+      expect(
+        await scratch.sql`select site, value_count, overflowed from headcount_rollup_days where dims = 'source' order by site`,
+      ).toEqual([
+        { site: 'default', value_count: 1, overflowed: false },
+        { site: 'o', value_count: 0, overflowed: true },
+        { site: 'p', value_count: 2, overflowed: false },
+      ]);
+      // The queued event is rolled up with its source (none) by the roller sql/ brings back.
+      expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(1);
+      expect(
+        first(await scratch.sql`select sum(events)::int as n from dimensions_daily where site = 'default' and dims = 'source'`).n,
+      ).toBe(2);
+      await scratch.sql`insert into events (time, kind, user_id, referrer) values (now(), 'collect', 's', 'news.ycombinator.com')`;
+      expect(first(await scratch.sql`select source from headcount_pending where referrer is not null`).source).toBeNull();
+    } finally {
+      await scratch.drop();
+    }
+  });
+
   it('runs up, down and up again, step by step', async () => {
     const scratch = await createTestDatabase(mode);
     try {
       const step = async (direction: 'up' | 'down') =>
         migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
+      expect(await step('down')).toEqual(['1796486400000_source']);
+      for (const relation of ['events', 'headcount_pending', 'headcount_visits']) {
+        expect(await columns(scratch.sql, relation)).not.toContain('source text');
+      }
       expect(await step('down')).toEqual(['1796400000000_visits']);
       // Events stored before the visits: the migration makes theirs (b: one event at 01:00
       // UTC today, 40 minutes before two more; u: one). The same day, kind and page as u's,
@@ -243,6 +302,7 @@ describeEachMode('migrations', (mode) => {
       expect(await step('up')).toEqual(['1796227200000_tracker_salts']);
       expect(first(await scratch.sql`select to_regclass('headcount_salts')::text as salts`).salts).toBe('headcount_salts');
       expect(await step('up')).toEqual(['1796400000000_visits']);
+      expect(await step('up')).toEqual(['1796486400000_source']);
       expect(
         first(await scratch.sql`select count(*)::int as n from pg_proc where proname = 'headcount_sketch_parameters'`).n,
       ).toBe(1);

@@ -57,6 +57,7 @@ const EVERY_FIELD = {
   device: 'Mobile',
   browser: 'Firefox',
   os: 'Android',
+  source: 'Spring mailing',
   props: { plan: 'pro', 'ab.test': 'b', locale_2: 'de-DE' },
 };
 
@@ -72,13 +73,15 @@ const EVERY_FIELD_STORED = {
   device: 'mobile',
   browser: 'Firefox',
   os: 'Android',
+  source: 'Spring mailing',
   props: { plan: 'pro', 'ab.test': 'b', locale_2: 'de-DE' },
 };
 
 /** The columns of `events` these tests read back, in SQL, as stored. */
 const stored = async (t: TestApp, where = t.db.sql`true`) =>
   t.db.sql`
-    select user_id, page, referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, device, browser, os, props
+    select user_id, page, referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, device, browser, os, source,
+           props
     from events
     where ${where}
     order by time, user_id
@@ -119,7 +122,10 @@ describeEachMode('POST /v1/events: dimensions and props', (mode) => {
 
   it('takes every value up to its limit whole, and refuses one character more instead of cutting it', async () => {
     const props = Object.fromEntries(
-      Array.from({ length: PROPS_MAX_KEYS }, (_, i) => [`p${i}`.padEnd(i === 0 ? 64 : 2, 'x'), (i === 1 ? '😀' : 'v').repeat(500)]),
+      Array.from({ length: PROPS_MAX_KEYS }, (_, i) => [
+        `p${i}`.padEnd(i === 0 ? 64 : 2, 'x'),
+        (i === 1 ? '😀' : 'v').repeat(500),
+      ]),
     );
     const longest = {
       referrer: `https://${'a'.repeat(60)}.example/${'p'.repeat(2048 - 77)}`,
@@ -132,6 +138,7 @@ describeEachMode('POST /v1/events: dimensions and props', (mode) => {
       device: `d${'-'.repeat(31)}`,
       browser: 'b'.repeat(100),
       os: 'o'.repeat(100),
+      source: 'ś'.repeat(500),
       props,
     };
     expect(longest.referrer).toHaveLength(2048);
@@ -147,25 +154,26 @@ describeEachMode('POST /v1/events: dimensions and props', (mode) => {
     ]);
     expect(res.status).toBe(200);
     expect(res.body.accepted).toBe(1);
-    expect((res.body.rejected as { index: number; code: string; field: string }[]).map((r) => [r.index, r.code, r.field])).toEqual(
-      [
-        [1, 'out_of_range', 'referrer'],
-        [2, 'out_of_range', 'utm_source'],
-        [3, 'out_of_range', 'utm_medium'],
-        [4, 'out_of_range', 'utm_campaign'],
-        [5, 'out_of_range', 'utm_content'],
-        [6, 'out_of_range', 'utm_term'],
-        [7, 'out_of_range', 'device'],
-        [8, 'out_of_range', 'browser'],
-        [9, 'out_of_range', 'os'],
-        [10, 'out_of_range', 'page'],
-        [11, 'out_of_range', 'props'],
-        [12, 'out_of_range', 'props.big'],
-        [13, 'invalid_format', `props.p${'x'.repeat(63)}…`],
-      ],
-    );
+    expect(
+      (res.body.rejected as { index: number; code: string; field: string }[]).map((r) => [r.index, r.code, r.field]),
+    ).toEqual([
+      [1, 'out_of_range', 'referrer'],
+      [2, 'out_of_range', 'utm_source'],
+      [3, 'out_of_range', 'utm_medium'],
+      [4, 'out_of_range', 'utm_campaign'],
+      [5, 'out_of_range', 'utm_content'],
+      [6, 'out_of_range', 'utm_term'],
+      [7, 'out_of_range', 'device'],
+      [8, 'out_of_range', 'browser'],
+      [9, 'out_of_range', 'os'],
+      [10, 'out_of_range', 'source'],
+      [11, 'out_of_range', 'page'],
+      [12, 'out_of_range', 'props'],
+      [13, 'out_of_range', 'props.big'],
+      [14, 'invalid_format', `props.p${'x'.repeat(63)}…`],
+    ]);
     const [row] = await t.db.sql`
-      select length(page) as page, length(utm_source) as s, utm_content, utm_term, length(browser) as b, length(os) as o, device,
+      select length(page) as page, length(utm_source) as s, utm_content, utm_term, length(browser) as b, length(os) as o, device, source,
              referrer, (select count(*)::int from jsonb_object_keys(props)) as keys, props
       from events
     `;
@@ -177,6 +185,7 @@ describeEachMode('POST /v1/events: dimensions and props', (mode) => {
       b: 100,
       o: 100,
       device: longest.device,
+      source: longest.source,
       referrer: `${'a'.repeat(60)}.example`,
       keys: 30,
       props,
@@ -263,7 +272,15 @@ describeEachMode('POST /v1/events: dimensions and props', (mode) => {
     // One statement for rows with and without dimensions, as a flush of both makes it.
     await insertEvents(t.db.sql, [
       { site: 'mixed', timeMs: at, kind: 'collect', userId: 'plain', page: '', weight: 1 },
-      { site: 'mixed', timeMs: at, kind: 'view', userId: 'rich', page: '', weight: 1, dimensions: { country: 'PL', props: { a: 'b' } } },
+      {
+        site: 'mixed',
+        timeMs: at,
+        kind: 'view',
+        userId: 'rich',
+        page: '',
+        weight: 1,
+        dimensions: { country: 'PL', props: { a: 'b' } },
+      },
       { site: 'mixed', timeMs: at, kind: 'collect', userId: 'plain2', page: '', weight: 1, id: 'x' },
     ]);
     expect(await stored(t, t.db.sql`site = 'mixed'`)).toEqual([
@@ -272,7 +289,9 @@ describeEachMode('POST /v1/events: dimensions and props', (mode) => {
       { user_id: 'rich', page: '', ...none, country: 'PL', props: { a: 'b' } },
     ]);
     // One row, one dimension: every other column's text is empty (no value at all).
-    await insertEvents(t.db.sql, [{ site: 'one', timeMs: at, kind: 'view', userId: 'u', page: '', weight: 1, dimensions: { os: 'iOS' } }]);
+    await insertEvents(t.db.sql, [
+      { site: 'one', timeMs: at, kind: 'view', userId: 'u', page: '', weight: 1, dimensions: { os: 'iOS' } },
+    ]);
     expect(await stored(t, t.db.sql`site = 'one'`)).toEqual([{ user_id: 'u', page: '', ...none, os: 'iOS' }]);
     // The writer's separator inside a value (which POST /v1/events refuses) fails the
     // statement whole instead of shifting the values of the rows after it.
@@ -314,7 +333,14 @@ describeEachMode('GET /v1/export with dimensions', (mode) => {
       { user: 'piotr', kind: 'signup', time: time(1), weight: 2, country: 'pl', props: { plan: 'free' } },
       { user: 'li', kind: 'pageview', page: '/pricing', time: time(2), referrer: 'news.example', device: 'tablet' },
       { user: 'zoe', kind: 'click', time: time(3) },
-      { user: '=cmd', kind: 'pageview', time: time(4), utm_source: '=HYPERLINK("x")', browser: '@b', props: { q: '"quoted", comma' } },
+      {
+        user: '=cmd',
+        kind: 'pageview',
+        time: time(4),
+        utm_source: '=HYPERLINK("x")',
+        browser: '@b',
+        props: { q: '"quoted", comma' },
+      },
     ];
     expect((await t.http.post('/v1/events').send({ events })).body).toMatchObject({ accepted: 5, rejected: [] });
     const ndjson = await exported(t, 'ndjson');
@@ -346,7 +372,17 @@ describeEachMode('GET /v1/export with dimensions', (mode) => {
     });
     expect(lines[3]).toEqual({ time: time(3), site: 'default', kind: 'click', user: 'zoe', page: '', weight: 1, id: null });
     // The stored values, in the order of the columns.
-    expect(Object.keys(lines[0]!)).toEqual(['time', 'site', 'kind', 'user', 'page', 'weight', 'id', ...STANDARD_DIMENSIONS, 'props']);
+    expect(Object.keys(lines[0]!)).toEqual([
+      'time',
+      'site',
+      'kind',
+      'user',
+      'page',
+      'weight',
+      'id',
+      ...STANDARD_DIMENSIONS,
+      'props',
+    ]);
 
     // Sent back as they are: to this database, the one with an id is a duplicate (the
     // others have none); to a fresh one, everything is stored and exports the same.
@@ -379,13 +415,14 @@ describeEachMode('GET /v1/export with dimensions', (mode) => {
     });
     const lines = (await exported(t, 'csv')).split('\r\n');
     expect(lines[0]).toBe(
-      'time,site,kind,user,page,weight,id,referrer,utm_source,utm_medium,utm_campaign,utm_content,utm_term,country,device,browser,os,props',
+      'time,site,kind,user,page,weight,id,referrer,utm_source,utm_medium,utm_campaign,utm_content,utm_term,country,device,browser,os,source,props',
     );
     expect(lines.slice(1)).toEqual([
       `${time},default,view,"a","",1,,"google.com","Newsletter","e-mail","Black Friday 2026","header ""link""",` +
-        `"analytics, distinct users","DE","mobile","Firefox","Android","{""plan"": ""pro"", ""ab.test"": ""b"", ""locale_2"": ""de-DE""}"`,
-      `${time},default,view,"b","",1,,,"'=HYPERLINK(""x"")",,,,,,,"'-b",,"{""q"": ""\\""x\\"", y""}"`,
-      `${time},default,view,"c","",1,,,,,,,,,,,,`,
+        `"analytics, distinct users","DE","mobile","Firefox","Android","Spring mailing","{""plan"": ""pro"", ""ab.test"": ""b"", ""locale_2"": ""de-DE""}"`,
+      // A utm_source and no source sent: the source is derived from it (as it is, not a known name).
+      `${time},default,view,"b","",1,,,"'=HYPERLINK(""x"")",,,,,,,"'-b",,"'=HYPERLINK(""x"")","{""q"": ""\\""x\\"", y""}"`,
+      `${time},default,view,"c","",1,,,,,,,,,,,,,`,
       '',
     ]);
   });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { describe, expect, it } from 'vitest';
+import { STANDARD_DIMENSIONS } from '../../src/dimensions.js';
 import { DAY_MS, HOUR_MS } from '../../src/time.js';
 import { useTestApp } from '../helpers/app.js';
 import { describeEachMode, insertRawOnly, modeAvailable } from '../helpers/db.js';
@@ -64,9 +65,9 @@ describeEachMode('GET /v1/export', (mode) => {
     expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
     expect(csv.headers['content-disposition']).toMatch(/\.csv"$/);
     // The dimensions and props follow (test/v1/dimensions.test.ts): empty here.
-    const none = ','.repeat(11);
+    const none = ','.repeat(STANDARD_DIMENSIONS.length + 1);
     expect(csv.text.split('\r\n').slice(0, 3)).toEqual([
-      'time,site,kind,user,page,weight,id,referrer,utm_source,utm_medium,utm_campaign,utm_content,utm_term,country,device,browser,os,props',
+      'time,site,kind,user,page,weight,id,referrer,utm_source,utm_medium,utm_campaign,utm_content,utm_term,country,device,browser,os,source,props',
       `${new Date(day + HOUR_MS).toISOString()},default,view,"a","",1,${none}`,
       `${new Date(day + HOUR_MS).toISOString()},default,view,"a","",1,${none}`,
     ]);
@@ -86,12 +87,12 @@ describeEachMode('GET /v1/export', (mode) => {
     expect(csv.status).toBe(200);
     const quoted = (v: string) => `"'${v.replaceAll('"', '""')}"`;
     for (const [i, f] of formulas.entries()) {
-      expect(csv.text).toContain(`${time},default,view,${quoted(f)},${quoted(f)},1,${quoted(`${f}${i}`)}${','.repeat(11)}\r\n`);
+      expect(csv.text).toContain(`${time},default,view,${quoted(f)},${quoted(f)},1,${quoted(`${f}${i}`)}${','.repeat(STANDARD_DIMENSIONS.length + 1)}\r\n`);
     }
     // Only the first character counts: the same characters later in a value change nothing.
     await t.http.post('/v1/events').send({ events: [{ user: 'a=b', kind: 'view', time, page: '/x-y@z' }] });
     const again = await t.http.get('/v1/export').query({ ...range, format: 'csv' });
-    expect(again.text).toContain(`${time},default,view,"a=b","/x-y@z",1,${','.repeat(11)}\r\n`);
+    expect(again.text).toContain(`${time},default,view,"a=b","/x-y@z",1,${','.repeat(STANDARD_DIMENSIONS.length + 1)}\r\n`);
 
     const nd = await ndjson(range);
     const users = (nd.body as string)

@@ -127,6 +127,26 @@ describeEachMode('GET /v1/stats: visits', (mode) => {
     ]);
   });
 
+  it('extends a long visit from before its start, and merges at both ends of a batch whose events lie hours apart', async () => {
+    // u9: a visit from 08:00 to 11:00 (an event every 20 minutes), one at 14:00, one at 20:00.
+    const long = Array.from({ length: 10 }, (_, i) => ({ user: 'u9', at: at(8, 20 * i), page: `/l${i}` }));
+    await send([...long, { user: 'u9', at: at(14, 0), page: '/m' }, { user: 'u9', at: at(20, 0), page: '/n' }]);
+    // One batch: 07:45 (15 minutes before the long visit, which ends hours after that
+    // event's window) and 20:25 (extends the 20:00 visit); the 14:00 visit between stays.
+    await send([
+      { user: 'u9', at: at(7, 45), page: '/first' },
+      { user: 'u9', at: at(20, 25), page: '/last' },
+    ]);
+    const visits = await t.db.sql<{ started: Date; ended: Date; pageviews: string; entry_page: string; exit_page: string }[]>`
+      select started, ended, pageviews::text, entry_page, exit_page from headcount_visits where user_id = 'u9' order by started
+    `;
+    expect(visits.map((v) => [v.started.getTime(), v.ended.getTime(), Number(v.pageviews), v.entry_page, v.exit_page])).toEqual([
+      [at(7, 45), at(11, 0), 11, '/first', '/l9'],
+      [at(14, 0), at(14, 0), 1, '/m', '/m'],
+      [at(20, 0), at(20, 25), 2, '/n', '/last'],
+    ]);
+  });
+
   it('extends a visit with an event sent before its first, and the same visits whatever the order of arrival', async () => {
     const reversed = [...sessions].reverse();
     for (const e of reversed) await send([e]);

@@ -132,6 +132,14 @@ const RULES: Record<StandardDimension, DimensionRule> = {
   },
   browser: agent('The browser', 'Firefox'),
   os: agent('The operating system', 'Android'),
+  source: {
+    max: UTM_MAX_CHARS,
+    description:
+      `Where the visitor came from, by name (at most ${UTM_MAX_CHARS} characters), stored as sent. ` +
+      'Absent, the service derives it from utm_source, else referrer: a known one by its name ("Google", "Hacker News"), ' +
+      'another as it is; "Direct / None" for an event of the tracker (sent without user) with neither.',
+    example: 'Hacker News',
+  },
 };
 const RULE_LIST = STANDARD_DIMENSIONS.map((name) => [name, RULES[name]] as const);
 
@@ -196,7 +204,8 @@ function propsOf(value: unknown, ctx: z.RefinementCtx): Record<string, string> |
     if (!PROP_NAME_PATTERN.test(name)) return issue(ctx, PROP_NAME_RULE, 'invalid_format', at);
     const v = record[name];
     if (typeof v !== 'string') return issue(ctx, 'must be a string', 'invalid_type', at);
-    if (longerThan(v, PROP_VALUE_MAX_CHARS)) return issue(ctx, `must be at most ${PROP_VALUE_MAX_CHARS} characters`, 'out_of_range', at);
+    if (longerThan(v, PROP_VALUE_MAX_CHARS))
+      return issue(ctx, `must be at most ${PROP_VALUE_MAX_CHARS} characters`, 'out_of_range', at);
     const problem = textProblem(v);
     if (problem) return issue(ctx, problem, 'invalid_value', at);
     if (v === '') empty++;

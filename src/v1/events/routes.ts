@@ -6,6 +6,7 @@ import { badRequest, HttpError } from '../../http/errors.js';
 import { parseWith } from '../../http/validate.js';
 import type { EventRow, GroupCommitWriter } from '../../ingest/writer.js';
 import type { Collector, Visit } from '../../tracker/collector.js';
+import { withSource } from '../../tracker/sources.js';
 import { CheckedEvent, EventsBody, MAX_BODY_BYTES, MAX_EVENTS, type Rejection, rejectionOf } from './schemas.js';
 
 /** The events of a body not yet validated: 0 if it has no array of them. */
@@ -24,7 +25,14 @@ const tooManyEvents = (events: number, max: number): HttpError =>
  */
 export function registerEvents(
   router: Router,
-  deps: { writer: GroupCommitWriter; site: string; corsAllowOrigin: string; bodies: BodyLimits; auth: AuthDeps; tracker: Collector },
+  deps: {
+    writer: GroupCommitWriter;
+    site: string;
+    corsAllowOrigin: string;
+    bodies: BodyLimits;
+    auth: AuthDeps;
+    tracker: Collector;
+  },
 ): void {
   // Browsers send beacons cross-origin: text/plain needs no preflight, JSON does.
   const allowCors = cors({
@@ -82,6 +90,7 @@ export function registerEvents(
         row.dimensions = deps.tracker.dimensions(dimensions, e.screen_width ?? undefined, visit);
         anonymous.push(row);
       }
+      row.dimensions = withSource(row.dimensions, e.user === undefined);
       rows.push(row);
     });
     deps.tracker.botsDropped(bots);

@@ -62,11 +62,11 @@ export async function* exportChunks(
           select /* v1/export */
             case
               when num_nonnulls(referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term,
-                                country, device, browser, os, props) = 0 then e.line
+                                country, device, browser, os, source, props) = 0 then e.line
               else left(e.line, -1) || ',' || substr(json_strip_nulls(json_build_object(
                 'referrer', referrer, 'utm_source', utm_source, 'utm_medium', utm_medium,
                 'utm_campaign', utm_campaign, 'utm_content', utm_content, 'utm_term', utm_term,
-                'country', country, 'device', device, 'browser', browser, 'os', os, 'props', props
+                'country', country, 'device', device, 'browser', browser, 'os', os, 'source', source, 'props', props
               ))::text, 2)
             end as line
           from events,

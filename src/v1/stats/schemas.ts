@@ -47,7 +47,7 @@ export const StatsQuery = z.strictObject(
       .optional()
       .meta({
         description:
-          'One dimension or two, comma-separated (country,device): kind, page, referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, device, browser, os or props.<name>. One row per bucket and group, for the top `limit` groups by distinct users over the range; a row without a value shows null.',
+          'One dimension or two, comma-separated (country,device): kind, page, referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, device, browser, os, source or props.<name>. One row per bucket and group, for the top `limit` groups by distinct users over the range; a row without a value shows null.',
         example: 'country',
       }),
     filter: repeatable(
@@ -74,7 +74,7 @@ export const StatsQuery = z.strictObject(
       .optional()
       .meta({
         description:
-          'What each row carries, comma-separated: users, events, visits, bounce_rate, visit_duration (mean and median seconds), pageviews_per_visit; default users,events. Visit metrics count a visit in the bucket where it starts; their filters and group_by name what it starts with (referrer, utm_*, country, device, browser, os, entry_page) or exit_page.',
+          'What each row carries, comma-separated: users, events, visits, bounce_rate, visit_duration (mean and median seconds), pageviews_per_visit; default users,events. Visit metrics count a visit in the bucket where it starts; their filters and group_by name what it starts with (referrer, utm_*, country, device, browser, os, source, entry_page) or exit_page.',
         example: 'users,visits,bounce_rate,visit_duration',
       }),
     limit: intParam(1, 1000).optional().meta({ description: 'With group_by: how many groups; default 10.' }),
