@@ -129,7 +129,7 @@ export function createService(given: AppDeps): Service {
   const tracker = new Collector(deps.sql, trackerSettings, metrics.botsDropped, deps.now);
   registerV1(router, { ...deps, corsAllowOrigin: deps.corsAllowOrigin ?? '*', auth, reads: deps.reads ?? DEFAULT_READ_LIMITS, tracker });
   const dashboard = deps.dashboard ?? { dir: DASHBOARD_DIR };
-  if (dashboard) registerDashboard(router, { dir: dashboard.dir, log: deps.log });
+  if (dashboard) registerDashboard(router, { dir: dashboard.dir, scriptPath: trackerSettings.scriptPath, log: deps.log });
   // The tracker is served with or without the dashboard, from the same build.
   registerTracker(router, { dir: dashboard ? dashboard.dir : DASHBOARD_DIR, scriptPath: trackerSettings.scriptPath, log: deps.log });
   app.use(router.routes());

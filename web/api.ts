@@ -4,6 +4,12 @@ import type { StatsResponse as StatsAnswer } from '../src/v1/stats/schemas.js';
 export type StatsRow = StatsAnswer['data'][number] & { users: number; events: number };
 export type StatsResponse = Omit<StatsAnswer, 'data'> & { data: StatsRow[] };
 
+/** The visit metrics the page asks for (metrics=): every row carries them. */
+export const VISIT_METRICS = 'visits,bounce_rate,visit_duration';
+type Row = StatsAnswer['data'][number];
+export type VisitRow = Row & Required<Pick<Row, 'visits' | 'bounce_rate' | 'visit_duration'>>;
+export type VisitResponse = Omit<StatsAnswer, 'data'> & { data: VisitRow[] };
+
 /** A /v1/stats request that did not answer with data. */
 export class StatsError extends Error {
   /** The parameter a 400 is about (its first detail's), when it says. */
@@ -116,10 +122,10 @@ async function queued<T>(task: () => Promise<T>, signal: AbortSignal | undefined
  * service's own message. "Too many at once" answers (another tab with the same key) are
  * retried a few times after their Retry-After.
  */
-export async function fetchStats(params: StatsParams, signal?: AbortSignal): Promise<StatsResponse> {
+export async function fetchStats<T extends StatsAnswer = StatsResponse>(params: StatsParams, signal?: AbortSignal): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await queued(() => requestStats(params), signal);
+      return await queued(() => requestStats<T>(params), signal);
     } catch (err) {
       if (!(err instanceof StatsError) || err.retryAfterMs === undefined || !BUSY.has(err.code ?? '') || attempt >= BUSY_RETRIES)
         throw err;
@@ -130,7 +136,8 @@ export async function fetchStats(params: StatsParams, signal?: AbortSignal): Pro
   }
 }
 
-async function requestStats(params: StatsParams): Promise<StatsResponse> {
+/** The rows carry what `params.metrics` asks for (default users,events): the caller names the type. */
+async function requestStats<T extends StatsAnswer>(params: StatsParams): Promise<T> {
   let res: Response;
   try {
     res = await fetch(statsUrl(params), { headers: requestHeaders(), cache: 'no-store' });
@@ -138,15 +145,39 @@ async function requestStats(params: StatsParams): Promise<StatsResponse> {
     throw new StatsError('headcount is not answering: is the service running?', 0);
   }
   const body: unknown = await res.json().catch(() => undefined);
-  if (res.ok && isStats(body)) return body;
+  if (res.ok && isStats(body)) return body as T;
+  throw errorOf(res, body);
+}
+
+/** A StatsError from an answer that is not a success: the service's message, code, parameter and Retry-After. */
+function errorOf(res: Response, body: unknown): StatsError {
   const envelope = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
   const message = typeof envelope?.message === 'string' ? envelope.message : `the service answered ${res.status}`;
   const [detail] = Array.isArray(envelope?.details) ? (envelope.details as { parameter?: unknown }[]) : [];
   const retryAfterSeconds = Number(res.headers.get('Retry-After'));
-  throw new StatsError(message, res.status, typeof envelope?.code === 'string' ? envelope.code : undefined, {
+  return new StatsError(message, res.status, typeof envelope?.code === 'string' ? envelope.code : undefined, {
     ...(typeof detail?.parameter === 'string' ? { parameter: detail.parameter } : {}),
     ...(retryAfterSeconds > 0 ? { retryAfterMs: retryAfterSeconds * 1000 } : {}),
   });
+}
+
+/** A new ingest key of `site` (POST /v1/keys: the page's key must be an admin key), shown once. */
+export async function createIngestKey(site: string): Promise<{ key: string; id: string }> {
+  let res: Response;
+  try {
+    res = await fetch('/v1/keys', {
+      method: 'POST',
+      headers: { ...requestHeaders(), 'Content-Type': 'application/json' },
+      body: JSON.stringify({ site, scope: 'ingest', name: 'tracker (from the dashboard)' }),
+      cache: 'no-store',
+    });
+  } catch {
+    throw new StatsError('headcount is not answering: is the service running?', 0);
+  }
+  const body: unknown = await res.json().catch(() => undefined);
+  const made = body as { key?: unknown; id?: unknown } | undefined;
+  if (res.status === 201 && typeof made?.key === 'string' && typeof made.id === 'string') return { key: made.key, id: made.id };
+  throw errorOf(res, body);
 }
 
 /**
@@ -164,5 +195,5 @@ export async function declaredProps(site: string): Promise<string[]> {
   }
 }
 
-const isStats = (body: unknown): body is StatsResponse =>
+const isStats = (body: unknown): body is StatsAnswer =>
   typeof body === 'object' && body !== null && 'meta' in body && Array.isArray((body as { data?: unknown }).data);

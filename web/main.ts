@@ -9,10 +9,15 @@ import {
   type StatsResponse,
   type StatsRow,
   storeKey,
+  VISIT_METRICS,
+  type VisitResponse,
+  type VisitRow,
 } from './api.js';
 import { SITE_PATTERN } from '../src/site.js';
 import { SeriesChart } from './chart.js';
-import { change } from './compare.js';
+import { change, duration, percent, pointChange } from './compare.js';
+import { EmbedPanel } from './embed.js';
+import { CurrentVisitors } from './live.js';
 import {
   describeFilter,
   dimensionLabel,
@@ -48,6 +53,11 @@ interface Panel {
   unset?: string;
   /** How a value reads in the table (the filter keeps the value itself). */
   label?: (value: string) => string;
+  /**
+   * A panel of visits (entry and exit pages): its rows show visits and bounce rate, and
+   * add no filter, since /v1/stats filters users and events by no visit dimension.
+   */
+  visits?: true;
 }
 
 /** A panel's section (from the page's template), appended to #breakdowns; its table and heading. */
@@ -67,6 +77,16 @@ function panel(id: string, title: string, dimension: string, label?: (value: str
   const { table } = section(id, title);
   table.querySelector('thead th')!.textContent = dimensionLabel(dimension);
   return { table, dimension: () => dimension, ...(label ? { label } : {}) };
+}
+
+/** A panel of visits by `dimension` (entry_page, exit_page): visits and bounce rate per page. */
+function visitPanel(id: string, title: string, dimension: string, column: string): Panel {
+  const { table } = section(id, title);
+  const [name, visits, bounce] = table.querySelectorAll('thead th');
+  name!.textContent = column;
+  visits!.textContent = 'Visits';
+  bounce!.textContent = 'Bounce rate';
+  return { table, dimension: () => dimension, visits: true };
 }
 
 /** A panel whose dimension is chosen with `control` (a select or an input beside its heading). */
@@ -130,6 +150,14 @@ const ui = {
   totalEvents: byId('total-events'),
   usersChange: byId('users-change'),
   eventsChange: byId('events-change'),
+  totalVisits: byId('total-visits'),
+  visitsChange: byId('visits-change'),
+  bounceRate: byId('bounce-rate'),
+  bounceChange: byId('bounce-change'),
+  visitDuration: byId('visit-duration'),
+  durationChange: byId('duration-change'),
+  durationNote: byId('duration-note'),
+  visitsRefused: byId('visits-refused'),
   series: byId<HTMLTableElement>('series'),
   chips: byId<HTMLUListElement>('chips'),
   filtersHint: byId('filters-hint'),
@@ -163,6 +191,8 @@ const panels: Panel[] = [
   property,
   panel('kinds', 'By kind', 'kind'),
   panel('pages', 'Top pages', 'page'),
+  visitPanel('entry-pages', 'Entry pages', 'entry_page', 'Entry page'),
+  visitPanel('exit-pages', 'Exit pages', 'exit_page', 'Exit page'),
 ];
 
 const charts = {
@@ -172,11 +202,27 @@ const charts = {
 
 const number = new Intl.NumberFormat();
 const query = new URLSearchParams(location.search);
+const embed = new EmbedPanel({
+  site: byId('embed-site'),
+  tag: byId('embed-tag'),
+  key: byId('embed-key'),
+  create: byId<HTMLButtonElement>('embed-create'),
+  status: byId('embed-status'),
+});
 /** Seconds between two reads while the range holds the present (`?poll=` to change). */
 const pollSeconds = Math.max(1, Number(query.get('poll')) || 10);
+/** Seconds between two reads of the current visitors (`?poll=` sets it too). */
+const liveSeconds = query.has('poll') ? pollSeconds : 20;
 
 /** The filters every request applies (all must hold), in the order they were added. */
 let filters: Filter[] = [];
+/** The current visitors: the site, time zone and filters the page shows, over the last 5 minutes. */
+const current = new CurrentVisitors(
+  byId('current-visitors'),
+  byId('current-note'),
+  () => ({ site: ui.site.value || undefined, timezone: ui.tz.value, filter: filters.map(formatFilter) }),
+  liveSeconds * 1000,
+);
 let generation = 0;
 let inFlight: AbortController | undefined;
 /** The parameters of the read the page shows: a panel whose dimension changes is read again with them. */
@@ -271,15 +317,18 @@ async function load(reason: 'change' | 'poll'): Promise<void> {
   }
   let retry = range.live;
   reading = true;
+  if (reason === 'change') current.restart();
   try {
-    const [series, total, tables] = await Promise.all([
+    const [series, total, visits, tables] = await Promise.all([
       fetchStats({ ...base, granularity: range.granularity }, controller.signal),
-      totalWithPrevious(base, controller.signal),
+      withPrevious<StatsResponse>({ ...base, granularity: 'total' }, controller.signal),
+      readVisits(base, controller.signal),
       Promise.all(panels.map((p) => readPanel(p, base, controller.signal))),
     ]);
     if (mine !== generation) return;
     shownBase = base;
     show(range, series, total, tables);
+    showVisits(visits);
   } catch (err) {
     if (mine !== generation || controller.signal.aborted) return;
     controller.abort(); // drops the requests still queued
@@ -294,15 +343,25 @@ async function load(reason: 'change' | 'poll'): Promise<void> {
 }
 
 /**
- * The range's total with the previous period's (compare=previous_period); without it
- * when the service keeps no sketches that old (a 400 about compare).
+ * A total with the previous period's (compare=previous_period); without it when the
+ * service keeps no sketches that old (a 400 about compare).
  */
-async function totalWithPrevious(base: StatsParams, signal: AbortSignal): Promise<StatsResponse> {
+async function withPrevious<T extends StatsResponse | VisitResponse>(params: StatsParams, signal: AbortSignal): Promise<T> {
   try {
-    return await fetchStats({ ...base, granularity: 'total', compare: 'previous_period' }, signal);
+    return await fetchStats<T>({ ...params, compare: 'previous_period' }, signal);
   } catch (err) {
     if (!(err instanceof StatsError && err.status === 400 && err.parameter === 'compare')) throw err;
-    return fetchStats({ ...base, granularity: 'total' }, signal);
+    return fetchStats<T>(params, signal);
+  }
+}
+
+/** The range's visits, bounce rate and visit duration; a refusal (400: a filter on what visits do not start with) says why. */
+async function readVisits(base: StatsParams, signal: AbortSignal): Promise<VisitResponse | { message: string }> {
+  try {
+    return await withPrevious<VisitResponse>({ ...base, granularity: 'total', metrics: VISIT_METRICS }, signal);
+  } catch (err) {
+    if (err instanceof StatsError && err.status === 400) return { message: err.message };
+    throw err;
   }
 }
 
@@ -339,13 +398,16 @@ function reloadPanel(p: Panel): void {
 }
 
 /** A panel's top values; a refusal of its own (400) shows in the panel, not for the page. */
-type PanelRead = { dimension: string; rows: StatsRow[] } | { message: string } | undefined;
+type PanelRead = { dimension: string; rows: (StatsRow | VisitRow)[] } | { message: string } | undefined;
 
 async function readPanel(p: Panel, base: StatsParams, signal: AbortSignal): Promise<PanelRead> {
   const dimension = p.dimension();
   if (!dimension) return undefined;
   try {
-    const res = await fetchStats({ ...base, granularity: 'total', group_by: dimension, limit: 10 }, signal);
+    const params = { ...base, granularity: 'total', group_by: dimension, limit: 10 };
+    const res = p.visits
+      ? await fetchStats<VisitResponse>({ ...params, metrics: VISIT_METRICS }, signal)
+      : await fetchStats(params, signal);
     return { dimension, rows: res.data };
   } catch (err) {
     if (err instanceof StatsError && err.status === 400) return { message: err.message };
@@ -371,6 +433,7 @@ function show(range: Range, series: StatsResponse, total: StatsResponse, tables:
       : `No events for site ${site} in this range yet.`;
 
   void suggestProps(site);
+  embed.show(site);
   ui.totalUsers.textContent = number.format(sum.users);
   ui.totalEvents.textContent = number.format(sum.events);
   // With a previous period, a range without events may answer no row: none before either.
@@ -402,6 +465,7 @@ function show(range: Range, series: StatsResponse, total: StatsResponse, tables:
     ui.series,
     series.data,
     (r) => label(r.bucket, range),
+    usersAndEvents,
     (tr, r) => (tr.dataset.bucket = r.bucket),
   );
   panels.forEach((p, i) => fillPanel(p, tables[i]));
@@ -444,20 +508,96 @@ function showChange(
   previous: number | undefined,
   period: StatsResponse['meta']['previous'],
 ): void {
+  if (previous === undefined || !period) return noPrevious(el);
+  showFigure(el, change(current, previous), String(previous), number.format(previous), period);
+}
+
+function noPrevious(el: HTMLElement): void {
   el.className = 'change';
-  if (previous === undefined || !period) {
-    el.textContent = 'No previous period to compare with: its data is no longer kept.';
-    el.title = '';
-    delete el.dataset.previous;
-    return;
-  }
-  const { text, direction } = change(current, previous);
-  el.classList.add(direction);
-  el.dataset.previous = String(previous);
+  el.textContent = 'No previous period to compare with: its data is no longer kept.';
+  el.title = '';
+  delete el.dataset.previous;
+}
+
+/**
+ * A change figure and the previous value (`shown`; `exact` in data-previous), its tooltip the
+ * previous period's bounds. `lowerIsBetter` colours a rise as bad (the bounce rate).
+ */
+function showFigure(
+  el: HTMLElement,
+  { text, direction }: ReturnType<typeof change>,
+  exact: string,
+  shown: string,
+  period: NonNullable<StatsResponse['meta']['previous']>,
+  lowerIsBetter = false,
+): void {
+  el.className = 'change';
+  el.classList.add(lowerIsBetter && direction !== 'same' ? (direction === 'up' ? 'down' : 'up') : direction);
+  el.dataset.previous = exact;
   const figure = document.createElement('strong');
   figure.textContent = text;
-  el.replaceChildren(figure, ` compared to the previous period (${number.format(previous)})`);
+  el.replaceChildren(figure, ` compared to the previous period (${shown})`);
   el.title = `${period.from} to ${period.to}`;
+}
+
+/**
+ * Visits, bounce rate and visit duration (mean, and the median in its note), each against
+ * the previous period; or, when the service refused them for these filters, why.
+ */
+function showVisits(read: VisitResponse | { message: string }): void {
+  const figures = [ui.totalVisits, ui.bounceRate, ui.visitDuration];
+  const changes = [ui.visitsChange, ui.bounceChange, ui.durationChange];
+  ui.visitsRefused.hidden = !('message' in read);
+  if ('message' in read) {
+    for (const el of figures) {
+      el.textContent = '—';
+      el.removeAttribute('data-value');
+    }
+    for (const el of changes) el.replaceChildren();
+    ui.durationNote.textContent = '';
+    ui.visitsRefused.textContent = `No visit figures for these filters: ${read.message}.`;
+    return;
+  }
+  const none = { visits: 0, bounce_rate: null, visit_duration: { mean: null, median: null } };
+  const row = read.data[0] ?? none;
+  ui.totalVisits.textContent = number.format(row.visits);
+  ui.totalVisits.dataset.value = String(row.visits);
+  ui.bounceRate.textContent = row.bounce_rate === null ? '—' : percent(row.bounce_rate);
+  ui.bounceRate.dataset.value = String(row.bounce_rate);
+  const { mean, median } = row.visit_duration;
+  ui.visitDuration.textContent = mean === null ? '—' : duration(mean);
+  ui.visitDuration.dataset.value = String(mean);
+  ui.visitDuration.dataset.median = String(median);
+  ui.durationNote.textContent =
+    median === null
+      ? 'From a visit’s first event to its last: no visits.'
+      : `Mean, from a visit’s first event to its last; median ${duration(median)}.`;
+  const period = read.meta.previous;
+  if (!period) {
+    changes.forEach(noPrevious);
+    return;
+  }
+  const before = read.data[0]?.previous ?? none;
+  const previousVisits = before.visits ?? 0;
+  const previousRate = before.bounce_rate ?? null;
+  const previousMean = before.visit_duration?.mean ?? null;
+  showFigure(ui.visitsChange, change(row.visits, previousVisits), String(previousVisits), number.format(previousVisits), period);
+  showFigure(
+    ui.bounceChange,
+    pointChange(row.bounce_rate, previousRate),
+    String(previousRate),
+    previousRate === null ? 'no visits' : percent(previousRate),
+    period,
+    true,
+  );
+  showFigure(
+    ui.durationChange,
+    // No visits before: "new" when there are some now (whatever their length), else no change.
+    previousMean === null ? change(mean === null ? 0 : 1, 0) : change(mean ?? 0, previousMean),
+    String(previousMean),
+    previousMean === null ? 'no visits' : duration(previousMean),
+    period,
+  );
 }
 
 function fillPanel(p: Panel, read: PanelRead): void {
@@ -470,14 +610,27 @@ function fillPanel(p: Panel, read: PanelRead): void {
     return;
   }
   const { dimension, rows } = read;
+  if (p.visits) {
+    fillTable(
+      p.table,
+      rows,
+      (r) => valueLabel(rowValue(r, dimension)),
+      (r) => {
+        const v = r as VisitRow;
+        return [number.format(v.visits), v.bounce_rate === null ? '—' : percent(v.bounce_rate)];
+      },
+      (tr, r) => (tr.dataset.value = rowValue(r, dimension) ?? ''),
+    );
+    return;
+  }
   p.table.querySelector('thead th')!.textContent = dimensionLabel(dimension);
   fillTable(
     p.table,
     rows,
     (r) => {
-      const value = (r as Record<string, unknown>)[dimension];
-      const filter = rowFilter(dimension, typeof value === 'string' ? value : null);
-      const name = typeof value === 'string' && value !== '' ? (p.label?.(value) ?? value) : valueLabel(null);
+      const value = rowValue(r, dimension);
+      const filter = rowFilter(dimension, value);
+      const name = value !== null && value !== '' ? (p.label?.(value) ?? value) : valueLabel(null);
       const button = document.createElement('button');
       button.type = 'button';
       button.className = 'pick';
@@ -485,10 +638,8 @@ function fillPanel(p: Panel, read: PanelRead): void {
       button.title = `Filter: ${describeFilter(filter)}`;
       return button;
     },
-    (tr, r) => {
-      const value = (r as Record<string, unknown>)[dimension];
-      tr.dataset.filter = formatFilter(rowFilter(dimension, typeof value === 'string' ? value : null));
-    },
+    usersAndEvents,
+    (tr, r) => (tr.dataset.filter = formatFilter(rowFilter(dimension, rowValue(r, dimension)))),
   );
 }
 
@@ -501,11 +652,20 @@ function emptyTable(table: HTMLTableElement, text: string): void {
   table.tBodies[0]!.replaceChildren(tr);
 }
 
-function fillTable(
+/** A row's value of `dimension` (a string or null: no value). */
+const rowValue = (r: StatsRow | VisitRow, dimension: string): string | null => {
+  const value = (r as Record<string, unknown>)[dimension];
+  return typeof value === 'string' ? value : null;
+};
+
+const usersAndEvents = (r: StatsRow | VisitRow): string[] => [number.format(r.users ?? 0), number.format(r.events ?? 0)];
+
+function fillTable<R extends StatsRow | VisitRow>(
   table: HTMLTableElement,
-  rows: StatsRow[],
-  name: (r: StatsRow) => string | HTMLElement,
-  decorate?: (tr: HTMLTableRowElement, r: StatsRow) => void,
+  rows: R[],
+  name: (r: R) => string | HTMLElement,
+  cells: (r: R) => string[],
+  decorate?: (tr: HTMLTableRowElement, r: R) => void,
 ): void {
   if (rows.length === 0) {
     emptyTable(table, filters.length > 0 ? 'None in this range with these filters.' : 'None in this range.');
@@ -518,8 +678,7 @@ function fillTable(
       th.scope = 'row';
       th.append(name(r));
       tr.append(th);
-      tr.insertCell().textContent = number.format(r.users);
-      tr.insertCell().textContent = number.format(r.events);
+      for (const text of cells(r)) tr.insertCell().textContent = text;
       decorate?.(tr, r);
       return tr;
     }),

@@ -22,12 +22,20 @@ const TYPES: Record<string, string> = {
   '.css': 'text/css; charset=utf-8',
 };
 
-/** The built dashboard in `dir`, or undefined when it has not been built. */
-export function loadDashboard(dir: string): DashboardFiles | undefined {
+/** The page's meta tag that tells its embed panel where the tracker is served (web/index.html). */
+const SCRIPT_META = '<meta name="headcount-script" content="/script.js">';
+
+/**
+ * The built dashboard in `dir`, or undefined when it has not been built; its page names
+ * `scriptPath` (TRACKER_SCRIPT_PATH) as the tracker's path when given.
+ */
+export function loadDashboard(dir: string, scriptPath?: string): DashboardFiles | undefined {
   const manifestFile = path.join(dir, 'manifest.json');
   if (!existsSync(manifestFile)) return undefined;
   const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { assets: string[] };
-  const index = readFileSync(path.join(dir, 'index.html'));
+  const built = readFileSync(path.join(dir, 'index.html'), 'utf8');
+  // The path's pattern (config.ts) allows no quote or angle bracket: it cannot leave the attribute.
+  const index = Buffer.from(scriptPath ? built.replace(SCRIPT_META, SCRIPT_META.replace('/script.js', scriptPath)) : built);
   const assets: DashboardFiles['assets'] = new Map();
   for (const name of manifest.assets) {
     const file = path.join(dir, 'assets', name);
@@ -46,8 +54,8 @@ export function loadDashboard(dir: string): DashboardFiles | undefined {
  * GET /assets/<name>-<hash>.<ext> (immutable: a new build makes new names). The files
  * are read once, at start.
  */
-export function registerDashboard(router: Router, deps: { dir: string; log: Logger }): void {
-  const files = loadDashboard(deps.dir);
+export function registerDashboard(router: Router, deps: { dir: string; scriptPath?: string | undefined; log: Logger }): void {
+  const files = loadDashboard(deps.dir, deps.scriptPath);
   if (!files) deps.log.warn({ dir: deps.dir }, 'the dashboard is not built (npm run build): GET / answers 503');
 
   router.get('/', (ctx) => {

@@ -7,6 +7,7 @@ import type { Collector } from '../tracker/collector.js';
 import type { AuthDeps } from './auth/middleware.js';
 import { registerEvents } from './events/routes.js';
 import { registerExport } from './export/routes.js';
+import { registerKeys } from './keys/routes.js';
 import { registerOpenApi } from './openapi/routes.js';
 import { registerSites } from './sites/routes.js';
 import { registerStats } from './stats/routes.js';
@@ -30,5 +31,6 @@ export function registerV1(
   registerStats(router, deps);
   registerExport(router, deps);
   registerSites(router, deps);
+  registerKeys(router, deps);
   registerOpenApi(router);
 }

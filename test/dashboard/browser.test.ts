@@ -5,12 +5,12 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DAY_MS, HOUR_MS } from '../../src/time.js';
 import { findChromium, launchChromium } from '../helpers/chromium.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { createTestDatabase, first, type TestDatabase } from '../helpers/db.js';
 import { prng } from '../helpers/events.js';
 import { createKey } from '../../src/v1/auth/keys.js';
 import { type Running, request, startServer } from '../helpers/server.js';
 import { tcpProxy, tcpTarget, type TcpProxy } from '../helpers/tcp-proxy.js';
-import { today } from '../helpers/time.js';
+import { isoDate, today } from '../helpers/time.js';
 
 const chromium = await findChromium();
 const missing = 'missing' in chromium ? chromium.missing : undefined;
@@ -53,6 +53,52 @@ function knownEvents(): { events: object[]; users: number } {
 }
 
 const digits = (text: string | null): number => Number((text ?? '').replace(/\D/g, ''));
+
+/** TRACKER_SCRIPT_PATH of the test's service. */
+const SCRIPT_PATH = '/js/hc.js';
+
+/**
+ * Visits of the site "blog", made by hand (gaps of 30 minutes or more cut a visit), on
+ * the day 3 days ago (in the last 7 days, UTC) and 10 days ago (the previous 7 days):
+ *
+ *   anna  10:00 pageview /, 10:10 pageview /pricing, 10:20 signup /pricing   1 visit, 1,200 s, not a bounce
+ *   bob   11:00 pageview /blog                                              1 visit, 0 s, a bounce
+ *   bob   13:00 pageview /, 13:05 pageview /about                           1 visit, 300 s
+ *   carl  09:00 pageview /pricing                                           1 visit, 0 s, a bounce
+ *   carl  09:45 pageview /pricing, 09:50 pageview /docs (45 min later)      1 visit, 300 s
+ *
+ * 3 users, 9 events, 5 visits, 2 bounces (40 %); durations 0, 0, 300, 300, 1,200 s: mean
+ * 360 s (6 min), median 300 s (5 min). Entry pages: / 2 visits (0 % bounce), /pricing 2
+ * (50 %), /blog 1 (100 %). Exit pages: /pricing 2 (50 %), /blog 1 (100 %), /about 1, /docs 1.
+ * The previous period: dora 10:00 pageview / (a bounce); emil 12:00 pageview /, 12:02
+ * signup / (120 s): 2 users, 2 visits, 50 %, mean 60 s.
+ */
+function blogEvents(): object[] {
+  const day = today() - 3 * DAY_MS;
+  const before = today() - 10 * DAY_MS;
+  const at = (base: number, hhmm: string): number => base + Number(hhmm.slice(0, 2)) * HOUR_MS + Number(hhmm.slice(3)) * 60_000;
+  const e = (user: string, base: number, hhmm: string, kind: string, page: string) => ({
+    site: 'blog',
+    user,
+    kind,
+    page,
+    time: at(base, hhmm),
+  });
+  return [
+    e('anna', day, '10:00', 'pageview', '/'),
+    e('anna', day, '10:10', 'pageview', '/pricing'),
+    e('anna', day, '10:20', 'signup', '/pricing'),
+    e('bob', day, '11:00', 'pageview', '/blog'),
+    e('bob', day, '13:00', 'pageview', '/'),
+    e('bob', day, '13:05', 'pageview', '/about'),
+    e('carl', day, '09:00', 'pageview', '/pricing'),
+    e('carl', day, '09:45', 'pageview', '/pricing'),
+    e('carl', day, '09:50', 'pageview', '/docs'),
+    e('dora', before, '10:00', 'pageview', '/'),
+    e('emil', before, '12:00', 'pageview', '/'),
+    e('emil', before, '12:02', 'signup', '/'),
+  ];
+}
 
 /** The dimensions of the shop's events, as stored in their own columns. */
 type ShopDimension = 'referrer' | 'utm_campaign' | 'utm_source' | 'utm_medium' | 'country' | 'device' | 'browser' | 'os';
@@ -100,6 +146,11 @@ function shopEvents(): { current: ShopEvent[]; previous: ShopEvent[] } {
   const previous = Array.from({ length: 300 }, () =>
     make(from - 7 * DAY_MS + Math.floor(rand() * (7 * DAY_MS - 1)), 60, ['winter', null, null]),
   );
+  // Four shoppers on the site now, from Germany with no referrer: the current visitors of the screenshot.
+  for (let i = 0; i < 4; i++) {
+    const e = make(Date.now() - 90_000, 90, [null]);
+    current.push({ ...e, dims: { ...e.dims, country: 'DE', referrer: null } });
+  }
   return { current, previous };
 }
 
@@ -163,6 +214,7 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
   let adminKey: string;
   let readKey: string;
   let shopKey: string;
+  let blogKey: string;
   let shop: { current: ShopEvent[]; previous: ShopEvent[] };
   /** The most /v1/stats requests the page had open at once, and their statuses. */
   let statsOpen = 0;
@@ -191,8 +243,8 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
       return found;
     };
     return {
-      series: find((q) => q.get('granularity') !== 'total'),
-      total: find((q) => q.get('granularity') === 'total' && !q.has('group_by')),
+      series: find((q) => q.has('granularity') && q.get('granularity') !== 'total'),
+      total: find((q) => q.get('granularity') === 'total' && !q.has('group_by') && !q.has('metrics')),
       kind: find((q) => q.get('group_by') === 'kind'),
       page: find((q) => q.get('group_by') === 'page'),
     };
@@ -225,14 +277,17 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
     // The read rate limit (40 at once, then 10 a second per key) is not what these tests
     // check, and they change the page faster than a person: in a full run one of them
     // waited 30 s for a panel whose requests kept answering 429.
+    // The tracker also at a path of its own: the embed panel's line must name it.
     server = await startServer({
       DATABASE_URL: proxy.via(db.url),
       RATE_LIMIT_READ_PER_SECOND: '1000',
       RATE_LIMIT_READ_BURST: '10000',
+      TRACKER_SCRIPT_PATH: SCRIPT_PATH,
     });
     adminKey = (await createKey(db.sql, { scope: 'admin', site: null, name: 'test' })).key;
     readKey = (await createKey(db.sql, { scope: 'read', site: 'default', name: 'dashboard' })).key;
     shopKey = (await createKey(db.sql, { scope: 'read', site: 'shop', name: 'shop dashboard' })).key;
+    blogKey = (await createKey(db.sql, { scope: 'read', site: 'blog', name: 'blog dashboard' })).key;
     shop = shopEvents();
     const stored = await request(
       agent,
@@ -243,6 +298,9 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
       asAdmin(),
     );
     expect(JSON.parse(stored.body)).toMatchObject({ accepted: shop.current.length + shop.previous.length, rejected: [] });
+    const blog = blogEvents();
+    const blogStored = await request(agent, server.port, 'POST', '/v1/events', JSON.stringify({ events: blog }), asAdmin());
+    expect(JSON.parse(blogStored.body)).toMatchObject({ accepted: blog.length, rejected: [] });
     const seed = knownEvents();
     seededUsers = seed.users;
     const res = await request(agent, server.port, 'POST', '/v1/events', JSON.stringify({ events: seed.events }), asAdmin());
@@ -275,8 +333,9 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
       // A 503 answer is logged by Chromium itself; the page shows it (see the outage test).
       // A 400 is the refusal of a previous period past the sketch retention (checked in
       // the twelve months test: statsRefusals); a 429 the read rate limit (10 a second) when
-      // the tests change the page faster than a person would: the page retries after Retry-After.
-      if (msg.type() === 'error' && !/status of (503|401|400|429)/.test(msg.text())) pageErrors.push(msg.text());
+      // the tests change the page faster than a person would: the page retries after Retry-After;
+      // a 403 a read key's attempt to create an ingest key (the tracking code test).
+      if (msg.type() === 'error' && !/status of (503|401|400|403|429)/.test(msg.text())) pageErrors.push(msg.text());
     });
   });
 
@@ -301,6 +360,8 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
     await page.fill('#key-form input', readKey);
     await page.press('#key-form input', 'Enter');
     await loaded();
+    // The current visitors stopped at the 401 (no key) and start again with the key.
+    await page.waitForSelector('#current-visitors[data-users]');
     expect(await page.evaluate(() => localStorage.getItem('headcount.readKey'))).toBe(readKey);
     expect(requested.some((p) => p.includes(readKey))).toBe(false);
     expect(page.url()).not.toContain(readKey);
@@ -489,8 +550,13 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
       await expectExact(shop.current, shop.previous);
       expect(exactTotal(shop.current).users).toBeGreaterThan(exactTotal(shop.previous).users);
       expect(await page.textContent('#users-change')).toMatch(/^\+\d+ % compared to the previous period \(\d+\)$/);
-      // Eleven requests, at most four at once (what the service runs per key), none refused.
-      expect(requested.slice(mark).filter((p) => p.startsWith('/v1/stats?'))).toHaveLength(11);
+      // Fourteen requests (the series, the totals of users and events and of visits, eleven
+      // panels) and the current visitors', at most four at once (what the service runs per
+      // key), none refused.
+      // (Of site shop: the page left, of the default site, may have read once more just before.)
+      const stats = requested.slice(mark).filter((p) => p.startsWith('/v1/stats?') && p.includes('site=shop'));
+      expect(stats.filter((p) => !p.includes('period=5m'))).toHaveLength(14);
+      expect(stats.filter((p) => p.includes('period=5m'))).toHaveLength(1);
       expect(statsOpenMax).toBeGreaterThan(1);
       expect(statsOpenMax).toBeLessThanOrEqual(4);
       expect(statsStatuses.filter((status) => status === 429 || status === 503)).toEqual([]);
@@ -588,6 +654,13 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
       expect(digits(await page.textContent('#total-events'))).toBe(exactTotal(launch).events);
       expect(await page.textContent('#users-change strong')).toBe('new');
       expect(await page.textContent('#events-change strong')).toBe('new');
+      // A visit has many properties: the service counts no visits under a property filter, and the page says so.
+      expect(await page.isVisible('#visits-refused')).toBe(true);
+      expect(await page.textContent('#visits-refused')).toMatch(
+        /^No visit figures for these filters: visits are filtered and grouped by what they start with .* not props\.plan/,
+      );
+      expect(await page.textContent('#total-visits')).toBe('—');
+      expect(await page.textContent('#entry-pages tbody')).toMatch(/^headcount refused this panel: visits are filtered/);
 
       // A property named in the panel: its values, with the filters, and in the URL.
       await page.fill('#prop', 'plan');
@@ -612,7 +685,9 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
       expect(digits(await page.textContent('#total-users'))).toBe(exactTotal([...shop.current, ...shop.previous]).users);
       // Refused: the previous period, and the undeclared property over twelve months (from
       // raw events, kept 60 days), which its panel says while the others show their values.
+      // Visits are not expired (docs/storage.md, Visits): their previous twelve months are answered (none).
       expect(statsRefusals.map((q) => q.get('compare') ?? q.get('group_by')).sort()).toEqual(['previous_period', 'props.plan']);
+      expect(await page.textContent('#visits-change strong')).toBe('new');
       expect(await page.textContent('#property tbody')).toMatch(/^headcount refused this panel: no rollup holds props\.plan/);
       expect(await panelRows('countries')).toEqual(exactRows([...shop.current, ...shop.previous], 'country'));
       expect(pageErrors).toEqual([]);
@@ -633,6 +708,212 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
       ]);
       expect(new URL(page.url()).searchParams.get('prop')).toBe('plan');
       expect(await panelRows('property')).toEqual(exactRows(shop.current, 'props.plan'));
+      expect(pageErrors).toEqual([]);
+    });
+  });
+  describe('visits, current visitors and the tracking code (the site blog)', () => {
+    /** A visit panel's rows: page, visits, bounce rate as shown; by page. */
+    const visitRows = (id: string): Promise<{ page: string; visits: number; bounce: string }[]> =>
+      page.$$eval(`#${id} tbody tr`, (trs) =>
+        trs
+          .map((tr) => ({
+            page: (tr as HTMLElement).dataset.value ?? `(no value: ${tr.textContent})`,
+            visits: Number(tr.children[1]?.textContent.replace(/\D/g, '')),
+            bounce: tr.children[2]?.textContent ?? '',
+          }))
+          .sort((a, b) => a.page.localeCompare(b.page)),
+      );
+
+    it('shows visits, bounce rate and visit duration as counted by hand, each against the previous period', async () => {
+      await page.goto(`http://127.0.0.1:${server.port}/`);
+      await page.evaluate((key) => localStorage.setItem('headcount.readKey', key), blogKey);
+      await page.goto(`http://127.0.0.1:${server.port}/?site=blog&range=7d&tz=UTC`);
+      await loaded();
+      expect(digits(await page.textContent('#total-users'))).toBe(3);
+      expect(digits(await page.textContent('#total-events'))).toBe(9);
+      expect(await page.textContent('#users-change strong')).toBe('+50 %');
+      expect(await page.textContent('#total-visits')).toBe('5');
+      expect(await page.textContent('#visits-change')).toBe('+150 % compared to the previous period (2)');
+      expect(await page.getAttribute('#bounce-rate', 'data-value')).toBe('0.4');
+      expect(await page.textContent('#bounce-rate')).toBe('40 %');
+      // In points, and a fall of the bounce rate is the good direction.
+      expect(await page.textContent('#bounce-change')).toBe('−10 pts compared to the previous period (50 %)');
+      expect(await page.getAttribute('#bounce-change', 'class')).toBe('change up');
+      expect(await page.getAttribute('#visit-duration', 'data-value')).toBe('360');
+      expect(await page.getAttribute('#visit-duration', 'data-median')).toBe('300');
+      expect(await page.textContent('#visit-duration')).toBe('6 min');
+      expect(await page.textContent('#duration-note')).toBe('Mean, from a visit’s first event to its last; median 5 min.');
+      expect(await page.textContent('#duration-change')).toBe('+500 % compared to the previous period (1 min)');
+      expect(await page.isHidden('#visits-refused')).toBe(true);
+
+      expect(await visitRows('entry-pages')).toEqual([
+        { page: '/', visits: 2, bounce: '0 %' },
+        { page: '/blog', visits: 1, bounce: '100 %' },
+        { page: '/pricing', visits: 2, bounce: '50 %' },
+      ]);
+      expect(await visitRows('exit-pages')).toEqual([
+        { page: '/about', visits: 1, bounce: '0 %' },
+        { page: '/blog', visits: 1, bounce: '100 %' },
+        { page: '/docs', visits: 1, bounce: '0 %' },
+        { page: '/pricing', visits: 2, bounce: '50 %' },
+      ]);
+      // The service filters users and events by no visit dimension: these rows add no filter.
+      expect(await page.locator('#entry-pages tr[data-filter], #exit-pages tr[data-filter]').count()).toBe(0);
+
+      // A filter on what visits start with applies to them (no referrer: all five here, and
+      // the request says so); one on the page (a visit has many) is refused, and the page
+      // says so while the rest shows the filtered users.
+      await page.click('#sources tr[data-filter="referrer=="] td');
+      await page.waitForSelector('#chips li[data-filter="referrer=="]');
+      await loaded();
+      expect(await page.textContent('#total-visits')).toBe('5');
+      expect(requested.findLast((p) => p.includes('metrics=visits') && !p.includes('group_by'))).toContain(
+        `filter=${encodeURIComponent('referrer==')}`,
+      );
+      await page.click('#chips li[data-filter="referrer=="] button');
+      await page.waitForFunction(() => document.querySelectorAll('#chips li').length === 0);
+      await loaded();
+      await page.click('#pages tr[data-filter="page==/pricing"] td');
+      await page.waitForSelector('#chips li[data-filter="page==/pricing"]');
+      await loaded();
+      expect(await page.isVisible('#visits-refused')).toBe(true);
+      expect(digits(await page.textContent('#total-users'))).toBe(2); // anna, carl
+      await page.click('#chips li[data-filter="page==/pricing"] button');
+      await page.waitForFunction(() => document.querySelectorAll('#chips li').length === 0);
+      await loaded();
+      expect(await page.isHidden('#visits-refused')).toBe(true);
+      expect(pageErrors).toEqual([]);
+    });
+
+    it('updates the current visitors (last 5 minutes) by itself, without reloading, also for a range in the past', async () => {
+      // A past range: the page does not re-read it; the current visitors figure re-reads itself.
+      const day = isoDate(today() - 3 * DAY_MS);
+      await page.goto(`http://127.0.0.1:${server.port}/?site=blog&range=custom&from=${day}&to=${day}&tz=UTC&poll=1`);
+      await loaded();
+      await page.waitForSelector('#current-visitors[data-users]');
+      expect(await page.getAttribute('#current-visitors', 'data-users')).toBe('0');
+      await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
+      const mark = requested.length;
+      const res = await request(
+        agent,
+        server.port,
+        'POST',
+        '/v1/events',
+        JSON.stringify({ events: [{ site: 'blog', user: 'reader-now', kind: 'pageview', page: '/' }] }),
+        asAdmin(),
+      );
+      expect(res.status).toBe(200);
+      await expect.poll(() => page.getAttribute('#current-visitors', 'data-users'), { timeout: 10_000 }).toBe('1');
+      expect(await page.textContent('#current-visitors')).toBe('1');
+      expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+      // Only the current visitors were read again (the range is past): one request at a time.
+      const since = requested.slice(mark).filter((p) => p.startsWith('/v1/stats?'));
+      expect(since.length).toBeGreaterThan(0);
+      expect(since.filter((p) => !p.includes('period=5m'))).toEqual([]);
+      const asked = new URL(since.at(-1)!, 'http://x').searchParams;
+      expect(Object.fromEntries(asked)).toEqual({ site: 'blog', timezone: 'UTC', period: '5m', metrics: 'users' });
+
+      // A hidden page asks nothing; shown again, it reads at once (then every interval).
+      const setVisibility = (state: 'hidden' | 'visible') =>
+        page.evaluate((s) => {
+          Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => s });
+          document.dispatchEvent(new Event('visibilitychange'));
+        }, state);
+      await setVisibility('hidden');
+      const hiddenAt = requested.length;
+      // Absence cannot be polled: three intervals (1 s here) with nothing asked.
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      expect(requested.slice(hiddenAt).filter((p) => p.includes('period=5m'))).toEqual([]);
+      await setVisibility('visible');
+      await expect.poll(() => requested.slice(hiddenAt).filter((p) => p.includes('period=5m')).length).toBeGreaterThan(0);
+      expect(pageErrors).toEqual([]);
+    });
+
+    it('waits for Retry-After between reads of the current visitors when the service answers 429', async () => {
+      // Still the past range with ?poll=1: without the 429s the figure is read every second.
+      const isLive = (url: URL): boolean => url.pathname === '/v1/stats' && url.searchParams.get('period') === '5m';
+      const askedAtMs: number[] = [];
+      await page.route(isLive, (route) => {
+        askedAtMs.push(Date.now());
+        return route.fulfill({
+          status: 429,
+          headers: { 'Retry-After': '2', 'Content-Type': 'application/json' },
+          body: JSON.stringify({ error: { code: 'rate_limited', message: 'too many requests with this key' } }),
+        });
+      });
+      try {
+        await expect.poll(() => askedAtMs.length, { timeout: 20_000 }).toBeGreaterThanOrEqual(5);
+        // Retries after Retry-After (3 of them), then the next read no sooner either: never
+        // the 1 s interval (a lower bound on the page's waits, not a duration of the service).
+        const gapsMs = askedAtMs.slice(1).map((t, i) => t - askedAtMs[i]!);
+        expect(Math.min(...gapsMs)).toBeGreaterThanOrEqual(1900);
+        await expect.poll(() => page.textContent('#current-visitors')).toBe('—');
+        expect(await page.textContent('#current-note')).toMatch(/^Not known now \(too many requests with this key\); trying again in 2 s\.$/);
+      } finally {
+        await page.unroute(isLive);
+      }
+      // The service answers again: so does the figure.
+      await expect.poll(() => page.getAttribute('#current-visitors', 'data-users'), { timeout: 10_000 }).toBe('1');
+    });
+
+    it('shows the tracking code with a placeholder to a read key, and with a new ingest key to an admin key: that key sends the site’s events', async () => {
+      const keyCount = async () => first(await db.sql`select count(*)::int as n from headcount_api_keys`).n;
+      await page.goto(`http://127.0.0.1:${server.port}/?site=blog&range=7d&tz=UTC`);
+      await loaded();
+      const origin = `http://127.0.0.1:${server.port}`;
+      expect(await page.textContent('#embed-site')).toBe('blog');
+      expect(await page.textContent('#embed-tag')).toBe(
+        `<script defer src="${origin}${SCRIPT_PATH}" data-site="blog" data-key="hck_…"></script>`,
+      );
+      expect(await page.textContent('#embed-key')).toContain('npm run keys -- create --site blog --scope ingest');
+      // A read key may not create keys: the panel says how to get one.
+      const before = await keyCount();
+      await page.click('#embed-create');
+      await expect.poll(() => page.textContent('#embed-status')).toContain('may not create keys (only an admin key may)');
+      expect(await keyCount()).toBe(before);
+      expect(await page.textContent('#embed-tag')).toContain('data-key="hck_…"');
+
+      // An admin key makes an ingest key of the site, shown in the line once.
+      await page.evaluate((key) => localStorage.setItem('headcount.readKey', key), adminKey);
+      await page.reload();
+      await loaded();
+      await page.click('#embed-create');
+      await page.waitForFunction(() => !document.querySelector('#embed-tag')?.textContent.includes('hck_…'));
+      const tag = (await page.textContent('#embed-tag'))!;
+      const match = /^<script defer src="([^"]+)" data-site="blog" data-key="(hck_[A-Za-z0-9_-]{43})"><\/script>$/.exec(tag);
+      expect(match, tag).not.toBeNull();
+      const [, src, key] = match!;
+      expect(src).toBe(`${origin}${SCRIPT_PATH}`);
+      expect(await page.isHidden('#embed-create')).toBe(true);
+      expect(first(await db.sql`select scope, site from headcount_api_keys order by created_at desc limit 1`)).toEqual({
+        scope: 'ingest',
+        site: 'blog',
+      });
+      // The line's script is served there.
+      const script = await request(agent, server.port, 'GET', SCRIPT_PATH);
+      expect(script.status).toBe(200);
+      expect(script.headers['content-type']).toBe('text/javascript; charset=utf-8');
+      // What the script sends with the line's key (text/plain, ?key=, a browser's user agent:
+      // headless Chromium's is a bot's): a page view of the site, counted with a visitor id
+      // the service derives.
+      const beacon = await fetch(`${origin}/v1/events?key=${key}`, {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'text/plain',
+          'User-Agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
+        },
+        body: JSON.stringify({ events: [{ site: 'blog', kind: 'pageview', page: '/embedded', screen_width: 1200 }] }),
+      });
+      const sent: unknown = await beacon.json();
+      expect(sent).toMatchObject({ accepted: 1, rejected: [] });
+      const counted = await api(`/v1/stats?site=blog&period=5m&filter=${encodeURIComponent('page==/embedded')}`);
+      expect(counted.data[0]).toMatchObject({ users: 1, events: 1 });
+      // It sends nothing to another site, and reads nothing.
+      const other = await request(agent, server.port, 'GET', '/v1/stats?site=blog&period=5m', undefined, {
+        Authorization: `Bearer ${key!}`,
+      });
+      expect(other.status).toBe(403);
+      await page.evaluate((k) => localStorage.setItem('headcount.readKey', k), readKey);
       expect(pageErrors).toEqual([]);
     });
   });

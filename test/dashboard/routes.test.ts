@@ -8,6 +8,7 @@ import { createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { DASHBOARD_DIR } from '../../src/dashboard/routes.js';
 import { silentLogger } from '../../src/log.js';
+import { DEFAULT_TRACKER } from '../../src/tracker/settings.js';
 import { TEST_SITE, useTestApp } from '../helpers/app.js';
 
 /** The build's script and stylesheet (`npm test` builds first). */
@@ -64,6 +65,23 @@ describe('the dashboard’s files', () => {
     const gzipped = gzipSync(js).length;
     console.log(`dashboard JavaScript: ${js.length} bytes, ${gzipped} gzipped`);
     expect(gzipped).toBeLessThan(100 * 1024);
+  });
+
+  it('names the tracker’s path in the page for its tracking code panel: TRACKER_SCRIPT_PATH when set, else /script.js', async () => {
+    expect((await t.http.get('/')).text).toContain('<meta name="headcount-script" content="/script.js">');
+    const app = createApp({
+      sql: t.db.sql,
+      writer: t.runtime.writer,
+      site: TEST_SITE,
+      log: silentLogger,
+      tracker: { ...DEFAULT_TRACKER, scriptPath: '/js/hc.js' },
+    });
+    const page = await supertest(app.callback()).get('/');
+    expect(page.text).toContain('<meta name="headcount-script" content="/js/hc.js">');
+    expect(page.text).not.toContain('/script.js');
+    // Another page, another ETag: a browser that kept the other one gets this one.
+    expect(page.headers.etag).not.toBe((await t.http.get('/')).headers.etag);
+    expect((await supertest(app.callback()).get('/js/hc.js')).status).toBe(200);
   });
 
   it('is off with DASHBOARD=false: GET / is a 404', async () => {

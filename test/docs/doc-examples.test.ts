@@ -103,6 +103,25 @@ describe('comparing an example with what it printed', () => {
     expect(differences(create, `${run}\n\nid 0123456789ab, scope read, site blog.\n`, learned)).toHaveLength(1);
   });
 
+  it('takes the key and id that POST /v1/keys answered in place of the documented ones', () => {
+    const doc = `hck_${'C'.repeat(43)}`;
+    const run = `hck_${'d'.repeat(43)}`;
+    const learned = new Map<string, string>();
+    const made = (key: string, id: string, site = 'shop') =>
+      `{"key":"${key}","id":"${id}","scope":"ingest","site":"${site}","name":""}`;
+    const create = example(
+      `curl -X POST http://127.0.0.1:8080/v1/keys -d '{"site":"shop","scope":"ingest"}'`,
+      made(doc, '5c0e7a9d2b41'),
+    );
+    expect(differences(create, `${made(run, '00000000ffff')}\n`, learned)).toEqual([]);
+    expect([...learned]).toEqual([
+      [doc, run],
+      ['5c0e7a9d2b41', '00000000ffff'],
+    ]);
+    // The rest of the answer still has to be as documented.
+    expect(differences(create, `${made(run, '00000000ffff', 'blog')}\n`, learned)).toHaveLength(1);
+  });
+
   it('lets numbers and dates from $(date ...) differ, and nothing else', () => {
     const e = example(
       'curl "http://127.0.0.1:8080/analytics?timestamp=$(date +%s)"',

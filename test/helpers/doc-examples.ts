@@ -109,12 +109,13 @@ export const daysSince = (docDay: string, nowMs = Date.now()): number =>
 
 /**
  * What legitimately differs between the documented output and a run: the keys and key ids
- * `npm run keys` makes (a reader pastes theirs into the next commands; `learned` maps the
- * documented ones to the run's) and, in the answer to a command that asks `$(date ...)`,
+ * `npm run keys` and `POST /v1/keys` make (a reader pastes theirs into the next commands;
+ * `learned` maps the documented ones to the run's) and, in the answer to a command that asks `$(date ...)`,
  * the epoch numbers and dates derived from the clock.
  */
 const KEY = /hck_[A-Za-z0-9_-]{43}/g;
-const KEY_ID = /(?<=\bid )[0-9a-f]{12}\b/g;
+// `id 3f9c2a7b1e04` as npm run keys prints it, `"id":"3f9c2a7b1e04"` as POST /v1/keys answers it.
+const KEY_ID = /(?<=\bid |"id":")[0-9a-f]{12}\b/g;
 
 function learn(expected: string, actual: string, learned: Map<string, string>): void {
   for (const pattern of [KEY, KEY_ID]) {

@@ -210,6 +210,60 @@ describeEachMode('API keys and rate limits on /v1', (mode) => {
     }
   });
 
+  it('creates an ingest key for a site over HTTP with an admin key (POST /v1/keys): shown once, it sends events to that site only', async () => {
+    const made = await a.http
+      .post('/v1/keys')
+      .set('Authorization', `Bearer ${keys.admin}`)
+      .send({ site: 'blog', scope: 'ingest', name: 'script on blog.example' });
+    expect(made.status).toBe(201);
+    expect(made.headers['cache-control']).toBe('no-store');
+    const { key, id } = made.body as { key: string; id: string };
+    expect(made.body).toEqual({ key, id, scope: 'ingest', site: 'blog', name: 'script on blog.example' });
+    expect(key).toMatch(/^hck_[A-Za-z0-9_-]{43}$/);
+    // Only its hash is kept, with the scope, site and name.
+    const [row] = await a.db.sql<{ scope: string; site: string; name: string; plain: boolean }[]>`
+      select scope, site, name, key_sha256 = convert_to(${key}, 'UTF8') as plain from headcount_api_keys where id = ${id}
+    `;
+    expect(row).toEqual({ scope: 'ingest', site: 'blog', name: 'script on blog.example', plain: false });
+    // It sends events to its site (a beacon's ?key=), and no more.
+    expect((await post(a, key, event('blog'), true)).body).toMatchObject({ accepted: 1 });
+    expect((await post(a, key, event('shop'))).status).toBe(403);
+    expect((await stats(a, key, 'blog')).status).toBe(403);
+  });
+
+  it('refuses POST /v1/keys to any key but an admin key, and any scope but ingest, with 4xx envelopes', async () => {
+    const create = (key: string | undefined, body: object) => {
+      const req = a.http.post('/v1/keys').send(body);
+      return key === undefined ? req : req.set('Authorization', `Bearer ${key}`);
+    };
+    const before = first(await a.db.sql`select count(*)::int as n from headcount_api_keys`).n;
+    expect((await create(undefined, { site: 'shop', scope: 'ingest' })).status).toBe(401);
+    for (const key of [keys.shopRead!, keys.shopIngest!]) {
+      const res = await create(key, { site: 'shop', scope: 'ingest' });
+      expect(res.status).toBe(403);
+      expect(res.body.error).toEqual({
+        code: 'forbidden',
+        message: 'this key may not create or change sites, or create keys (an admin key may)',
+      });
+    }
+    for (const [body, field] of [
+      [{ site: 'shop', scope: 'read' }, 'scope'],
+      [{ site: 'shop', scope: 'admin' }, 'scope'],
+      [{ site: 'shop' }, 'scope'],
+      [{ scope: 'ingest' }, 'site'],
+      [{ site: 'Not A Site', scope: 'ingest' }, 'site'],
+      [{ site: 'shop', scope: 'ingest', name: 'x'.repeat(201) }, 'name'],
+      [{ site: 'shop', scope: 'ingest', admin: true }, ''],
+    ] as const) {
+      const res = await create(keys.admin, body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.error.code).toBe('invalid_body');
+      const details = (res.body as { error: { details?: { parameter: string }[] } }).error.details ?? [];
+      if (field) expect(details.map((d) => d.parameter)).toContain(field);
+    }
+    expect(first(await a.db.sql`select count(*)::int as n from headcount_api_keys`).n).toBe(before);
+  });
+
   it('keeps the seed APIs open without keys', async () => {
     expect((await a.http.get('/collect').query({ cid: 'seed-user' })).status).toBe(200);
     expect((await a.http.get('/daily_uniques')).status).toBe(200);

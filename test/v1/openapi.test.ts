@@ -33,6 +33,7 @@ describe('the OpenAPI document', () => {
         '/report',
         '/v1/events',
         '/v1/export',
+        '/v1/keys',
         '/v1/openapi.json',
         '/v1/sites',
         '/v1/sites/{site}',

@@ -18,7 +18,7 @@ export interface AuthDeps {
 const FORBIDDEN: Record<Need | 'admin', string> = {
   read: 'read statistics or events',
   ingest: 'send events',
-  admin: 'create or change sites (an admin key may)',
+  admin: 'create or change sites, or create keys (an admin key may)',
 };
 
 const unauthorized = (code: string, message: string): HttpError =>

@@ -6,6 +6,7 @@ import { ErrorEnvelope } from '../../http/errors.js';
 import { PageViewMultiBody, PageViewResponse, PageViewSingleBody, ReportQuery, ReportResponse } from '../../pageviews/schemas.js';
 import { EventsBody, EventsResponse, V1Event } from '../events/schemas.js';
 import { ExportedEvent, ExportQuery } from '../export/schemas.js';
+import { CreatedKey, NewKey } from '../keys/schemas.js';
 import { NewSite, Site, SitePath, SiteSettings, SitesResponse } from '../sites/schemas.js';
 import { StatsQuery, StatsResponse } from '../stats/schemas.js';
 import { VERSION } from '../../version.js';
@@ -229,6 +230,21 @@ export function openApiDocument(): ReturnType<typeof createDocument> {
           responses: {
             '200': { description: 'The site as it is now.', content: json(Site) },
             '404': error('No such site (unknown_site).'),
+            ...writeErrors,
+            ...keyErrors('Not an admin key.'),
+          },
+        },
+      },
+      '/v1/keys': {
+        post: {
+          tags: ['v1'],
+          summary: 'Create an ingest key for a site (admin key)',
+          description:
+            'The key is in the answer only: the database keeps its hash. Only ingest keys (safe in a page: they may only ' +
+            'send events) are made over HTTP; read and admin keys with npm run keys. Revoke with npm run keys -- revoke <id>.',
+          requestBody: { required: true, content: json(NewKey) },
+          responses: {
+            '201': { description: 'Created.', content: json(CreatedKey) },
             ...writeErrors,
             ...keyErrors('Not an admin key.'),
           },
