@@ -96,6 +96,60 @@ describe.skipIf(!modeAvailable('timescaledb'))('a read planned before a refreshe
   });
 });
 
+describe.skipIf(!modeAvailable('timescaledb'))('a read planned before the first pass of a fresh database, timescaledb mode', () => {
+  let db: TestDatabase;
+  let refresher: Sql;
+  let reader: Sql;
+  let locker: Sql;
+  beforeAll(async () => {
+    db = await createTestDatabase('timescaledb');
+    refresher = createSql(db.url, { max: 1 });
+    reader = createSql(db.url, { max: 1 });
+    await reader.unsafe(`
+      create function pg_temp.planner_pause() returns int language plpgsql immutable as $$
+      begin
+        perform pg_advisory_lock_shared(${PAUSE_KEY});
+        perform pg_advisory_unlock_shared(${PAUSE_KEY});
+        return 1;
+      end $$
+    `);
+    locker = createSql(db.url, { max: 1 });
+  });
+  afterAll(async () => {
+    await Promise.all([refresher?.end(), reader?.end(), locker?.end()]);
+    await db?.drop();
+  });
+
+  it('answers a write made before anything was materialized (so never marked stale) while the first pass materializes it', async () => {
+    // Nothing materialized yet: the write lies above every watermark and is not marked.
+    const day = daysAgo(3);
+    await insertEvents(db.sql, [collectRow(day + 5 * HOUR_MS, 'first')]);
+    expect(first(await db.sql`select count(*)::int as n from headcount_stale_hours`).n).toBe(0);
+    await locker`select pg_advisory_lock(${PAUSE_KEY})`;
+    const pid = await backendPid(reader);
+    const read = async () => {
+      const [row] = await reader<{ users: number }[]>`
+        select coalesce(round(hll_cardinality(hll_union_agg(users))), 0)::int8 as users
+        from totals_daily
+        cross join (select pg_temp.planner_pause() as pause offset 0) paused
+        where paused.pause = 1 and site = 'default' and bucket >= ${new Date(day - 29 * DAY_MS)} and bucket < ${new Date(day + DAY_MS)}
+      `;
+      return Number(row!.users);
+    };
+    const answer = read();
+    expect((await eventually(() => waitsForLock(db.sql, pid, 'advisory'), true, 10_000)).value).toBe(true);
+    const chunksBefore = await materializedChunks(db.sql);
+    const pass = refreshAggregates(refresher);
+    // The pass may wait for the read (it must not take the write from under it).
+    await Promise.race([pass, new Promise((r) => setTimeout(r, 3000))]);
+    await locker`select pg_advisory_unlock(${PAUSE_KEY})`;
+    expect(await answer).toBe(1);
+    await pass;
+    expect((await materializedChunks(db.sql)) > chunksBefore).toBe(true);
+    expect(await read()).toBe(1);
+  });
+});
+
 const materializedChunks = async (sql: Sql): Promise<number> =>
   first(
     await sql`select count(*)::int as n from timescaledb_information.chunks where hypertable_name like '_materialized_hypertable_%'`,
