@@ -7,9 +7,14 @@
 -- columns, so no event is read again. docs/storage.md, "Visits".
 --
 -- Two batches with events of the same visitor: each takes a transaction-scoped advisory
--- lock per visitor (key class 'visi', hashtext of site/user), in ascending key order (no
--- deadlock), before the statement that reads and replaces the visits; plpgsql takes a
--- new snapshot per statement, so the second batch sees the first's visits committed.
+-- lock per visitor's bucket (key class 'visi', hashtext of site/user, one of 256
+-- buckets), in ascending key order (no deadlock), before the statement that reads and
+-- replaces the visits; plpgsql takes a new snapshot per statement, so the second batch
+-- sees the first's visits committed. Buckets, not visitors: a lock per visitor took
+-- 10,000 entries of PostgreSQL's shared lock table for a 10,000-event batch, which has
+-- max_locks_per_transaction x max_connections (6,400 by default) for every session, and
+-- the batch failed with "out of shared memory" (503). Concurrent batches already wait
+-- for each other on the aggregates' rows of the same minutes.
 create or replace function headcount_track_visits() returns trigger
 language plpgsql
 as $$
@@ -18,7 +23,7 @@ declare
 begin
   perform pg_advisory_xact_lock(1986622313, k.key)
   from (
-    select distinct hashtext(e.site || '/' || e.user_id) as key from new_events e where e.user_id is not null order by 1
+    select distinct hashtext(e.site || '/' || e.user_id) & 255 as key from new_events e where e.user_id is not null order by 1
   ) k;
 
   with batch as (

@@ -193,6 +193,26 @@ describeEachMode('GET /v1/stats: visits', (mode) => {
     ]);
   });
 
+  it('holds at most 256 visitor locks for a batch of 5,000 visitors (the shared lock table is for every session)', async () => {
+    const locks = await t.db.sql.begin(async (tx) => {
+      await tx`
+        insert into events (site, time, kind, user_id, page, weight)
+        select 'default', ${new Date(at(2, 0)).toISOString()}::timestamptz + (i % 60) * interval '1 minute', 'pageview', 'many' || i, '/', 1
+        from generate_series(1, 5000) i
+      `;
+      const [row] = await tx<[{ n: number }]>`
+        select count(*)::int as n from pg_locks
+        where locktype = 'advisory' and classid = 1986622313 and pid = pg_backend_pid()
+      `;
+      return row.n;
+    });
+    expect(locks).toBeGreaterThan(200);
+    expect(locks).toBeLessThanOrEqual(256);
+    expect(await data({ from: localDay, to: addDays(localDay, 1), metrics: 'visits' })).toEqual([
+      { bucket: `${localDay}T00:00:00+00:00`, visits: 5000 },
+    ]);
+  });
+
   it('counts a visit in the local day where it starts across a DST change', async () => {
     const zone = ['America/New_York', 'Europe/Berlin', 'Australia/Sydney', 'America/Santiago', 'Pacific/Auckland'].find((z) => {
       try {
