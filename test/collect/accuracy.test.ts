@@ -25,7 +25,10 @@ describeEachMode('distinct-user accuracy', (mode) => {
     }
   });
 
-  it('is within 2.5 % for 20,000 users, and unions days without double counting', async () => {
+  // Two statements of 40,000 and 20,000 events of 20,000 visitors: 2-3 s alone, but one
+  // full run of the suite timed out at 30 s here (postgres mode; the visits trigger's
+  // plan for big batches, not found yet). The timeout is a hang guard; it bounds nothing.
+  it('is within 2.5 % for 20,000 users, and unions days without double counting', { timeout: 120_000 }, async () => {
     await t.db.reset();
     await seed(daysAgo(3), 20_000, 2, 'u');
     await seed(daysAgo(2), 20_000, 1, 'u'); // the same users again: the month still has 20,000
