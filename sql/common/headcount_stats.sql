@@ -31,6 +31,13 @@
 -- Bad arguments raise SQLSTATE 22023 with COLUMN set to the argument's name: the route
 -- turns those into a 400 naming the query parameter.
 --
+-- One snapshot: every statement here reads with the caller's (the function is stable),
+-- so what decides a path (overflowed days, rollups) and what it reads agree. Under READ
+-- COMMITTED a refresher pass can still move a watermark between that snapshot and the
+-- planning of the read: the read is then refused with SQLSTATE 40001, to be run again,
+-- rather than answered without what the pass materialized (headcount_check_snapshot).
+-- Under REPEATABLE READ, as the service reads, that cannot happen.
+--
 -- jit = off: its lookup plans many small index scans over every chunk a range covers,
 -- and over 60 days of data the planner's cost passed jit_above_cost: PostgreSQL then
 -- compiled ~450 functions per call, about 180 ms of a 30-day query that otherwise takes
@@ -434,6 +441,8 @@ begin
         minutes_raw, raw_before, raw_days, raw_from,
         path = 'events' and (jsonb_array_length(parsed) > 0 or cardinality(grp) > 0),
         rollup, group_limit, cardinality(grp), grp;
+  -- Its plans read the watermarks of this snapshot, or the answer is refused (40001).
+  perform headcount_check_snapshot();
 end
 $$;
 

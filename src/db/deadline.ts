@@ -64,7 +64,11 @@ export type ReadSql = postgres.ReservedSql;
 /**
  * A read the server stops after `ms`: `read` runs on a connection reserved for it, in a
  * transaction whose statements have `statement_timeout = ms` (set local, so the
- * connection keeps its default). However a statement of it ends — the timeout, an error,
+ * connection keeps its default). The transaction is REPEATABLE READ, READ ONLY: every
+ * statement, function and plan of it reads one snapshot, the watermarks TimescaleDB
+ * reads while planning included (under READ COMMITTED a plan made inside a function can
+ * read a newer watermark than the snapshot its rows come from:
+ * sql/timescaledb/headcount_check_snapshot.sql); read-only, it never fails to serialize. However a statement of it ends — the timeout, an error,
  * rows cut short — the transaction's COMMIT or ROLLBACK runs on that connection before the
  * pool hands it to anyone else, and that command's completion resets the row counter an
  * error mid-stream leaves behind (see withDeadline). A connection not reserved within
@@ -86,7 +90,7 @@ export async function readWithin<T>(sql: Sql, ms: number, read: (tx: ReadSql) =>
   const conn = reserved;
   const run = async (): Promise<T> => {
     try {
-      await conn`begin /* db/deadline */`;
+      await conn`begin isolation level repeatable read, read only /* db/deadline */`;
       await conn`select set_config('statement_timeout', ${String(Math.ceil(ms))}, true) /* db/deadline */`;
       const result = await read(conn);
       await conn`commit /* db/deadline */`;

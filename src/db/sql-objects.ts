@@ -57,6 +57,7 @@ export const SQL_OBJECTS = [
   'headcount_parse_filters',
   'headcount_parse_group_by',
   'headcount_predicate',
+  'headcount_check_snapshot',
   'headcount_stats',
   'headcount_visit_stats',
   'headcount_watermark',
