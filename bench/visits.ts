@@ -5,6 +5,10 @@
  * alternately, into a database of its own (STORAGE_MODE picks the mode). Reports the
  * median wall time per event of the insert statement (all its triggers) for both, and the
  * difference: the visits' cost per event.
+ *
+ * BENCH_VISITS_SHAPE=collect: instead, what the seed APIs' GET /collect sends: batches of
+ * BENCH_VISITS_BATCH (default 25) events of the current minute, each of a visitor never
+ * seen (a random cid per request): every event starts a visit.
  */
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -18,7 +22,8 @@ import { median } from './load.js';
 const env = process.env;
 const rounds = Number(env.BENCH_VISITS_ROUNDS ?? 10);
 const batchesPerRound = Number(env.BENCH_VISITS_BATCHES ?? 20);
-const BATCH = 1000;
+const collectShape = env.BENCH_VISITS_SHAPE === 'collect';
+const BATCH = Number(env.BENCH_VISITS_BATCH ?? (collectShape ? 25 : 1000));
 const VISITORS = 20_000;
 const DAY_MS = 86_400_000;
 
@@ -26,6 +31,7 @@ const DAY_MS = 86_400_000;
 function batch(b: number, now: number): EventRow[] {
   return Array.from({ length: BATCH }, (_, i) => {
     const n = b * BATCH + i;
+    if (collectShape) return { site: 'default', timeMs: Date.now(), kind: 'collect', userId: `cid-${now}-${n}`, page: '', weight: 1 };
     return {
       site: 'default',
       timeMs: now - ((n * 2_654_435_761) % DAY_MS),
@@ -61,7 +67,7 @@ async function main(): Promise<void> {
     `;
     const without = median(perEvent['without visits']);
     const withVisits = median(perEvent['with visits']);
-    console.log(`mode ${env.STORAGE_MODE ?? 'auto'}: ${rounds} rounds × ${batchesPerRound} batches of ${BATCH} per variant`);
+    console.log(`mode ${env.STORAGE_MODE ?? 'auto'}, shape ${collectShape ? 'collect' : 'visits'}: ${rounds} rounds × ${batchesPerRound} batches of ${BATCH} per variant`);
     console.log(`  without visits  ${without.toFixed(1)} µs/event (median of batches)`);
     console.log(`  with visits     ${withVisits.toFixed(1)} µs/event`);
     console.log(`  visits cost     ${(withVisits - without).toFixed(1)} µs/event`);

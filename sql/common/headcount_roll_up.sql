@@ -18,6 +18,7 @@ as $$
 declare
   cap integer;
   moved integer;
+  sorting text;
 begin
   -- One roller at a time: two would upsert the same rollup rows and day counts.
   if not pg_try_advisory_xact_lock(1751937123) then
@@ -51,6 +52,13 @@ begin
   -- are grouped by site, hour and kind first, and only then give each rollup its "no
   -- value" row: ten rows per event to sort and aggregate were most of the roller's work
   -- for GET /collect. Keys both kinds of events make are unioned.
+  -- Hashed, not sorted: 11 or more rows per event to group (for 20,000 events with every
+  -- standard dimension and 3 declared rollups, the roll took 1,455 ms of PostgreSQL CPU
+  -- with arrays sorted as the key, 965 ms with text keys hashed: docs/benchmarks.md,
+  -- "Roller"). For this statement only: elsewhere (the upserts' groups of hll unions)
+  -- hashing their 128 KB aggregate states cost more than sorting.
+  sorting := current_setting('enable_sort');
+  perform set_config('enable_sort', 'off', true);
   insert into headcount_moved_groups (site, dims, hour, kind, vals, events, users)
   with moved as (
     select m.*, num_nonnulls(m.referrer, m.utm_source, m.utm_medium, m.utm_campaign, m.utm_content, m.utm_term,
@@ -65,28 +73,34 @@ begin
     group by 1, 2, 3
   ),
   groups as (
-    select m.site, d.dims, date_trunc('hour', m.time) as hour, m.kind, d.vals, sum(m.weight) as events,
+    -- The standard dimensions: one value each, grouped as text and made the one-value
+    -- array of the rollups after grouping (grouping 11 rows per event by an array took
+    -- most of the roller's time: docs/benchmarks.md, "Roller").
+    select m.site, v.dims, date_trunc('hour', m.time) as hour, m.kind, array[v.val] as vals, sum(m.weight) as events,
            hll_add_agg(m.user_hash, p.log2m, p.regwidth, p.expthresh, p.sparseon) as users
     from moved m
     cross join lateral (
-      select v.dims, v.vals
-      from (values
-        ('referrer', array[m.referrer]), ('utm_source', array[m.utm_source]), ('utm_medium', array[m.utm_medium]),
-        ('utm_campaign', array[m.utm_campaign]), ('utm_content', array[m.utm_content]), ('utm_term', array[m.utm_term]),
-        ('country', array[m.country]), ('device', array[m.device]), ('browser', array[m.browser]), ('os', array[m.os]),
-        ('source', array[m.source])
-      ) v(dims, vals)
-      union all
-      -- Declared properties and combinations (at most 3 dimensions each).
-      select r.dims,
-             (array[headcount_dimension_value(r.names[1], m.referrer, m.utm_source, m.utm_medium, m.utm_campaign, m.utm_content,
-                                              m.utm_term, m.country, m.device, m.browser, m.os, m.source, m.props),
-                    headcount_dimension_value(r.names[2], m.referrer, m.utm_source, m.utm_medium, m.utm_campaign, m.utm_content,
-                                              m.utm_term, m.country, m.device, m.browser, m.os, m.source, m.props),
-                    headcount_dimension_value(r.names[3], m.referrer, m.utm_source, m.utm_medium, m.utm_campaign, m.utm_content,
-                                              m.utm_term, m.country, m.device, m.browser, m.os, m.source, m.props)])[1:cardinality(r.names)]
-      from (select r.dims, string_to_array(r.dims, ',') as names from headcount_rollups r where r.site = m.site) r
-    ) d,
+      values
+        ('referrer', m.referrer), ('utm_source', m.utm_source), ('utm_medium', m.utm_medium),
+        ('utm_campaign', m.utm_campaign), ('utm_content', m.utm_content), ('utm_term', m.utm_term),
+        ('country', m.country), ('device', m.device), ('browser', m.browser), ('os', m.os),
+        ('source', m.source)
+    ) v(dims, val),
+    headcount_sketch_parameters() p
+    where not m.plain
+    group by m.site, v.dims, date_trunc('hour', m.time), m.kind, v.val
+    union all
+    -- Declared properties and combinations (at most 3 dimensions each).
+    select m.site, r.dims, date_trunc('hour', m.time) as hour, m.kind,
+           (array[headcount_dimension_value(r.names[1], m.referrer, m.utm_source, m.utm_medium, m.utm_campaign, m.utm_content,
+                                            m.utm_term, m.country, m.device, m.browser, m.os, m.source, m.props),
+                  headcount_dimension_value(r.names[2], m.referrer, m.utm_source, m.utm_medium, m.utm_campaign, m.utm_content,
+                                            m.utm_term, m.country, m.device, m.browser, m.os, m.source, m.props),
+                  headcount_dimension_value(r.names[3], m.referrer, m.utm_source, m.utm_medium, m.utm_campaign, m.utm_content,
+                                            m.utm_term, m.country, m.device, m.browser, m.os, m.source, m.props)])[1:cardinality(r.names)] as vals,
+           sum(m.weight) as events, hll_add_agg(m.user_hash, p.log2m, p.regwidth, p.expthresh, p.sparseon) as users
+    from moved m
+    join (select r.site, r.dims, string_to_array(r.dims, ',') as names from headcount_rollups r) r on r.site = m.site,
     headcount_sketch_parameters() p
     where not m.plain
     group by 1, 2, 3, 4, 5
@@ -103,6 +117,7 @@ begin
   select g.site, g.dims, g.hour, g.kind, g.vals, sum(g.events), hll_union_agg(g.users)
   from groups g
   group by 1, 2, 3, 4, 5;
+  perform set_config('enable_sort', sorting, true);
 
   -- The values each batch adds to a day, counted once; past the cap the day overflows.
   with day_keys as (

@@ -1,0 +1,98 @@
+/**
+ * npm run bench:roller — what the roller (headcount_roll_up) costs PostgreSQL per event:
+ * batches of 20,000 queued events with every standard dimension (a few hundred values
+ * each) and 3 properties, on a site with 3 declared rollups (a property, a pair, a
+ * triple), each rolled up in one call, into a database of its own (STORAGE_MODE picks the
+ * mode). Measured: the CPU time of the server process running the call (/proc, so the
+ * cluster must run on this machine) and its wall time, medians over BENCH_ROLLER_ROUNDS.
+ *
+ * BENCH_ROLLER_BASELINE=<file>: a definition of headcount_roll_up to compare with (for
+ * example `git show <commit>:sql/common/headcount_roll_up.sql > /tmp/base.sql`). The two
+ * definitions are then applied in turn before each roll, baseline first, A B A B, and the
+ * report gives both medians and their ratio.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createSql, type Sql } from '../src/db/client.js';
+import { freePort } from '../src/db/local-cluster.js';
+import { SQL_DIR } from '../src/db/sql-objects.js';
+import { createLogger } from '../src/log.js';
+import { benchDatabase } from './database.js';
+import { median } from './load.js';
+
+const env = process.env;
+const rounds = Number(env.BENCH_ROLLER_ROUNDS ?? 5);
+const BATCH = 20_000;
+const CLOCK_TICKS_PER_MS = 0.1; // USER_HZ 100
+
+/** Queues `BATCH` events of site shop from number `start` on, in the last two hours. */
+const queueBatch = (sql: Sql, start: number) => sql`
+  insert into events (site, time, kind, user_id, page, weight, referrer, utm_source, utm_medium, utm_campaign,
+                      utm_content, utm_term, country, device, browser, os, source, props)
+  select 'shop', now() - interval '10 minutes' - (g % 6000) * interval '1 second',
+         (array['pageview', 'click', 'signup'])[1 + (g % 7 = 0)::int + (g % 29 = 0)::int],
+         'u' || (hashint4(g) & 65535), '/p/' || (hashint4(g * 7) & 255), 1,
+         'ref' || abs(hashint4(g * 3)) % 200 || '.example', 'src' || abs(hashint4(g * 5)) % 20,
+         'med' || abs(hashint4(g * 11)) % 5, 'camp' || abs(hashint4(g * 13)) % 30, 'c' || abs(hashint4(g * 17)) % 10,
+         't' || abs(hashint4(g * 19)) % 40,
+         (array['DE', 'US', 'FR', 'GB', 'IN', 'BR', 'JP', 'CN', 'ES', 'IT'])[1 + abs(hashint4(g * 23)) % 10] || abs(hashint4(g * 29)) % 6,
+         (array['desktop', 'mobile', 'tablet'])[1 + abs(hashint4(g * 31)) % 3], 'b' || abs(hashint4(g * 37)) % 8,
+         'os' || abs(hashint4(g * 41)) % 6, 'S' || abs(hashint4(g * 43)) % 30,
+         jsonb_build_object('plan', 'p' || abs(hashint4(g * 47)) % 4, 'ab', 'v' || abs(hashint4(g * 53)) % 2,
+                            'lang', 'l' || abs(hashint4(g * 59)) % 12)
+  from generate_series(${start}::int, ${start + BATCH - 1}::int) g
+`;
+
+async function cpuMs(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  // utime and stime: fields 14 and 15 of the line, 12 and 13 after "pid (comm) ".
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_MS;
+}
+
+async function main(): Promise<void> {
+  const log = createLogger('warn');
+  const db = await benchDatabase('headcount_bench_roller', log, { dataDir: path.resolve('.data/bench-roller'), port: await freePort() });
+  const sql = createSql(db.url, { max: 1 });
+  const current = await readFile(path.join(SQL_DIR, 'common', 'headcount_roll_up.sql'), 'utf8');
+  const baseline = env.BENCH_ROLLER_BASELINE ? await readFile(env.BENCH_ROLLER_BASELINE, 'utf8') : undefined;
+  const variants: [string, string | undefined][] = baseline ? [['baseline', baseline], ['current', current]] : [['current', undefined]];
+  const results = new Map<string, { cpu: number[]; wall: number[] }>(variants.map(([name]) => [name, { cpu: [], wall: [] }]));
+  try {
+    await sql`insert into headcount_rollups (site, dims) values ('shop', 'props.plan'), ('shop', 'country,device'), ('shop', 'browser,os,props.lang')`;
+    const [{ pid }] = (await sql`select pg_backend_pid() as pid`) as unknown as [{ pid: number }];
+    let start = 0;
+    // A first roll that is not measured: the rollup rows then exist, as on a running site.
+    await queueBatch(sql, start);
+    start += BATCH;
+    await sql`select headcount_roll_up(${BATCH})`;
+    for (let round = 0; round < rounds; round++) {
+      for (const [name, definition] of variants) {
+        if (definition) await sql.unsafe(definition);
+        await queueBatch(sql, start);
+        start += BATCH;
+        const cpuBefore = await cpuMs(pid);
+        const wallBefore = performance.now();
+        const [{ moved }] = (await sql`select headcount_roll_up(${BATCH}) as moved`) as unknown as [{ moved: number }];
+        const wall = performance.now() - wallBefore;
+        const cpu = (await cpuMs(pid)) - cpuBefore;
+        if (moved !== BATCH) throw new Error(`the roll moved ${moved} events, not ${BATCH}`);
+        results.get(name)!.cpu.push((cpu * 1000) / BATCH);
+        results.get(name)!.wall.push((wall * 1000) / BATCH);
+      }
+    }
+    console.log(`mode ${env.STORAGE_MODE ?? 'auto'}: ${rounds} rolls of ${BATCH} events per variant (every standard dimension, 3 properties, 3 declared rollups)`);
+    for (const [name, r] of results) {
+      console.log(`  ${name.padEnd(9)} PostgreSQL CPU ${median(r.cpu).toFixed(1)} µs/event, wall ${median(r.wall).toFixed(1)} µs/event (medians)`);
+    }
+    if (baseline) {
+      const ratio = median(results.get('current')!.cpu) / median(results.get('baseline')!.cpu);
+      console.log(`  current / baseline CPU: ${ratio.toFixed(3)}`);
+    }
+  } finally {
+    await sql.end();
+    await db.close();
+  }
+}
+
+await main();
