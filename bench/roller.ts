@@ -20,11 +20,11 @@ import { SQL_DIR } from '../src/db/sql-objects.js';
 import { createLogger } from '../src/log.js';
 import { benchDatabase } from './database.js';
 import { median } from './load.js';
+import { CLOCK_TICKS, processTicks } from './system.js';
 
 const env = process.env;
 const rounds = Number(env.BENCH_ROLLER_ROUNDS ?? 5);
 const BATCH = 20_000;
-const CLOCK_TICKS_PER_MS = 0.1; // USER_HZ 100
 
 /** Queues `BATCH` events of site shop from number `start` on, in the last two hours. */
 const queueBatch = (sql: Sql, start: number) => sql`
@@ -44,11 +44,8 @@ const queueBatch = (sql: Sql, start: number) => sql`
   from generate_series(${start}::int, ${start + BATCH - 1}::int) g
 `;
 
-async function cpuMs(pid: number): Promise<number> {
-  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  // utime and stime: fields 14 and 15 of the line, 12 and 13 after "pid (comm) ".
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_MS;
-}
+/** CPU milliseconds process `pid` has used. */
+const cpuMs = (pid: number): number => (processTicks(pid) * 1000) / CLOCK_TICKS;
 
 async function main(): Promise<void> {
   const log = createLogger('warn');
@@ -71,11 +68,11 @@ async function main(): Promise<void> {
         if (definition) await sql.unsafe(definition);
         await queueBatch(sql, start);
         start += BATCH;
-        const cpuBefore = await cpuMs(pid);
+        const cpuBefore = cpuMs(pid);
         const wallBefore = performance.now();
         const [{ moved }] = (await sql`select headcount_roll_up(${BATCH}) as moved`) as unknown as [{ moved: number }];
         const wall = performance.now() - wallBefore;
-        const cpu = (await cpuMs(pid)) - cpuBefore;
+        const cpu = cpuMs(pid) - cpuBefore;
         if (moved !== BATCH) throw new Error(`the roll moved ${moved} events, not ${BATCH}`);
         results.get(name)!.cpu.push((cpu * 1000) / BATCH);
         results.get(name)!.wall.push((wall * 1000) / BATCH);

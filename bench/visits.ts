@@ -9,6 +9,11 @@
  * BENCH_VISITS_SHAPE=collect: instead, what the seed APIs' GET /collect sends: batches of
  * BENCH_VISITS_BATCH (default 25) events of the current minute, each of a visitor never
  * seen (a random cid per request): every event starts a visit.
+ *
+ * Besides the wall time, the CPU of the server process (/proc: the cluster runs here).
+ * BENCH_VISITS_BASELINE=<file>: a definition of headcount_track_visits to compare with
+ * (`git show <commit>:sql/common/headcount_track_visits.sql > /tmp/base.sql`), applied in
+ * turn with the current one: without visits, baseline, current, and again.
  */
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -17,7 +22,10 @@ import { freePort } from '../src/db/local-cluster.js';
 import { type EventRow, insertEvents } from '../src/ingest/writer.js';
 import { createLogger } from '../src/log.js';
 import { benchDatabase } from './database.js';
+import { readFile } from 'node:fs/promises';
+import { SQL_DIR } from '../src/db/sql-objects.js';
 import { median } from './load.js';
+import { CLOCK_TICKS, processTicks } from './system.js';
 
 const env = process.env;
 const rounds = Number(env.BENCH_VISITS_ROUNDS ?? 10);
@@ -48,29 +56,47 @@ async function main(): Promise<void> {
   const db = await benchDatabase('headcount_bench_visits', log, { dataDir: path.resolve('.data/bench-visits'), port: await freePort() });
   const sql = createSql(db.url, { max: 1 });
   const now = Date.now();
-  const perEvent: Record<'with visits' | 'without visits', number[]> = { 'with visits': [], 'without visits': [] };
+  const current = await readFile(path.join(SQL_DIR, 'common', 'headcount_track_visits.sql'), 'utf8');
+  const baseline = env.BENCH_VISITS_BASELINE ? await readFile(env.BENCH_VISITS_BASELINE, 'utf8') : undefined;
+  const variants: [string, string | undefined][] = [
+    ['without visits', undefined],
+    ...(baseline ? ([['baseline', baseline]] as [string, string][]) : []),
+    ['with visits', current],
+  ];
+  const wall = new Map<string, number[]>(variants.map(([name]) => [name, []]));
+  const cpu = new Map<string, number[]>(variants.map(([name]) => [name, []]));
   try {
+    const [{ pid }] = (await sql`select pg_backend_pid() as pid`) as unknown as [{ pid: number }];
     let b = 0;
     for (let round = 0; round < rounds; round++) {
-      for (const variant of ['without visits', 'with visits'] as const) {
-        await sql.unsafe(`alter table events ${variant === 'with visits' ? 'enable' : 'disable'} trigger events_visits`);
+      for (const [name, definition] of variants) {
+        await sql.unsafe(`alter table events ${definition ? 'enable' : 'disable'} trigger events_visits`);
+        if (definition) await sql.unsafe(definition);
+        const ticks = processTicks(pid);
         for (let i = 0; i < batchesPerRound; i++) {
           const rows = batch(b++, now);
           const start = performance.now();
           await insertEvents(sql, rows);
-          perEvent[variant].push(((performance.now() - start) * 1000) / BATCH);
+          wall.get(name)!.push(((performance.now() - start) * 1000) / BATCH);
         }
+        cpu.get(name)!.push(((processTicks(pid) - ticks) * 1e6) / CLOCK_TICKS / (batchesPerRound * BATCH));
       }
     }
     const [stored]: [{ visits: number; events: number }?] = await sql`
       select (select count(*) from headcount_visits)::int as visits, (select count(*) from events)::int as events
     `;
-    const without = median(perEvent['without visits']);
-    const withVisits = median(perEvent['with visits']);
+    const without = { wall: median(wall.get('without visits')!), cpu: median(cpu.get('without visits')!) };
     console.log(`mode ${env.STORAGE_MODE ?? 'auto'}, shape ${collectShape ? 'collect' : 'visits'}: ${rounds} rounds × ${batchesPerRound} batches of ${BATCH} per variant`);
-    console.log(`  without visits  ${without.toFixed(1)} µs/event (median of batches)`);
-    console.log(`  with visits     ${withVisits.toFixed(1)} µs/event`);
-    console.log(`  visits cost     ${(withVisits - without).toFixed(1)} µs/event`);
+    for (const [name] of variants) {
+      const w = median(wall.get(name)!);
+      const c = median(cpu.get(name)!);
+      const added = name === 'without visits' ? '' : `  visits: +${(w - without.wall).toFixed(1)} wall, +${(c - without.cpu).toFixed(1)} CPU`;
+      console.log(`  ${name.padEnd(15)} ${w.toFixed(1)} µs/event wall (median of batches), ${c.toFixed(1)} µs/event PostgreSQL CPU (median of rounds)${added}`);
+    }
+    if (baseline) {
+      const ratio = (median(cpu.get('with visits')!) - without.cpu) / (median(cpu.get('baseline')!) - without.cpu);
+      console.log(`  the visits' CPU, current / baseline: ${ratio.toFixed(3)}`);
+    }
     console.log(`  stored: ${stored?.events} events, ${stored?.visits} visits`);
   } finally {
     await sql.end();
