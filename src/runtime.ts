@@ -35,7 +35,13 @@ export interface Runtime {
 
 export type RuntimeConfig = Pick<
   Config,
-  'ingest' | 'refreshIntervalMs' | 'rollupIntervalMs' | 'partitionMaintenanceIntervalMs' | 'sketchRetentionDays'
+  | 'ingest'
+  | 'refreshIntervalMs'
+  | 'rollupIntervalMs'
+  | 'rollupMinRows'
+  | 'rollupMaxWaitMs'
+  | 'partitionMaintenanceIntervalMs'
+  | 'sketchRetentionDays'
 >;
 
 /**
@@ -77,7 +83,12 @@ export async function startRuntime(
   metrics.watchWriter(writer);
   // Its own connection: a pass must not wait behind reads for a pool connection.
   const rollerSql = createSql(databaseUrl, { max: 1, applicationName: 'headcount-roller' });
-  const roller = new DimensionRoller(rollerSql, config.rollupIntervalMs, log, metrics.rolled);
+  const roller = new DimensionRoller(
+    rollerSql,
+    { intervalMs: config.rollupIntervalMs, minRows: config.rollupMinRows, maxWaitMs: config.rollupMaxWaitMs },
+    log,
+    metrics.rolled,
+  );
   const jobs = (): JobStatus[] =>
     [refresher?.health.status(), partitions?.health.status(), roller.health.status()].filter((s) => s !== undefined);
   refresher?.start();

@@ -53,6 +53,12 @@ describe('configuration', () => {
     expect(config.ingest.maxBatchRows).toBe(100);
   });
 
+  it('rolls the dimensions up once 2,000 events are queued or 10 s after the last roll, by default', () => {
+    expect(loadConfig({})).toMatchObject({ rollupIntervalMs: 1000, rollupMinRows: 2000, rollupMaxWaitMs: 10_000 });
+    expect(loadConfig({ ROLLUP_MIN_ROWS: '1', ROLLUP_MAX_WAIT_MS: '0' })).toMatchObject({ rollupMinRows: 1, rollupMaxWaitMs: 0 });
+    expect(() => loadConfig({ ROLLUP_MIN_ROWS: '20001' })).toThrow(/ROLLUP_MIN_ROWS/);
+  });
+
   it('keeps /metrics on the main listener and open by default; METRICS_LISTEN takes host:port, IPv6 bracketed', () => {
     expect(loadConfig({}).metrics).toEqual({ listen: undefined, token: undefined });
     expect(loadConfig({ METRICS_LISTEN: '127.0.0.1:9464' }).metrics.listen).toEqual({ host: '127.0.0.1', port: 9464 });

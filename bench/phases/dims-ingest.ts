@@ -56,7 +56,7 @@ export interface DimensionIngest {
 }
 
 async function drained(ctx: BenchContext): Promise<void> {
-  // The service's roller drains within ROLLUP_INTERVAL_MS; this helps it (one at a time: the lock).
+  // The service's roller would wait for ROLLUP_MIN_ROWS or ROLLUP_MAX_WAIT_MS: this drains at once (one at a time: the lock).
   for (;;) {
     const [row] = await ctx.sql<[{ moved: number }]>`select headcount_roll_up(20000) as moved`;
     if (row.moved > 0) continue;

@@ -28,6 +28,9 @@ export const testRuntimeConfig: RuntimeConfig = {
   },
   refreshIntervalMs: 200,
   rollupIntervalMs: 200,
+  // Every look rolls what is queued (test/db/roller.test.ts tests the waiting).
+  rollupMinRows: 1,
+  rollupMaxWaitMs: 0,
   partitionMaintenanceIntervalMs: 3_600_000,
   sketchRetentionDays: 400,
 };
