@@ -49,15 +49,24 @@ const queueBatch = (sql: Sql, start: number, count = BATCH) => sql`
 const cpuMs = (pid: number): number => (processTicks(pid) * 1000) / CLOCK_TICKS;
 
 /** CPU µs per event over every roll of a variant (a roll of a few events is shorter than a clock tick). */
-const perEvent = (cpuMsPerRoll: number[]): number => (cpuMsPerRoll.reduce((a, b) => a + b, 0) * 1000) / (cpuMsPerRoll.length * BATCH);
+const perEvent = (cpuMsPerRoll: number[]): number =>
+  (cpuMsPerRoll.reduce((a, b) => a + b, 0) * 1000) / (cpuMsPerRoll.length * BATCH);
 
 async function main(): Promise<void> {
   const log = createLogger('warn');
-  const db = await benchDatabase('headcount_bench_roller', log, { dataDir: path.resolve('.data/bench-roller'), port: await freePort() });
+  const db = await benchDatabase('headcount_bench_roller', log, {
+    dataDir: path.resolve('.data/bench-roller'),
+    port: await freePort(),
+  });
   const sql = createSql(db.url, { max: 1 });
   const current = await readFile(path.join(SQL_DIR, 'common', 'headcount_roll_up.sql'), 'utf8');
   const baseline = env.BENCH_ROLLER_BASELINE ? await readFile(env.BENCH_ROLLER_BASELINE, 'utf8') : undefined;
-  const variants: [string, string | undefined][] = baseline ? [['baseline', baseline], ['current', current]] : [['current', undefined]];
+  const variants: [string, string | undefined][] = baseline
+    ? [
+        ['baseline', baseline],
+        ['current', current],
+      ]
+    : [['current', undefined]];
   const results = new Map<string, { cpu: number[]; wall: number[] }>(variants.map(([name]) => [name, { cpu: [], wall: [] }]));
   try {
     await sql`insert into headcount_rollups (site, dims) values ('shop', 'props.plan'), ('shop', 'country,device'), ('shop', 'browser,os,props.lang')`;
@@ -82,9 +91,13 @@ async function main(): Promise<void> {
         results.get(name)!.wall.push((wall * 1000) / BATCH);
       }
     }
-    console.log(`mode ${env.STORAGE_MODE ?? 'auto'}: ${rounds} rolls of ${BATCH} events per variant (every standard dimension, 3 properties, 3 declared rollups)`);
+    console.log(
+      `mode ${env.STORAGE_MODE ?? 'auto'}: ${rounds} rolls of ${BATCH} events per variant (every standard dimension, 3 properties, 3 declared rollups)`,
+    );
     for (const [name, r] of results) {
-      console.log(`  ${name.padEnd(9)} PostgreSQL CPU ${perEvent(r.cpu).toFixed(1)} µs/event (all rolls), wall ${median(r.wall).toFixed(1)} µs/event (median roll)`);
+      console.log(
+        `  ${name.padEnd(9)} PostgreSQL CPU ${perEvent(r.cpu).toFixed(1)} µs/event (all rolls), wall ${median(r.wall).toFixed(1)} µs/event (median roll)`,
+      );
     }
     if (baseline) {
       const ratio = perEvent(results.get('current')!.cpu) / perEvent(results.get('baseline')!.cpu);

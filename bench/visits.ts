@@ -39,7 +39,8 @@ const DAY_MS = 86_400_000;
 function batch(b: number, now: number): EventRow[] {
   return Array.from({ length: BATCH }, (_, i) => {
     const n = b * BATCH + i;
-    if (collectShape) return { site: 'default', timeMs: Date.now(), kind: 'collect', userId: `cid-${now}-${n}`, page: '', weight: 1 };
+    if (collectShape)
+      return { site: 'default', timeMs: Date.now(), kind: 'collect', userId: `cid-${now}-${n}`, page: '', weight: 1 };
     return {
       site: 'default',
       timeMs: now - ((n * 2_654_435_761) % DAY_MS),
@@ -53,7 +54,10 @@ function batch(b: number, now: number): EventRow[] {
 
 async function main(): Promise<void> {
   const log = createLogger('warn');
-  const db = await benchDatabase('headcount_bench_visits', log, { dataDir: path.resolve('.data/bench-visits'), port: await freePort() });
+  const db = await benchDatabase('headcount_bench_visits', log, {
+    dataDir: path.resolve('.data/bench-visits'),
+    port: await freePort(),
+  });
   const sql = createSql(db.url, { max: 1 });
   const now = Date.now();
   const current = await readFile(path.join(SQL_DIR, 'common', 'headcount_track_visits.sql'), 'utf8');
@@ -86,12 +90,17 @@ async function main(): Promise<void> {
       select (select count(*) from headcount_visits)::int as visits, (select count(*) from events)::int as events
     `;
     const without = { wall: median(wall.get('without visits')!), cpu: median(cpu.get('without visits')!) };
-    console.log(`mode ${env.STORAGE_MODE ?? 'auto'}, shape ${collectShape ? 'collect' : 'visits'}: ${rounds} rounds × ${batchesPerRound} batches of ${BATCH} per variant`);
+    console.log(
+      `mode ${env.STORAGE_MODE ?? 'auto'}, shape ${collectShape ? 'collect' : 'visits'}: ${rounds} rounds × ${batchesPerRound} batches of ${BATCH} per variant`,
+    );
     for (const [name] of variants) {
       const w = median(wall.get(name)!);
       const c = median(cpu.get(name)!);
-      const added = name === 'without visits' ? '' : `  visits: +${(w - without.wall).toFixed(1)} wall, +${(c - without.cpu).toFixed(1)} CPU`;
-      console.log(`  ${name.padEnd(15)} ${w.toFixed(1)} µs/event wall (median of batches), ${c.toFixed(1)} µs/event PostgreSQL CPU (median of rounds)${added}`);
+      const added =
+        name === 'without visits' ? '' : `  visits: +${(w - without.wall).toFixed(1)} wall, +${(c - without.cpu).toFixed(1)} CPU`;
+      console.log(
+        `  ${name.padEnd(15)} ${w.toFixed(1)} µs/event wall (median of batches), ${c.toFixed(1)} µs/event PostgreSQL CPU (median of rounds)${added}`,
+      );
     }
     if (baseline) {
       const ratio = (median(cpu.get('with visits')!) - without.cpu) / (median(cpu.get('baseline')!) - without.cpu);

@@ -68,7 +68,8 @@ export type ReadSql = postgres.ReservedSql;
  * statement, function and plan of it reads one snapshot, the watermarks TimescaleDB
  * reads while planning included (under READ COMMITTED a plan made inside a function can
  * read a newer watermark than the snapshot its rows come from:
- * sql/timescaledb/headcount_check_snapshot.sql); read-only, it never fails to serialize. However a statement of it ends — the timeout, an error,
+ * sql/timescaledb/headcount_check_snapshot.sql); read-only, it never fails to serialize.
+ * However a statement of it ends — the timeout, an error,
  * rows cut short — the transaction's COMMIT or ROLLBACK runs on that connection before the
  * pool hands it to anyone else, and that command's completion resets the row counter an
  * error mid-stream leaves behind (see withDeadline). A connection not reserved within

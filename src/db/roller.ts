@@ -84,8 +84,7 @@ export class DimensionRoller {
   /** Runs a pass if one is due: `maxWaitMs` since the last, or `minRows` queued. */
   private async look(): Promise<void> {
     const due =
-      Date.now() - this.lastPassMs >= this.timing.maxWaitMs ||
-      (await this.queued(this.timing.minRows)) >= this.timing.minRows;
+      Date.now() - this.lastPassMs >= this.timing.maxWaitMs || (await this.queued(this.timing.minRows)) >= this.timing.minRows;
     if (due) await this.pass();
   }
 

@@ -129,7 +129,11 @@ describeEachMode('read-your-writes while the first refresher pass of a fresh dat
         // 7 UTC days, a few events each, on hour and day edges and inside hours.
         const times = Array.from({ length: 28 }, (_, i) => {
           const day = firstDay + (i % 7) * DAY_MS;
-          return day + [0, 5 * HOUR_MS, 18 * HOUR_MS + 30 * 60_000, 23 * HOUR_MS + 59 * 60_000][i % 4]! + Math.floor(random() * 60) * 1000;
+          return (
+            day +
+            [0, 5 * HOUR_MS, 18 * HOUR_MS + 30 * 60_000, 23 * HOUR_MS + 59 * 60_000][i % 4]! +
+            Math.floor(random() * 60) * 1000
+          );
         });
         const users = times.map((_, i) => `f${round}-${i % 9}`);
         const res = await t.http.post('/v1/events').send({
@@ -164,7 +168,8 @@ describeEachMode('read-your-writes while the first refresher pass of a fresh dat
           daily: new Set(users.filter((_, i) => times[i]! >= lastDay)).size,
           monthly: new Set(users).size,
         };
-        if (JSON.stringify(got) !== JSON.stringify(want)) failures.push(`round ${round}: want ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
+        if (JSON.stringify(got) !== JSON.stringify(want))
+          failures.push(`round ${round}: want ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
       } finally {
         await t.close();
       }

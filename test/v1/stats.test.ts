@@ -176,11 +176,16 @@ describeEachMode('GET /v1/stats', (mode) => {
     const start = localMidnight(isoDate(daysAgo(3)), zone) + 5 * HOUR_MS;
     const minutes = Array.from({ length: 60 }, (_, m) => start + m * MINUTE_MS);
     const sparse = minutes.map((timeMs, m) => ({ timeMs, user: `s${m % 17}` }));
-    const dense = minutes.flatMap((timeMs, m) => Array.from({ length: 40 }, (_, i) => ({ timeMs: timeMs + i * 1000, user: `d${(m * 7 + i) % 90}` })));
+    const dense = minutes.flatMap((timeMs, m) =>
+      Array.from({ length: 40 }, (_, i) => ({ timeMs: timeMs + i * 1000, user: `d${(m * 7 + i) % 90}` })),
+    );
     await send('sparse', sparse);
     await send('dense', dense);
 
-    for (const [site, events, raw] of [['sparse', sparse, true], ['dense', dense, false]] as const) {
+    for (const [site, events, raw] of [
+      ['sparse', sparse, true],
+      ['dense', dense, false],
+    ] as const) {
       // pg_stat_xact_user_tables before and after, in one transaction (it holds what the
       // backend has not flushed yet, earlier transactions' counts too): were raw events read?
       const [answer, eventScans] = await t.db.sql.begin('isolation level repeatable read', async (sql) => {
@@ -213,16 +218,24 @@ describeEachMode('GET /v1/stats', (mode) => {
     const zone = 'Asia/Kolkata';
     const days = Array.from({ length: 12 }, (_, i) => isoDate(daysAgo(14 - i)));
     const res = await t.http.post('/v1/events').send({
-      events: days.map((d, i) => ({ site: 'chunks', kind: 'visit', user: `c${i}`, country: 'DE', time: new Date(localMidnight(d, zone) + HOUR_MS).toISOString() })),
+      events: days.map((d, i) => ({
+        site: 'chunks',
+        kind: 'visit',
+        user: `c${i}`,
+        country: 'DE',
+        time: new Date(localMidnight(d, zone) + HOUR_MS).toISOString(),
+      })),
     });
     expect(res.body).toMatchObject({ accepted: days.length, rejected: [] });
     const day = days[6]!;
     const [answer, scanned] = await t.db.sql.begin('isolation level repeatable read', async (sql) => {
       const scans = async () =>
-        (await sql<{ relname: string; n: number }[]>`
+        (
+          await sql<{ relname: string; n: number }[]>`
           select relname, coalesce(seq_scan, 0) + coalesce(idx_scan, 0) as n from pg_stat_xact_user_tables
           where relid in (select inhrelid from pg_inherits where inhparent = 'events'::regclass)
-        `).reduce((m, r) => m.set(r.relname, Number(r.n)), new Map<string, number>());
+        `
+        ).reduce((m, r) => m.set(r.relname, Number(r.n)), new Map<string, number>());
       const before = await scans();
       const rows = await sql`
         select users::int, events::int
