@@ -24,6 +24,39 @@ const deadlines = new WeakMap<Sql, number>();
 /** The deadline of requests on `sql` (its SqlOptions.deadlineMs). */
 export const deadlineOf = (sql: Sql): number => deadlines.get(sql) ?? DEFAULT_DEADLINE_MS;
 
+const ignore = (): void => {};
+
+/**
+ * The socket of a database connection, as postgres.js asks for it (its `socket` option).
+ *
+ * Ours, first, because postgres.js leaves Nagle's algorithm on; with delayed ACKs a
+ * batch's last packet can then wait ~40 ms. Our own socket turns it off.
+ *
+ * And it never loses its last 'error' listener. postgres.js removes every listener of a
+ * socket it is done with (removeAllListeners, in its 'close' handler, on whichever socket
+ * it holds then): a socket left connected without one, reset by the server when it
+ * crashed, threw ECONNRESET from libuv with no handler and stopped the service (a clean
+ * run of the suite, test/faults/outage.test.ts over TCP, Node 24: "uncaught error: read
+ * ECONNRESET" at the crash). Such a socket's error means only that it is gone, which its
+ * connection, if it still has one, learns from its own listener.
+ * test/db/client.test.ts.
+ */
+export function databaseSocket(options: { host: string[]; port: number[]; path?: string | false }): net.Socket {
+  const socket = options.path
+    ? net.connect({ path: options.path })
+    : net.connect({ host: options.host[0], port: options.port[0] ?? 5432, noDelay: true });
+  socket.on('error', ignore);
+  const removeAll = socket.removeAllListeners.bind(socket);
+  socket.removeAllListeners = (event?: string | symbol) => {
+    // Node reads an explicit undefined as an event name: all of them only without one.
+    if (event === undefined) removeAll();
+    else removeAll(event);
+    if (event === undefined || event === 'error') socket.on('error', ignore);
+    return socket;
+  };
+  return socket;
+}
+
 /**
  * The one way this service opens a database pool. bigint (count, sum) comes back as a
  * JS number: counts stay far below 2^53.
@@ -58,12 +91,7 @@ export function createSql(url: string, opts: SqlOptions = {}): Sql {
     types: {
       bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) },
     },
-    // postgres.js leaves Nagle's algorithm on; with delayed ACKs a batch's last packet
-    // can then wait ~40 ms. Our own socket turns it off.
-    socket: (options: { host: string[]; port: number[]; path?: string | false }) =>
-      options.path
-        ? net.connect({ path: options.path })
-        : net.connect({ host: options.host[0], port: options.port[0] ?? 5432, noDelay: true }),
+    socket: databaseSocket,
   } as postgres.Options<Record<string, postgres.PostgresType>>);
   deadlines.set(sql, opts.deadlineMs ?? DEFAULT_DEADLINE_MS);
   return sql;
