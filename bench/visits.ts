@@ -1,7 +1,7 @@
 /**
  * npm run bench:visits — what keeping the visits costs an insert: 1,000-event batches
  * (page views of 20,000 visitors over the last 24 hours, in no order: most events extend
- * or merge a stored visit) inserted with the trigger events_visits enabled and disabled,
+ * or merge a stored visit) inserted with headcount_track_visits doing its work and nothing,
  * alternately, into a database of its own (STORAGE_MODE picks the mode). Reports the
  * median wall time per event of the insert statement (all its triggers) for both, and the
  * difference: the visits' cost per event.
@@ -18,6 +18,7 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createSql } from '../src/db/client.js';
+import type { StorageMode } from '../src/db/storage.js';
 import { freePort } from '../src/db/local-cluster.js';
 import { type EventRow, insertEvents } from '../src/ingest/writer.js';
 import { createLogger } from '../src/log.js';
@@ -25,6 +26,7 @@ import { benchDatabase } from './database.js';
 import { readFile } from 'node:fs/promises';
 import { SQL_DIR } from '../src/db/sql-objects.js';
 import { median } from './load.js';
+import { withoutPart } from './sql-parts.js';
 import { CLOCK_TICKS, processTicks } from './system.js';
 
 const env = process.env;
@@ -59,6 +61,7 @@ async function main(): Promise<void> {
     port: await freePort(),
   });
   const sql = createSql(db.url, { max: 1 });
+  const [{ mode }] = (await sql`select storage_mode as mode from headcount_settings`) as unknown as [{ mode: StorageMode }];
   const now = Date.now();
   const current = await readFile(path.join(SQL_DIR, 'common', 'headcount_track_visits.sql'), 'utf8');
   const baseline = env.BENCH_VISITS_BASELINE ? await readFile(env.BENCH_VISITS_BASELINE, 'utf8') : undefined;
@@ -74,8 +77,8 @@ async function main(): Promise<void> {
     let b = 0;
     for (let round = 0; round < rounds; round++) {
       for (const [name, definition] of variants) {
-        await sql.unsafe(`alter table events ${definition ? 'enable' : 'disable'} trigger events_visits`);
         if (definition) await sql.unsafe(definition);
+        else await withoutPart(sql, mode, 'headcount_track_visits');
         const ticks = processTicks(pid);
         for (let i = 0; i < batchesPerRound; i++) {
           const rows = batch(b++, now);

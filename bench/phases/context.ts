@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import type { Sql } from '../../src/db/client.js';
 import type { LocalCluster } from '../../src/db/local-cluster.js';
+import type { StorageMode } from '../../src/db/storage.js';
 import type { Service } from '../service.js';
 import { childPids } from '../system.js';
 
@@ -96,7 +97,7 @@ export interface BenchContext {
   /** PostgreSQL's postmaster: the "store" in CPU accounting (undefined: not split out). */
   pgPid: number | undefined;
   /** headcount_settings.storage_mode: timescaledb or postgres. */
-  storageMode: string;
+  storageMode: StorageMode;
   /** The service with WORKERS=1 (all phases), and with WORKERS=2 (stopped after the batch ingest). */
   service: Service;
   service2: Service;

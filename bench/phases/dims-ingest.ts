@@ -1,8 +1,8 @@
 /**
  * Dimensions, ingest: whole-stack CPU per event (the service's process tree and all of
  * PostgreSQL, /proc) of
- *   A  GET /collect with the queue trigger off (events_dimensions disabled: the write
- *      path as it was before dimensions),
+ *   A  GET /collect with the queue off (headcount_queue_dimensions doing nothing: the
+ *      write path as it was before dimensions),
  *   B  GET /collect as it is (every insert queued for the roller),
  *   C  POST /v1/events, 1,000-event batches without dimensions,
  *   D  the same batches with every standard dimension and 3 properties (wrk.lua events-dims),
@@ -17,6 +17,7 @@
 import { median } from '../load.js';
 import { fmt } from '../report.js';
 import { CLOCK_TICKS, cpuSnapshot, cpuSpent } from '../system.js';
+import { withoutPart } from '../sql-parts.js';
 import { wrk } from '../wrk.js';
 import type { BenchContext } from './context.js';
 import { sleep } from './context.js';
@@ -26,7 +27,7 @@ interface IngestTarget {
   mode: string[];
   connections: number;
   eventsPerRequest: number;
-  triggerOff?: boolean;
+  queueOff?: boolean;
 }
 
 export interface IngestRound {
@@ -72,11 +73,11 @@ export async function measureDimensionIngest(ctx: BenchContext): Promise<Dimensi
   const batch = settings.batchEvents;
   const targets: IngestTarget[] = [
     {
-      name: 'GET /collect, queue trigger off (before dimensions)',
+      name: 'GET /collect, queue off (before dimensions)',
       mode: ['collect'],
       connections: settings.connections[0]!,
       eventsPerRequest: 1,
-      triggerOff: true,
+      queueOff: true,
     },
     { name: 'GET /collect', mode: ['collect'], connections: settings.connections[0]!, eventsPerRequest: 1 },
     {
@@ -104,7 +105,7 @@ export async function measureDimensionIngest(ctx: BenchContext): Promise<Dimensi
     const order = run % 2 === 1 ? targets : [...targets].reverse();
     for (const t of order) {
       step(`dimensions ingest, round ${run}/${settings.runs}: ${t.name}, wrk -c${t.connections} -d${settings.durationS}s`);
-      if (t.triggerOff) await sql`alter table events disable trigger events_dimensions`;
+      const restore = t.queueOff ? await withoutPart(sql, ctx.storageMode, 'headcount_queue_dimensions') : undefined;
       try {
         await drained(ctx);
         const before = cpuSnapshot({ service: service.pid, store: pgPid });
@@ -128,7 +129,7 @@ export async function measureDimensionIngest(ctx: BenchContext): Promise<Dimensi
         );
         raw.push(round);
       } finally {
-        if (t.triggerOff) await sql`alter table events enable trigger events_dimensions`;
+        await restore?.();
       }
     }
   }

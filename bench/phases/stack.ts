@@ -8,6 +8,7 @@ import path from 'node:path';
 import { createSql } from '../../src/db/client.js';
 import { freePort, prepareDatabase, startLocalCluster } from '../../src/db/local-cluster.js';
 import { migrate, type MigrateOptions } from '../../src/db/migrate.js';
+import type { StorageMode } from '../../src/db/storage.js';
 import { createLogger } from '../../src/log.js';
 import { type Seed000, startSeed000 } from '../seed000.js';
 import { startService, stopChild } from '../service.js';
@@ -42,7 +43,7 @@ export async function startStack(
   const service = await startService(dbUrl, 1, [], { env: { TRUST_PROXY: '127.0.0.1' } });
   const service2 = await startService(dbUrl, 2);
   const sql = createSql(dbUrl, { max: 4 });
-  const storageMode = (await sql`select storage_mode from headcount_settings`)[0]?.storage_mode as string;
+  const storageMode = (await sql`select storage_mode from headcount_settings`)[0]?.storage_mode as StorageMode;
   progress.note(
     `headcount ${service.url} (WORKERS=1, pid ${service.pid}) and ${service2.url} (WORKERS=2, pid ${service2.pid}); storage mode ${storageMode}`,
   );

@@ -1,5 +1,5 @@
--- The trigger of events (events_visits) keeps headcount_visits in the transaction of each
--- insert: the batch's events of each visitor (site, user_id) with the visitor's stored
+-- Keeps headcount_visits, called by headcount_events_inserted in the transaction that
+-- stores the events: the batch's events of each visitor (site, user_id) with the visitor's stored
 -- visits that lie within visit_gap of them are cut into visits again (gaps and islands
 -- over both), and those visits replace the stored ones. Adding events only shortens
 -- gaps, so an insert can extend a visit or merge two, never split one: a stored visit
@@ -15,7 +15,7 @@
 -- max_locks_per_transaction x max_connections (6,400 by default) for every session, and
 -- the batch failed with "out of shared memory" (503). Concurrent batches already wait
 -- for each other on the aggregates' rows of the same minutes.
-create or replace function headcount_track_visits() returns trigger
+create or replace function headcount_track_visits(inserted events[]) returns void
 language plpgsql
 as $$
 declare
@@ -23,11 +23,11 @@ declare
 begin
   perform pg_advisory_xact_lock(1986622313, k.key)
   from (
-    select distinct hashtext(e.site || '/' || e.user_id) & 255 as key from new_events e where e.user_id is not null order by 1
+    select distinct hashtext(e.site || '/' || e.user_id) & 255 as key from unnest(inserted) e where e.user_id is not null order by 1
   ) k;
 
   with batch as (
-    select e.* from new_events e where e.user_id is not null
+    select e.* from unnest(inserted) e where e.user_id is not null
   ),
   span as (
     -- A stored visit can only merge with events within visit_gap of it: the batch's events
@@ -124,6 +124,5 @@ begin
          min(r.source) filter (where r.first = 1)
   from ranked r
   group by r.site, r.user_id, r.visit;
-  return null;
 end
 $$;

@@ -1,7 +1,7 @@
--- postgres mode: the trigger of events (events_aggregate) keeps every aggregate table
--- (minutes, hours and days, per kind and page and in site totals) in the transaction of
--- each insert: they are never behind the raw events.
-create or replace function headcount_apply_events() returns trigger
+-- postgres mode: folds stored events into every aggregate table (minutes, hours and days,
+-- per kind and page and in site totals), called by headcount_events_inserted in the
+-- transaction that stores them: they are never behind the raw events.
+create or replace function headcount_apply_events(inserted events[]) returns void
 language plpgsql
 as $$
 begin
@@ -9,7 +9,7 @@ begin
   insert into events_minutely (site, bucket, kind, page, events, users)
   select site, date_trunc('minute', time, 'UTC'), kind, page, sum(weight),
          hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
-  from new_events, headcount_sketch_parameters() p
+  from unnest(inserted) e, headcount_sketch_parameters() p
   group by 1, 2, 3, 4
   order by 1, 2, 3, 4
   on conflict (site, bucket, kind, page) do update
@@ -19,7 +19,7 @@ begin
   insert into events_hourly (site, bucket, kind, page, events, users)
   select site, date_trunc('hour', time, 'UTC'), kind, page, sum(weight),
          hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
-  from new_events, headcount_sketch_parameters() p
+  from unnest(inserted) e, headcount_sketch_parameters() p
   group by 1, 2, 3, 4
   order by 1, 2, 3, 4
   on conflict (site, bucket, kind, page) do update
@@ -29,7 +29,7 @@ begin
   insert into events_daily (site, bucket, kind, page, events, users)
   select site, date_trunc('day', time, 'UTC'), kind, page, sum(weight),
          hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
-  from new_events, headcount_sketch_parameters() p
+  from unnest(inserted) e, headcount_sketch_parameters() p
   group by 1, 2, 3, 4
   order by 1, 2, 3, 4
   on conflict (site, bucket, kind, page) do update
@@ -39,7 +39,7 @@ begin
   insert into totals_hourly (site, bucket, events, users)
   select site, date_trunc('hour', time, 'UTC'), sum(weight),
          hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
-  from new_events, headcount_sketch_parameters() p
+  from unnest(inserted) e, headcount_sketch_parameters() p
   group by 1, 2
   order by 1, 2
   on conflict (site, bucket) do update
@@ -49,12 +49,11 @@ begin
   insert into totals_daily (site, bucket, events, users)
   select site, date_trunc('day', time, 'UTC'), sum(weight),
          hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
-  from new_events, headcount_sketch_parameters() p
+  from unnest(inserted) e, headcount_sketch_parameters() p
   group by 1, 2
   order by 1, 2
   on conflict (site, bucket) do update
   set events = totals_daily.events + excluded.events,
       users = hll_union(totals_daily.users, excluded.users);
-  return null;
 end
 $$;

@@ -1,9 +1,9 @@
--- timescaledb mode: the trigger of events (events_aggregate) keeps events_minutely in
--- the transaction of each insert, so the current minute is always exact; hours and days
--- are continuous aggregates above it. A row written below the finest aggregate's
--- watermark (headcount_refresh_state.through) marks its hour in headcount_stale_hours,
--- and the hour and day views answer that hour afresh until the refresher
--- (src/db/refresher.ts) re-materializes it.
+-- timescaledb mode: folds stored events into events_minutely, called by
+-- headcount_events_inserted in the transaction that stores them, so the current minute
+-- is always exact; hours and days are continuous aggregates above it. A row written
+-- below the finest aggregate's watermark (headcount_refresh_state.through) marks its hour
+-- in headcount_stale_hours, and the hour and day views answer that hour afresh until the
+-- refresher (src/db/refresher.ts) re-materializes it.
 --
 -- The shared lock below (key 0x6865_6d76, "hemv": MOVE_LOCK_KEY in src/db/refresher.ts),
 -- held until the inserting transaction ends, is what a refresher pass takes exclusively
@@ -15,7 +15,7 @@
 -- materialized its bucket, was neither materialized nor logged, and the next pass
 -- cleared its mark (test/read/threshold-race.test.ts). So an insert either commits
 -- before both moves or runs wholly after them.
-create or replace function headcount_apply_events() returns trigger
+create or replace function headcount_apply_events(inserted events[]) returns void
 language plpgsql
 as $$
 begin
@@ -24,7 +24,7 @@ begin
   insert into events_minutely (site, bucket, kind, page, events, users)
   select site, date_trunc('minute', time, 'UTC'), kind, page, sum(weight),
          hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
-  from new_events, headcount_sketch_parameters() p
+  from unnest(inserted) e, headcount_sketch_parameters() p
   group by 1, 2, 3, 4
   -- Concurrent batches lock the rows they update in one order: no deadlock.
   order by 1, 2, 3, 4
@@ -40,11 +40,10 @@ begin
   select site, hour, nextval('headcount_stale_version')
   from (
     select distinct site, date_trunc('hour', time, 'UTC') as hour
-    from new_events
+    from unnest(inserted) e
     where time < (select through from headcount_refresh_state)
   ) hours
   order by 1, 2
   on conflict (site, hour) do update set version = excluded.version;
-  return null;
 end
 $$;

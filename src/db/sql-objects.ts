@@ -66,6 +66,7 @@ export const SQL_OBJECTS = [
   'headcount_maintain_partitions',
   'headcount_queue_dimensions',
   'headcount_track_visits',
+  'headcount_events_inserted',
   'headcount_roll_up',
   'headcount_expire_dimensions',
   'events_hourly',
@@ -73,11 +74,17 @@ export const SQL_OBJECTS = [
   'events_daily',
   'totals_daily',
   'users_daily',
-  'events_aggregate',
+  'events_inserted',
   'events_append_only',
-  'events_dimensions',
-  'events_visits',
 ] as const;
+
+/**
+ * Names sql/ no longer has, which migrations or earlier releases of the layer created:
+ * dropped on every apply like the current ones, so that a database the layer first
+ * reaches now (a release before it) keeps none of them beside their successors. The
+ * triggers events_aggregate, events_dimensions and events_visits became events_inserted.
+ */
+const RETIRED_SQL_OBJECTS = ['events_aggregate', 'events_dimensions', 'events_visits'] as const;
 
 /** Taken for the whole apply (or drop): instances starting at once apply the layer once. */
 const SQL_OBJECTS_LOCK_KEY = 0x6865_6173; // "heas"
@@ -171,7 +178,7 @@ export async function applySqlObjects(sql: Sql, dir = SQL_DIR): Promise<string[]
     const same =
       applied.length === objects.length && applied.every((a, i) => a.name === objects[i]?.name && a.sha256 === objects[i].sha256);
     if (same) return [];
-    await dropApplied(tx, SQL_OBJECTS);
+    await dropApplied(tx, [...SQL_OBJECTS, ...RETIRED_SQL_OBJECTS]);
     for (const [position, o] of objects.entries()) {
       try {
         await tx.unsafe(o.text);
