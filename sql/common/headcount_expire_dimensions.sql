@@ -1,6 +1,7 @@
--- Deletes the dimension rollups past their retention: hours before
--- headcount_rollup_hours_from() (a week), days and their value counts with the day
--- sketches (headcount_settings.sketch_retention). The roller calls it about once an hour (src/db/roller.ts).
+-- Deletes what the roller keeps past its retention: the dimension rollups' hours before
+-- headcount_rollup_hours_from() (a week), their days and value counts with the day
+-- sketches (headcount_settings.sketch_retention), quarter hours (kinds_15m) with the raw
+-- events (headcount_settings.retention). The roller calls it about once an hour (src/db/roller.ts).
 -- Returns how many rows it deleted.
 create or replace function headcount_expire_dimensions()
 returns bigint
@@ -12,6 +13,7 @@ declare
   hours bigint;
   days bigint;
   counts bigint;
+  quarters bigint;
 begin
   select date_trunc('day', now() - s.sketch_retention) into sketch_from from headcount_settings s;
   delete from dimensions_hourly where bucket < headcount_rollup_hours_from();
@@ -20,6 +22,8 @@ begin
   get diagnostics days = row_count;
   delete from headcount_rollup_days where day < sketch_from;
   get diagnostics counts = row_count;
-  return hours + days + counts;
+  delete from kinds_15m where bucket < (select date_trunc('day', now() - s.retention) from headcount_settings s);
+  get diagnostics quarters = row_count;
+  return hours + days + counts + quarters;
 end
 $$;

@@ -5,7 +5,8 @@
 --
 -- Per event it adds one value per standard dimension (headcount_dimensions) and one per
 -- declared property or combination of its site (headcount_rollups), per UTC day, and per
--- UTC hour from headcount_rollup_hours_from() on (a week: older hours are read raw). A site, set of dimensions and UTC day holds at most
+-- UTC hour from headcount_rollup_hours_from() on (a week: older hours are read raw); and
+-- the event to its site's and kind's UTC quarter hour (kinds_15m). A site, set of dimensions and UTC day holds at most
 -- headcount_settings.rollup_max_values distinct (kind, values): the batch that passes it
 -- marks the day overflowed (headcount_rollup_days) and deletes what the day held, and
 -- from then on reads answer that day of that set from raw events (or refuse beyond their
@@ -175,6 +176,19 @@ begin
   set events = d.events + excluded.events,
       users = hll_union(d.users, excluded.users);
 
+  -- Every event from quarters_from on, per site, UTC quarter hour and kind: the ends of
+  -- the local hours and days of zones with a +05:30 or +05:45 offset (headcount_stats).
+  insert into kinds_15m as q (site, bucket, kind, events, users)
+  select m.site, date_bin('15 minutes', m.time, timestamptz 'epoch'), m.kind, sum(m.weight)::bigint,
+         hll_add_agg(m.user_hash, p.log2m, p.regwidth, p.expthresh, p.sparseon)
+  from headcount_moved m, headcount_sketch_parameters() p
+  where m.time >= (select s.quarters_from from headcount_settings s)
+  group by 1, 2, 3
+  order by 1, 2, 3
+  on conflict (site, bucket, kind) do update
+  set events = q.events + excluded.events,
+      users = hll_union(q.users, excluded.users);
+
   insert into headcount_sites as s (site, first_event, last_event, events)
   select m.site, min(m.time), max(m.time), sum(m.weight)::bigint
   from headcount_moved m
@@ -189,4 +203,4 @@ end
 $$;
 
 comment on function headcount_roll_up(integer) is
-  'headcount: moves up to max_rows queued events (headcount_pending) into dimensions_hourly and dimensions_daily in one transaction; returns how many (0 when none, or another session is rolling up)';
+  'headcount: moves up to max_rows queued events (headcount_pending) into dimensions_hourly, dimensions_daily and kinds_15m in one transaction; returns how many (0 when none, or another session is rolling up)';

@@ -4,14 +4,17 @@
 --
 -- How a bucket is answered: its local calendar bounds [s, e) are converted to UTC
 -- instants and tiled with the coarsest UTC sketches that fit inside, whole UTC days,
--- then whole UTC hours at either end, then minutes at either end (a +05:30 or +05:45
--- midnight falls inside a UTC hour): headcount_stats_pieces. users = the cardinality of
+-- then whole UTC hours at either end, then whole UTC quarter hours, then minutes at
+-- either end (a +05:30 or +05:45 midnight falls inside a UTC hour):
+-- headcount_stats_pieces. users = the cardinality of
 -- the union of those sketches and of any raw events read: exact while the union is an
 -- explicit hll, never a sum of counts.
 --
 -- Where the sketches come from, by what the filters and groups name besides kind:
 --  - nothing, or page: events_daily, events_hourly, events_minutely (per kind and page),
---    or totals_daily and totals_hourly when nothing is filtered or grouped;
+--    or totals_daily and totals_hourly when nothing is filtered or grouped; quarter
+--    hours from kinds_15m (per kind, from headcount_settings.quarters_from on) plus the
+--    events still queued for it (headcount_pending) unless page is named, else minutes;
 --  - dimensions a rollup holds (one standard dimension; a declared property or
 --    combination, from the first UTC day starting an hour after its declaration): dimensions_daily and
 --    dimensions_hourly, plus the events still queued for them (headcount_pending), and
@@ -103,6 +106,8 @@ declare
   raw_range_count bigint := 0;
   minutes_raw boolean;
   minute_rows bigint;
+  quarters boolean;
+  quarters_from timestamptz;
 begin
   select a.g, a.step, a.bucket_count into g, step, bucket_count
   from headcount_check_stats_arguments(site, from_time, to_time, granularity, group_limit, compare) a;
@@ -171,6 +176,9 @@ begin
     path := 'raw';
     raw_before := 'infinity';
   end if;
+  -- Quarter hours hold kinds, not pages: elsewhere a quarter piece is read as minutes.
+  quarters := path = 'events' and cardinality(needed) = 0;
+  select s.quarters_from into quarters_from from headcount_settings s;
 
   -- Each dimension's expression in the relation read (r) and in raw or queued events (e).
   if path = 'events' then
@@ -197,18 +205,24 @@ begin
   -- the raw ranges: minutes as their pieces, whole.
   units_sql := format($u$
   pieces as (
-    select 0 as period, p.* from headcount_stats_pieces($2, $3, $4, $5, $6, $7) p
-    union all
-    select 1 as period, p.* from headcount_stats_pieces($8, $2, $4, $5, $6, $7) p where $9
+    select q.period, q.n, q.bucket, q.label,
+           case when q.level = 'quarter' and not (%2$L and q.ps >= %3$L::timestamptz) then 'minute' else q.level end as level,
+           q.ps, q.pe
+    from (
+      select 0 as period, p.* from headcount_stats_pieces($2, $3, $4, $5, $6, $7) p
+      union all
+      select 1 as period, p.* from headcount_stats_pieces($8, $2, $4, $5, $6, $7) p where $9
+    ) q
   ),
   units as (
     select p.period, p.n, p.level, u.u, w.w,
            case when p.level = 'minute' then $10
-                when p.level = 'hour' and u.u < %L::timestamptz then true
+                when p.level = 'hour' and u.u < %1$L::timestamptz then true
                 else u.u < $11 or date_trunc('day', u.u, 'UTC') = any ($12) end as raw
     from pieces p
     cross join lateral (
-      select case p.level when 'day' then interval '1 day' when 'hour' then interval '1 hour' else interval '1 minute' end
+      select case p.level when 'day' then interval '1 day' when 'hour' then interval '1 hour'
+                          when 'quarter' then interval '15 minutes' else interval '1 minute' end
     ) w(w)
     cross join lateral generate_series(p.ps, p.pe - w.w, w.w) u(u)
   ),
@@ -217,7 +231,7 @@ begin
     union all
     select un.period, un.n, un.u, un.u + un.w from units un where un.raw and un.level <> 'minute'
   )
-  $u$, case when path = 'rollup' then headcount_rollup_hours_from() else '-infinity' end);
+  $u$, case when path = 'rollup' then headcount_rollup_hours_from() else '-infinity' end, quarters, quarters_from);
 
   -- Anything before the first retained UTC day must be day sketches.
   execute 'with ' || units_sql || $q$
@@ -258,12 +272,14 @@ begin
   minutes_raw := path <> 'events';
   if not minutes_raw then
     execute 'with ' || units_sql || $q$
+      -- Per minute piece (none: nothing read).
       select
-        (select count(*) from pieces p join events_minutely m
-           on m.site = $1 and m.bucket >= p.ps and m.bucket < p.pe where p.level = 'minute'),
-        (select coalesce(sum(t.events * extract(epoch from least(p.pe, t.bucket + interval '1 hour') - greatest(p.ps, t.bucket)) / 3600), 0)::bigint
-         from pieces p join totals_hourly t
-           on t.site = $1 and t.bucket >= date_trunc('hour', p.ps, 'UTC') and t.bucket < p.pe where p.level = 'minute')
+        coalesce(sum((select count(*) from events_minutely m where m.site = $1 and m.bucket >= p.ps and m.bucket < p.pe)), 0)::bigint,
+        coalesce(sum((select sum(t.events * extract(epoch from least(p.pe, t.bucket + interval '1 hour') - greatest(p.ps, t.bucket)) / 3600)
+                      from totals_hourly t
+                      where t.site = $1 and t.bucket >= date_trunc('hour', p.ps, 'UTC') and t.bucket < p.pe)), 0)::bigint
+      from pieces p
+      where p.level = 'minute'
     $q$
     into minute_rows, raw_rows
     using site, from_time, to_time, g, step, bucket_count, timezone, prev_from, comparing,
@@ -331,7 +347,14 @@ begin
       select 'minute', r.bucket, %1$s, r.events, r.users
       from events_minutely r, keys k
       where r.site = $1 and r.bucket = any (k.minutes) and %2$s
-      $f$, grp_rel, pred_rel)
+      %3$s
+      $f$, grp_rel, pred_rel,
+      case when quarters then format($k$
+      union all
+      select 'quarter', r.bucket, %1$s, r.events, r.users
+      from kinds_15m r, keys k
+      where r.site = $1 and r.bucket = any (k.quarters) and %2$s
+      $k$, grp_rel, pred_rel) else '' end)
     when 'rollup' then format($f$
       select 'day'::text as level, r.bucket, %1$s as grp, r.events, r.users
       from dimensions_daily r, keys k
@@ -346,6 +369,18 @@ begin
       where false
       $f$
   end;
+  if quarters then
+    -- Events still queued for kinds_15m, in its quarter hours.
+    extra_sql := format($f$
+      union all
+      select un.period, un.n, %1$s, sum(e.weight)::bigint, hll_add_agg(e.user_hash, p.log2m, p.regwidth, p.expthresh, p.sparseon)
+      from headcount_pending e
+      join units un on un.level = 'quarter' and un.u = date_bin('15 minutes', e.time, timestamptz 'epoch') and not un.raw,
+      headcount_sketch_parameters() p
+      where e.site = $1 and %2$s
+      group by 1, 2, 3
+      $f$, grp_raw, pred_raw);
+  end if;
   if path = 'rollup' then
     -- Events still queued for the rollups, in the units the rollups answer.
     extra_sql := format($f$
@@ -386,6 +421,7 @@ begin
   keys as (
     select array_agg(u) filter (where level = 'day' and not raw) as days,
            array_agg(u) filter (where level = 'hour' and not raw) as hours,
+           array_agg(u) filter (where level = 'quarter' and not raw) as quarters,
            array_agg(u) filter (where level = 'minute' and not raw) as minutes
     from units
   ),

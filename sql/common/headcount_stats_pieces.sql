@@ -1,5 +1,7 @@
 -- The local buckets of [from_time, to_time) in timezone and the UTC pieces that tile
--- each: (bucket number, bucket start, its label, level, [ps, pe)). The zone is set for
+-- each: (bucket number, bucket start, its label, level, [ps, pe)), level day, hour,
+-- quarter (15 minutes) or minute: whole UTC days, then whole UTC hours at either end,
+-- then whole UTC quarter hours, then minutes. The zone is set for
 -- this function only: calendar arithmetic (+ 1 day, date_trunc) follows it here, and
 -- nowhere else. Called by headcount_stats only.
 create or replace function headcount_stats_pieces(
@@ -42,15 +44,30 @@ begin
     from buckets bk
     -- The buckets before the one holding from_time end before it.
     where bk.s < bk.e
+  ),
+  ends as (
+    -- The part before the first whole UTC hour, [s, ae), and the one after the last, [he,
+    -- e) when there is a whole hour: each tiled with whole UTC quarter hours where they
+    -- fit (q1 to q2, and he to q3), minutes around them.
+    select ed.*, x.ae,
+           date_bin('15 minutes', ed.s, timestamptz 'epoch')
+             + case when date_bin('15 minutes', ed.s, timestamptz 'epoch') = ed.s then interval '0' else interval '15 minutes' end as q1,
+           date_bin('15 minutes', x.ae, timestamptz 'epoch') as q2,
+           greatest(ed.he, date_bin('15 minutes', ed.e, timestamptz 'epoch')) as q3
+    from edges ed
+    cross join lateral (select least(ed.hs, ed.e) as ae) x
   )
-  select ed.n, ed.b, to_char(ed.b, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'), v.level, v.ps, v.pe
-  from edges ed
+  select en.n, en.b, to_char(en.b, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'), v.level, v.ps, v.pe
+  from ends en
   cross join lateral (values
-    ('day', ed.ds, ed.de, ed.ds < ed.de),
-    ('hour', ed.hs, case when ed.ds < ed.de then ed.ds else ed.he end, true),
-    ('hour', ed.de, ed.he, ed.ds < ed.de),
-    ('minute', ed.s, least(ed.hs, ed.e), true),
-    ('minute', ed.he, ed.e, ed.hs <= ed.he)
+    ('day', en.ds, en.de, en.ds < en.de),
+    ('hour', en.hs, case when en.ds < en.de then en.ds else en.he end, true),
+    ('hour', en.de, en.he, en.ds < en.de),
+    ('minute', en.s, case when en.q1 < en.q2 then en.q1 else en.ae end, true),
+    ('quarter', en.q1, en.q2, en.q1 < en.q2),
+    ('minute', en.q2, en.ae, en.q1 < en.q2),
+    ('quarter', en.he, en.q3, en.hs <= en.he),
+    ('minute', en.q3, en.e, en.hs <= en.he)
   ) v(level, ps, pe, used)
   where v.used and v.ps < v.pe;
 end

@@ -200,9 +200,11 @@ describeEachMode('migrations', (mode) => {
       await scratch.sql`delete from dimensions_hourly where site = 'o' or (site = 'p' and dims = 'referrer')`;
       await scratch.sql`delete from dimensions_daily where site = 'o' or (site = 'p' and dims = 'referrer')`;
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'q')`;
+      expect(await step('down')).toEqual(['1796572800000_quarter_hours']);
       expect(await step('down')).toEqual(['1796486400000_source']);
       expect(first(await scratch.sql`select count(*)::int as n from dimensions_daily where dims = 'source'`).n).toBe(0);
       expect(await step('up')).toEqual(['1796486400000_source']);
+      expect(await step('up')).toEqual(['1796572800000_quarter_hours']);
       // Made from another standard dimension's rows of the same day: every value null.
       const sourceRows = (table: string) => scratch.sql`
         select site, kind, array_to_json(vals) as vals, events::int, hll_cardinality(users)::int as users
@@ -234,12 +236,53 @@ describeEachMode('migrations', (mode) => {
     }
   });
 
+  it('keeps quarter hours from the start on a fresh database, and from a quarter after now on one with events', async () => {
+    const scratch = await createTestDatabase(mode);
+    try {
+      const step = async (direction: 'up' | 'down') =>
+        migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
+      const quartersFrom = async () =>
+        first(
+          await scratch.sql`
+            select quarters_from::text as text, quarters_from > now() + interval '5 minutes' as ahead,
+                   quarters_from <= now() + interval '35 minutes' as soon
+            from headcount_settings
+          `,
+        );
+      const quarters = async () => first(await scratch.sql`select count(*)::int as n from kinds_15m`).n;
+      // Two events three days back (the UTC day's first and second quarter), one rolled up.
+      const day = scratch.sql`date_trunc('day', now(), 'UTC') - interval '3 days'`;
+      expect((await quartersFrom()).text).toBe('-infinity');
+      await scratch.sql`insert into events (time, kind, user_id) values (${day} + interval '10 minutes', 'collect', 'a')`;
+      expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(1);
+      expect(await quarters()).toBe(1);
+
+      await scratch.sql`insert into events (time, kind, user_id) values (${day} + interval '20 minutes', 'collect', 'b')`;
+      expect(await step('down')).toEqual(['1796572800000_quarter_hours']);
+      expect(await step('up')).toEqual(['1796572800000_quarter_hours']);
+      expect(await quartersFrom()).toMatchObject({ ahead: true, soon: true });
+      // The queued event is before quarters_from: rolled up, but kept in no quarter; its
+      // local hour in Asia/Kolkata (23:30 to 00:30 UTC) is read from minutes, exactly.
+      expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(1);
+      expect(await quarters()).toBe(0);
+      const hour = await scratch.sql`
+        select users::int, events::int
+        from headcount_stats('default', ${day} - interval '30 minutes', ${day} + interval '30 minutes', 'hour', 'Asia/Kolkata')
+      `;
+      expect(hour).toEqual([{ users: 2, events: 2 }]);
+    } finally {
+      await scratch.drop();
+    }
+  });
+
   it('runs up, down and up again, step by step', async () => {
     const scratch = await createTestDatabase(mode);
     try {
       const step = async (direction: 'up' | 'down') =>
         migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
+      expect(await step('down')).toEqual(['1796572800000_quarter_hours']);
+      expect(await columns(scratch.sql, 'headcount_settings')).not.toContain('quarters_from timestamp with time zone');
       expect(await step('down')).toEqual(['1796486400000_source']);
       for (const relation of ['events', 'headcount_pending', 'headcount_visits']) {
         expect(await columns(scratch.sql, relation)).not.toContain('source text');
@@ -303,6 +346,7 @@ describeEachMode('migrations', (mode) => {
       expect(first(await scratch.sql`select to_regclass('headcount_salts')::text as salts`).salts).toBe('headcount_salts');
       expect(await step('up')).toEqual(['1796400000000_visits']);
       expect(await step('up')).toEqual(['1796486400000_source']);
+      expect(await step('up')).toEqual(['1796572800000_quarter_hours']);
       expect(
         first(await scratch.sql`select count(*)::int as n from pg_proc where proname = 'headcount_sketch_parameters'`).n,
       ).toBe(1);

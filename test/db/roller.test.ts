@@ -75,3 +75,39 @@ describeEachMode('the dimension roller', (mode) => {
     ]);
   });
 });
+
+describeEachMode('the roller\'s quarter hours', (mode) => {
+  it('rolls every event into its site\'s, kind\'s and UTC quarter hour\'s row, and expires them with the raw events', async () => {
+    const t = await startTestApp(mode);
+    try {
+      await t.runtime.roller.stop();
+      const quarter = Math.floor((Date.now() - 2 * HOUR_MS) / (15 * 60_000)) * 15 * 60_000;
+      await t.db.sql`
+        insert into events (site, time, kind, user_id)
+        select 'q', ${new Date(quarter)}::timestamptz + i * interval '1 minute', (array['a', 'b'])[1 + i % 2], 'u' || i % 7
+        from generate_series(0, 29) i
+      `;
+      await t.db.sql`select headcount_roll_up()`;
+      expect(
+        await t.db.sql`
+          select extract(epoch from bucket)::int8 * 1000 as ms, kind, events::int, round(hll_cardinality(users))::int as users
+          from kinds_15m where site = 'q' order by bucket, kind
+        `,
+      ).toEqual([
+        { ms: quarter, kind: 'a', events: 8, users: 7 },
+        { ms: quarter, kind: 'b', events: 7, users: 7 },
+        { ms: quarter + 15 * 60_000, kind: 'a', events: 7, users: 7 },
+        { ms: quarter + 15 * 60_000, kind: 'b', events: 8, users: 7 },
+      ]);
+      // A quarter older than the raw events' retention goes with the next expiry.
+      await t.db.sql`
+        insert into kinds_15m (site, bucket, kind, events, users)
+        select 'q', now() - s.retention - interval '1 day', 'a', 1, k.users from headcount_settings s, kinds_15m k limit 1
+      `;
+      expect(first(await t.db.sql`select headcount_expire_dimensions()::int as n`).n).toBeGreaterThanOrEqual(1);
+      expect(first(await t.db.sql`select count(*)::int as n from kinds_15m where site = 'q'`).n).toBe(4);
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -168,10 +168,11 @@ describeEachMode('GET /v1/stats', (mode) => {
     });
   });
 
-  it('reads the minutes of an Asia/Kolkata hour from raw events or from minute sketches, whichever is cheaper, exactly', async () => {
-    // Two sites, the same local hour (two UTC half hours, all minutes): 'sparse' has an
-    // event a minute (fewer raw events than 10 x its minute rows: read raw), 'dense' 40
-    // users a minute of one kind and page (read from events_minutely).
+  it('reads the minutes of a page in an Asia/Kolkata hour from raw events or from minute sketches, whichever is cheaper, exactly', async () => {
+    // Two sites, the same local hour (two UTC half hours; filtered on page, so all minutes:
+    // quarter hours hold no pages): 'sparse' has an event a minute (fewer raw events than
+    // 10 x its minute rows: read raw), 'dense' 40 users a minute of one kind and page
+    // (read from events_minutely).
     const zone = 'Asia/Kolkata';
     const start = localMidnight(isoDate(daysAgo(3)), zone) + 5 * HOUR_MS;
     const minutes = Array.from({ length: 60 }, (_, m) => start + m * MINUTE_MS);
@@ -199,7 +200,7 @@ describeEachMode('GET /v1/stats', (mode) => {
         const before = await scans();
         const rows = await sql`
           select bucket_label as bucket, users::int, events::int
-          from headcount_stats(${site}, ${new Date(start)}, ${new Date(start + HOUR_MS)}, 'hour', ${zone})
+          from headcount_stats(${site}, ${new Date(start)}, ${new Date(start + HOUR_MS)}, 'hour', ${zone}, filters => array['page!=/none'])
         `;
         return [rows.map((r) => ({ ...r })), (await scans()) - before] as const;
       });
@@ -209,6 +210,67 @@ describeEachMode('GET /v1/stats', (mode) => {
       if (raw) expect(eventScans, site).toBeGreaterThan(0);
       else expect(eventScans, site).toBe(0);
     }
+  });
+
+  it('answers the UTC quarter hours of +05:30 and +05:45 hours from kinds_15m and the queue, exactly, without minutes or raw events', async () => {
+    // A local hour of Asia/Kolkata is two UTC half hours, one of Asia/Kathmandu a quarter
+    // and three quarters: whole UTC quarter hours, read from kinds_15m (rolled up) or from
+    // the queue (not yet), not from events_minutely or raw events.
+    const base = Date.parse(`${isoDate(daysAgo(4))}T00:00:00Z`);
+    const events = Array.from({ length: 120 }, (_, i) => ({ timeMs: base + i * 47_000, user: `q${i % 23}` }));
+    const zones = ['Asia/Kolkata', 'Asia/Kathmandu'] as const;
+    const read = (site: string, zone: string) =>
+      t.db.sql.begin('isolation level repeatable read', async (sql) => {
+        const scans = async () => {
+          // Raw events read.
+          const [row] = await sql<[{ n: number }]>`
+            select coalesce(sum(coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)), 0)::int as n from pg_stat_xact_user_tables
+            where relid = 'events'::regclass or relid in (select inhrelid from pg_inherits where inhparent = 'events'::regclass)
+          `;
+          return row.n;
+        };
+        const before = await scans();
+        const rows = await sql<{ bucket: string; users: number; events: number }[]>`
+          select bucket, users::int, events::int
+          from headcount_stats(${site}, ${new Date(base - HOUR_MS)}, ${new Date(base + 2 * HOUR_MS)}, 'hour', ${zone})
+        `;
+        return { rows: rows.map((r) => ({ ...r })), scans: (await scans()) - before };
+      });
+    const exact = (zone: string) => {
+      // The local hours (on the zone's 15-minute grid) from base - 1 h to base + 2 h.
+      const offsetMs = zone === 'Asia/Kolkata' ? 330 * 60_000 : 345 * 60_000;
+      const first = Math.ceil((base - HOUR_MS + offsetMs) / HOUR_MS) * HOUR_MS - offsetMs;
+      const starts = [base - HOUR_MS, ...[0, 1, 2].map((h) => first + h * HOUR_MS).filter((s) => s > base - HOUR_MS && s < base + 2 * HOUR_MS)];
+      return starts.map((s, i) => {
+        const e = starts[i + 1] ?? base + 2 * HOUR_MS;
+        const inside = events.filter((x) => x.timeMs >= s && x.timeMs < e);
+        return { users: new Set(inside.map((x) => x.user)).size, events: inside.length };
+      });
+    };
+    await send('quarters', events);
+    for (const zone of zones) {
+      const queued = await read('quarters', zone);
+      expect(queued.rows.map(({ users, events }) => ({ users, events })), zone).toEqual(exact(zone));
+    }
+    expect(first(await t.db.sql`select headcount_roll_up(100000) as n`).n).toBeGreaterThanOrEqual(0);
+    expect(first(await t.db.sql`select count(*)::int as n from headcount_pending where site = 'quarters'`).n).toBe(0);
+    // Without the site's minutes the answers stand: quarter hours alone hold them.
+    await t.db.sql`delete from events_minutely where site = 'quarters'`;
+    for (const zone of zones) {
+      const rolled = await read('quarters', zone);
+      expect(rolled.rows.map(({ users, events }) => ({ users, events })), zone).toEqual(exact(zone));
+      expect(rolled.scans, zone).toBe(0);
+    }
+    // What a quarter of kinds_15m holds is what the answer counts: a row of a quarter
+    // without events (one user, 7 events) is in its local hour.
+    await t.db.sql`
+      insert into kinds_15m (site, bucket, kind, events, users)
+      select 'quarters', ${new Date(base + 105 * 60_000)}, 'visit', 7,
+             hll_add_agg(hll_hash_text('ghost', p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
+      from headcount_sketch_parameters() p
+    `;
+    const ghost = await read('quarters', 'Asia/Kolkata');
+    expect(ghost.rows.reduce((n, r) => n + r.events, 0)).toBe(events.length + 7);
   });
 
   it('reads the raw minutes of a filtered Asia/Kolkata day by range, not every partition or chunk of events', async () => {
