@@ -92,7 +92,12 @@ export async function measureDimensionIngest(ctx: BenchContext): Promise<Dimensi
       connections: settings.batchConnections,
       eventsPerRequest: batch,
     },
-    { name: 'POST /v1/events, one event with a user', mode: ['event'], connections: settings.connections[0]!, eventsPerRequest: 1 },
+    {
+      name: 'POST /v1/events, one event with a user',
+      mode: ['event'],
+      connections: settings.connections[0]!,
+      eventsPerRequest: 1,
+    },
     {
       name: 'POST /v1/events, a tracked pageview (no user)',
       mode: ['tracked'],

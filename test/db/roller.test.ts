@@ -76,8 +76,8 @@ describeEachMode('the dimension roller', (mode) => {
   });
 });
 
-describeEachMode('the roller\'s quarter hours', (mode) => {
-  it('rolls every event into its site\'s, kind\'s and UTC quarter hour\'s row, and expires them with the raw events', async () => {
+describeEachMode("the roller's quarter hours", (mode) => {
+  it("rolls every event into its site's, kind's and UTC quarter hour's row, and expires them with the raw events", async () => {
     const t = await startTestApp(mode);
     try {
       await t.runtime.roller.stop();

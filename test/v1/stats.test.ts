@@ -240,7 +240,10 @@ describeEachMode('GET /v1/stats', (mode) => {
       // The local hours (on the zone's 15-minute grid) from base - 1 h to base + 2 h.
       const offsetMs = zone === 'Asia/Kolkata' ? 330 * 60_000 : 345 * 60_000;
       const first = Math.ceil((base - HOUR_MS + offsetMs) / HOUR_MS) * HOUR_MS - offsetMs;
-      const starts = [base - HOUR_MS, ...[0, 1, 2].map((h) => first + h * HOUR_MS).filter((s) => s > base - HOUR_MS && s < base + 2 * HOUR_MS)];
+      const starts = [
+        base - HOUR_MS,
+        ...[0, 1, 2].map((h) => first + h * HOUR_MS).filter((s) => s > base - HOUR_MS && s < base + 2 * HOUR_MS),
+      ];
       return starts.map((s, i) => {
         const e = starts[i + 1] ?? base + 2 * HOUR_MS;
         const inside = events.filter((x) => x.timeMs >= s && x.timeMs < e);
@@ -250,7 +253,10 @@ describeEachMode('GET /v1/stats', (mode) => {
     await send('quarters', events);
     for (const zone of zones) {
       const queued = await read('quarters', zone);
-      expect(queued.rows.map(({ users, events }) => ({ users, events })), zone).toEqual(exact(zone));
+      expect(
+        queued.rows.map(({ users, events }) => ({ users, events })),
+        zone,
+      ).toEqual(exact(zone));
     }
     expect(first(await t.db.sql`select headcount_roll_up(100000) as n`).n).toBeGreaterThanOrEqual(0);
     expect(first(await t.db.sql`select count(*)::int as n from headcount_pending where site = 'quarters'`).n).toBe(0);
@@ -258,7 +264,10 @@ describeEachMode('GET /v1/stats', (mode) => {
     await t.db.sql`delete from events_minutely where site = 'quarters'`;
     for (const zone of zones) {
       const rolled = await read('quarters', zone);
-      expect(rolled.rows.map(({ users, events }) => ({ users, events })), zone).toEqual(exact(zone));
+      expect(
+        rolled.rows.map(({ users, events }) => ({ users, events })),
+        zone,
+      ).toEqual(exact(zone));
       expect(rolled.scans, zone).toBe(0);
     }
     // What a quarter of kinds_15m holds is what the answer counts: a row of a quarter
