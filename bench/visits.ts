@@ -10,6 +10,8 @@
  * BENCH_VISITS_BATCH (default 25) events of the current minute, each of a visitor never
  * seen (a random cid per request): every event starts a visit.
  *
+ * BENCH_VISITS_SITES=<n>: each batch's events spread over n sites (default 1).
+ *
  * Besides the wall time, the CPU of the server process (/proc: the cluster runs here).
  * BENCH_VISITS_BASELINE=<file>: a definition of headcount_track_visits to compare with
  * (`git show <commit>:sql/common/headcount_track_visits.sql > /tmp/base.sql`), applied in
@@ -35,6 +37,9 @@ const batchesPerRound = Number(env.BENCH_VISITS_BATCHES ?? 20);
 const collectShape = env.BENCH_VISITS_SHAPE === 'collect';
 const BATCH = Number(env.BENCH_VISITS_BATCH ?? (collectShape ? 25 : 1000));
 const VISITORS = 20_000;
+/** BENCH_VISITS_SITES=<n>: the events of a batch spread over n sites (the writer's batches mix the sites of concurrent requests). */
+const SITES = Number(env.BENCH_VISITS_SITES ?? 1);
+const siteOf = (n: number): string => (SITES > 1 ? `site-${n % SITES}` : 'default');
 const DAY_MS = 86_400_000;
 
 /** Batch `b`: spread over visitors and the last day by multiplicative hashing (the same every run). */
@@ -42,9 +47,9 @@ function batch(b: number, now: number): EventRow[] {
   return Array.from({ length: BATCH }, (_, i) => {
     const n = b * BATCH + i;
     if (collectShape)
-      return { site: 'default', timeMs: Date.now(), kind: 'collect', userId: `cid-${now}-${n}`, page: '', weight: 1 };
+      return { site: siteOf(n), timeMs: Date.now(), kind: 'collect', userId: `cid-${now}-${n}`, page: '', weight: 1 };
     return {
-      site: 'default',
+      site: siteOf(n),
       timeMs: now - ((n * 2_654_435_761) % DAY_MS),
       kind: 'pageview',
       userId: `visitor-${(n * 40_503) % VISITORS}`,
@@ -94,7 +99,7 @@ async function main(): Promise<void> {
     `;
     const without = { wall: median(wall.get('without visits')!), cpu: median(cpu.get('without visits')!) };
     console.log(
-      `mode ${env.STORAGE_MODE ?? 'auto'}, shape ${collectShape ? 'collect' : 'visits'}: ${rounds} rounds × ${batchesPerRound} batches of ${BATCH} per variant`,
+      `mode ${env.STORAGE_MODE ?? 'auto'}, shape ${collectShape ? 'collect' : 'visits'}, ${SITES} site(s) per batch: ${rounds} rounds × ${batchesPerRound} batches of ${BATCH} per variant`,
     );
     for (const [name] of variants) {
       const w = median(wall.get(name)!);
