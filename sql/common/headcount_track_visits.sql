@@ -20,19 +20,14 @@ language plpgsql
 as $$
 declare
   gap interval := (select s.visit_gap from headcount_settings s);
-  one text;
 begin
   perform pg_advisory_xact_lock(1986622313, k.key)
   from (
     select distinct hashtext(e.site || '/' || e.user_id) & 255 as key from unnest(inserted) e where e.user_id is not null order by 1
   ) k;
 
-  -- One statement per site, every table in it filtered on that site: Citus runs such a
-  -- statement on the one shard that holds the site (as PostgreSQL would run it), and
-  -- cannot plan this one over several.
-  for one in select distinct e.site from unnest(inserted) e where e.user_id is not null order by 1 loop
   with batch as (
-    select e.* from unnest(inserted) e where e.user_id is not null and e.site = one
+    select e.* from unnest(inserted) e where e.user_id is not null
   ),
   span as (
     -- A stored visit can only merge with events within visit_gap of it: the batch's events
@@ -59,12 +54,12 @@ begin
     -- later, the first if it starts before hi: two bounded index scans (ended > lo alone
     -- read every later visit of the visitor).
     delete from headcount_visits v
-    where v.site = one and v.ctid = any (array(
+    where v.ctid = any (array(
       select x.ctid
       from span s
       cross join lateral (
         select o.ctid from headcount_visits o
-        where o.site = one and o.user_id = s.user_id and o.ended > s.lo and o.ended < s.hi
+        where o.site = s.site and o.user_id = s.user_id and o.ended > s.lo and o.ended < s.hi
         offset 0 -- kept a subquery: one index scan per span
       ) x
       union all
@@ -72,7 +67,7 @@ begin
       from span s
       cross join lateral (
         select o.ctid, o.started from headcount_visits o
-        where o.site = one and o.user_id = s.user_id and o.ended >= s.hi
+        where o.site = s.site and o.user_id = s.user_id and o.ended >= s.hi
         order by o.ended
         limit 1
       ) n
@@ -129,6 +124,5 @@ begin
          min(r.source) filter (where r.first = 1)
   from ranked r
   group by r.site, r.user_id, r.visit;
-  end loop;
 end
 $$;
