@@ -5,8 +5,9 @@
 --
 -- Per event it adds one value per standard dimension (headcount_dimensions) and one per
 -- declared property or combination of its site (headcount_rollups), per UTC day, and per
--- UTC hour from headcount_rollup_hours_from() on (a week: older hours are read raw); and
--- the event to its site's and kind's UTC quarter hour (kinds_15m). A site, set of dimensions and UTC day holds at most
+-- UTC hour from headcount_rollup_hours_from() on (a week: older hours are read raw),
+-- under its kind and under '*' (every kind); and the event to its site's and kind's UTC
+-- quarter hour (kinds_15m). A site, set of dimensions and UTC day holds at most
 -- headcount_settings.rollup_max_values distinct (kind, values): the batch that passes it
 -- marks the day overflowed (headcount_rollup_days) and deletes what the day held, and
 -- from then on reads answer that day of that set from raw events (or refuse beyond their
@@ -156,6 +157,14 @@ begin
   delete from headcount_moved_groups g
   using headcount_rollup_days o
   where o.overflowed and o.site = g.site and o.dims = g.dims and o.day = date_trunc('day', g.hour);
+
+  -- Every kind in one row (kind '*', which no kind can be), for the reads that neither
+  -- filter nor group by kind: one sketch per bucket and value to union instead of one
+  -- per kind. Not counted against the cap: it holds no value the kinds' rows do not.
+  insert into headcount_moved_groups (site, dims, hour, kind, vals, events, users)
+  select g.site, g.dims, g.hour, '*', g.vals, sum(g.events), hll_union_agg(g.users)
+  from headcount_moved_groups g
+  group by g.site, g.dims, g.hour, g.vals;
 
   -- Rows are locked in one order (only one roller runs, but a backfill in psql may not).
   insert into dimensions_hourly as h (site, dims, bucket, kind, vals, events, users)

@@ -17,7 +17,8 @@
 --    events still queued for it (headcount_pending) unless page is named, else minutes;
 --  - dimensions a rollup holds (one standard dimension; a declared property or
 --    combination, from the first UTC day starting an hour after its declaration): dimensions_daily and
---    dimensions_hourly, plus the events still queued for them (headcount_pending), and
+--    dimensions_hourly (their rows of kind '*', every kind in one, unless the kind is
+--    filtered or grouped), plus the events still queued for them (headcount_pending), and
 --    raw events for minutes, for hours older than a week (headcount_rollup_hours_from),
 --    for days that passed the rollup's value cap, and for days before a declaration;
 --  - anything else (page with another dimension, a property or combination not
@@ -358,12 +359,15 @@ begin
     when 'rollup' then format($f$
       select 'day'::text as level, r.bucket, %1$s as grp, r.events, r.users
       from dimensions_daily r, keys k
-      where r.site = $1 and r.dims = $15 and r.bucket = any (k.days) and %2$s
+      where r.site = $1 and r.dims = $15 and r.bucket = any (k.days) and %3$s and %2$s
       union all
       select 'hour', r.bucket, %1$s, r.events, r.users
       from dimensions_hourly r, keys k
-      where r.site = $1 and r.dims = $15 and r.bucket = any (k.hours) and %2$s
-      $f$, grp_rel, pred_rel)
+      where r.site = $1 and r.dims = $15 and r.bucket = any (k.hours) and %3$s and %2$s
+      $f$, grp_rel, pred_rel,
+      -- The rows of every kind at once ('*') unless the kind is filtered or grouped.
+      case when 'kind' = any (grp) or exists (select from jsonb_array_elements(parsed) f where f ->> 'dimension' = 'kind')
+           then 'r.kind <> ''*''' else 'r.kind = ''*''' end)
     else $f$
       select null::text as level, null::timestamptz as bucket, null::text[] as grp, null::bigint as events, null::hll as users
       where false

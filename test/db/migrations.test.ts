@@ -200,11 +200,11 @@ describeEachMode('migrations', (mode) => {
       await scratch.sql`delete from dimensions_hourly where site = 'o' or (site = 'p' and dims = 'referrer')`;
       await scratch.sql`delete from dimensions_daily where site = 'o' or (site = 'p' and dims = 'referrer')`;
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'q')`;
+      expect(await step('down')).toEqual(['1796659200000_every_kind_rows']);
       expect(await step('down')).toEqual(['1796572800000_quarter_hours']);
       expect(await step('down')).toEqual(['1796486400000_source']);
       expect(first(await scratch.sql`select count(*)::int as n from dimensions_daily where dims = 'source'`).n).toBe(0);
       expect(await step('up')).toEqual(['1796486400000_source']);
-      expect(await step('up')).toEqual(['1796572800000_quarter_hours']);
       // Made from another standard dimension's rows of the same day: every value null.
       const sourceRows = (table: string) => scratch.sql`
         select site, kind, array_to_json(vals) as vals, events::int, hll_cardinality(users)::int as users
@@ -224,10 +224,14 @@ describeEachMode('migrations', (mode) => {
         { site: 'o', value_count: 0, overflowed: true },
         { site: 'p', value_count: 2, overflowed: false },
       ]);
+      expect(await step('up')).toEqual(['1796572800000_quarter_hours']);
+      expect(await step('up')).toEqual(['1796659200000_every_kind_rows']);
       // The queued event is rolled up with its source (none) by the roller sql/ brings back.
       expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(1);
       expect(
-        first(await scratch.sql`select sum(events)::int as n from dimensions_daily where site = 'default' and dims = 'source'`).n,
+        first(
+          await scratch.sql`select sum(events)::int as n from dimensions_daily where site = 'default' and dims = 'source' and kind <> '*'`,
+        ).n,
       ).toBe(2);
       await scratch.sql`insert into events (time, kind, user_id, referrer) values (now(), 'collect', 's', 'news.ycombinator.com')`;
       expect(first(await scratch.sql`select source from headcount_pending where referrer is not null`).source).toBeNull();
@@ -258,8 +262,10 @@ describeEachMode('migrations', (mode) => {
       expect(await quarters()).toBe(1);
 
       await scratch.sql`insert into events (time, kind, user_id) values (${day} + interval '20 minutes', 'collect', 'b')`;
+      expect(await step('down')).toEqual(['1796659200000_every_kind_rows']);
       expect(await step('down')).toEqual(['1796572800000_quarter_hours']);
       expect(await step('up')).toEqual(['1796572800000_quarter_hours']);
+      expect(await step('up')).toEqual(['1796659200000_every_kind_rows']);
       expect(await quartersFrom()).toMatchObject({ ahead: true, soon: true });
       // The queued event is before quarters_from: rolled up, but kept in no quarter; its
       // local hour in Asia/Kolkata (23:30 to 00:30 UTC) is read from minutes, exactly.
@@ -275,12 +281,60 @@ describeEachMode('migrations', (mode) => {
     }
   });
 
+  it('adds the rows of every kind (kind *) from the rows the rollups hold, and the roller keeps them', async () => {
+    const scratch = await createTestDatabase(mode);
+    try {
+      const step = async (direction: 'up' | 'down') =>
+        migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
+      // Two kinds of one user and one of another, rolled up, before the migration.
+      await scratch.sql`
+        insert into events (time, kind, user_id, country)
+        values (now(), 'view', 'a', 'DE'), (now(), 'click', 'a', 'DE'), (now(), 'click', 'b', 'DE'), (now(), 'view', 'c', 'FR')
+      `;
+      expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(4);
+      expect(await step('down')).toEqual(['1796659200000_every_kind_rows']);
+      expect(first(await scratch.sql`select count(*)::int as n from dimensions_daily where kind = '*'`).n).toBe(0);
+      expect(await step('up')).toEqual(['1796659200000_every_kind_rows']);
+      const everyKind = (table: string) => scratch.sql`
+        select array_to_json(vals) as vals, events::int, hll_cardinality(users)::int as users
+        from ${scratch.sql(table)} where dims = 'country' and kind = '*' order by vals::text
+      `;
+      for (const table of ['dimensions_hourly', 'dimensions_daily']) {
+        expect(await everyKind(table), table).toEqual([
+          { vals: ['DE'], events: 3, users: 2 },
+          { vals: ['FR'], events: 1, users: 1 },
+        ]);
+      }
+      // The roller sql/ brings back adds to them; a read by country unions them.
+      await scratch.sql`insert into events (time, kind, user_id, country) values (now(), 'signup', 'a', 'DE'), (now(), 'signup', 'd', 'DE')`;
+      expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(2);
+      for (const table of ['dimensions_hourly', 'dimensions_daily']) {
+        expect(await everyKind(table), table).toEqual([
+          { vals: ['DE'], events: 5, users: 3 },
+          { vals: ['FR'], events: 1, users: 1 },
+        ]);
+      }
+      expect(
+        await scratch.sql`
+          select array_to_json(group_values) as g, users::int, events::int
+          from headcount_stats('default', date_trunc('day', now()), date_trunc('day', now()) + interval '1 day', group_by => 'country')
+        `,
+      ).toEqual([
+        { g: ['DE'], users: 3, events: 5 },
+        { g: ['FR'], users: 1, events: 1 },
+      ]);
+    } finally {
+      await scratch.drop();
+    }
+  });
+
   it('runs up, down and up again, step by step', async () => {
     const scratch = await createTestDatabase(mode);
     try {
       const step = async (direction: 'up' | 'down') =>
         migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
+      expect(await step('down')).toEqual(['1796659200000_every_kind_rows']);
       expect(await step('down')).toEqual(['1796572800000_quarter_hours']);
       expect(await columns(scratch.sql, 'headcount_settings')).not.toContain('quarters_from timestamp with time zone');
       expect(await step('down')).toEqual(['1796486400000_source']);
@@ -347,6 +401,7 @@ describeEachMode('migrations', (mode) => {
       expect(await step('up')).toEqual(['1796400000000_visits']);
       expect(await step('up')).toEqual(['1796486400000_source']);
       expect(await step('up')).toEqual(['1796572800000_quarter_hours']);
+      expect(await step('up')).toEqual(['1796659200000_every_kind_rows']);
       expect(
         first(await scratch.sql`select count(*)::int as n from pg_proc where proname = 'headcount_sketch_parameters'`).n,
       ).toBe(1);

@@ -331,7 +331,9 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
       for (const timezone of ['Asia/Kolkata', 'America/New_York'])
         await check({ from: addDays(day, -1), to: addDays(day, 1), granularity: 'hour', timezone, filter: ['country==DE'] });
       expect(first(await t.db.sql`select headcount_expire_dimensions()::int as n`).n).toBeGreaterThanOrEqual(1);
-      expect(first(await t.db.sql`select count(*)::int as n from dimensions_hourly where bucket < headcount_rollup_hours_from()`).n).toBe(0);
+      expect(
+        first(await t.db.sql`select count(*)::int as n from dimensions_hourly where bucket < headcount_rollup_hours_from()`).n,
+      ).toBe(0);
     });
 
     it('reads a declared combination and a declared property from their rollups, from the first day after the declaration', async () => {
@@ -394,6 +396,49 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
         await t.db.sql`update headcount_settings set rollup_max_values = 5000`;
       }
     });
+  });
+
+  it("reads the rows of every kind (kind *) unless the kind is filtered or grouped, and the kinds' rows then", async () => {
+    // Rows of site 'kinds' made by hand, each counted only by the reads that take it: a
+    // '*' row whose kinds' rows say otherwise, and a kind's row without a '*' row.
+    const day = new Date(Math.floor(daysAgo(3) / DAY_MS) * DAY_MS);
+    const sketch = (users: string[]) => t.db.sql`
+      select hll_add_agg(hll_hash_text(u, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon) as users
+      from unnest(${users}::text[]) u, headcount_sketch_parameters() p group by p.log2m, p.regwidth, p.expthresh, p.sparseon
+    `;
+    for (const [kind, value, users, events] of [
+      ['*', 'DE', ['a', 'b', 'c'], 9],
+      ['pageview', 'DE', ['a'], 2],
+      ['click', 'FR', ['d'], 4],
+    ] as const) {
+      const [{ users: hll }] = (await sketch([...users])) as unknown as [{ users: unknown }];
+      await t.db.sql`
+        insert into dimensions_daily (site, dims, bucket, kind, vals, events, users)
+        values ('kinds', 'country', ${day}, ${kind}, ${[value]}, ${events}, ${hll as string}::hll)
+      `;
+    }
+    const read = async (query: Record<string, string>) => {
+      const res = await t.http
+        .get('/v1/stats')
+        .query({ site: 'kinds', from: isoDate(day.getTime()), to: isoDate(day.getTime() + DAY_MS), timezone: 'UTC', ...query });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      return (res.body.data as Record<string, unknown>[]).map((row) => {
+        const { bucket, ...rest } = row;
+        expect(bucket).toBeDefined();
+        return rest;
+      });
+    };
+    expect(await read({ group_by: 'country' })).toEqual([{ country: 'DE', users: 3, events: 9 }]);
+    expect(await read({ filter: 'country==DE' })).toEqual([{ users: 3, events: 9 }]);
+    // Ordered by users, then events.
+    expect(await read({ group_by: 'country', filter: 'kind==pageview|click' })).toEqual([
+      { country: 'FR', users: 1, events: 4 },
+      { country: 'DE', users: 1, events: 2 },
+    ]);
+    expect(await read({ group_by: 'kind,country' })).toEqual([
+      { kind: 'click', country: 'FR', users: 1, events: 4 },
+      { kind: 'pageview', country: 'DE', users: 1, events: 2 },
+    ]);
   });
 
   describe('with the roller running', () => {
