@@ -185,14 +185,16 @@ begin
   set events = d.events + excluded.events,
       users = hll_union(d.users, excluded.users);
 
-  -- Every event from quarters_from on, per site, UTC quarter hour and kind: the ends of
-  -- the local hours and days of zones with a +05:30 or +05:45 offset (headcount_stats).
+  -- Every event from quarters_from on, per site, UTC quarter hour and kind, and under '*'
+  -- (every kind): the ends of the local hours and days of zones with a +05:30 or +05:45
+  -- offset (headcount_stats).
   insert into kinds_15m as q (site, bucket, kind, events, users)
-  select m.site, date_bin('15 minutes', m.time, timestamptz 'epoch'), m.kind, sum(m.weight)::bigint,
-         hll_add_agg(m.user_hash, p.log2m, p.regwidth, p.expthresh, p.sparseon)
+  select m.site, date_bin('15 minutes', m.time, timestamptz 'epoch'), case when grouping(m.kind) = 1 then '*' else m.kind end,
+         sum(m.weight)::bigint, hll_add_agg(m.user_hash, p.log2m, p.regwidth, p.expthresh, p.sparseon)
   from headcount_moved m, headcount_sketch_parameters() p
   where m.time >= (select s.quarters_from from headcount_settings s)
-  group by 1, 2, 3
+  group by grouping sets ((m.site, date_bin('15 minutes', m.time, timestamptz 'epoch'), m.kind),
+                         (m.site, date_bin('15 minutes', m.time, timestamptz 'epoch')))
   order by 1, 2, 3
   on conflict (site, bucket, kind) do update
   set events = q.events + excluded.events,

@@ -109,6 +109,7 @@ declare
   minute_rows bigint;
   quarters boolean;
   quarters_from timestamptz;
+  every_kind text;
 begin
   select a.g, a.step, a.bucket_count into g, step, bucket_count
   from headcount_check_stats_arguments(site, from_time, to_time, granularity, group_limit, compare) a;
@@ -180,6 +181,10 @@ begin
   -- Quarter hours hold kinds, not pages: elsewhere a quarter piece is read as minutes.
   quarters := path = 'events' and cardinality(needed) = 0;
   select s.quarters_from into quarters_from from headcount_settings s;
+  -- The rollups' and quarter hours' rows of every kind at once (kind '*') unless the kind
+  -- is filtered or grouped; then those of each kind.
+  every_kind := case when 'kind' = any (grp) or exists (select from jsonb_array_elements(parsed) f where f ->> 'dimension' = 'kind')
+                     then 'r.kind <> ''*''' else 'r.kind = ''*''' end;
 
   -- Each dimension's expression in the relation read (r) and in raw or queued events (e).
   if path = 'events' then
@@ -354,8 +359,8 @@ begin
       union all
       select 'quarter', r.bucket, %1$s, r.events, r.users
       from kinds_15m r, keys k
-      where r.site = $1 and r.bucket = any (k.quarters) and %2$s
-      $k$, grp_rel, pred_rel) else '' end)
+      where r.site = $1 and r.bucket = any (k.quarters) and %3$s and %2$s
+      $k$, grp_rel, pred_rel, every_kind) else '' end)
     when 'rollup' then format($f$
       select 'day'::text as level, r.bucket, %1$s as grp, r.events, r.users
       from dimensions_daily r, keys k
@@ -364,10 +369,7 @@ begin
       select 'hour', r.bucket, %1$s, r.events, r.users
       from dimensions_hourly r, keys k
       where r.site = $1 and r.dims = $15 and r.bucket = any (k.hours) and %3$s and %2$s
-      $f$, grp_rel, pred_rel,
-      -- The rows of every kind at once ('*') unless the kind is filtered or grouped.
-      case when 'kind' = any (grp) or exists (select from jsonb_array_elements(parsed) f where f ->> 'dimension' = 'kind')
-           then 'r.kind <> ''*''' else 'r.kind = ''*''' end)
+      $f$, grp_rel, pred_rel, every_kind)
     else $f$
       select null::text as level, null::timestamptz as bucket, null::text[] as grp, null::bigint as events, null::hll as users
       where false

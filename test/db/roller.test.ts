@@ -94,8 +94,10 @@ describeEachMode("the roller's quarter hours", (mode) => {
           from kinds_15m where site = 'q' order by bucket, kind
         `,
       ).toEqual([
+        { ms: quarter, kind: '*', events: 15, users: 7 },
         { ms: quarter, kind: 'a', events: 8, users: 7 },
         { ms: quarter, kind: 'b', events: 7, users: 7 },
+        { ms: quarter + 15 * 60_000, kind: '*', events: 15, users: 7 },
         { ms: quarter + 15 * 60_000, kind: 'a', events: 7, users: 7 },
         { ms: quarter + 15 * 60_000, kind: 'b', events: 8, users: 7 },
       ]);
@@ -105,7 +107,7 @@ describeEachMode("the roller's quarter hours", (mode) => {
         select 'q', now() - s.retention - interval '1 day', 'a', 1, k.users from headcount_settings s, kinds_15m k limit 1
       `;
       expect(first(await t.db.sql`select headcount_expire_dimensions()::int as n`).n).toBeGreaterThanOrEqual(1);
-      expect(first(await t.db.sql`select count(*)::int as n from kinds_15m where site = 'q'`).n).toBe(4);
+      expect(first(await t.db.sql`select count(*)::int as n from kinds_15m where site = 'q'`).n).toBe(6);
     } finally {
       await t.close();
     }

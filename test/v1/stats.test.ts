@@ -270,16 +270,23 @@ describeEachMode('GET /v1/stats', (mode) => {
       ).toEqual(exact(zone));
       expect(rolled.scans, zone).toBe(0);
     }
-    // What a quarter of kinds_15m holds is what the answer counts: a row of a quarter
-    // without events (one user, 7 events) is in its local hour.
+    // What a quarter of kinds_15m holds is what the answer counts: rows of a quarter
+    // without events, of every kind (*, 7 events) and of kind visit (5), each in its local
+    // hour for the reads that take it (the kind filtered or not).
     await t.db.sql`
       insert into kinds_15m (site, bucket, kind, events, users)
-      select 'quarters', ${new Date(base + 105 * 60_000)}, 'visit', 7,
+      select 'quarters', ${new Date(base + 105 * 60_000)}, k.kind, k.events,
              hll_add_agg(hll_hash_text('ghost', p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
-      from headcount_sketch_parameters() p
+      from headcount_sketch_parameters() p, (values ('*', 7), ('visit', 5)) k(kind, events)
+      group by k.kind, k.events
     `;
     const ghost = await read('quarters', 'Asia/Kolkata');
     expect(ghost.rows.reduce((n, r) => n + r.events, 0)).toBe(events.length + 7);
+    const [visits] = await t.db.sql<{ events: number }[]>`
+      select sum(events)::int as events
+      from headcount_stats('quarters', ${new Date(base - HOUR_MS)}, ${new Date(base + 2 * HOUR_MS)}, 'hour', 'Asia/Kolkata', kinds => array['visit'])
+    `;
+    expect(visits?.events).toBe(events.length + 5);
   });
 
   it('reads the raw minutes of a filtered Asia/Kolkata day by range, not every partition or chunk of events', async () => {
