@@ -77,7 +77,7 @@ describeEachMode('the dimension roller', (mode) => {
 });
 
 describeEachMode("the roller's quarter hours", (mode) => {
-  it("rolls every event into its site's, kind's and UTC quarter hour's row, and expires them with the raw events", async () => {
+  it("rolls every event into its site's, kind's and UTC quarter hour's row and that quarter's row of every kind (*), and expires them with the raw events", async () => {
     const t = await startTestApp(mode);
     try {
       await t.runtime.roller.stop();
