@@ -6,7 +6,8 @@
  *   BENCH_AB_ENV_B   service settings for B, "NAME=value,NAME=value" (e.g. batch sizing)
  *   BENCH_AB_DIST_B  another build's server.js (a prototype in src/, built elsewhere)
  *   BENCH_AB_NODE_ARGS_B  node flags for B, after npm start's own (e.g. --max-semi-space-size=16)
- * and A by BENCH_AB_SQL_A / BENCH_AB_ENV_A / BENCH_AB_DIST_A.
+ * and A by BENCH_AB_SQL_A / BENCH_AB_ENV_A / BENCH_AB_DIST_A. Before the counted rounds,
+ * each variant runs BENCH_AB_WARMUP_S (10) seconds and its database is analyzed.
  * BENCH_AB_MODE is wrk.lua's mode; a word $KEY in it becomes an ingest key of site
  * "default" made in each variant's database (e.g. "events 1 $KEY" with
  * BENCH_AB_ENV_B=V1_AUTH=keys: what a key and its rate limit cost).
@@ -27,6 +28,7 @@ const env = process.env;
 const runs = Number(env.BENCH_RUNS ?? 4);
 const durationS = Number(env.BENCH_DURATION_S ?? 8);
 const connections = Number(env.BENCH_CONNECTIONS ?? 64);
+const warmupS = Number(env.BENCH_AB_WARMUP_S ?? 10);
 const mode = (env.BENCH_AB_MODE ?? 'collect').split(' ');
 
 async function main(): Promise<void> {
@@ -38,6 +40,7 @@ async function main(): Promise<void> {
   const admin = createSql(cluster.adminUrl, { max: 1 });
   const variants = [] as {
     name: string;
+    dbUrl: string;
     mode: string[];
     url: string;
     pid: number;
@@ -71,6 +74,7 @@ async function main(): Promise<void> {
       .join('; ');
     variants.push({
       name,
+      dbUrl,
       mode: variantMode,
       url: s.url,
       pid: s.pid,
@@ -78,6 +82,15 @@ async function main(): Promise<void> {
       describe: describe || 'as built (dist/)',
     });
     console.log(`${name}: ${describe || 'as built (dist/)'}`);
+  }
+  // Not counted: a round of each, then statistics for every table. A fresh database's
+  // tables have none until autovacuum gets to them, and until then some plans are far off
+  // (the visits' lookups cost PostgreSQL ~4 ms per GET /collect instead of ~70 µs).
+  for (const v of variants) {
+    await wrk({ url: v.url, connections, durationS: warmupS, mode: v.mode });
+    const sql = createSql(v.dbUrl, { max: 1 });
+    await sql`analyze`;
+    await sql.end();
   }
   const results: Record<string, WrkResult[]> = { A: [], B: [] };
   for (let run = 1; run <= runs; run++) {
