@@ -11,7 +11,7 @@
  *                         function the A file defines (sql/), so that A and B replace the same objects
  *   BENCH_STATS_ROUNDS    rounds (default 5); each runs every shape once per variant
  *   BENCH_STATS_DB        the database (default headcount_bench)
- *   BENCH_STATS_SHAPES    a substring: only the shapes whose name has it
+ *   BENCH_STATS_SHAPES    a regular expression: only the shapes whose name matches it
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -67,7 +67,8 @@ async function main(): Promise<void> {
     const b = current.map((o) => o.text).join('\n');
     console.log(`A: ${env.BENCH_STATS_A}; B: ${current.map((o) => o.file).join(', ')}`);
     const today = floorDay(Date.now());
-    const shapes = dimensionShapes().filter((s) => !env.BENCH_STATS_SHAPES || s.name.includes(env.BENCH_STATS_SHAPES));
+    const only = env.BENCH_STATS_SHAPES ? new RegExp(env.BENCH_STATS_SHAPES) : undefined;
+    const shapes = dimensionShapes().filter((s) => !only || only.test(s.name));
     const ms = new Map<string, number[]>();
     const answers = new Map<string, string>();
     const differ = new Set<string>();
