@@ -1,3 +1,4 @@
+import type { TransactionSql } from 'postgres';
 import { describe, expect, it } from 'vitest';
 import { type EventRow, insertEvents } from '../../src/ingest/writer.js';
 import { DAY_MS, HOUR_MS } from '../../src/time.js';
@@ -48,6 +49,26 @@ describeEachMode('GET /v1/stats', (mode) => {
     expect(res.body).toMatchObject({ accepted: events.length, rejected: [] });
   };
   const stats = (query: Record<string, string | number | string[]>) => t.http.get('/v1/stats').query(query);
+  /**
+   * `read` in a repeatable read transaction, and how many scans of raw events it started
+   * (`scans`) or rows of them it read (`rows`): pg_stat_xact_user_tables before and after,
+   * in that transaction (it holds what the backend has not flushed yet, earlier
+   * transactions' counts too).
+   */
+  const withRawReads = <T>(what: 'scans' | 'rows', read: (sql: TransactionSql) => Promise<T>) =>
+    t.db.sql.begin('isolation level repeatable read', async (sql) => {
+      const counted = async () => {
+        const [row] = await sql<[{ n: number }]>`
+          select coalesce(sum(${what === 'scans' ? sql`coalesce(seq_scan, 0) + coalesce(idx_scan, 0)` : sql`coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)`}), 0)::int as n
+          from pg_stat_xact_user_tables
+          where relid = 'events'::regclass or relid in (select inhrelid from pg_inherits where inhparent = 'events'::regclass)
+        `;
+        return row.n;
+      };
+      const before = await counted();
+      const result = await read(sql);
+      return [result, (await counted()) - before] as const;
+    });
 
   describe('time zones', () => {
     // A week of local days that ended two days ago: inside retention, in the past everywhere.
@@ -187,22 +208,13 @@ describeEachMode('GET /v1/stats', (mode) => {
       ['sparse', sparse, true],
       ['dense', dense, false],
     ] as const) {
-      // pg_stat_xact_user_tables before and after, in one transaction (it holds what the
-      // backend has not flushed yet, earlier transactions' counts too): were raw events read?
-      const [answer, eventScans] = await t.db.sql.begin('isolation level repeatable read', async (sql) => {
-        const scans = async () => {
-          const [row] = await sql<[{ n: number }]>`
-            select coalesce(sum(coalesce(seq_scan, 0) + coalesce(idx_scan, 0)), 0)::int as n from pg_stat_xact_user_tables
-            where relid = 'events'::regclass or relid in (select inhrelid from pg_inherits where inhparent = 'events'::regclass)
-          `;
-          return row.n;
-        };
-        const before = await scans();
+      // Were raw events read?
+      const [answer, eventScans] = await withRawReads('scans', async (sql) => {
         const rows = await sql`
           select bucket_label as bucket, users::int, events::int
           from headcount_stats(${site}, ${new Date(start)}, ${new Date(start + HOUR_MS)}, 'hour', ${zone}, filters => array['page!=/none'])
         `;
-        return [rows.map((r) => ({ ...r })), (await scans()) - before] as const;
+        return rows.map((r) => ({ ...r }));
       });
       expect(answer, site).toEqual([
         { bucket: localLabel(start, zone), users: new Set(events.map((e) => e.user)).size, events: events.length },
@@ -219,23 +231,17 @@ describeEachMode('GET /v1/stats', (mode) => {
     const base = Date.parse(`${isoDate(daysAgo(4))}T00:00:00Z`);
     const events = Array.from({ length: 120 }, (_, i) => ({ timeMs: base + i * 47_000, user: `q${i % 23}` }));
     const zones = ['Asia/Kolkata', 'Asia/Kathmandu'] as const;
-    const read = (site: string, zone: string) =>
-      t.db.sql.begin('isolation level repeatable read', async (sql) => {
-        const scans = async () => {
-          // Raw events read.
-          const [row] = await sql<[{ n: number }]>`
-            select coalesce(sum(coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)), 0)::int as n from pg_stat_xact_user_tables
-            where relid = 'events'::regclass or relid in (select inhrelid from pg_inherits where inhparent = 'events'::regclass)
-          `;
-          return row.n;
-        };
-        const before = await scans();
-        const rows = await sql<{ bucket: string; users: number; events: number }[]>`
-          select bucket, users::int, events::int
-          from headcount_stats(${site}, ${new Date(base - HOUR_MS)}, ${new Date(base + 2 * HOUR_MS)}, 'hour', ${zone})
-        `;
-        return { rows: rows.map((r) => ({ ...r })), scans: (await scans()) - before };
-      });
+    const read = async (site: string, zone: string) => {
+      const [rows, scans] = await withRawReads('rows', async (sql) =>
+        (
+          await sql<{ bucket: string; users: number; events: number }[]>`
+            select bucket, users::int, events::int
+            from headcount_stats(${site}, ${new Date(base - HOUR_MS)}, ${new Date(base + 2 * HOUR_MS)}, 'hour', ${zone})
+          `
+        ).map((r) => ({ ...r })),
+      );
+      return { rows, scans };
+    };
     const exact = (zone: string) => {
       // The local hours (on the zone's 15-minute grid) from base - 1 h to base + 2 h.
       const offsetMs = zone === 'Asia/Kolkata' ? 330 * 60_000 : 345 * 60_000;
