@@ -120,8 +120,8 @@ begin
   perform headcount_zone(timezone);
   parsed := headcount_parse_filters(filters, kinds, pages);
 
-  select date_trunc('day', now() - s.retention, 'UTC'), date_trunc('day', now() - s.sketch_retention, 'UTC')
-  into raw_from, sketch_from
+  select date_trunc('day', now() - s.retention, 'UTC'), date_trunc('day', now() - s.sketch_retention, 'UTC'), s.quarters_from
+  into raw_from, sketch_from, quarters_from
   from headcount_settings s;
   prev_from := from_time - (to_time - from_time);
   if (case when comparing then prev_from else from_time end) < sketch_from then
@@ -180,7 +180,6 @@ begin
   end if;
   -- Quarter hours hold kinds, not pages: elsewhere a quarter piece is read as minutes.
   quarters := path = 'events' and cardinality(needed) = 0;
-  select s.quarters_from into quarters_from from headcount_settings s;
   -- The rollups' and quarter hours' rows of every kind at once (kind '*') unless the kind
   -- is filtered or grouped; then those of each kind.
   every_kind := case when 'kind' = any (grp) or exists (select from jsonb_array_elements(parsed) f where f ->> 'dimension' = 'kind')
