@@ -12,6 +12,10 @@
 -- marks the day overflowed (headcount_rollup_days) and deletes what the day held, and
 -- from then on reads answer that day of that set from raw events (or refuse beyond their
 -- retention). A property with an id per event costs its day's cap, not a row per event.
+--
+-- It appends, it does not rewrite: every row it writes is a part of its own (part = the
+-- roll's start, epoch ms), holding what this roll moved; headcount_fold_parts folds the
+-- parts into part 0 every few minutes. Reads union a key's rows like the rows of a range.
 create or replace function headcount_roll_up(max_rows integer default 20000)
 returns integer
 language plpgsql
@@ -21,6 +25,7 @@ declare
   cap integer;
   moved integer;
   sorting text;
+  this_part bigint := (extract(epoch from now()) * 1000)::bigint;
 begin
   -- One roller at a time: two would upsert the same rollup rows and day counts.
   if not pg_try_advisory_xact_lock(1751937123) then
@@ -47,6 +52,7 @@ begin
   insert into headcount_moved select * from taken;
   get diagnostics moved = row_count;
   if moved = 0 then
+    perform headcount_fold_parts();
     return 0;
   end if;
 
@@ -166,37 +172,35 @@ begin
   from headcount_moved_groups g
   group by g.site, g.dims, g.hour, g.vals;
 
-  -- Rows are locked in one order (only one roller runs, but a backfill in psql may not).
-  insert into dimensions_hourly as h (site, dims, bucket, kind, vals, events, users)
-  select g.site, g.dims, g.hour, g.kind, g.vals, g.events, g.users
+  -- This roll's parts: new rows, one per key (a roll cannot meet one of its own; two
+  -- rolls starting in the same millisecond would be merged, not refused).
+  insert into dimensions_hourly as h (site, dims, bucket, kind, vals, part, events, users)
+  select g.site, g.dims, g.hour, g.kind, g.vals, this_part, g.events, g.users
   from headcount_moved_groups g
   where g.hour >= headcount_rollup_hours_from()
-  order by 1, 2, 3, 4, 5
-  on conflict (site, dims, bucket, kind, vals) do update
+  on conflict (site, dims, bucket, kind, vals, part) do update
   set events = h.events + excluded.events,
       users = hll_union(h.users, excluded.users);
 
-  insert into dimensions_daily as d (site, dims, bucket, kind, vals, events, users)
-  select g.site, g.dims, date_trunc('day', g.hour), g.kind, g.vals, sum(g.events)::bigint, hll_union_agg(g.users)
+  insert into dimensions_daily as d (site, dims, bucket, kind, vals, part, events, users)
+  select g.site, g.dims, date_trunc('day', g.hour), g.kind, g.vals, this_part, sum(g.events)::bigint, hll_union_agg(g.users)
   from headcount_moved_groups g
   group by 1, 2, 3, 4, 5
-  order by 1, 2, 3, 4, 5
-  on conflict (site, dims, bucket, kind, vals) do update
+  on conflict (site, dims, bucket, kind, vals, part) do update
   set events = d.events + excluded.events,
       users = hll_union(d.users, excluded.users);
 
   -- Every event from quarters_from on, per site, UTC quarter hour and kind, and under '*'
   -- (every kind): the ends of the local hours and days of zones with a +05:30 or +05:45
   -- offset (headcount_stats).
-  insert into kinds_15m as q (site, bucket, kind, events, users)
+  insert into kinds_15m as q (site, bucket, kind, part, events, users)
   select m.site, date_bin('15 minutes', m.time, timestamptz 'epoch'), case when grouping(m.kind) = 1 then '*' else m.kind end,
-         sum(m.weight)::bigint, hll_add_agg(m.user_hash, p.log2m, p.regwidth, p.expthresh, p.sparseon)
+         this_part, sum(m.weight)::bigint, hll_add_agg(m.user_hash, p.log2m, p.regwidth, p.expthresh, p.sparseon)
   from headcount_moved m, headcount_sketch_parameters() p
   where m.time >= (select s.quarters_from from headcount_settings s)
   group by grouping sets ((m.site, date_bin('15 minutes', m.time, timestamptz 'epoch'), m.kind),
                          (m.site, date_bin('15 minutes', m.time, timestamptz 'epoch')))
-  order by 1, 2, 3
-  on conflict (site, bucket, kind) do update
+  on conflict (site, bucket, kind, part) do update
   set events = q.events + excluded.events,
       users = hll_union(q.users, excluded.users);
 
@@ -209,9 +213,11 @@ begin
   set first_event = least(s.first_event, excluded.first_event),
       last_event = greatest(s.last_event, excluded.last_event),
       events = s.events + excluded.events;
+
+  perform headcount_fold_parts();
   return moved;
 end
 $$;
 
 comment on function headcount_roll_up(integer) is
-  'headcount: moves up to max_rows queued events (headcount_pending) into dimensions_hourly, dimensions_daily and kinds_15m in one transaction; returns how many (0 when none, or another session is rolling up)';
+  'headcount: moves up to max_rows queued events (headcount_pending) into dimensions_hourly, dimensions_daily and kinds_15m in one transaction, as parts of its own (folded by headcount_fold_parts); returns how many (0 when none, or another session is rolling up)';

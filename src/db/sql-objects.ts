@@ -67,6 +67,7 @@ export const SQL_OBJECTS = [
   'headcount_queue_dimensions',
   'headcount_track_visits',
   'headcount_events_inserted',
+  'headcount_fold_parts',
   'headcount_roll_up',
   'headcount_expire_dimensions',
   'events_hourly',

@@ -102,6 +102,7 @@ describeEachMode('migrations', (mode) => {
       'vals text[]',
       'events bigint',
       'users hll',
+      'part bigint',
     ];
     for (const relation of ['dimensions_hourly', 'dimensions_daily']) expect(await columns(db.sql, relation)).toEqual(rollup);
     for (const relation of ['events_minutely', 'events_hourly', 'events_daily']) {
@@ -200,6 +201,7 @@ describeEachMode('migrations', (mode) => {
       await scratch.sql`delete from dimensions_hourly where site = 'o' or (site = 'p' and dims = 'referrer')`;
       await scratch.sql`delete from dimensions_daily where site = 'o' or (site = 'p' and dims = 'referrer')`;
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'q')`;
+      expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
       expect(await step('down')).toEqual(['1796659200000_every_kind_rows']);
       expect(await step('down')).toEqual(['1796572800000_quarter_hours']);
       expect(await step('down')).toEqual(['1796486400000_source']);
@@ -226,6 +228,7 @@ describeEachMode('migrations', (mode) => {
       ]);
       expect(await step('up')).toEqual(['1796572800000_quarter_hours']);
       expect(await step('up')).toEqual(['1796659200000_every_kind_rows']);
+      expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
       // The queued event is rolled up with its source (none) by the roller sql/ brings back.
       expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(1);
       expect(
@@ -262,10 +265,12 @@ describeEachMode('migrations', (mode) => {
       expect(await quarters()).toBe(2); // its kind's row and the row of every kind
 
       await scratch.sql`insert into events (time, kind, user_id) values (${day} + interval '20 minutes', 'collect', 'b')`;
+      expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
       expect(await step('down')).toEqual(['1796659200000_every_kind_rows']);
       expect(await step('down')).toEqual(['1796572800000_quarter_hours']);
       expect(await step('up')).toEqual(['1796572800000_quarter_hours']);
       expect(await step('up')).toEqual(['1796659200000_every_kind_rows']);
+      expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
       expect(await quartersFrom()).toMatchObject({ ahead: true, soon: true });
       // The queued event is before quarters_from: rolled up, but kept in no quarter; its
       // local hour in Asia/Kolkata (23:30 to 00:30 UTC) is read from minutes, exactly.
@@ -292,12 +297,15 @@ describeEachMode('migrations', (mode) => {
         values (now(), 'view', 'a', 'DE'), (now(), 'click', 'a', 'DE'), (now(), 'click', 'b', 'DE'), (now(), 'view', 'c', 'FR')
       `;
       expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(4);
+      expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
       expect(await step('down')).toEqual(['1796659200000_every_kind_rows']);
       expect(first(await scratch.sql`select count(*)::int as n from dimensions_daily where kind = '*'`).n).toBe(0);
       expect(await step('up')).toEqual(['1796659200000_every_kind_rows']);
+      expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
+      // A key's rows (part 0 and the roller's parts since its last fold) count as one.
       const everyKind = (table: string) => scratch.sql`
-        select array_to_json(vals) as vals, events::int, hll_cardinality(users)::int as users
-        from ${scratch.sql(table)} where dims = 'country' and kind = '*' order by vals::text
+        select array_to_json(vals) as vals, sum(events)::int as events, hll_cardinality(hll_union_agg(users))::int as users
+        from ${scratch.sql(table)} where dims = 'country' and kind = '*' group by vals order by vals::text
       `;
       for (const table of ['dimensions_hourly', 'dimensions_daily']) {
         expect(await everyKind(table), table).toEqual([
@@ -328,12 +336,51 @@ describeEachMode('migrations', (mode) => {
     }
   });
 
+  it('makes the rows the rollups hold part 0, and folds the parts back into one row per key going down', async () => {
+    const scratch = await createTestDatabase(mode);
+    try {
+      const step = async (direction: 'up' | 'down') =>
+        migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
+      const add = (users: string[]) => scratch.sql`
+        insert into events (time, kind, user_id, country) select now(), 'view', u, 'DE' from unnest(${users}::text[]) u
+      `;
+      const keyRows = async (table: string) =>
+        (await scratch.sql`
+          select events::int, hll_cardinality(users)::int as users from ${scratch.sql(table)}
+          where dims = 'country' and kind = '*' order by events
+        `) as { events: number; users: number }[];
+      // A roll's parts, folded going down; the rows the rollups hold then are part 0 going up.
+      await add(['a', 'b']);
+      expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(2);
+      expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
+      expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
+      expect(await scratch.sql`select part::int from dimensions_daily where dims = 'country' and kind = '*'`).toEqual([
+        { part: 0 },
+      ]);
+      // Two rolls after it: two parts beside part 0.
+      await add(['b', 'c']);
+      expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(2);
+      await add(['d']);
+      expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(1);
+      for (const table of ['dimensions_hourly', 'dimensions_daily']) expect(await keyRows(table), table).toHaveLength(3);
+      expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
+      for (const table of ['dimensions_hourly', 'dimensions_daily']) {
+        expect(await keyRows(table), table).toEqual([{ events: 5, users: 4 }]);
+      }
+      expect(first(await scratch.sql`select count(*)::int as n from kinds_15m where kind = '*'`).n).toBe(1);
+      expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
+    } finally {
+      await scratch.drop();
+    }
+  });
+
   it('runs up, down and up again, step by step', async () => {
     const scratch = await createTestDatabase(mode);
     try {
       const step = async (direction: 'up' | 'down') =>
         migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
+      expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
       expect(await step('down')).toEqual(['1796659200000_every_kind_rows']);
       expect(await step('down')).toEqual(['1796572800000_quarter_hours']);
       expect(await columns(scratch.sql, 'headcount_settings')).not.toContain('quarters_from timestamp with time zone');
@@ -402,6 +449,7 @@ describeEachMode('migrations', (mode) => {
       expect(await step('up')).toEqual(['1796486400000_source']);
       expect(await step('up')).toEqual(['1796572800000_quarter_hours']);
       expect(await step('up')).toEqual(['1796659200000_every_kind_rows']);
+      expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
       expect(
         first(await scratch.sql`select count(*)::int as n from pg_proc where proname = 'headcount_sketch_parameters'`).n,
       ).toBe(1);

@@ -113,3 +113,82 @@ describeEachMode("the roller's quarter hours", (mode) => {
     }
   });
 });
+
+describeEachMode("the roller's parts", (mode) => {
+  it('appends each roll as parts of its own without rewriting the rows it adds to, and folds them into part 0 when due, the answers unchanged', async () => {
+    const t = await startTestApp(mode);
+    try {
+      await t.runtime.roller.stop();
+      const hour = Math.floor((Date.now() - 2 * HOUR_MS) / HOUR_MS) * HOUR_MS;
+      const add = (users: string[], country: string) => t.db.sql`
+        insert into events (site, time, kind, user_id, country)
+        select 'p', ${new Date(hour)}::timestamptz + i * interval '1 minute', 'view', u, ${country}
+        from unnest(${users}::text[]) with ordinality x(u, i)
+      `;
+      const roll = async () => first(await t.db.sql`select headcount_roll_up() as n`).n as number;
+      /** The rows of DE's key of kind * in each table that has it, with their row versions. */
+      const rows = (table: string) => t.db.sql<{ part: string; xmin: string; events: number }[]>`
+        select part::text, xmin::text, events::int from ${t.db.sql(table)}
+        where site = 'p' and dims = 'country' and kind = '*' and vals = '{DE}' order by part
+      `;
+      const answer = async () =>
+        t.db.sql`
+          select array_to_json(group_values) as g, users::int, events::int
+          from headcount_stats('p', ${new Date(hour)}::timestamptz, ${new Date(hour + HOUR_MS)}::timestamptz, group_by => 'country')
+        `;
+      const quarters = async () =>
+        (await t.db.sql`select part::text from kinds_15m where site = 'p' and kind = '*'`).map((r) =>
+          r.part === '0' ? 'folded' : 'part',
+        );
+
+      await add(['a', 'b', 'c'], 'DE');
+      await add(['x'], 'FR');
+      expect(await roll()).toBe(4);
+      const [first1] = await rows('dimensions_daily');
+      expect(first1).toMatchObject({ events: 3 });
+      expect(first1!.part).not.toBe('0');
+
+      // A second roll adds a part of its own: the first is not rewritten (same row version).
+      await add(['a', 'd'], 'DE');
+      expect(await roll()).toBe(2);
+      for (const table of ['dimensions_daily', 'dimensions_hourly']) {
+        const [one, two] = await rows(table);
+        expect(await rows(table), table).toHaveLength(2);
+        expect(one, table).toMatchObject({ events: 3 });
+        expect(two, table).toMatchObject({ events: 2 });
+        if (table === 'dimensions_daily') expect(one).toEqual(first1);
+      }
+      expect(await quarters()).toEqual(['part', 'part']);
+      const before = await answer();
+      expect(before).toEqual([
+        { g: ['DE'], users: 4, events: 5 },
+        { g: ['FR'], users: 1, events: 1 },
+      ]);
+
+      // Not due: parts seconds old, two rolls' worth.
+      expect(first(await t.db.sql`select headcount_fold_parts()::int as n`).n).toBe(0);
+      expect(first(await t.db.sql`select headcount_fold_parts(interval '1 hour', 3)::int as n`).n).toBe(0);
+      // Due by count (2 rolls' parts), then into the part 0 rows a fold made before.
+      expect(first(await t.db.sql`select headcount_fold_parts(interval '1 hour', 2)::int as n`).n).toBeGreaterThan(0);
+      for (const table of ['dimensions_daily', 'dimensions_hourly']) {
+        expect(await rows(table), table).toEqual([expect.objectContaining({ part: '0', events: 5 })]);
+      }
+      expect(await quarters()).toEqual(['folded']);
+      expect(await answer()).toEqual(before);
+      expect(first(await t.db.sql`select count(*)::int as n from dimensions_daily where part <> 0`).n).toBe(0);
+
+      await add(['e', 'a'], 'DE');
+      expect(await roll()).toBe(2);
+      expect(first(await t.db.sql`select headcount_fold_parts(interval '0')::int as n`).n).toBeGreaterThan(0);
+      for (const table of ['dimensions_daily', 'dimensions_hourly']) {
+        expect(await rows(table), table).toEqual([expect.objectContaining({ part: '0', events: 7 })]);
+      }
+      expect(await answer()).toEqual([
+        { g: ['DE'], users: 5, events: 7 },
+        { g: ['FR'], users: 1, events: 1 },
+      ]);
+    } finally {
+      await t.close();
+    }
+  });
+});
