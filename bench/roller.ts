@@ -7,10 +7,19 @@
  * cluster must run on this machine), over all BENCH_ROLLER_ROUNDS rolls, and the median
  * roll's wall time.
  *
+ * A roll appends parts that headcount_fold_parts folds into part 0 every few minutes
+ * (or 32 rolls): what a roll costs is a cycle of BENCH_ROLLER_FOLD_EVERY rolls and the
+ * fold after them, per event. Several values (BENCH_ROLLER_FOLD_EVERY=1,30) are variants
+ * timed against each other, cycle after cycle, A B A B: folding after every roll
+ * rewrites the rows of part 0 at every roll, as every roll did before parts. Before the
+ * measured cycles, BENCH_ROLLER_PREFILL events (default 20,000) are rolled and folded, so
+ * that the busy values' day and hour sketches are as large as a running site's (200,000:
+ * dense, 10 KB).
+ *
  * BENCH_ROLLER_BASELINE=<file>: a definition of headcount_roll_up to compare with (for
- * example `git show <commit>:sql/common/headcount_roll_up.sql > /tmp/base.sql`). The two
- * definitions are then applied in turn before each roll, baseline first, A B A B, and the
- * report gives both medians and their ratio.
+ * example `git show <commit>:sql/common/headcount_roll_up.sql > /tmp/base.sql`), with the
+ * first BENCH_ROLLER_FOLD_EVERY value. The two definitions are then applied in turn
+ * before each cycle, baseline first, A B A B, and the report gives both and their ratio.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -26,6 +35,8 @@ import { CLOCK_TICKS, processTicks } from './system.js';
 const env = process.env;
 const rounds = Number(env.BENCH_ROLLER_ROUNDS ?? 5);
 const BATCH = Number(env.BENCH_ROLLER_BATCH ?? 20_000);
+const PREFILL = Number(env.BENCH_ROLLER_PREFILL ?? 20_000);
+const FOLD_EVERY = (env.BENCH_ROLLER_FOLD_EVERY ?? '1').split(',').map(Number);
 
 /** Queues `count` events of site shop from number `start` on, in the last two hours. */
 const queueBatch = (sql: Sql, start: number, count = BATCH) => sql`
@@ -61,47 +72,62 @@ async function main(): Promise<void> {
   const sql = createSql(db.url, { max: 1 });
   const current = await readFile(path.join(SQL_DIR, 'common', 'headcount_roll_up.sql'), 'utf8');
   const baseline = env.BENCH_ROLLER_BASELINE ? await readFile(env.BENCH_ROLLER_BASELINE, 'utf8') : undefined;
-  const variants: [string, string | undefined][] = baseline
+  /** Name, definition applied before each cycle (none: the current one stays), rolls per fold. */
+  const variants: [string, string | undefined, number][] = baseline
     ? [
-        ['baseline', baseline],
-        ['current', current],
+        ['baseline', baseline, FOLD_EVERY[0]!],
+        ['current', current, FOLD_EVERY[0]!],
       ]
-    : [['current', undefined]];
+    : FOLD_EVERY.map((k) => [`fold every ${k}`, undefined, k]);
   const results = new Map<string, { cpu: number[]; wall: number[] }>(variants.map(([name]) => [name, { cpu: [], wall: [] }]));
   try {
     await sql`insert into headcount_rollups (site, dims) values ('shop', 'props.plan'), ('shop', 'country,device'), ('shop', 'browser,os,props.lang')`;
     const [{ pid }] = (await sql`select pg_backend_pid() as pid`) as unknown as [{ pid: number }];
     let start = 0;
-    // A first roll that is not measured: the rollup rows then exist, as on a running site.
-    await queueBatch(sql, start, 20_000);
-    start += 20_000;
-    await sql`select headcount_roll_up(20000)`;
+    // Not measured: the rollup rows then exist, as on a running site, as large as PREFILL makes them.
+    for (; start < PREFILL; start += 20_000) {
+      await queueBatch(sql, start, Math.min(20_000, PREFILL - start));
+      await sql`select headcount_roll_up(20000)`;
+    }
+    await sql`select headcount_fold_parts(interval '0')`;
     for (let round = 0; round < rounds; round++) {
-      for (const [name, definition] of variants) {
+      for (const [name, definition, foldEvery] of variants) {
         if (definition) await sql.unsafe(definition);
-        await queueBatch(sql, start);
-        start += BATCH;
-        const cpuBefore = cpuMs(pid);
-        const wallBefore = performance.now();
-        const [{ moved }] = (await sql`select headcount_roll_up(${BATCH}) as moved`) as unknown as [{ moved: number }];
-        const wall = performance.now() - wallBefore;
-        const cpu = cpuMs(pid) - cpuBefore;
-        if (moved !== BATCH) throw new Error(`the roll moved ${moved} events, not ${BATCH}`);
-        results.get(name)!.cpu.push(cpu);
-        results.get(name)!.wall.push((wall * 1000) / BATCH);
+        const r = results.get(name)!;
+        let cpu = 0;
+        let wall = 0;
+        // The queueing (the insert and its trigger) is not the roller's: only the rolls and
+        // the fold after them are timed.
+        const timed = async (query: () => Promise<unknown>) => {
+          const cpuBefore = cpuMs(pid);
+          const wallBefore = performance.now();
+          const out = await query();
+          cpu += cpuMs(pid) - cpuBefore;
+          wall += performance.now() - wallBefore;
+          return out;
+        };
+        for (let i = 0; i < foldEvery; i++) {
+          await queueBatch(sql, start);
+          start += BATCH;
+          const [{ moved }] = (await timed(() => sql`select headcount_roll_up(${BATCH}) as moved`)) as [{ moved: number }];
+          if (moved !== BATCH) throw new Error(`the roll moved ${moved} events, not ${BATCH}`);
+        }
+        await timed(() => sql`select headcount_fold_parts(interval '0')`);
+        r.cpu.push(cpu / foldEvery);
+        r.wall.push((wall * 1000) / (foldEvery * BATCH));
       }
     }
     console.log(
-      `mode ${env.STORAGE_MODE ?? 'auto'}: ${rounds} rolls of ${BATCH} events per variant (every standard dimension, 3 properties, 3 declared rollups)`,
+      `mode ${env.STORAGE_MODE ?? 'auto'}: ${rounds} cycles of rolls of ${BATCH} events and a fold per variant, after ${PREFILL} events (every standard dimension, 3 properties, 3 declared rollups)`,
     );
     for (const [name, r] of results) {
       console.log(
-        `  ${name.padEnd(9)} PostgreSQL CPU ${perEvent(r.cpu).toFixed(1)} µs/event (all rolls), wall ${median(r.wall).toFixed(1)} µs/event (median roll)`,
+        `  ${name.padEnd(14)} PostgreSQL CPU ${perEvent(r.cpu).toFixed(1)} µs/event (all cycles), wall ${median(r.wall).toFixed(1)} µs/event (median cycle)`,
       );
     }
-    if (baseline) {
-      const ratio = perEvent(results.get('current')!.cpu) / perEvent(results.get('baseline')!.cpu);
-      console.log(`  current / baseline CPU: ${ratio.toFixed(3)}`);
+    const [a, ...others] = variants.map(([name]) => name);
+    for (const b of others) {
+      console.log(`  ${b} / ${a} CPU: ${(perEvent(results.get(b)!.cpu) / perEvent(results.get(a!)!.cpu)).toFixed(3)}`);
     }
   } finally {
     await sql.end();

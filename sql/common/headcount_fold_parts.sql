@@ -22,8 +22,16 @@ begin
     return 0;
   end if;
   -- Every roll writes day rows (an event without dimensions too: its "no value" rows), so
-  -- the day parts name every roll that left parts anywhere.
-  select min(d.part), count(distinct d.part) into oldest, parts from dimensions_daily d where d.part <> 0;
+  -- the day parts name every roll that left parts anywhere. Counted up to max_parts, one
+  -- index probe per part (count(distinct) read every part's rows: 30,000 for 32 rolls).
+  with recursive p(part, n) as (
+    select min(d.part), 1 from dimensions_daily d where d.part <> 0
+    union all
+    select (select min(d.part) from dimensions_daily d where d.part <> 0 and d.part > p.part), p.n + 1
+    from p
+    where p.part is not null and p.n < max_parts
+  )
+  select min(p.part), count(p.part) into oldest, parts from p;
   if parts = 0 or (oldest > (extract(epoch from now() - after) * 1000)::bigint and parts < max_parts) then
     return 0;
   end if;

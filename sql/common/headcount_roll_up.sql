@@ -26,6 +26,8 @@ declare
   moved integer;
   sorting text;
   this_part bigint := (extract(epoch from now()) * 1000)::bigint;
+  -- Once: as a filter, the function ran per row (34 µs each, 15 of a 40 ms roll).
+  hours_from timestamptz := headcount_rollup_hours_from();
 begin
   -- One roller at a time: two would upsert the same rollup rows and day counts.
   if not pg_try_advisory_xact_lock(1751937123) then
@@ -177,7 +179,7 @@ begin
   insert into dimensions_hourly as h (site, dims, bucket, kind, vals, part, events, users)
   select g.site, g.dims, g.hour, g.kind, g.vals, this_part, g.events, g.users
   from headcount_moved_groups g
-  where g.hour >= headcount_rollup_hours_from()
+  where g.hour >= hours_from
   on conflict (site, dims, bucket, kind, vals, part) do update
   set events = h.events + excluded.events,
       users = hll_union(h.users, excluded.users);
