@@ -1,7 +1,8 @@
 -- Deletes what the roller keeps past its retention: the dimension rollups' hours before
 -- headcount_rollup_hours_from() (a week), their days and value counts with the day
--- sketches (headcount_settings.sketch_retention), quarter hours (kinds_15m) with the raw
--- events (headcount_settings.retention). The roller calls it about once an hour (src/db/roller.ts).
+-- sketches (headcount_settings.sketch_retention) and their weeks that start before
+-- those, quarter hours (kinds_15m) with the raw events (headcount_settings.retention).
+-- The roller calls it about once an hour (src/db/roller.ts).
 -- Returns how many rows it deleted.
 create or replace function headcount_expire_dimensions()
 returns bigint
@@ -14,6 +15,7 @@ declare
   days bigint;
   counts bigint;
   quarters bigint;
+  weeks bigint;
 begin
   select date_trunc('day', now() - s.sketch_retention) into sketch_from from headcount_settings s;
   delete from dimensions_hourly where bucket < headcount_rollup_hours_from();
@@ -22,8 +24,12 @@ begin
   get diagnostics days = row_count;
   delete from headcount_rollup_days where day < sketch_from;
   get diagnostics counts = row_count;
+  -- A week that starts before the first kept day can no longer be read whole.
+  delete from dimensions_weekly where bucket < sketch_from;
+  get diagnostics weeks = row_count;
+  delete from headcount_rollup_weeks where week < sketch_from;
   delete from kinds_15m where bucket < (select date_trunc('day', now() - s.retention) from headcount_settings s);
   get diagnostics quarters = row_count;
-  return hours + days + counts + quarters;
+  return hours + days + counts + weeks + quarters;
 end
 $$;

@@ -16,6 +16,8 @@
 -- It appends, it does not rewrite: every row it writes is a part of its own (part = the
 -- roll's start, epoch ms), holding what this roll moved; headcount_fold_parts folds the
 -- parts into part 0 every few minutes. Reads union a key's rows like the rows of a range.
+-- The rows of every kind of an ended UTC week are also kept in one (dimensions_weekly):
+-- built once by headcount_build_weeks, then added to by the rolls of its late events.
 create or replace function headcount_roll_up(max_rows integer default 20000)
 returns integer
 language plpgsql
@@ -55,6 +57,7 @@ begin
   get diagnostics moved = row_count;
   if moved = 0 then
     perform headcount_fold_parts();
+    perform headcount_build_weeks();
     return 0;
   end if;
 
@@ -192,6 +195,18 @@ begin
   set events = d.events + excluded.events,
       users = hll_union(d.users, excluded.users);
 
+  -- The late events of weeks already built (headcount_build_weeks), into their week rows.
+  insert into dimensions_weekly as w (site, dims, bucket, vals, events, users)
+  select g.site, g.dims, date_trunc('week', g.hour), g.vals, sum(g.events)::bigint, hll_union_agg(g.users)
+  from headcount_moved_groups g
+  join headcount_rollup_weeks b on b.site = g.site and b.week = date_trunc('week', g.hour)
+  where g.kind = '*'
+  group by 1, 2, 3, 4
+  order by 1, 2, 3, 4
+  on conflict (site, dims, bucket, vals) do update
+  set events = w.events + excluded.events,
+      users = hll_union(w.users, excluded.users);
+
   -- Every event from quarters_from on, per site, UTC quarter hour and kind, and under '*'
   -- (every kind): the ends of the local hours and days of zones with a +05:30 or +05:45
   -- offset (headcount_stats).
@@ -217,6 +232,7 @@ begin
       events = s.events + excluded.events;
 
   perform headcount_fold_parts();
+  perform headcount_build_weeks();
   return moved;
 end
 $$;

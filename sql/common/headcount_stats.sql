@@ -18,7 +18,8 @@
 --  - dimensions a rollup holds (one standard dimension; a declared property or
 --    combination, from the first UTC day starting an hour after its declaration): dimensions_daily and
 --    dimensions_hourly (their rows of kind '*', every kind in one, unless the kind is
---    filtered or grouped), plus the events still queued for them (headcount_pending), and
+--    filtered or grouped; then also dimensions_weekly for the built UTC weeks whose seven
+--    days a bucket reads from sketches), plus the events still queued for them (headcount_pending), and
 --    raw events for minutes, for hours older than a week (headcount_rollup_hours_from),
 --    for days that passed the rollup's value cap, and for days before a declaration;
 --  - anything else (page with another dimension, a property or combination not
@@ -110,6 +111,7 @@ declare
   quarters boolean;
   quarters_from timestamptz;
   every_kind text;
+  use_weeks boolean;
 begin
   select a.g, a.step, a.bucket_count into g, step, bucket_count
   from headcount_check_stats_arguments(site, from_time, to_time, granularity, group_limit, compare) a;
@@ -184,6 +186,8 @@ begin
   -- is filtered or grouped; then those of each kind.
   every_kind := case when 'kind' = any (grp) or exists (select from jsonb_array_elements(parsed) f where f ->> 'dimension' = 'kind')
                      then 'r.kind <> ''*''' else 'r.kind = ''*''' end;
+  -- Week rows hold every kind at once: read where the rows of kind '*' are.
+  use_weeks := path = 'rollup' and every_kind = 'r.kind = ''*''';
 
   -- Each dimension's expression in the relation read (r) and in raw or queued events (e).
   if path = 'events' then
@@ -219,7 +223,7 @@ begin
       select 1 as period, p.* from headcount_stats_pieces($8, $2, $4, $5, $6, $7) p where $9
     ) q
   ),
-  units as (
+  piece_units as (
     select p.period, p.n, p.level, u.u, w.w,
            case when p.level = 'minute' then $10
                 when p.level = 'hour' and u.u < %1$L::timestamptz then true
@@ -231,17 +235,32 @@ begin
     ) w(w)
     cross join lateral generate_series(p.ps, p.pe - w.w, w.w) u(u)
   ),
+  weeks as (
+    -- The UTC weeks whose seven days a bucket reads from sketches, where the week is built
+    -- (headcount_rollup_weeks): one week row instead of seven day rows.
+    select pu.period, pu.n, date_trunc('week', pu.u) as u
+    from piece_units pu
+    where %4$L and pu.level = 'day' and not pu.raw
+    group by 1, 2, 3
+    having count(*) = 7 and date_trunc('week', pu.u) in (select b.week from headcount_rollup_weeks b where b.site = $1)
+  ),
+  units as (
+    select pu.* from piece_units pu
+    where not (pu.level = 'day' and exists (select from weeks wk where wk.period = pu.period and wk.n = pu.n and wk.u = date_trunc('week', pu.u)))
+    union all
+    select wk.period, wk.n, 'week', wk.u, interval '7 days', false from weeks wk
+  ),
   raw_ranges as (
     select p.period, p.n, p.ps as rs, p.pe as re from pieces p where p.level = 'minute' and $10
     union all
     select un.period, un.n, un.u, un.u + un.w from units un where un.raw and un.level <> 'minute'
   )
-  $u$, case when path = 'rollup' then headcount_rollup_hours_from() else '-infinity' end, quarters, quarters_from);
+  $u$, case when path = 'rollup' then headcount_rollup_hours_from() else '-infinity' end, quarters, quarters_from, use_weeks);
 
   -- Anything before the first retained UTC day must be day sketches.
   execute 'with ' || units_sql || $q$
     select un.u, un.raw and un.level = 'day' as raw_day from units un
-    where (un.raw or un.level <> 'day') and un.u < $13 order by un.u limit 1
+    where (un.raw or un.level not in ('day', 'week')) and un.u < $13 order by un.u limit 1
   $q$
   into old
   using site, from_time, to_time, g, step, bucket_count, timezone, prev_from, comparing,
@@ -368,7 +387,14 @@ begin
       select 'hour', r.bucket, %1$s, r.events, r.users
       from dimensions_hourly r, keys k
       where r.site = $1 and r.dims = $15 and r.bucket = any (k.hours) and %3$s and %2$s
-      $f$, grp_rel, pred_rel, every_kind)
+      %4$s
+      $f$, grp_rel, pred_rel, every_kind,
+      case when use_weeks then format($k$
+      union all
+      select 'week', r.bucket, %1$s, r.events, r.users
+      from dimensions_weekly r, keys k
+      where r.site = $1 and r.dims = $15 and r.bucket = any (k.weeks) and %2$s
+      $k$, grp_rel, pred_rel) else '' end)
     else $f$
       select null::text as level, null::timestamptz as bucket, null::text[] as grp, null::bigint as events, null::hll as users
       where false
@@ -392,7 +418,8 @@ begin
       union all
       select un.period, un.n, %1$s, sum(e.weight)::bigint, hll_add_agg(e.user_hash, p.log2m, p.regwidth, p.expthresh, p.sparseon)
       from headcount_pending e
-      cross join lateral (values ('day', date_trunc('day', e.time, 'UTC')), ('hour', date_trunc('hour', e.time, 'UTC'))) l(level, u)
+      cross join lateral (values ('week', date_trunc('week', e.time, 'UTC')), ('day', date_trunc('day', e.time, 'UTC')),
+                                 ('hour', date_trunc('hour', e.time, 'UTC'))) l(level, u)
       join units un on un.level = l.level and un.u = l.u and not un.raw,
       headcount_sketch_parameters() p
       where e.site = $1 and %2$s
@@ -424,7 +451,8 @@ begin
   -- EXECUTE plans it with these values, so that TimescaleDB excludes chunks.
   return query execute 'with ' || units_sql || format($q$,
   keys as (
-    select array_agg(u) filter (where level = 'day' and not raw) as days,
+    select array_agg(u) filter (where level = 'week') as weeks,
+           array_agg(u) filter (where level = 'day' and not raw) as days,
            array_agg(u) filter (where level = 'hour' and not raw) as hours,
            array_agg(u) filter (where level = 'quarter' and not raw) as quarters,
            array_agg(u) filter (where level = 'minute' and not raw) as minutes

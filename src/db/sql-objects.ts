@@ -68,6 +68,7 @@ export const SQL_OBJECTS = [
   'headcount_track_visits',
   'headcount_events_inserted',
   'headcount_fold_parts',
+  'headcount_build_weeks',
   'headcount_roll_up',
   'headcount_expire_dimensions',
   'events_hourly',

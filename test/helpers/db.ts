@@ -8,7 +8,8 @@ import type { StorageMode } from '../../src/db/storage.js';
 
 /** What the dimensions keep beside the raw events: emptied with them by reset(). */
 const DIMENSION_TABLES =
-  'headcount_pending, dimensions_hourly, dimensions_daily, headcount_rollup_days, headcount_rollups, headcount_sites, headcount_visits';
+  'headcount_pending, dimensions_hourly, dimensions_daily, dimensions_weekly, headcount_rollup_weeks, kinds_15m, headcount_rollup_days, ' +
+  'headcount_rollups, headcount_sites, headcount_visits';
 
 export const ALL_MODES: StorageMode[] = ['postgres', 'timescaledb'];
 

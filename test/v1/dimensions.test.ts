@@ -441,6 +441,62 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
     ]);
   });
 
+  it('reads the built UTC weeks from their week rows (late events added), and a week by its days where one is raw', async () => {
+    await t.runtime.roller.stop();
+    const of = { site: 'weeks', events: generate('weeks', 2000, daysAgo(22), daysAgo(1), 11) };
+    await store(t.db.sql, of.events);
+    while (first(await t.db.sql`select headcount_roll_up(100000) as n`).n > 0);
+    await t.db.sql`select headcount_build_weeks(10)`;
+    const [from, to] = [isoDate(daysAgo(21)), isoDate(daysAgo(2))];
+    // The built weeks inside the range: at least two in 19 days.
+    const built = (
+      await t.db.sql<{ week: Date }[]>`
+        select week from headcount_rollup_weeks
+        where site = 'weeks' and week >= ${from}::date and week + interval '7 days' <= ${to}::date order by week
+      `
+    ).map((r) => r.week);
+    expect(built.length).toBeGreaterThanOrEqual(2);
+    const [w1, w2] = built as [Date, Date];
+    const shapes: Shape[] = [
+      { from, to, granularity: 'total', timezone: 'UTC', group_by: 'country' },
+      { from, to, granularity: 'total', timezone: 'Asia/Kolkata', filter: ['device==mobile|tablet'] },
+      { from, to, granularity: 'total', timezone: 'UTC', group_by: 'kind', filter: ['country==DE'] },
+      { from, to, granularity: 'day', timezone: 'UTC', group_by: 'browser' },
+    ];
+    for (const shape of shapes) await check(shape, `built: ${JSON.stringify(shape)}`, of);
+
+    // The second week's day rows of every kind gone: answered all the same, from its week.
+    await t.db.sql`
+      delete from dimensions_daily
+      where site = 'weeks' and kind = '*' and bucket >= ${w2} and bucket < ${w2}::timestamptz + interval '7 days'
+    `;
+    await check(shapes[0]!, 'from the week row', of);
+    await check(shapes[1]!, 'from the week row, Asia/Kolkata', of);
+
+    // A late event of that week: queued, then rolled into the week row.
+    const late = { ...of.events[0]!, timeMs: w2.getTime() + 3 * DAY_MS, user: 'late', dims: { country: 'NP' } };
+    await store(t.db.sql, [late]);
+    of.events.push(late);
+    await check(shapes[0]!, 'a late event, queued', of);
+    expect(first(await t.db.sql`select headcount_roll_up() as n`).n).toBe(1);
+    await check(shapes[0]!, 'a late event, rolled up', of);
+    expect(
+      first(
+        await t.db
+          .sql`select events::int as n from dimensions_weekly where site = 'weeks' and bucket = ${w2} and dims = 'country' and vals = '{NP}'`,
+      ).n,
+    ).toBeGreaterThanOrEqual(1);
+
+    // A day of the first week past the value cap: read raw, and the week by its days (its
+    // country rows removed here, so that reading them would show).
+    const capped = new Date(w1.getTime() + 2 * DAY_MS);
+    await t.db
+      .sql`update headcount_rollup_days set overflowed = true where site = 'weeks' and dims = 'country' and day = ${capped}`;
+    await t.db.sql`delete from dimensions_daily where site = 'weeks' and dims = 'country' and bucket = ${capped}`;
+    await t.db.sql`delete from dimensions_weekly where site = 'weeks' and dims = 'country' and bucket = ${w1}`;
+    await check(shapes[0]!, 'a week with a raw day', of);
+  });
+
   describe('with the roller running', () => {
     beforeAll(async () => {
       await t.db.reset();

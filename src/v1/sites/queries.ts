@@ -170,6 +170,7 @@ export async function saveSite(sql: Sql, site: string, settings: SiteSettings, m
           if (gone.length > 0) {
             await tx`delete from dimensions_hourly where site = ${site} and dims = any (${gone}::text[]) /* v1/sites/save */`;
             await tx`delete from dimensions_daily where site = ${site} and dims = any (${gone}::text[]) /* v1/sites/save */`;
+            await tx`delete from dimensions_weekly where site = ${site} and dims = any (${gone}::text[]) /* v1/sites/save */`;
             await tx`delete from headcount_rollup_days where site = ${site} and dims = any (${gone}::text[]) /* v1/sites/save */`;
           }
           await tx`
