@@ -100,7 +100,20 @@ declare
   grp_raw text;
   pred_rel text;
   pred_raw text;
-  units_sql text;
+  p_period int[];
+  p_n bigint[];
+  p_bucket timestamptz[];
+  p_label text[];
+  p_level text[];
+  p_ps timestamptz[];
+  p_pe timestamptz[];
+  u_period int[];
+  u_n bigint[];
+  u_level text[];
+  u_u timestamptz[];
+  u_w interval[];
+  u_raw boolean[];
+  hours_from timestamptz;
   found_sql text;
   extra_sql text := '';
   old record;
@@ -208,27 +221,30 @@ begin
   pred_rel := case when path = 'raw' then 'false' else headcount_predicate(parsed, rel) end;
   pred_raw := headcount_predicate(parsed, raw);
 
-  -- The UTC days, hours and minutes of every bucket (of both periods), and whether each
-  -- is read from raw events (in the rollup path also hours before
-  -- headcount_rollup_hours_from(), a week: older hours are not kept by the hour); then
-  -- the raw ranges: minutes as their pieces, whole.
-  units_sql := format($u$
-  pieces as (
-    select q.period, q.n, q.bucket, q.label,
-           case when q.level = 'quarter' and not (%2$L and q.ps >= %3$L::timestamptz) then 'minute' else q.level end as level,
-           q.ps, q.pe
-    from (
-      select 0 as period, p.* from headcount_stats_pieces($2, $3, $4, $5, $6, $7) p
-      union all
-      select 1 as period, p.* from headcount_stats_pieces($8, $2, $4, $5, $6, $7) p where $9
-    ) q
-  ),
-  piece_units as (
+  -- The pieces of every bucket (of both periods: headcount_stats_pieces), then their UTC
+  -- weeks, days, hours, quarters and minutes (units), and whether each is read from raw
+  -- events (in the rollup path also hours before headcount_rollup_hours_from(), a week:
+  -- older hours are not kept by the hour; minutes: null until decided below). Made once,
+  -- here, as arrays that every query below reads (unnest): each query made them again
+  -- before, and was planned again with them (about a third of a 40 ms call).
+  select array_agg(q.period order by q.period, q.n, q.ps), array_agg(q.n order by q.period, q.n, q.ps),
+         array_agg(q.bucket order by q.period, q.n, q.ps), array_agg(q.label order by q.period, q.n, q.ps),
+         array_agg(case when q.level = 'quarter' and not (quarters and q.ps >= quarters_from) then 'minute' else q.level end
+                   order by q.period, q.n, q.ps),
+         array_agg(q.ps order by q.period, q.n, q.ps), array_agg(q.pe order by q.period, q.n, q.ps)
+  into p_period, p_n, p_bucket, p_label, p_level, p_ps, p_pe
+  from (
+    select 0 as period, p.* from headcount_stats_pieces(from_time, to_time, g, step, bucket_count, timezone) p
+    union all
+    select 1 as period, p.* from headcount_stats_pieces(prev_from, from_time, g, step, bucket_count, timezone) p where comparing
+  ) q;
+  hours_from := case when path = 'rollup' then headcount_rollup_hours_from() else '-infinity' end;
+  with piece_units as (
     select p.period, p.n, p.level, u.u, w.w,
-           case when p.level = 'minute' then $10
-                when p.level = 'hour' and u.u < %1$L::timestamptz then true
-                else u.u < $11 or date_trunc('day', u.u, 'UTC') = any ($12) end as raw
-    from pieces p
+           case when p.level = 'minute' then null
+                when p.level = 'hour' and u.u < hours_from then true
+                else u.u < raw_before or date_trunc('day', u.u, 'UTC') = any (raw_days) end as raw
+    from unnest(p_period, p_n, p_level, p_ps, p_pe) p(period, n, level, ps, pe)
     cross join lateral (
       select case p.level when 'day' then interval '1 day' when 'hour' then interval '1 hour'
                           when 'quarter' then interval '15 minutes' else interval '1 minute' end
@@ -240,31 +256,27 @@ begin
     -- (headcount_rollup_weeks): one week row instead of seven day rows.
     select pu.period, pu.n, date_trunc('week', pu.u) as u
     from piece_units pu
-    where %4$L and pu.level = 'day' and not pu.raw
+    where use_weeks and pu.level = 'day' and not pu.raw
     group by 1, 2, 3
-    having count(*) = 7 and date_trunc('week', pu.u) in (select b.week from headcount_rollup_weeks b where b.site = $1)
+    having count(*) = 7 and date_trunc('week', pu.u) in (select b.week from headcount_rollup_weeks b where b.site = headcount_stats.site)
   ),
   units as (
     select pu.* from piece_units pu
     where not (pu.level = 'day' and exists (select from weeks wk where wk.period = pu.period and wk.n = pu.n and wk.u = date_trunc('week', pu.u)))
     union all
     select wk.period, wk.n, 'week', wk.u, interval '7 days', false from weeks wk
-  ),
-  raw_ranges as (
-    select p.period, p.n, p.ps as rs, p.pe as re from pieces p where p.level = 'minute' and $10
-    union all
-    select un.period, un.n, un.u, un.u + un.w from units un where un.raw and un.level <> 'minute'
   )
-  $u$, case when path = 'rollup' then headcount_rollup_hours_from() else '-infinity' end, quarters, quarters_from, use_weeks);
+  select array_agg(un.period), array_agg(un.n), array_agg(un.level), array_agg(un.u), array_agg(un.w), array_agg(un.raw)
+  into u_period, u_n, u_level, u_u, u_w, u_raw
+  from units un;
 
   -- Anything before the first retained UTC day must be day sketches.
-  execute 'with ' || units_sql || $q$
-    select un.u, un.raw and un.level = 'day' as raw_day from units un
-    where (un.raw or un.level not in ('day', 'week')) and un.u < $13 order by un.u limit 1
-  $q$
+  select un.u, coalesce(un.raw, path <> 'events') and un.level = 'day' as raw_day
   into old
-  using site, from_time, to_time, g, step, bucket_count, timezone, prev_from, comparing,
-        path <> 'events', raw_before, raw_days, raw_from;
+  from unnest(u_level, u_u, u_raw) un(level, u, raw)
+  where (coalesce(un.raw, path <> 'events') or un.level not in ('day', 'week')) and un.u < raw_from
+  order by un.u
+  limit 1;
   if old.u is not null then
     raise exception '%',
       case
@@ -294,34 +306,31 @@ begin
   -- Asia/Kolkata is two half UTC hours, all minutes: 48 such hours were 31,000 minute rows
   -- (0.9 s) against 120,000 raw events (npm run bench, 100,000 events a day).
   minutes_raw := path <> 'events';
-  if not minutes_raw then
-    execute 'with ' || units_sql || $q$
-      -- Per minute piece (none: nothing read).
-      select
-        coalesce(sum((select count(*) from events_minutely m where m.site = $1 and m.bucket >= p.ps and m.bucket < p.pe)), 0)::bigint,
-        coalesce(sum((select sum(t.events * extract(epoch from least(p.pe, t.bucket + interval '1 hour') - greatest(p.ps, t.bucket)) / 3600)
-                      from totals_hourly t
-                      where t.site = $1 and t.bucket >= date_trunc('hour', p.ps, 'UTC') and t.bucket < p.pe)), 0)::bigint
-      from pieces p
-      where p.level = 'minute'
-    $q$
+  if not minutes_raw and 'minute' = any (p_level) then
+    select
+      coalesce(sum((select count(*) from events_minutely m where m.site = headcount_stats.site and m.bucket >= p.ps and m.bucket < p.pe)), 0)::bigint,
+      coalesce(sum((select sum(t.events * extract(epoch from least(p.pe, t.bucket + interval '1 hour') - greatest(p.ps, t.bucket)) / 3600)
+                    from totals_hourly t
+                    where t.site = headcount_stats.site and t.bucket >= date_trunc('hour', p.ps, 'UTC') and t.bucket < p.pe)), 0)::bigint
     into minute_rows, raw_rows
-    using site, from_time, to_time, g, step, bucket_count, timezone, prev_from, comparing,
-          false, raw_before, raw_days;
+    from unnest(p_level, p_ps, p_pe) p(level, ps, pe)
+    where p.level = 'minute';
     minutes_raw := raw_rows < 10 * minute_rows and raw_rows <= max_raw_rows;
     raw_range_count := case when minutes_raw then 1 else 0 end;
   end if;
+  u_raw := array(select coalesce(r.raw, minutes_raw) from unnest(u_raw) with ordinality r(raw, i) order by r.i);
 
   -- Raw scans are refused past max_raw_rows, estimated from the hours' event counts.
   if path <> 'events' then
-    execute 'with ' || units_sql || $q$
-      select coalesce(sum(t.events), 0)::bigint, (select count(*) from raw_ranges)
-      from raw_ranges rr
-      join totals_hourly t on t.site = $1 and t.bucket >= date_trunc('hour', rr.rs, 'UTC') and t.bucket < rr.re
-    $q$
+    with raw_ranges as (
+      select p.ps as rs, p.pe as re from unnest(p_level, p_ps, p_pe) p(level, ps, pe) where p.level = 'minute' and minutes_raw
+      union all
+      select un.u, un.u + un.w from unnest(u_level, u_u, u_w, u_raw) un(level, u, w, raw) where un.raw and un.level <> 'minute'
+    )
+    select coalesce(sum(t.events), 0)::bigint, (select count(*) from raw_ranges)
     into raw_rows, raw_range_count
-    using site, from_time, to_time, g, step, bucket_count, timezone, prev_from, comparing,
-          minutes_raw, raw_before, raw_days;
+    from raw_ranges rr
+    join totals_hourly t on t.site = headcount_stats.site and t.bucket >= date_trunc('hour', rr.rs, 'UTC') and t.bucket < rr.re;
     if raw_rows > max_raw_rows then
       raise exception 'this request reads about % raw events (at most % per request): %',
         raw_rows, max_raw_rows,
@@ -449,7 +458,20 @@ begin
   end if;
 
   -- EXECUTE plans it with these values, so that TimescaleDB excludes chunks.
-  return query execute 'with ' || units_sql || format($q$,
+  return query execute format($q$
+  with pieces as (
+    select * from unnest($19::int[], $20::bigint[], $21::timestamptz[], $22::text[], $23::text[], $24::timestamptz[], $25::timestamptz[])
+      p(period, n, bucket, label, level, ps, pe)
+  ),
+  units as (
+    select * from unnest($26::int[], $27::bigint[], $28::text[], $29::timestamptz[], $30::interval[], $31::boolean[])
+      u(period, n, level, u, w, raw)
+  ),
+  raw_ranges as (
+    select p.period, p.n, p.ps as rs, p.pe as re from pieces p where p.level = 'minute' and $10
+    union all
+    select un.period, un.n, un.u, un.u + un.w from units un where un.raw and un.level <> 'minute'
+  ),
   keys as (
     select array_agg(u) filter (where level = 'week') as weeks,
            array_agg(u) filter (where level = 'day' and not raw) as days,
@@ -509,7 +531,9 @@ begin
   using site, from_time, to_time, g, step, bucket_count, timezone, prev_from, comparing,
         minutes_raw, raw_before, raw_days, raw_from,
         path = 'events' and (jsonb_array_length(parsed) > 0 or cardinality(grp) > 0),
-        rollup, group_limit, cardinality(grp), grp;
+        rollup, group_limit, cardinality(grp), grp,
+        p_period, p_n, p_bucket, p_label, p_level, p_ps, p_pe,
+        u_period, u_n, u_level, u_u, u_w, u_raw;
   -- Its plans read the watermarks of this snapshot, or the answer is refused (40001).
   perform headcount_check_snapshot();
 end
