@@ -495,6 +495,24 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
     await t.db.sql`delete from dimensions_daily where site = 'weeks' and dims = 'country' and bucket = ${capped}`;
     await t.db.sql`delete from dimensions_weekly where site = 'weeks' and dims = 'country' and bucket = ${w1}`;
     await check(shapes[0]!, 'a week with a raw day', of);
+
+    // A week that starts before the day sketches' retention goes with the next expiry.
+    await t.db.sql`
+      with old as (select date_trunc('week', now() - s.sketch_retention - interval '1 day') as week from headcount_settings s),
+      moved as (update dimensions_weekly w set bucket = old.week from old where w.site = 'weeks' and w.bucket = ${w1})
+      update headcount_rollup_weeks b set week = old.week from old where b.site = 'weeks' and b.week = ${w1}
+    `;
+    const expired = async () =>
+      first(
+        await t.db.sql`
+          select (select count(*) from dimensions_weekly w where w.site = 'weeks' and w.bucket < s.sketch_from)::int +
+                 (select count(*) from headcount_rollup_weeks b where b.site = 'weeks' and b.week < s.sketch_from)::int as n
+          from (select date_trunc('day', now() - sketch_retention) as sketch_from from headcount_settings) s
+        `,
+      ).n as number;
+    expect(await expired()).toBeGreaterThan(0);
+    await t.db.sql`select headcount_expire_dimensions()`;
+    expect(await expired()).toBe(0);
   });
 
   describe('with the roller running', () => {
