@@ -33,10 +33,11 @@ export interface RollerTiming {
  * this loop to be correct; it only keeps the queue short, and reads fast.
  *
  * Every `intervalMs` it looks at the queue; a pass drains it (batch after batch) once it
- * holds `minRows` events or `maxWaitMs` after the last pass. A roll costs per group of
- * values it upserts (an hour and a day row per dimension value, each a sketch rewritten):
- * rolling every second at 12 events a second cost 1,756 µs of PostgreSQL CPU per event,
- * rolling 120 at once 435, 1,000 at once 133, 20,000 at once 37 (npm run bench:roller).
+ * holds `minRows` events or `maxWaitMs` after the last pass. A roll has a fixed cost (its
+ * statements, a row per dimension value it touches): rolling every second at 12 events a
+ * second cost 1,756 µs of PostgreSQL CPU per event, rolling 120 at once 435, 1,000 at
+ * once 133, 20,000 at once 37 (npm run bench:roller, when a roll still rewrote the day
+ * and hour sketches it added to; it appends parts now, headcount_fold_parts folds them).
  * Waiting keeps the queue that reads scan at a few thousand rows at most.
  *
  * Instances run it at once safely: headcount_roll_up lets one session at a time move
