@@ -31,6 +31,8 @@ export interface LocalCluster {
   readonly port: number;
   /** Whether TimescaleDB's library is installed and was preloaded. */
   readonly timescaledb: boolean;
+  /** Whether Citus was preloaded (a node of a local Citus cluster: startLocalCitusCluster). */
+  readonly citus: boolean;
   /** Stops the server if this process started it; removes a throwaway cluster's files. */
   stop(): Promise<void>;
   /** Stops the server at once, as a crash would (pg_ctl stop -m immediate): for fault tests. */
@@ -48,6 +50,17 @@ export interface LocalClusterOptions {
   settings?: Record<string, string>;
   /** Extra settings that only apply when TimescaleDB is preloaded. */
   timescaledbSettings?: Record<string, string>;
+  /**
+   * Preload Citus instead of TimescaleDB (the two are incompatible): a node of a local
+   * Citus cluster. Its databases get the citus extension, and no timescaledb.
+   */
+  citus?: boolean;
+  /**
+   * A cluster whose credentials this one takes at its creation (the same passwords for
+   * the same roles): the nodes of a Citus cluster, which connect to each other as the
+   * user of the session (see startLocalCitusCluster).
+   */
+  credentialsOf?: string;
   /** Remove the data folder on stop (test clusters). */
   throwaway?: boolean;
 }
@@ -83,6 +96,8 @@ export interface PgInstallation {
   libDir: string;
   hll: boolean;
   timescaledb: boolean;
+  /** Citus' library (npm run setup:citus). */
+  citus: boolean;
 }
 
 /** Finds the newest PostgreSQL server installation (or the one in `binDir`). */
@@ -114,7 +129,7 @@ export async function findPostgres(binDir?: string): Promise<PgInstallation> {
   const libDir = existsSync(pgConfig) ? (await run(pgConfig, ['--pkglibdir'])).trim() : `/usr/lib/postgresql/${major}/lib`;
   const has = (ext: string): boolean =>
     existsSync(path.join(shareDir, 'extension', `${ext}.control`)) && existsSync(path.join(libDir, `${ext}.so`));
-  return { binDir: found, major, shareDir, libDir, hll: has('hll'), timescaledb: has('timescaledb') };
+  return { binDir: found, major, shareDir, libDir, hll: has('hll'), timescaledb: has('timescaledb'), citus: has('citus') };
 }
 
 /** Whether this process may install Debian packages: root, with apt-get. */
@@ -197,11 +212,11 @@ function credentialsFile(dataDir: string): string {
   return `${dataDir.replace(/\/+$/, '')}.credentials.json`;
 }
 
-async function initCluster(pg: PgInstallation, dataDir: string, log: Logger): Promise<void> {
+async function initCluster(pg: PgInstallation, dataDir: string, log: Logger, shared?: Credentials): Promise<void> {
   log.info({ dataDir, version: pg.major }, 'creating a local PostgreSQL cluster');
   await fs.mkdir(path.dirname(dataDir), { recursive: true });
   await ensureOwnedByPostgres(dataDir);
-  const password = newPassword();
+  const password = shared?.admin?.password ?? newPassword();
   const pwDir = await fs.mkdtemp(path.join(os.tmpdir(), 'headcount-initdb-'));
   const pwFile = path.join(pwDir, 'pw');
   try {
@@ -220,8 +235,11 @@ async function initCluster(pg: PgInstallation, dataDir: string, log: Logger): Pr
   } finally {
     await fs.rm(pwDir, { recursive: true, force: true });
   }
-  await writeCredentials(dataDir, { password: newPassword(), admin: { role: ADMIN_ROLE, password } });
+  await writeCredentials(dataDir, { password: shared?.password ?? newPassword(), admin: { role: ADMIN_ROLE, password } });
 }
+
+const readCredentials = async (dataDir: string): Promise<Credentials> =>
+  JSON.parse(await fs.readFile(credentialsFile(dataDir), 'utf8')) as Credentials;
 
 async function isRunning(pg: PgInstallation, dataDir: string): Promise<boolean> {
   try {
@@ -301,7 +319,7 @@ async function separateRoles(
 export async function prepareDatabase(
   adminUrl: string,
   database: string,
-  opts: { password?: string; timescaledb: boolean },
+  opts: { password?: string; timescaledb: boolean; citus?: boolean },
 ): Promise<void> {
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
   try {
@@ -325,8 +343,13 @@ export async function prepareDatabase(
   url.pathname = `/${database}`;
   const db = postgres(url.toString(), { max: 1, onnotice: () => {} });
   try {
+    if (opts.citus) {
+      await refuseOtherMode(db);
+      // Before hll: Citus then propagates hll to the workers it adds (and to later ones).
+      await db`create extension if not exists citus`;
+    }
     await db`create extension if not exists hll`;
-    if (opts.timescaledb) {
+    if (opts.timescaledb && !opts.citus) {
       const [migrated]: [{ yes: boolean }?] = await db`select to_regclass('public.headcount_settings') is not null as yes`;
       const [settings]: [{ storage_mode: string }?] = migrated?.yes ? await db`select storage_mode from headcount_settings` : [];
       if (settings?.storage_mode !== 'postgres') await db`create extension if not exists timescaledb`;
@@ -336,6 +359,24 @@ export async function prepareDatabase(
     await db.end();
   }
 }
+
+/**
+ * A database the migrations gave another storage mode does not become a Citus database
+ * by starting its cluster with Citus: its tables would stay local to the coordinator.
+ */
+async function refuseOtherMode(db: postgres.Sql): Promise<void> {
+  const [migrated]: [{ yes: boolean }?] = await db`select to_regclass('public.headcount_settings') is not null as yes`;
+  if (!migrated?.yes) return;
+  const [settings]: [{ storage_mode: string }?] = await db`select storage_mode from headcount_settings`;
+  if (settings && settings.storage_mode !== 'citus') {
+    throw new LocalClusterError(
+      `the database ${await currentDatabase(db)} is in ${settings.storage_mode} storage mode: a local Citus cluster needs a data folder of its own (LOCAL_PG_DATA_DIR)`,
+    );
+  }
+}
+
+const currentDatabase = async (db: postgres.Sql): Promise<string> =>
+  ((await db`select current_database() as name`)[0] as { name: string }).name;
 
 /**
  * Makes `role` the owner of what the bootstrap superuser (oid 10) owns in the current
@@ -401,8 +442,15 @@ function handOverSql(role: string): string {
 export async function startLocalCluster(opts: LocalClusterOptions): Promise<LocalCluster> {
   const { dataDir, port, log } = opts;
   const pg = await ensurePostgres(opts.binDir, log);
-  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await initCluster(pg, dataDir, log);
-  let creds = JSON.parse(await fs.readFile(credentialsFile(dataDir), 'utf8')) as Credentials;
+  if (opts.citus && !pg.citus) {
+    throw new LocalClusterError(
+      `Citus is not installed in ${pg.libDir}: run npm run setup:citus as root (it builds Citus from ../shared/vendor/citus-*.tar.gz)`,
+    );
+  }
+  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    await initCluster(pg, dataDir, log, opts.credentialsOf ? await readCredentials(opts.credentialsOf) : undefined);
+  }
+  let creds = await readCredentials(dataDir);
 
   // Unix-domain sockets cost far less per round trip than loopback TCP; their path
   // (dir + /.s.PGSQL.<port>) must fit in 107 bytes, and a folder name with a space or a
@@ -415,9 +463,11 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     port: String(port),
     // The socket lives in the data folder: no system folder to own, no clash between clusters.
     unix_socket_directories: socketUsable ? dataDir : '',
-    ...(pg.timescaledb
-      ? { shared_preload_libraries: 'timescaledb', 'timescaledb.telemetry_level': 'off', ...opts.timescaledbSettings }
-      : {}),
+    ...(opts.citus
+      ? { shared_preload_libraries: 'citus', ...CITUS_SETTINGS }
+      : pg.timescaledb
+        ? { shared_preload_libraries: 'timescaledb', 'timescaledb.telemetry_level': 'off', ...opts.timescaledbSettings }
+        : {}),
     ...opts.settings,
   };
   // pg_ctl hands -o to the server through a shell: every value goes single-quoted.
@@ -440,7 +490,10 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     listenPort = Number(pid.split('\n')[3]) || port;
     log.info({ dataDir, port: listenPort }, 'local PostgreSQL cluster already running');
   } else {
-    log.info({ dataDir, port, timescaledb: pg.timescaledb }, 'starting local PostgreSQL cluster');
+    log.info(
+      { dataDir, port, timescaledb: pg.timescaledb && !opts.citus, citus: !!opts.citus },
+      'starting local PostgreSQL cluster',
+    );
     await pgCtlStart();
     startedHere = true;
   }
@@ -452,7 +505,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   }
   const admin = creds.admin!;
   const adminUrl = base(admin.role, admin.password);
-  await prepareDatabase(adminUrl, DATABASE, { password: creds.password, timescaledb: pg.timescaledb });
+  await prepareDatabase(adminUrl, DATABASE, { password: creds.password, timescaledb: pg.timescaledb, citus: opts.citus });
   const urlOf = (database: string): string =>
     `postgres://${APP_ROLE}:${encodeURIComponent(creds.password)}@127.0.0.1:${listenPort}/${database}` +
     (socketUsable ? `?host=${encodeURIComponent(dataDir)}` : '');
@@ -463,7 +516,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     urlOf,
     dataDir,
     port: listenPort,
-    timescaledb: pg.timescaledb,
+    timescaledb: pg.timescaledb && !opts.citus,
+    citus: !!opts.citus,
     async crash() {
       await run(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], { asPostgres: true });
     },
@@ -489,4 +543,169 @@ export async function discardCluster(binDir: string, dataDir: string): Promise<v
   }
   await fs.rm(dataDir, { recursive: true, force: true });
   await fs.rm(credentialsFile(dataDir), { force: true });
+}
+
+/**
+ * Server settings of every node of a local Citus cluster. A coordinator session keeps up
+ * to this many connections to each worker open between transactions (Citus' default is
+ * 1): a batch over many sites spreads over many shards, and with one cached connection
+ * each transaction opened (TLS) connections again. A trial on this machine: a 50-site
+ * batch took 558-711 ms with 1, 78-82 ms with 32 (note6-21). Workers then see up to
+ * (coordinator sessions x this) connections: max_connections is raised to match, and
+ * citus.max_shared_pool_size caps what the coordinator opens to one worker in all.
+ */
+export const CITUS_SETTINGS: Record<string, string> = {
+  'citus.max_cached_conns_per_worker': '32',
+  'citus.max_shared_pool_size': '250',
+  max_connections: '300',
+  // Partitions x shards become tables on the workers: 8 shards of 65 day partitions of
+  // events are 520 of them. Eight let two to eight workers share the sites.
+  'citus.shard_count': '8',
+  // Without it, Citus phones home (version checks and statistics) once a day.
+  'citus.enable_statistics_collection': 'off',
+};
+
+export interface LocalCitusCluster extends LocalCluster {
+  /** The workers, each a cluster of its own (ports and data folders of their own). */
+  readonly workers: readonly LocalCluster[];
+  /**
+   * Makes `database` a Citus database on every node (the coordinator's metadata lists
+   * every worker) and owned by the application role; returns its URL as that role. The
+   * service's database is made so at start; the test suite makes one per test file.
+   */
+  prepare(database: string): Promise<string>;
+  /** Drops `database` on every node. */
+  drop(database: string): Promise<void>;
+}
+
+export interface LocalCitusClusterOptions extends Omit<LocalClusterOptions, 'citus' | 'credentialsOf'> {
+  workers: number;
+  /** Ports of the workers; default the coordinator's port + 1, + 2, ... */
+  workerPorts?: number[];
+}
+
+/** The data folder of worker `n` (1-based) of the coordinator in `dataDir`. */
+export const workerDataDir = (dataDir: string, n: number): string => `${dataDir.replace(/\/+$/, '')}-worker-${n}`;
+
+/**
+ * A coordinator (in `dataDir`, on `port`) and `workers` workers, each a local cluster
+ * with Citus preloaded, on this machine. Citus connects from the coordinator to the
+ * workers (and a worker to the others) as the user of the session that needs them: the
+ * service's role for its queries, the superuser for setting up. Every node keeps password
+ * authentication (scram) for everyone; the nodes share the roles' passwords (one
+ * credentials file, copied when a worker is created), and each database's
+ * pg_dist_authinfo, Citus' own catalog that only a superuser reads, hands each role's
+ * password to the connections Citus opens. So no node trusts loopback (any local user
+ * could then be anyone), and no .pgpass is written into the postgres system user's home
+ * (shared with every other cluster of the machine).
+ */
+export async function startLocalCitusCluster(opts: LocalCitusClusterOptions): Promise<LocalCitusCluster> {
+  const { workers: count, workerPorts, ...nodeOpts } = opts;
+  if (count < 1) throw new LocalClusterError('a local Citus cluster needs at least one worker');
+  const coordinator = await startLocalCluster({ ...nodeOpts, citus: true });
+  const workers: LocalCluster[] = [];
+  try {
+    for (let n = 1; n <= count; n++) {
+      workers.push(
+        await startLocalCluster({
+          ...nodeOpts,
+          dataDir: workerDataDir(opts.dataDir, n),
+          port: workerPorts?.[n - 1] ?? opts.port + n,
+          citus: true,
+          credentialsOf: opts.dataDir,
+        }),
+      );
+    }
+    await attachWorkers(coordinator, workers, DATABASE);
+  } catch (err) {
+    for (const node of [...workers, coordinator].reverse()) await node.stop().catch(() => undefined);
+    throw err;
+  }
+  return {
+    ...coordinator,
+    workers,
+    async prepare(database) {
+      const password = new URL(coordinator.url).password;
+      for (const node of [coordinator, ...workers]) {
+        await prepareDatabase(node.adminUrl, database, {
+          password: decodeURIComponent(password),
+          timescaledb: false,
+          citus: true,
+        });
+      }
+      await attachWorkers(coordinator, workers, database);
+      return coordinator.urlOf(database);
+    },
+    async drop(database) {
+      for (const node of [coordinator, ...workers]) {
+        const admin = postgres(node.adminUrl, { max: 1, onnotice: () => {} });
+        try {
+          await admin`drop database if exists ${admin(database)} with (force)`;
+        } finally {
+          await admin.end();
+        }
+      }
+    },
+    async crash() {
+      for (const node of [coordinator, ...workers]) await node.crash();
+    },
+    async restart() {
+      for (const node of [...workers, coordinator]) await node.restart();
+    },
+    async stop() {
+      for (const node of [coordinator, ...workers]) await node.stop();
+    },
+  };
+}
+
+/**
+ * In `database` (a Citus database on every node): the coordinator in its own metadata
+ * (reference tables get a copy there, which joins with its local tables need), every
+ * worker added, and each role's password in pg_dist_authinfo of every node. Each step
+ * does nothing when done.
+ */
+async function attachWorkers(coordinator: LocalCluster, workers: readonly LocalCluster[], database: string): Promise<void> {
+  const creds = await readCredentials(coordinator.dataDir);
+  const passwords: [string, string][] = [[APP_ROLE, creds.password]];
+  if (creds.admin) passwords.push([creds.admin.role, creds.admin.password]);
+  const on = async (node: LocalCluster, fn: (db: postgres.Sql) => Promise<void>): Promise<void> => {
+    const url = new URL(node.adminUrl);
+    url.pathname = `/${database}`;
+    const db = postgres(url.toString(), { max: 1, onnotice: () => {} });
+    try {
+      await fn(db);
+    } finally {
+      await db.end();
+    }
+  };
+  const authinfo = async (db: postgres.Sql): Promise<void> => {
+    for (const [role, password] of passwords) {
+      // nodeid 0: any node, this one included (Citus falls back to it for every node).
+      await db`delete from pg_dist_authinfo where nodeid = 0 and rolename = ${role}`;
+      await db`insert into pg_dist_authinfo (nodeid, rolename, authinfo) values (0, ${role}, ${`password=${literal(password)}`})`;
+    }
+  };
+  for (const worker of workers) await on(worker, authinfo);
+  await on(coordinator, async (db) => {
+    await authinfo(db);
+    await db`select citus_set_coordinator_host('127.0.0.1', ${coordinator.port})`;
+    for (const worker of workers) {
+      const [known]: [{ yes: boolean }?] = await db`
+        select exists (select from pg_dist_node where nodename = '127.0.0.1' and nodeport = ${worker.port}) as yes
+      `;
+      if (!known?.yes) await db`select citus_add_node('127.0.0.1', ${worker.port})`;
+    }
+  });
+}
+
+/**
+ * The cluster `npm start`, `npm run migrate`, `keys` and `psql` manage when DATABASE_URL
+ * is unset: one PostgreSQL, or a Citus cluster of `citusWorkers` workers.
+ */
+export function startManagedCluster(
+  local: { dataDir: string; port: number; binDir: string | undefined; citusWorkers: number },
+  log: Logger,
+): Promise<LocalCluster> {
+  const { citusWorkers, ...opts } = local;
+  return citusWorkers > 0 ? startLocalCitusCluster({ ...opts, workers: citusWorkers, log }) : startLocalCluster({ ...opts, log });
 }
