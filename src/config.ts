@@ -6,7 +6,7 @@ import { SITE_PATTERN, SITE_RULE } from './site.js';
 import { ROW_BYTES } from './http/body.js';
 import { parseTrustProxy, type TrackerSettings } from './tracker/settings.js';
 
-export const StorageModeSetting = z.enum(['auto', 'timescaledb', 'postgres']);
+export const StorageModeSetting = z.enum(['auto', 'timescaledb', 'postgres', 'citus']);
 export type StorageModeSetting = z.infer<typeof StorageModeSetting>;
 
 const port = z.coerce.number().int().min(1).max(65535);

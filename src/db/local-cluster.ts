@@ -345,10 +345,10 @@ export async function prepareDatabase(
   try {
     if (opts.citus) {
       await refuseOtherMode(db);
-      // Before hll: Citus then propagates hll to the workers it adds (and to later ones).
       await db`create extension if not exists citus`;
     }
-    await db`create extension if not exists hll`;
+    // On a Citus node, hll is created by prepareCitusDatabase, once the workers are known.
+    else await db`create extension if not exists hll`;
     if (opts.timescaledb && !opts.citus) {
       const [migrated]: [{ yes: boolean }?] = await db`select to_regclass('public.headcount_settings') is not null as yes`;
       const [settings]: [{ storage_mode: string }?] = migrated?.yes ? await db`select storage_mode from headcount_settings` : [];
@@ -576,7 +576,15 @@ export interface LocalCitusCluster extends LocalCluster {
   prepare(database: string): Promise<string>;
   /** Drops `database` on every node. */
   drop(database: string): Promise<void>;
+  /** What prepareCitusDatabase needs (the test suite's setup hands it to its workers). */
+  readonly nodes: CitusNodes;
 }
+
+const citusNodes = async (coordinator: LocalCluster, workers: readonly LocalCluster[]): Promise<CitusNodes> => ({
+  coordinator: { adminUrl: coordinator.adminUrl, port: coordinator.port },
+  workers: workers.map((w) => ({ adminUrl: w.adminUrl, port: w.port })),
+  appPassword: (await readCredentials(coordinator.dataDir)).password,
+});
 
 export interface LocalCitusClusterOptions extends Omit<LocalClusterOptions, 'citus' | 'credentialsOf'> {
   workers: number;
@@ -616,24 +624,18 @@ export async function startLocalCitusCluster(opts: LocalCitusClusterOptions): Pr
         }),
       );
     }
-    await attachWorkers(coordinator, workers, DATABASE);
+    await prepareCitusDatabase(await citusNodes(coordinator, workers), DATABASE);
   } catch (err) {
     for (const node of [...workers, coordinator].reverse()) await node.stop().catch(() => undefined);
     throw err;
   }
+  const nodes = await citusNodes(coordinator, workers);
   return {
     ...coordinator,
     workers,
+    nodes,
     async prepare(database) {
-      const password = new URL(coordinator.url).password;
-      for (const node of [coordinator, ...workers]) {
-        await prepareDatabase(node.adminUrl, database, {
-          password: decodeURIComponent(password),
-          timescaledb: false,
-          citus: true,
-        });
-      }
-      await attachWorkers(coordinator, workers, database);
+      await prepareCitusDatabase(nodes, database);
       return coordinator.urlOf(database);
     },
     async drop(database) {
@@ -658,17 +660,34 @@ export async function startLocalCitusCluster(opts: LocalCitusClusterOptions): Pr
   };
 }
 
+/** A node of a Citus cluster, as its superuser reaches it. */
+export interface CitusNode {
+  adminUrl: string;
+  port: number;
+}
+
+/** What it takes to make a database a Citus database on every node of a local cluster. */
+export interface CitusNodes {
+  coordinator: CitusNode;
+  workers: CitusNode[];
+  /** The application role's password (the same on every node). */
+  appPassword: string;
+}
+
 /**
- * In `database` (a Citus database on every node): the coordinator in its own metadata
- * (reference tables get a copy there, which joins with its local tables need), every
- * worker added, and each role's password in pg_dist_authinfo of every node. Each step
+ * Makes `database` a Citus database on every node, owned by the application role: with
+ * citus and hll; in the coordinator's metadata the coordinator itself (reference tables
+ * get a copy there, which joins with its local tables need) and every worker; in each
+ * node's pg_dist_authinfo each role's password (see startLocalCitusCluster). Each step
  * does nothing when done.
  */
-async function attachWorkers(coordinator: LocalCluster, workers: readonly LocalCluster[], database: string): Promise<void> {
-  const creds = await readCredentials(coordinator.dataDir);
-  const passwords: [string, string][] = [[APP_ROLE, creds.password]];
-  if (creds.admin) passwords.push([creds.admin.role, creds.admin.password]);
-  const on = async (node: LocalCluster, fn: (db: postgres.Sql) => Promise<void>): Promise<void> => {
+export async function prepareCitusDatabase(nodes: CitusNodes, database: string): Promise<void> {
+  const admin = new URL(nodes.coordinator.adminUrl);
+  const passwords: [string, string][] = [
+    [APP_ROLE, nodes.appPassword],
+    [decodeURIComponent(admin.username), decodeURIComponent(admin.password)],
+  ];
+  const on = async (node: CitusNode, fn: (db: postgres.Sql) => Promise<void>): Promise<void> => {
     const url = new URL(node.adminUrl);
     url.pathname = `/${database}`;
     const db = postgres(url.toString(), { max: 1, onnotice: () => {} });
@@ -685,16 +704,25 @@ async function attachWorkers(coordinator: LocalCluster, workers: readonly LocalC
       await db`insert into pg_dist_authinfo (nodeid, rolename, authinfo) values (0, ${role}, ${`password=${literal(password)}`})`;
     }
   };
-  for (const worker of workers) await on(worker, authinfo);
-  await on(coordinator, async (db) => {
+  for (const node of [nodes.coordinator, ...nodes.workers]) {
+    await prepareDatabase(node.adminUrl, database, { password: nodes.appPassword, timescaledb: false, citus: true });
+  }
+  for (const worker of nodes.workers) await on(worker, authinfo);
+  await on(nodes.coordinator, async (db) => {
     await authinfo(db);
-    await db`select citus_set_coordinator_host('127.0.0.1', ${coordinator.port})`;
-    for (const worker of workers) {
+    await db`select citus_set_coordinator_host('127.0.0.1', ${nodes.coordinator.port})`;
+    for (const worker of nodes.workers) {
       const [known]: [{ yes: boolean }?] = await db`
         select exists (select from pg_dist_node where nodename = '127.0.0.1' and nodeport = ${worker.port}) as yes
       `;
       if (!known?.yes) await db`select citus_add_node('127.0.0.1', ${worker.port})`;
     }
+    // On the coordinator once the workers are known, as the superuser: Citus creates it on
+    // each worker (and on workers added later) and records it as distributed. Created on
+    // each node beforehand, it is not recorded, and the migrations' own `create extension
+    // if not exists hll`, as the application role, would have Citus record it on the
+    // workers, which refuse that role ("must be owner of extension hll").
+    await db`create extension if not exists hll`;
   });
 }
 

@@ -25,6 +25,8 @@ export const RELEASES = {
     '1796486400000_source': 'd61547351e2e3b5e7260544c4ef4bdc2b7b2710ea0a86f4e65ed401b3ceb633b',
     '1796572800000_quarter_hours': '9749f104b924a41d8b1f51d8a260ae3ddcfbd06ee83d18420d2da8d4ef64c080',
     '1796659200000_every_kind_rows': '2b849a89916695d7795b5759ec773ba81d348b5ac5bf294f3591ce353a09a6bf',
+    // Storage mode citus (issue 21): distributes postgres mode's schema where asked.
+    '1796832000000_citus': 'be1cf5529421dce100ef0f48144e7a4a504890818e12ca9fe97128a060ccd4dd',
   },
 } as const;
 
