@@ -133,9 +133,11 @@ export async function startRuntime(
  */
 async function applySketchRetention(sql: Sql, mode: StorageMode, days: number): Promise<void> {
   const keep = `${days} days`;
+  // make_interval, not a text cast: Citus refuses a stable function (interval_in) in an
+  // UPDATE of its reference table.
   await sql`
-    update headcount_settings set sketch_retention = ${keep}::interval /* runtime */
-    where sketch_retention <> ${keep}::interval
+    update headcount_settings set sketch_retention = make_interval(days => ${days}::int) /* runtime */
+    where sketch_retention <> make_interval(days => ${days}::int)
   `;
   if (mode !== 'timescaledb') return;
   await sql`
