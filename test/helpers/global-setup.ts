@@ -51,6 +51,12 @@ declare module 'vitest' {
 const log = createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'warn');
 
 const TEST_CLUSTER_PREFIX = 'headcount-test-';
+/**
+ * A Citus cluster's coordinator; its workers are <coordinator>-worker-<n>. A prefix of its
+ * own: a run of a release before Citus clusters (another checkout on this machine) would
+ * take a worker, which has no .owner file, for an abandoned cluster and stop it.
+ */
+const TEST_CITUS_PREFIX = 'headcount-citus-test-';
 
 /**
  * A run killed before its teardown (Ctrl-C, a closed pipe) leaves its throwaway cluster
@@ -60,7 +66,8 @@ async function discardAbandonedClusters(binDir: string): Promise<void> {
   const tmp = os.tmpdir();
   for (const name of await fs.readdir(tmp)) {
     // Workers go with their coordinator (below).
-    if (!name.startsWith(TEST_CLUSTER_PREFIX) || name.includes('.') || name.includes('-worker-')) continue;
+    const prefixed = name.startsWith(TEST_CLUSTER_PREFIX) || name.startsWith(TEST_CITUS_PREFIX);
+    if (!prefixed || name.includes('.') || name.includes('-worker-')) continue;
     const dataDir = path.join(tmp, name);
     const owner = Number(await fs.readFile(`${dataDir}.owner`, 'utf8').catch(() => '0'));
     if (owner > 0 && processAlive(owner)) continue;
@@ -164,7 +171,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const pg = await ensurePostgres(process.env.LOCAL_PG_BIN_DIR, log);
     if (pg.citus || required.includes('citus')) {
       // Without Citus and required, this fails saying how to install it.
-      const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), TEST_CLUSTER_PREFIX));
+      const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), TEST_CITUS_PREFIX));
       await fs.writeFile(`${dataDir}.owner`, String(process.pid));
       citusCluster = await startLocalCitusCluster({
         dataDir,
