@@ -319,7 +319,13 @@ async function separateRoles(
 export async function prepareDatabase(
   adminUrl: string,
   database: string,
-  opts: { password?: string; timescaledb: boolean; citus?: boolean },
+  opts: {
+    password?: string;
+    timescaledb: boolean;
+    citus?: boolean;
+    /** Refuse a database another storage mode has (a managed cluster's, see refuseOtherMode). */
+    citusOnly?: boolean;
+  },
 ): Promise<void> {
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
   try {
@@ -344,7 +350,7 @@ export async function prepareDatabase(
   const db = postgres(url.toString(), { max: 1, onnotice: () => {} });
   try {
     if (opts.citus) {
-      await refuseOtherMode(db);
+      if (opts.citusOnly) await refuseOtherMode(db);
       await db`create extension if not exists citus`;
     }
     // On a Citus node, hll is created by prepareCitusDatabase, once the workers are known.
@@ -361,8 +367,9 @@ export async function prepareDatabase(
 }
 
 /**
- * A database the migrations gave another storage mode does not become a Citus database
- * by starting its cluster with Citus: its tables would stay local to the coordinator.
+ * A managed cluster's database the migrations gave another storage mode does not become
+ * a Citus database by starting its cluster with Citus: that move is an operator's
+ * procedure (docs/storage.md, "Moving a postgres-mode database onto Citus").
  */
 async function refuseOtherMode(db: postgres.Sql): Promise<void> {
   const [migrated]: [{ yes: boolean }?] = await db`select to_regclass('public.headcount_settings') is not null as yes`;
@@ -505,7 +512,12 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   }
   const admin = creds.admin!;
   const adminUrl = base(admin.role, admin.password);
-  await prepareDatabase(adminUrl, DATABASE, { password: creds.password, timescaledb: pg.timescaledb, citus: opts.citus });
+  await prepareDatabase(adminUrl, DATABASE, {
+    password: creds.password,
+    timescaledb: pg.timescaledb,
+    citus: opts.citus,
+    citusOnly: opts.citus,
+  });
   const urlOf = (database: string): string =>
     `postgres://${APP_ROLE}:${encodeURIComponent(creds.password)}@127.0.0.1:${listenPort}/${database}` +
     (socketUsable ? `?host=${encodeURIComponent(dataDir)}` : '');

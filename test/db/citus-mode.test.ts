@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { createSql } from '../../src/db/client.js';
-import { prepareCitusDatabase } from '../../src/db/local-cluster.js';
+import { prepareCitusDatabase, prepareDatabase } from '../../src/db/local-cluster.js';
 import { migrate } from '../../src/db/migrate.js';
+import { insertEvents } from '../../src/ingest/writer.js';
 import { silentLogger } from '../../src/log.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
 import { modeAvailable } from '../helpers/db.js';
-import { prng } from '../helpers/events.js';
+import { mixedEvents, prng } from '../helpers/events.js';
 import { daysAgo, isoDate } from '../helpers/time.js';
 
 const citus = () => inject('databaseServer').citus!;
@@ -85,6 +86,71 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
         await sql.end();
       }
     });
+  });
+
+  describe('moving a postgres-mode database onto Citus (docs/storage.md)', () => {
+    const name = `headcount_test_citus_move_${randomBytes(4).toString('hex')}`;
+    afterAll(async () => {
+      for (const node of [citus().coordinator, ...citus().workers]) {
+        const admin = createSql(node.adminUrl, { max: 1 });
+        try {
+          await admin`drop database if exists ${admin(name)} with (force)`;
+        } finally {
+          await admin.end();
+        }
+      }
+    });
+
+    it('distributes its tables with their rows: every answer the same after, and writes go on', async () => {
+      // A database as one PostgreSQL has it: no citus extension, postgres mode, events in it.
+      await prepareDatabase(citus().coordinator.adminUrl, name, { password: citus().appPassword, timescaledb: false });
+      const u = new URL(citus().appUrl);
+      u.pathname = `/${name}`;
+      const url = u.toString();
+      await migrate({ databaseUrl: url, storageMode: 'postgres', log: silentLogger });
+      const sql = createSql(url, { max: 2 });
+      try {
+        const events = mixedEvents(3000, 20).map((e, i) => ({
+          ...e,
+          site: `s${i % 7}`,
+          dimensions: { country: ['PL', 'IN'][i % 2]! },
+        }));
+        await insertEvents(sql, events);
+        const answers = async () =>
+          sql`
+            select s.site, x.*
+            from unnest(array['s0', 's3', 's6']) s(site),
+                 headcount_stats(s.site, date_trunc('day', now(), 'UTC') - interval '21 days', date_trunc('day', now(), 'UTC') + interval '1 day',
+                                 'day', 'Asia/Kolkata', group_by => 'country') x
+            order by 1, x.bucket, x.group_values
+          `;
+        const before = await answers();
+        expect(before.length).toBeGreaterThan(50);
+        // The procedure: the superuser makes it a Citus database on every node, then the
+        // citus migration runs again, told to distribute.
+        await prepareCitusDatabase(citus(), name);
+        expect(await migrate({ databaseUrl: url, storageMode: 'citus', direction: 'down', log: silentLogger })).toEqual([
+          '1796832000000_citus',
+        ]);
+        expect(await migrate({ databaseUrl: url, storageMode: 'citus', log: silentLogger })).toEqual(['1796832000000_citus']);
+        expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'citus' });
+        const [local] = await sql<
+          { n: number }[]
+        >`select count(*)::int as n from citus_shards where table_name = 'events'::regclass`;
+        expect(local!.n).toBeGreaterThan(0);
+        expect(await answers()).toEqual(before);
+        // The writer's statement keeps the aggregates from now on.
+        const more = mixedEvents(500, 20, 7).map((e) => ({ ...e, site: 's3' }));
+        await insertEvents(sql, more, { callInserted: true });
+        const [moved] = await sql<{ events: number }[]>`
+          select sum(events)::int as events from totals_daily where site = 's3'
+        `;
+        const [raw] = await sql<{ events: number }[]>`select sum(weight)::int as events from events where site = 's3'`;
+        expect(moved).toEqual(raw);
+      } finally {
+        await sql.end();
+      }
+    }, 180_000);
   });
 
   describe('the service on it, against postgres mode on the same events', () => {
