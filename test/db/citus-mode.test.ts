@@ -7,7 +7,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { insertEvents } from '../../src/ingest/writer.js';
 import { silentLogger } from '../../src/log.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { modeAvailable } from '../helpers/db.js';
+import { citusDatabaseUrl, dropCitusDatabase, modeAvailable } from '../helpers/db.js';
 import { mixedEvents, prng } from '../helpers/events.js';
 import { daysAgo, isoDate } from '../helpers/time.js';
 
@@ -22,20 +22,9 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
     let url: string;
     beforeAll(async () => {
       await prepareCitusDatabase(citus(), name);
-      const u = new URL(citus().appUrl);
-      u.pathname = `/${name}`;
-      url = u.toString();
+      url = citusDatabaseUrl(name);
     });
-    afterAll(async () => {
-      for (const node of [citus().coordinator, ...citus().workers]) {
-        const admin = createSql(node.adminUrl, { max: 1 });
-        try {
-          await admin`drop database if exists ${admin(name)} with (force)`;
-        } finally {
-          await admin.end();
-        }
-      }
-    });
+    afterAll(() => dropCitusDatabase(name));
 
     it('choose citus with STORAGE_MODE=auto where the database has the citus extension, and distribute the schema', async () => {
       await migrate({ databaseUrl: url, storageMode: 'auto', log: silentLogger });
@@ -90,23 +79,12 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
 
   describe('moving a postgres-mode database onto Citus (docs/storage.md)', () => {
     const name = `headcount_test_citus_move_${randomBytes(4).toString('hex')}`;
-    afterAll(async () => {
-      for (const node of [citus().coordinator, ...citus().workers]) {
-        const admin = createSql(node.adminUrl, { max: 1 });
-        try {
-          await admin`drop database if exists ${admin(name)} with (force)`;
-        } finally {
-          await admin.end();
-        }
-      }
-    });
+    afterAll(() => dropCitusDatabase(name));
 
     it('distributes its tables with their rows: every answer the same after, and writes go on', async () => {
       // A database as one PostgreSQL has it: no citus extension, postgres mode, events in it.
       await prepareDatabase(citus().coordinator.adminUrl, name, { password: citus().appPassword, timescaledb: false });
-      const u = new URL(citus().appUrl);
-      u.pathname = `/${name}`;
-      const url = u.toString();
+      const url = citusDatabaseUrl(name);
       await migrate({ databaseUrl: url, storageMode: 'postgres', log: silentLogger });
       const sql = createSql(url, { max: 2 });
       try {

@@ -79,26 +79,38 @@ async function createCitusDatabase(): Promise<TestDatabase> {
   if (!citus) throw new Error('this run has no Citus cluster (Citus is not installed): skip citus mode with modeAvailable');
   const name = `headcount_test_citus_${randomBytes(4).toString('hex')}`;
   await prepareCitusDatabase(citus, name);
-  const url = new URL(citus.appUrl);
-  url.pathname = `/${name}`;
-  await migrate({ databaseUrl: url.toString(), storageMode: 'citus', log: silentLogger });
-  const sql = createSql(url.toString(), { max: 5, applicationName: 'headcount-test' });
+  const url = citusDatabaseUrl(name);
+  await migrate({ databaseUrl: url, storageMode: 'citus', log: silentLogger });
+  const sql = createSql(url, { max: 5, applicationName: 'headcount-test' });
   return {
-    url: url.toString(),
+    url,
     sql,
     reset: () => truncatePostgresMode(sql),
     async drop() {
       await sql.end();
-      for (const node of [citus.coordinator, ...citus.workers]) {
-        const a = createSql(node.adminUrl, { max: 1 });
-        try {
-          await a`drop database if exists ${a(name)} with (force)`;
-        } finally {
-          await a.end();
-        }
-      }
+      await dropCitusDatabase(name);
     },
   };
+}
+
+/** The URL of database `name` of the suite's Citus cluster, as the service's role. */
+export function citusDatabaseUrl(name: string): string {
+  const url = new URL(inject('databaseServer').citus!.appUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** Drops database `name` on every node of the suite's Citus cluster. */
+export async function dropCitusDatabase(name: string): Promise<void> {
+  const citus = inject('databaseServer').citus!;
+  for (const node of [citus.coordinator, ...citus.workers]) {
+    const a = createSql(node.adminUrl, { max: 1 });
+    try {
+      await a`drop database if exists ${a(name)} with (force)`;
+    } finally {
+      await a.end();
+    }
+  }
 }
 
 /** Empties postgres mode's (and citus mode's) events and every table kept beside them. */
