@@ -60,7 +60,7 @@ async function main(): Promise<void> {
     const citus = await startLocalCitusCluster({
       dataDir: path.join(parent, 'coordinator'),
       port: await freePort(),
-      workerPorts: [await freePort(), await freePort()],
+      workerPorts: 'free',
       workers: 2,
       log,
       throwaway: true,

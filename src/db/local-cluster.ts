@@ -600,8 +600,12 @@ const citusNodes = async (coordinator: LocalCluster, workers: readonly LocalClus
 
 export interface LocalCitusClusterOptions extends Omit<LocalClusterOptions, 'citus' | 'credentialsOf'> {
   workers: number;
-  /** Ports of the workers; default the coordinator's port + 1, + 2, ... */
-  workerPorts?: number[];
+  /**
+   * Ports of the workers; default the coordinator's port + 1, + 2, ... `free`: a free
+   * port each, taken just before it starts, and another if it was taken meanwhile (the
+   * test suite's and the bench's clusters, beside others on the machine).
+   */
+  workerPorts?: number[] | 'free';
 }
 
 /** The data folder of worker `n` (1-based) of the coordinator in `dataDir`. */
@@ -626,15 +630,27 @@ export async function startLocalCitusCluster(opts: LocalCitusClusterOptions): Pr
   const workers: LocalCluster[] = [];
   try {
     for (let n = 1; n <= count; n++) {
-      workers.push(
-        await startLocalCluster({
+      const start = async (port: number) =>
+        startLocalCluster({
           ...nodeOpts,
           dataDir: workerDataDir(opts.dataDir, n),
-          port: workerPorts?.[n - 1] ?? opts.port + n,
+          port,
           citus: true,
           credentialsOf: opts.dataDir,
-        }),
-      );
+        });
+      if (workerPorts !== 'free') {
+        workers.push(await start(workerPorts?.[n - 1] ?? opts.port + n));
+        continue;
+      }
+      for (let attempt = 1; ; attempt++) {
+        try {
+          workers.push(await start(await freePort()));
+          break;
+        } catch (err) {
+          // Its server log's words: "could not bind ... Address already in use".
+          if (attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err;
+        }
+      }
     }
     await prepareCitusDatabase(await citusNodes(coordinator, workers), DATABASE);
   } catch (err) {

@@ -75,6 +75,24 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
         await sql.end();
       }
     });
+
+    it('go down to tables of the coordinator, rows and all, and up again', async () => {
+      const sql = createSql(url, { max: 1 });
+      try {
+        await sql`insert into headcount_sites (site) values ('kept')`;
+        expect(await migrate({ databaseUrl: url, storageMode: 'auto', direction: 'down', log: silentLogger })).toEqual([
+          '1796832000000_citus',
+        ]);
+        expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'postgres' });
+        expect((await sql`select count(*)::int as n from pg_dist_partition`)[0]).toEqual({ n: 0 });
+        expect(await sql`select site from headcount_sites`).toEqual([{ site: 'kept' }]);
+        expect(await migrate({ databaseUrl: url, storageMode: 'auto', log: silentLogger })).toEqual(['1796832000000_citus']);
+        expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'citus' });
+        expect(await sql`select site from headcount_sites`).toEqual([{ site: 'kept' }]);
+      } finally {
+        await sql.end();
+      }
+    }, 120_000);
   });
 
   describe('moving a postgres-mode database onto Citus (docs/storage.md)', () => {

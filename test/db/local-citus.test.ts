@@ -25,7 +25,7 @@ describe.skipIf(!citusInstalled && !citusRequired)('the local Citus cluster (a c
     cluster = await startLocalCitusCluster({
       dataDir: path.join(parent, 'coordinator'),
       port: await freePort(),
-      workerPorts: [await freePort(), await freePort()],
+      workerPorts: 'free',
       workers: 2,
       log: createLogger('warn'),
       settings: { fsync: 'off' },

@@ -176,7 +176,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       citusCluster = await startLocalCitusCluster({
         dataDir,
         port: await freePort(),
-        workerPorts: [await freePort(), await freePort()],
+        workerPorts: 'free',
         workers: 2,
         binDir: pg.binDir,
         log,
