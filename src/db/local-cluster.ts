@@ -655,6 +655,11 @@ export async function startLocalCitusCluster(opts: LocalCitusClusterOptions): Pr
     await prepareCitusDatabase(await citusNodes(coordinator, workers), DATABASE);
   } catch (err) {
     for (const node of [...workers, coordinator].reverse()) await node.stop().catch(() => undefined);
+    // A worker that failed to start is in no list: its folder goes too.
+    if (opts.throwaway) {
+      const pg = await findPostgres(opts.binDir);
+      for (let n = 1; n <= count; n++) await discardCluster(pg.binDir, workerDataDir(opts.dataDir, n));
+    }
     throw err;
   }
   const nodes = await citusNodes(coordinator, workers);

@@ -64,7 +64,10 @@ const TEST_CITUS_PREFIX = 'headcount-citus-test-';
  */
 async function discardAbandonedClusters(binDir: string): Promise<void> {
   const tmp = os.tmpdir();
-  for (const name of await fs.readdir(tmp)) {
+  const names = await fs.readdir(tmp);
+  // A cluster's folder, or its .owner file alone (a setup that failed part-way).
+  const clusters = new Set(names.map((n) => n.replace(/\.owner$/, '')));
+  for (const name of clusters) {
     // Workers go with their coordinator (below).
     const prefixed = name.startsWith(TEST_CLUSTER_PREFIX) || name.startsWith(TEST_CITUS_PREFIX);
     if (!prefixed || name.includes('.') || name.includes('-worker-')) continue;
