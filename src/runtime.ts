@@ -13,16 +13,16 @@ import { Readiness } from './ops/probes.js';
 /**
  * The moving parts behind the HTTP app, wired for the database's storage mode: the
  * group-commit writer, and either the aggregate refresher (timescaledb) or the
- * partition maintainer (postgres).
+ * partition maintainer (postgres, citus).
  */
 export interface Runtime {
   mode: StorageMode;
   writer: GroupCommitWriter;
   /** timescaledb mode only. */
   refresher: AggregateRefresher | undefined;
-  /** postgres mode only. */
+  /** postgres and citus modes. */
   partitions: PartitionMaintainer | undefined;
-  /** Both modes: moves queued events into the dimension rollups. */
+  /** Moves queued events into the dimension rollups; not started in citus mode (see startRuntime). */
   roller: DimensionRoller;
   /** The background jobs' health, for /health and /readyz. */
   jobs: () => JobStatus[];
