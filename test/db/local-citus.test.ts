@@ -1,4 +1,6 @@
 import fs from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +8,7 @@ import { createSql, type Sql } from '../../src/db/client.js';
 import { findPostgres, freePort, type LocalCitusCluster, startLocalCitusCluster } from '../../src/db/local-cluster.js';
 import { createLogger } from '../../src/log.js';
 import { first } from '../helpers/db.js';
+import { request, startServer } from '../helpers/server.js';
 
 const citusInstalled = (await findPostgres(process.env.LOCAL_PG_BIN_DIR)).citus;
 const citusRequired = (process.env.TEST_REQUIRE_MODES ?? '').split(',').some((m) => m.trim() === 'citus');
@@ -88,4 +91,57 @@ describe.skipIf(!citusInstalled && !citusRequired)('the local Citus cluster (a c
     const plan = (await sql.unsafe(`explain select hll_union_agg(users) from sketches`)).map((r) => String(r['QUERY PLAN']));
     expect(plan.join('\n')).toMatch(/Task Count: [2-9]/);
   });
+});
+
+/** A port p with p + 1 and p + 2 free too: npm start's Citus workers take the next ports. */
+async function threeFreePorts(): Promise<number> {
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const server = net.createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+  for (;;) {
+    const port = await freePort();
+    if (port < 65_000 && (await free(port + 1)) && (await free(port + 2))) return port;
+  }
+}
+
+describe.skipIf(!citusInstalled && !citusRequired)('npm start with LOCAL_CITUS_WORKERS=2', () => {
+  const agent = new http.Agent({ keepAlive: true });
+  let parent: string;
+  beforeAll(async () => {
+    parent = await fs.mkdtemp(path.join(os.tmpdir(), 'hc-citus-start-'));
+    await fs.chmod(parent, 0o755);
+  });
+  afterAll(async () => {
+    agent.destroy();
+    await fs.rm(parent, { recursive: true, force: true });
+  });
+
+  it('runs the service on a local Citus cluster in citus mode, made once, kept across a restart', async () => {
+    const env = {
+      LOCAL_CITUS_WORKERS: '2',
+      LOCAL_PG_DATA_DIR: path.join(parent, 'citus'),
+      LOCAL_PG_PORT: String(await threeFreePorts()),
+    };
+    const started = await startServer(env);
+    expect(started.output().match(/creating a local PostgreSQL cluster/g)).toHaveLength(3);
+    expect(started.output()).toContain('"storageMode":"citus"');
+    const at = Date.now();
+    expect((await request(agent, started.port, 'POST', `/analytics?timestamp=${at}&user=ann&event=click`)).status).toBe(204);
+    expect((await request(agent, started.port, 'GET', `/analytics?timestamp=${at}`)).body).toBe(
+      'unique_users,1\nclicks,1\nimpressions,0\n',
+    );
+    started.child.kill('SIGTERM');
+    expect(await started.exited).toBe(0);
+
+    const again = await startServer(env);
+    expect(again.output()).not.toContain('creating a local PostgreSQL cluster');
+    expect((await request(agent, again.port, 'GET', `/analytics?timestamp=${at}`)).body).toBe(
+      'unique_users,1\nclicks,1\nimpressions,0\n',
+    );
+    again.child.kill('SIGTERM');
+    expect(await again.exited).toBe(0);
+  }, 180_000);
 });
