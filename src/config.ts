@@ -6,7 +6,7 @@ import { SITE_PATTERN, SITE_RULE } from './site.js';
 import { ROW_BYTES } from './http/body.js';
 import { parseTrustProxy, type TrackerSettings } from './tracker/settings.js';
 
-export const StorageModeSetting = z.enum(['auto', 'timescaledb', 'postgres']);
+export const StorageModeSetting = z.enum(['auto', 'timescaledb', 'postgres', 'citus']);
 export type StorageModeSetting = z.infer<typeof StorageModeSetting>;
 
 const port = z.coerce.number().int().min(1).max(65535);
@@ -44,6 +44,10 @@ const EnvSchema = z
     LOCAL_PG_DATA_DIR: z.string().min(1).default('.data/postgres'),
     LOCAL_PG_PORT: port.default(54329),
     LOCAL_PG_BIN_DIR: z.string().min(1).optional(),
+    // Citus (issue 21): with no DATABASE_URL, 0 runs one local PostgreSQL; N > 0 runs a
+    // local Citus cluster instead: LOCAL_PG_DATA_DIR and LOCAL_PG_PORT are its coordinator,
+    // <LOCAL_PG_DATA_DIR>-worker-<n> on LOCAL_PG_PORT + n its N workers.
+    LOCAL_CITUS_WORKERS: z.coerce.number().int().min(0).max(32).default(0),
     INGEST_MAX_BATCH_ROWS: positiveInt.max(1_000_000).default(5000),
     INGEST_MAX_QUEUE_ROWS: positiveInt.max(10_000_000).default(100_000),
     INGEST_MAX_QUEUE_BYTES: positiveInt.min(1024 * 1024).default(64 * 1024 * 1024),
@@ -161,7 +165,13 @@ export interface Config {
     readonly read: { readonly ratePerSecond: number; readonly burst: number };
   };
   readonly migrateOnStart: boolean;
-  readonly localPg: { readonly dataDir: string; readonly port: number; readonly binDir: string | undefined };
+  readonly localPg: {
+    readonly dataDir: string;
+    readonly port: number;
+    readonly binDir: string | undefined;
+    /** 0: one local PostgreSQL; N: a local Citus cluster of a coordinator and N workers. */
+    readonly citusWorkers: number;
+  };
   readonly ingest: {
     readonly maxBatchRows: number;
     readonly maxQueueRows: number;
@@ -328,7 +338,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       read: Object.freeze({ ratePerSecond: e.RATE_LIMIT_READ_PER_SECOND, burst: e.RATE_LIMIT_READ_BURST }),
     }),
     migrateOnStart: e.MIGRATE_ON_START,
-    localPg: Object.freeze({ dataDir: path.resolve(e.LOCAL_PG_DATA_DIR), port: e.LOCAL_PG_PORT, binDir: e.LOCAL_PG_BIN_DIR }),
+    localPg: Object.freeze({
+      dataDir: path.resolve(e.LOCAL_PG_DATA_DIR),
+      port: e.LOCAL_PG_PORT,
+      binDir: e.LOCAL_PG_BIN_DIR,
+      citusWorkers: e.LOCAL_CITUS_WORKERS,
+    }),
     ingest: Object.freeze({
       maxBatchRows: e.INGEST_MAX_BATCH_ROWS,
       maxQueueRows: e.INGEST_MAX_QUEUE_ROWS,

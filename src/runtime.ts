@@ -4,7 +4,7 @@ import { PartitionMaintainer } from './db/partitions.js';
 import { AggregateRefresher } from './db/refresher.js';
 import { DimensionRoller } from './db/roller.js';
 import { readStorageMode, type StorageMode } from './db/storage.js';
-import { GroupCommitWriter } from './ingest/writer.js';
+import { GroupCommitWriter, insertEvents } from './ingest/writer.js';
 import type { Logger } from './log.js';
 import type { JobStatus } from './db/job-health.js';
 import { Metrics } from './ops/metrics.js';
@@ -13,16 +13,16 @@ import { Readiness } from './ops/probes.js';
 /**
  * The moving parts behind the HTTP app, wired for the database's storage mode: the
  * group-commit writer, and either the aggregate refresher (timescaledb) or the
- * partition maintainer (postgres).
+ * partition maintainer (postgres, citus).
  */
 export interface Runtime {
   mode: StorageMode;
   writer: GroupCommitWriter;
   /** timescaledb mode only. */
   refresher: AggregateRefresher | undefined;
-  /** postgres mode only. */
+  /** postgres and citus modes. */
   partitions: PartitionMaintainer | undefined;
-  /** Both modes: moves queued events into the dimension rollups. */
+  /** Moves queued events into the dimension rollups; not started in citus mode (see startRuntime). */
   roller: DimensionRoller;
   /** The background jobs' health, for /health and /readyz. */
   jobs: () => JobStatus[];
@@ -65,7 +65,7 @@ export async function startRuntime(
     : undefined;
   if (refresher) metrics.watchRefresher();
   const partitions =
-    mode === 'postgres'
+    mode === 'postgres' || mode === 'citus'
       ? new PartitionMaintainer(sql, config.partitionMaintenanceIntervalMs, log, (run) => metrics.partitionsMaintained(run))
       : undefined;
   // The writer's own connections: reads, however many or slow, never take the ones it
@@ -79,7 +79,10 @@ export async function startRuntime(
     deadlineMs: config.ingest.deadlineMs,
     statementTimeoutMs: Math.round(1.8 * config.ingest.deadlineMs),
   });
-  const writer = new GroupCommitWriter(ingestSql, config.ingest, log, metrics.flushed);
+  // citus mode: no trigger on events; the insert calls headcount_events_inserted itself.
+  const writer = new GroupCommitWriter(ingestSql, config.ingest, log, metrics.flushed, (rows) =>
+    insertEvents(ingestSql, rows, { callInserted: mode === 'citus' }),
+  );
   metrics.watchWriter(writer);
   // Its own connection: a pass must not wait behind reads for a pool connection.
   const rollerSql = createSql(databaseUrl, { max: 1, applicationName: 'headcount-roller' });
@@ -89,10 +92,16 @@ export async function startRuntime(
     log,
     metrics.rolled,
   );
+  // citus mode: Citus cannot plan the roller's statements yet (note6-21), so it does not
+  // run: the queue keeps every event and reads add it whole, i.e. dimension reads come
+  // from the queued raw events (exact; as slow as raw reads).
+  const rolling = mode !== 'citus';
   const jobs = (): JobStatus[] =>
-    [refresher?.health.status(), partitions?.health.status(), roller.health.status()].filter((s) => s !== undefined);
+    [refresher?.health.status(), partitions?.health.status(), rolling ? roller.health.status() : undefined].filter(
+      (s) => s !== undefined,
+    );
   refresher?.start();
-  roller.start();
+  if (rolling) roller.start();
   await partitions?.start();
   return {
     mode,
@@ -124,9 +133,11 @@ export async function startRuntime(
  */
 async function applySketchRetention(sql: Sql, mode: StorageMode, days: number): Promise<void> {
   const keep = `${days} days`;
+  // make_interval, not a text cast: Citus refuses a stable function (interval_in) in an
+  // UPDATE of its reference table.
   await sql`
-    update headcount_settings set sketch_retention = ${keep}::interval /* runtime */
-    where sketch_retention <> ${keep}::interval
+    update headcount_settings set sketch_retention = make_interval(days => ${days}::int) /* runtime */
+    where sketch_retention <> make_interval(days => ${days}::int)
   `;
   if (mode !== 'timescaledb') return;
   await sql`

@@ -7,7 +7,7 @@ import { type Config, ConfigError, loadConfig, loadDotEnv, misspelledSettings } 
 import { DASHBOARD_DIR } from './dashboard/routes.js';
 import { createSql } from './db/client.js';
 import { waitForDatabase } from './db/connect.js';
-import { type LocalCluster, startLocalCluster } from './db/local-cluster.js';
+import { type LocalCluster, startManagedCluster } from './db/local-cluster.js';
 import { migrate } from './db/migrate.js';
 import { createLogger, type Logger } from './log.js';
 import { startMetricsServer } from './ops/metrics-access.js';
@@ -47,12 +47,7 @@ async function main(): Promise<void> {
   let local: LocalCluster | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
-    local = await startLocalCluster({
-      dataDir: config.localPg.dataDir,
-      port: config.localPg.port,
-      binDir: config.localPg.binDir,
-      log,
-    });
+    local = await startManagedCluster(config.localPg, log);
     databaseUrl = local.url;
   } else await waitForDatabase(databaseUrl, config.databaseConnectTimeoutMs, log);
   if (config.migrateOnStart)

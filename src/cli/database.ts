@@ -1,5 +1,5 @@
 import type { Config } from '../config.js';
-import { startLocalCluster } from '../db/local-cluster.js';
+import { startManagedCluster } from '../db/local-cluster.js';
 import type { Logger } from '../log.js';
 
 /**
@@ -8,8 +8,7 @@ import type { Logger } from '../log.js';
  */
 export async function withDatabase<T>(config: Config, log: Logger, fn: (databaseUrl: string) => Promise<T>): Promise<T> {
   if (config.databaseUrl) return fn(config.databaseUrl);
-  const { dataDir, port, binDir } = config.localPg;
-  const cluster = await startLocalCluster({ dataDir, port, binDir, log });
+  const cluster = await startManagedCluster(config.localPg, log);
   try {
     return await fn(cluster.url);
   } finally {

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { ConfigError, loadConfig, loadDotEnv } from '../config.js';
-import { startLocalCluster } from '../db/local-cluster.js';
+import { startManagedCluster } from '../db/local-cluster.js';
 import { migrate, MIGRATIONS_DIR, serviceSessions } from '../db/migrate.js';
 import { createLogger } from '../log.js';
 
@@ -33,9 +33,7 @@ async function main(argv: string[]): Promise<void> {
   loadDotEnv();
   const config = loadConfig();
   const log = createLogger(config.logLevel === 'silent' ? 'silent' : 'info');
-  const cluster = config.databaseUrl
-    ? undefined
-    : await startLocalCluster({ dataDir: config.localPg.dataDir, port: config.localPg.port, binDir: config.localPg.binDir, log });
+  const cluster = config.databaseUrl ? undefined : await startManagedCluster(config.localPg, log);
   try {
     const databaseUrl = config.databaseUrl ?? cluster!.url;
     if (command === 'down' && !force) {

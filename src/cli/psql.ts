@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, loadConfig, loadDotEnv } from '../config.js';
-import { findPostgres, startLocalCluster } from '../db/local-cluster.js';
+import { findPostgres, startManagedCluster } from '../db/local-cluster.js';
 import { psqlInvocation } from '../db/psql.js';
 import { createLogger } from '../log.js';
 
@@ -15,9 +15,7 @@ async function main(argv: string[]): Promise<number> {
   loadDotEnv();
   const config = loadConfig();
   const log = createLogger('warn');
-  const cluster = config.databaseUrl
-    ? undefined
-    : await startLocalCluster({ dataDir: config.localPg.dataDir, port: config.localPg.port, binDir: config.localPg.binDir, log });
+  const cluster = config.databaseUrl ? undefined : await startManagedCluster(config.localPg, log);
   try {
     const { args, env } = psqlInvocation(config.databaseUrl ?? cluster!.url, argv);
     // The server's own psql when there is one (it matches the server); else psql on PATH.

@@ -31,6 +31,8 @@ export interface LocalCluster {
   readonly port: number;
   /** Whether TimescaleDB's library is installed and was preloaded. */
   readonly timescaledb: boolean;
+  /** Whether Citus was preloaded (a node of a local Citus cluster: startLocalCitusCluster). */
+  readonly citus: boolean;
   /** Stops the server if this process started it; removes a throwaway cluster's files. */
   stop(): Promise<void>;
   /** Stops the server at once, as a crash would (pg_ctl stop -m immediate): for fault tests. */
@@ -48,6 +50,17 @@ export interface LocalClusterOptions {
   settings?: Record<string, string>;
   /** Extra settings that only apply when TimescaleDB is preloaded. */
   timescaledbSettings?: Record<string, string>;
+  /**
+   * Preload Citus instead of TimescaleDB (the two are incompatible): a node of a local
+   * Citus cluster. Its databases get the citus extension, and no timescaledb.
+   */
+  citus?: boolean;
+  /**
+   * A cluster whose credentials this one takes at its creation (the same passwords for
+   * the same roles): the nodes of a Citus cluster, which connect to each other as the
+   * user of the session (see startLocalCitusCluster).
+   */
+  credentialsOf?: string;
   /** Remove the data folder on stop (test clusters). */
   throwaway?: boolean;
 }
@@ -83,6 +96,8 @@ export interface PgInstallation {
   libDir: string;
   hll: boolean;
   timescaledb: boolean;
+  /** Citus' library (npm run setup:citus). */
+  citus: boolean;
 }
 
 /** Finds the newest PostgreSQL server installation (or the one in `binDir`). */
@@ -114,7 +129,7 @@ export async function findPostgres(binDir?: string): Promise<PgInstallation> {
   const libDir = existsSync(pgConfig) ? (await run(pgConfig, ['--pkglibdir'])).trim() : `/usr/lib/postgresql/${major}/lib`;
   const has = (ext: string): boolean =>
     existsSync(path.join(shareDir, 'extension', `${ext}.control`)) && existsSync(path.join(libDir, `${ext}.so`));
-  return { binDir: found, major, shareDir, libDir, hll: has('hll'), timescaledb: has('timescaledb') };
+  return { binDir: found, major, shareDir, libDir, hll: has('hll'), timescaledb: has('timescaledb'), citus: has('citus') };
 }
 
 /** Whether this process may install Debian packages: root, with apt-get. */
@@ -197,11 +212,11 @@ function credentialsFile(dataDir: string): string {
   return `${dataDir.replace(/\/+$/, '')}.credentials.json`;
 }
 
-async function initCluster(pg: PgInstallation, dataDir: string, log: Logger): Promise<void> {
+async function initCluster(pg: PgInstallation, dataDir: string, log: Logger, shared?: Credentials): Promise<void> {
   log.info({ dataDir, version: pg.major }, 'creating a local PostgreSQL cluster');
   await fs.mkdir(path.dirname(dataDir), { recursive: true });
   await ensureOwnedByPostgres(dataDir);
-  const password = newPassword();
+  const password = shared?.admin?.password ?? newPassword();
   const pwDir = await fs.mkdtemp(path.join(os.tmpdir(), 'headcount-initdb-'));
   const pwFile = path.join(pwDir, 'pw');
   try {
@@ -220,8 +235,11 @@ async function initCluster(pg: PgInstallation, dataDir: string, log: Logger): Pr
   } finally {
     await fs.rm(pwDir, { recursive: true, force: true });
   }
-  await writeCredentials(dataDir, { password: newPassword(), admin: { role: ADMIN_ROLE, password } });
+  await writeCredentials(dataDir, { password: shared?.password ?? newPassword(), admin: { role: ADMIN_ROLE, password } });
 }
+
+const readCredentials = async (dataDir: string): Promise<Credentials> =>
+  JSON.parse(await fs.readFile(credentialsFile(dataDir), 'utf8')) as Credentials;
 
 async function isRunning(pg: PgInstallation, dataDir: string): Promise<boolean> {
   try {
@@ -301,7 +319,13 @@ async function separateRoles(
 export async function prepareDatabase(
   adminUrl: string,
   database: string,
-  opts: { password?: string; timescaledb: boolean },
+  opts: {
+    password?: string;
+    timescaledb: boolean;
+    citus?: boolean;
+    /** Refuse a database another storage mode has (a managed cluster's, see refuseOtherMode). */
+    citusOnly?: boolean;
+  },
 ): Promise<void> {
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
   try {
@@ -325,8 +349,13 @@ export async function prepareDatabase(
   url.pathname = `/${database}`;
   const db = postgres(url.toString(), { max: 1, onnotice: () => {} });
   try {
-    await db`create extension if not exists hll`;
-    if (opts.timescaledb) {
+    if (opts.citus) {
+      if (opts.citusOnly) await refuseOtherMode(db);
+      await db`create extension if not exists citus`;
+    }
+    // On a Citus node, hll is created by prepareCitusDatabase, once the workers are known.
+    else await db`create extension if not exists hll`;
+    if (opts.timescaledb && !opts.citus) {
       const [migrated]: [{ yes: boolean }?] = await db`select to_regclass('public.headcount_settings') is not null as yes`;
       const [settings]: [{ storage_mode: string }?] = migrated?.yes ? await db`select storage_mode from headcount_settings` : [];
       if (settings?.storage_mode !== 'postgres') await db`create extension if not exists timescaledb`;
@@ -336,6 +365,25 @@ export async function prepareDatabase(
     await db.end();
   }
 }
+
+/**
+ * A managed cluster's database the migrations gave another storage mode does not become
+ * a Citus database by starting its cluster with Citus: that move is an operator's
+ * procedure (docs/storage.md, "Moving a postgres-mode database onto Citus").
+ */
+async function refuseOtherMode(db: postgres.Sql): Promise<void> {
+  const [migrated]: [{ yes: boolean }?] = await db`select to_regclass('public.headcount_settings') is not null as yes`;
+  if (!migrated?.yes) return;
+  const [settings]: [{ storage_mode: string }?] = await db`select storage_mode from headcount_settings`;
+  if (settings && settings.storage_mode !== 'citus') {
+    throw new LocalClusterError(
+      `the database ${await currentDatabase(db)} is in ${settings.storage_mode} storage mode: a local Citus cluster needs a data folder of its own (LOCAL_PG_DATA_DIR)`,
+    );
+  }
+}
+
+const currentDatabase = async (db: postgres.Sql): Promise<string> =>
+  ((await db`select current_database() as name`)[0] as { name: string }).name;
 
 /**
  * Makes `role` the owner of what the bootstrap superuser (oid 10) owns in the current
@@ -401,8 +449,15 @@ function handOverSql(role: string): string {
 export async function startLocalCluster(opts: LocalClusterOptions): Promise<LocalCluster> {
   const { dataDir, port, log } = opts;
   const pg = await ensurePostgres(opts.binDir, log);
-  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await initCluster(pg, dataDir, log);
-  let creds = JSON.parse(await fs.readFile(credentialsFile(dataDir), 'utf8')) as Credentials;
+  if (opts.citus && !pg.citus) {
+    throw new LocalClusterError(
+      `Citus is not installed in ${pg.libDir}: run npm run setup:citus as root (it builds Citus from ../shared/vendor/citus-*.tar.gz)`,
+    );
+  }
+  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    await initCluster(pg, dataDir, log, opts.credentialsOf ? await readCredentials(opts.credentialsOf) : undefined);
+  }
+  let creds = await readCredentials(dataDir);
 
   // Unix-domain sockets cost far less per round trip than loopback TCP; their path
   // (dir + /.s.PGSQL.<port>) must fit in 107 bytes, and a folder name with a space or a
@@ -415,9 +470,11 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     port: String(port),
     // The socket lives in the data folder: no system folder to own, no clash between clusters.
     unix_socket_directories: socketUsable ? dataDir : '',
-    ...(pg.timescaledb
-      ? { shared_preload_libraries: 'timescaledb', 'timescaledb.telemetry_level': 'off', ...opts.timescaledbSettings }
-      : {}),
+    ...(opts.citus
+      ? { shared_preload_libraries: 'citus', ...CITUS_SETTINGS }
+      : pg.timescaledb
+        ? { shared_preload_libraries: 'timescaledb', 'timescaledb.telemetry_level': 'off', ...opts.timescaledbSettings }
+        : {}),
     ...opts.settings,
   };
   // pg_ctl hands -o to the server through a shell: every value goes single-quoted.
@@ -440,7 +497,10 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     listenPort = Number(pid.split('\n')[3]) || port;
     log.info({ dataDir, port: listenPort }, 'local PostgreSQL cluster already running');
   } else {
-    log.info({ dataDir, port, timescaledb: pg.timescaledb }, 'starting local PostgreSQL cluster');
+    log.info(
+      { dataDir, port, timescaledb: pg.timescaledb && !opts.citus, citus: !!opts.citus },
+      'starting local PostgreSQL cluster',
+    );
     await pgCtlStart();
     startedHere = true;
   }
@@ -452,7 +512,12 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   }
   const admin = creds.admin!;
   const adminUrl = base(admin.role, admin.password);
-  await prepareDatabase(adminUrl, DATABASE, { password: creds.password, timescaledb: pg.timescaledb });
+  await prepareDatabase(adminUrl, DATABASE, {
+    password: creds.password,
+    timescaledb: pg.timescaledb,
+    citus: opts.citus,
+    citusOnly: opts.citus,
+  });
   const urlOf = (database: string): string =>
     `postgres://${APP_ROLE}:${encodeURIComponent(creds.password)}@127.0.0.1:${listenPort}/${database}` +
     (socketUsable ? `?host=${encodeURIComponent(dataDir)}` : '');
@@ -463,7 +528,8 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     urlOf,
     dataDir,
     port: listenPort,
-    timescaledb: pg.timescaledb,
+    timescaledb: pg.timescaledb && !opts.citus,
+    citus: !!opts.citus,
     async crash() {
       await run(path.join(pg.binDir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w'], { asPostgres: true });
     },
@@ -489,4 +555,218 @@ export async function discardCluster(binDir: string, dataDir: string): Promise<v
   }
   await fs.rm(dataDir, { recursive: true, force: true });
   await fs.rm(credentialsFile(dataDir), { force: true });
+}
+
+/**
+ * Server settings of every node of a local Citus cluster. A coordinator session keeps up
+ * to this many connections to each worker open between transactions (Citus' default is
+ * 1): a batch over many sites spreads over many shards, and with one cached connection
+ * each transaction opened (TLS) connections again. A trial on this machine: a 50-site
+ * batch took 558-711 ms with 1, 78-82 ms with 32 (note6-21). Workers then see up to
+ * (coordinator sessions x this) connections: max_connections is raised to match, and
+ * citus.max_shared_pool_size caps what the coordinator opens to one worker in all.
+ */
+export const CITUS_SETTINGS: Record<string, string> = {
+  'citus.max_cached_conns_per_worker': '32',
+  'citus.max_shared_pool_size': '250',
+  max_connections: '300',
+  // Partitions x shards become tables on the workers: 8 shards of 65 day partitions of
+  // events are 520 of them. Eight let two to eight workers share the sites.
+  'citus.shard_count': '8',
+  // Without it, Citus phones home (version checks and statistics) once a day.
+  'citus.enable_statistics_collection': 'off',
+};
+
+export interface LocalCitusCluster extends LocalCluster {
+  /** The workers, each a cluster of its own (ports and data folders of their own). */
+  readonly workers: readonly LocalCluster[];
+  /**
+   * Makes `database` a Citus database on every node (the coordinator's metadata lists
+   * every worker) and owned by the application role; returns its URL as that role. The
+   * service's database is made so at start; the test suite makes one per test file.
+   */
+  prepare(database: string): Promise<string>;
+  /** Drops `database` on every node. */
+  drop(database: string): Promise<void>;
+  /** What prepareCitusDatabase needs (the test suite's setup hands it to its workers). */
+  readonly nodes: CitusNodes;
+}
+
+const citusNodes = async (coordinator: LocalCluster, workers: readonly LocalCluster[]): Promise<CitusNodes> => ({
+  coordinator: { adminUrl: coordinator.adminUrl, port: coordinator.port },
+  workers: workers.map((w) => ({ adminUrl: w.adminUrl, port: w.port })),
+  appPassword: (await readCredentials(coordinator.dataDir)).password,
+});
+
+export interface LocalCitusClusterOptions extends Omit<LocalClusterOptions, 'citus' | 'credentialsOf'> {
+  workers: number;
+  /**
+   * Ports of the workers; default the coordinator's port + 1, + 2, ... `free`: a free
+   * port each, taken just before it starts, and another if it was taken meanwhile (the
+   * test suite's and the bench's clusters, beside others on the machine).
+   */
+  workerPorts?: number[] | 'free';
+}
+
+/** The data folder of worker `n` (1-based) of the coordinator in `dataDir`. */
+export const workerDataDir = (dataDir: string, n: number): string => `${dataDir.replace(/\/+$/, '')}-worker-${n}`;
+
+/**
+ * A coordinator (in `dataDir`, on `port`) and `workers` workers, each a local cluster
+ * with Citus preloaded, on this machine. Citus connects from the coordinator to the
+ * workers (and a worker to the others) as the user of the session that needs them: the
+ * service's role for its queries, the superuser for setting up. Every node keeps password
+ * authentication (scram) for everyone; the nodes share the roles' passwords (one
+ * credentials file, copied when a worker is created), and each database's
+ * pg_dist_authinfo, Citus' own catalog that only a superuser reads, hands each role's
+ * password to the connections Citus opens. So no node trusts loopback (any local user
+ * could then be anyone), and no .pgpass is written into the postgres system user's home
+ * (shared with every other cluster of the machine).
+ */
+export async function startLocalCitusCluster(opts: LocalCitusClusterOptions): Promise<LocalCitusCluster> {
+  const { workers: count, workerPorts, ...nodeOpts } = opts;
+  if (count < 1) throw new LocalClusterError('a local Citus cluster needs at least one worker');
+  const coordinator = await startLocalCluster({ ...nodeOpts, citus: true });
+  const workers: LocalCluster[] = [];
+  try {
+    for (let n = 1; n <= count; n++) {
+      const start = async (port: number) =>
+        startLocalCluster({
+          ...nodeOpts,
+          dataDir: workerDataDir(opts.dataDir, n),
+          port,
+          citus: true,
+          credentialsOf: opts.dataDir,
+        });
+      if (workerPorts !== 'free') {
+        workers.push(await start(workerPorts?.[n - 1] ?? opts.port + n));
+        continue;
+      }
+      for (let attempt = 1; ; attempt++) {
+        try {
+          workers.push(await start(await freePort()));
+          break;
+        } catch (err) {
+          // Its server log's words: "could not bind ... Address already in use".
+          if (attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err;
+        }
+      }
+    }
+    await prepareCitusDatabase(await citusNodes(coordinator, workers), DATABASE);
+  } catch (err) {
+    for (const node of [...workers, coordinator].reverse()) await node.stop().catch(() => undefined);
+    // A worker that failed to start is in no list: its folder goes too.
+    if (opts.throwaway) {
+      const pg = await findPostgres(opts.binDir);
+      for (let n = 1; n <= count; n++) await discardCluster(pg.binDir, workerDataDir(opts.dataDir, n));
+    }
+    throw err;
+  }
+  const nodes = await citusNodes(coordinator, workers);
+  return {
+    ...coordinator,
+    workers,
+    nodes,
+    async prepare(database) {
+      await prepareCitusDatabase(nodes, database);
+      return coordinator.urlOf(database);
+    },
+    async drop(database) {
+      for (const node of [coordinator, ...workers]) {
+        const admin = postgres(node.adminUrl, { max: 1, onnotice: () => {} });
+        try {
+          await admin`drop database if exists ${admin(database)} with (force)`;
+        } finally {
+          await admin.end();
+        }
+      }
+    },
+    async crash() {
+      for (const node of [coordinator, ...workers]) await node.crash();
+    },
+    async restart() {
+      for (const node of [...workers, coordinator]) await node.restart();
+    },
+    async stop() {
+      for (const node of [coordinator, ...workers]) await node.stop();
+    },
+  };
+}
+
+/** A node of a Citus cluster, as its superuser reaches it. */
+export interface CitusNode {
+  adminUrl: string;
+  port: number;
+}
+
+/** What it takes to make a database a Citus database on every node of a local cluster. */
+export interface CitusNodes {
+  coordinator: CitusNode;
+  workers: CitusNode[];
+  /** The application role's password (the same on every node). */
+  appPassword: string;
+}
+
+/**
+ * Makes `database` a Citus database on every node, owned by the application role: with
+ * citus and hll; in the coordinator's metadata the coordinator itself (reference tables
+ * get a copy there, which joins with its local tables need) and every worker; in each
+ * node's pg_dist_authinfo each role's password (see startLocalCitusCluster). Each step
+ * does nothing when done.
+ */
+export async function prepareCitusDatabase(nodes: CitusNodes, database: string): Promise<void> {
+  const admin = new URL(nodes.coordinator.adminUrl);
+  const passwords: [string, string][] = [
+    [APP_ROLE, nodes.appPassword],
+    [decodeURIComponent(admin.username), decodeURIComponent(admin.password)],
+  ];
+  const on = async (node: CitusNode, fn: (db: postgres.Sql) => Promise<void>): Promise<void> => {
+    const url = new URL(node.adminUrl);
+    url.pathname = `/${database}`;
+    const db = postgres(url.toString(), { max: 1, onnotice: () => {} });
+    try {
+      await fn(db);
+    } finally {
+      await db.end();
+    }
+  };
+  const authinfo = async (db: postgres.Sql): Promise<void> => {
+    for (const [role, password] of passwords) {
+      // nodeid 0: any node, this one included (Citus falls back to it for every node).
+      await db`delete from pg_dist_authinfo where nodeid = 0 and rolename = ${role}`;
+      await db`insert into pg_dist_authinfo (nodeid, rolename, authinfo) values (0, ${role}, ${`password=${literal(password)}`})`;
+    }
+  };
+  for (const node of [nodes.coordinator, ...nodes.workers]) {
+    await prepareDatabase(node.adminUrl, database, { password: nodes.appPassword, timescaledb: false, citus: true });
+  }
+  for (const worker of nodes.workers) await on(worker, authinfo);
+  await on(nodes.coordinator, async (db) => {
+    await authinfo(db);
+    await db`select citus_set_coordinator_host('127.0.0.1', ${nodes.coordinator.port})`;
+    for (const worker of nodes.workers) {
+      const [known]: [{ yes: boolean }?] = await db`
+        select exists (select from pg_dist_node where nodename = '127.0.0.1' and nodeport = ${worker.port}) as yes
+      `;
+      if (!known?.yes) await db`select citus_add_node('127.0.0.1', ${worker.port})`;
+    }
+    // On the coordinator once the workers are known, as the superuser: Citus creates it on
+    // each worker (and on workers added later) and records it as distributed. Created on
+    // each node beforehand, it is not recorded, and the migrations' own `create extension
+    // if not exists hll`, as the application role, would have Citus record it on the
+    // workers, which refuse that role ("must be owner of extension hll").
+    await db`create extension if not exists hll`;
+  });
+}
+
+/**
+ * The cluster `npm start`, `npm run migrate`, `keys` and `psql` manage when DATABASE_URL
+ * is unset: one PostgreSQL, or a Citus cluster of `citusWorkers` workers.
+ */
+export function startManagedCluster(
+  local: { dataDir: string; port: number; binDir: string | undefined; citusWorkers: number },
+  log: Logger,
+): Promise<LocalCluster> {
+  const { citusWorkers, ...opts } = local;
+  return citusWorkers > 0 ? startLocalCitusCluster({ ...opts, workers: citusWorkers, log }) : startLocalCluster({ ...opts, log });
 }

@@ -17,6 +17,14 @@ export function shippedMigrations(): string[] {
     .map((f) => path.basename(f, path.extname(f)));
 }
 
+/** What migration 1796832000000_citus does for each STORAGE_MODE: see there. */
+const CITUS_WANTED: Record<StorageModeSetting, 'required' | 'auto' | 'off'> = {
+  citus: 'required',
+  auto: 'auto',
+  postgres: 'off',
+  timescaledb: 'off',
+};
+
 export interface MigrateOptions {
   databaseUrl: string;
   storageMode: StorageModeSetting;
@@ -106,11 +114,22 @@ export async function migrate(opts: MigrateOptions): Promise<string[]> {
   const searchPath = await settingsShim(opts.databaseUrl);
   const ran = await runner({
     // Settings reach the migrations as session settings they read with current_setting:
-    // headcount.storage_mode, headcount.default_site (both validated by the config).
+    // headcount.storage_mode, headcount.citus, headcount.default_site (validated by the
+    // config). Citus mode is postgres mode's schema, distributed by a later migration
+    // (1796832000000_citus): the migrations before it make postgres mode's.
     databaseUrl: {
       connectionString: opts.databaseUrl,
       options:
-        `-c headcount.storage_mode=${opts.storageMode} -c headcount.default_site=${opts.defaultSite ?? 'default'}` +
+        `-c headcount.storage_mode=${opts.storageMode === 'citus' ? 'postgres' : opts.storageMode}` +
+        ` -c headcount.citus=${CITUS_WANTED[opts.storageMode]}` +
+        // On a Citus coordinator, v0.1.0's `create extension if not exists hll` would have
+        // Citus record hll as distributed on the workers, as this role, which they refuse
+        // ("must be owner of extension hll": the superuser made it, see
+        // prepareCitusDatabase). Deferred, what the migrations' transaction creates is
+        // passed on to the workers only when a distributed object needs it. (Elsewhere an
+        // unknown citus.* setting is a harmless placeholder.)
+        (CITUS_WANTED[opts.storageMode] === 'off' ? '' : ' -c citus.create_object_propagation=deferred') +
+        ` -c headcount.default_site=${opts.defaultSite ?? 'default'}` +
         (searchPath ? ` -c search_path=${searchPath}` : ''),
     },
     dir: MIGRATIONS_DIR,

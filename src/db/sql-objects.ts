@@ -99,11 +99,22 @@ export interface SqlObject {
   sha256: string;
 }
 
+/**
+ * Where each mode's files are looked for, first found first: citus mode is postgres mode
+ * but for what sql/citus/ holds (an object it has no use for is a file there that only
+ * says why).
+ */
+const MODE_DIRS: Record<StorageMode, string[]> = {
+  timescaledb: ['timescaledb', 'common'],
+  postgres: ['postgres', 'common'],
+  citus: ['citus', 'postgres', 'common'],
+};
+
 /** The objects of `mode`, in SQL_OBJECTS order. */
 export async function readSqlObjects(mode: StorageMode, dir = SQL_DIR): Promise<SqlObject[]> {
   const objects: SqlObject[] = [];
   for (const name of SQL_OBJECTS) {
-    const file = [mode, 'common'].map((d) => path.join(dir, d, `${name}.sql`)).find((f) => existsSync(f));
+    const file = MODE_DIRS[mode].map((d) => path.join(dir, d, `${name}.sql`)).find((f) => existsSync(f));
     if (!file) continue;
     const text = await readFile(file, 'utf8');
     objects.push({

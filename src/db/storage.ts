@@ -1,6 +1,10 @@
 import type { Sql } from './client.js';
 
-export type StorageMode = 'timescaledb' | 'postgres';
+/**
+ * citus: postgres mode's schema distributed over a Citus cluster (migration
+ * 1796832000000_citus); the aggregates are kept by the writer, not by a trigger.
+ */
+export type StorageMode = 'timescaledb' | 'postgres' | 'citus';
 
 /** The mode the migrations chose for this database (headcount_settings). */
 export async function readStorageMode(sql: Sql): Promise<StorageMode> {

@@ -356,8 +356,13 @@ const SEPARATOR = '\u001f';
  * error (a statement_timeout) can then only come before any row, never in the middle of
  * them (see db/deadline.ts). Returns the query itself, so that a caller can drop it while
  * it waits for a connection.
+ *
+ * `callInserted` (citus mode, where events has no trigger): the same statement passes the
+ * rows it stored, and only those (a resent id is not), to headcount_events_inserted, which
+ * folds them into the aggregates and the dimension queue: one statement, one transaction,
+ * as the trigger does in the other modes.
  */
-export function insertEvents(sql: Sql, rows: EventRow[]) {
+export function insertEvents(sql: Sql, rows: EventRow[], opts: { callInserted?: boolean } = {}) {
   const sites = rows.map((r) => r.site);
   // Epoch milliseconds, made timestamps by PostgreSQL: cheaper to build and to send than
   // ISO strings (a Date keeps whole milliseconds, so does trunc).
@@ -405,6 +410,27 @@ export function insertEvents(sql: Sql, rows: EventRow[]) {
     select ${values}
     from rows from (${sources}) as r (${sql(names)})
   `;
+  if (opts.callInserted) {
+    // A CTE's side effects run only when something reads it: the keys are read from kept.
+    return sql<StoredAnswer[number][]>`
+      with stored as ( /* ingest/writer */
+        ${insert}
+        ${withIds ? sql`on conflict (site, id, time) where id is not null do nothing` : sql``}
+        returning *
+      ),
+      kept as (
+        -- As text: Citus keeps a CTE's rows as an intermediate result, which cannot be void.
+        select headcount_events_inserted(array_agg(s::events))::text as done from stored s
+      )
+      select ${
+        withIds
+          ? sql`coalesce((select json_agg(json_build_array(site, id, (extract(epoch from time) * 1000)::int8))
+                          from stored where id is not null), '[]')`
+          : sql`null`
+      } as keys
+      from kept
+    `;
+  }
   if (!withIds) return sql<StoredAnswer[number][]>`${insert}`;
   return sql<StoredAnswer[number][]>`
     with stored as ( /* ingest/writer */

@@ -113,7 +113,7 @@ export interface OpsDeps {
 export function registerOps(router: Router, deps: OpsDeps): void {
   const expected = shippedMigrations();
   const objectsOf = async (mode: StorageMode) => (await readSqlObjects(mode)).map((o) => `${o.name}:${o.sha256}`);
-  const objects = { timescaledb: objectsOf('timescaledb'), postgres: objectsOf('postgres') };
+  const objects = { timescaledb: objectsOf('timescaledb'), postgres: objectsOf('postgres'), citus: objectsOf('citus') };
   // Read once; a failed read is reported by the probe that awaits it.
   for (const read of Object.values(objects)) read.catch(() => undefined);
 

@@ -4,12 +4,16 @@ import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { createSql } from '../../src/db/client.js';
 import {
+  type CitusNodes,
   discardCluster,
   ensurePostgres,
   freePort,
+  type LocalCitusCluster,
   type LocalCluster,
   prepareDatabase,
+  startLocalCitusCluster,
   startLocalCluster,
+  workerDataDir,
 } from '../../src/db/local-cluster.js';
 import { migrate } from '../../src/db/migrate.js';
 import type { StorageMode } from '../../src/db/storage.js';
@@ -24,8 +28,18 @@ export interface TestDatabaseServer {
    * undefined with TEST_DATABASE_URL, whose role is used for everything.
    */
   appUrl: string | undefined;
-  /** Storage modes with a migrated template database, `headcount_template_<mode>`. */
+  /**
+   * Storage modes this run tests: a migrated template database, `headcount_template_<mode>`,
+   * for each but citus (see citus).
+   */
   modes: StorageMode[];
+  /**
+   * A local Citus cluster of a coordinator and two workers, when Citus is installed: a
+   * Citus database cannot be a template (CREATE DATABASE ... TEMPLATE copies one node's
+   * files, not the shards on the workers nor their metadata), so each test database of
+   * citus mode is made on every node and migrated (createTestDatabase).
+   */
+  citus: (CitusNodes & { appUrl: string }) | undefined;
 }
 
 declare module 'vitest' {
@@ -37,6 +51,12 @@ declare module 'vitest' {
 const log = createLogger(process.env.TEST_LOG_LEVEL === 'debug' ? 'debug' : 'warn');
 
 const TEST_CLUSTER_PREFIX = 'headcount-test-';
+/**
+ * A Citus cluster's coordinator; its workers are <coordinator>-worker-<n>. A prefix of its
+ * own: a run of a release before Citus clusters (another checkout on this machine) would
+ * take a worker, which has no .owner file, for an abandoned cluster and stop it.
+ */
+const TEST_CITUS_PREFIX = 'headcount-citus-test-';
 
 /**
  * A run killed before its teardown (Ctrl-C, a closed pipe) leaves its throwaway cluster
@@ -44,12 +64,19 @@ const TEST_CLUSTER_PREFIX = 'headcount-test-';
  */
 async function discardAbandonedClusters(binDir: string): Promise<void> {
   const tmp = os.tmpdir();
-  for (const name of await fs.readdir(tmp)) {
-    if (!name.startsWith(TEST_CLUSTER_PREFIX) || name.includes('.')) continue;
+  const names = await fs.readdir(tmp);
+  // A cluster's folder, or its .owner file alone (a setup that failed part-way).
+  const clusters = new Set(names.map((n) => n.replace(/\.owner$/, '')));
+  for (const name of clusters) {
+    // Workers go with their coordinator (below).
+    const prefixed = name.startsWith(TEST_CLUSTER_PREFIX) || name.startsWith(TEST_CITUS_PREFIX);
+    if (!prefixed || name.includes('.') || name.includes('-worker-')) continue;
     const dataDir = path.join(tmp, name);
     const owner = Number(await fs.readFile(`${dataDir}.owner`, 'utf8').catch(() => '0'));
     if (owner > 0 && processAlive(owner)) continue;
     await discardCluster(binDir, dataDir);
+    // A Citus cluster's workers, beside their coordinator.
+    for (let n = 1; n <= 2; n++) await discardCluster(binDir, workerDataDir(dataDir, n));
     await fs.rm(`${dataDir}.owner`, { force: true });
   }
 }
@@ -121,7 +148,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   // TEST_STORAGE_MODES=postgres runs one mode only, e.g. to see the suite as a machine
   // without TimescaleDB runs it.
-  const wanted = (process.env.TEST_STORAGE_MODES ?? 'postgres,timescaledb').split(',').map((m) => m.trim());
+  const wanted = (process.env.TEST_STORAGE_MODES ?? 'postgres,timescaledb,citus').split(',').map((m) => m.trim());
   const modes: StorageMode[] = [];
   if (wanted.includes('postgres')) modes.push('postgres');
   // TEST_REQUIRE_MODES=timescaledb (CI, where the project installed it) makes a missing
@@ -141,9 +168,35 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (!modes.includes('timescaledb'))
     console.log('timescaledb storage mode: SKIPPED (see the list of skipped suites at the end)');
 
+  // Citus: a cluster of its own (Citus and TimescaleDB cannot be preloaded together).
+  let citusCluster: LocalCitusCluster | undefined;
+  if (wanted.includes('citus') && !process.env.TEST_DATABASE_URL) {
+    const pg = await ensurePostgres(process.env.LOCAL_PG_BIN_DIR, log);
+    if (pg.citus || required.includes('citus')) {
+      // Without Citus and required, this fails saying how to install it.
+      const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), TEST_CITUS_PREFIX));
+      await fs.writeFile(`${dataDir}.owner`, String(process.pid));
+      citusCluster = await startLocalCitusCluster({
+        dataDir,
+        port: await freePort(),
+        workerPorts: 'free',
+        workers: 2,
+        binDir: pg.binDir,
+        log,
+        throwaway: true,
+        settings: { fsync: 'off', full_page_writes: 'off' },
+      });
+      modes.push('citus');
+    } else {
+      console.log(
+        'Citus is not installed: every citus-mode test is SKIPPED (npm run setup:citus installs it; TEST_REQUIRE_MODES=citus makes this an error).',
+      );
+    }
+  }
+
   const admin = createSql(adminUrl, { max: 1 });
   try {
-    for (const mode of modes) {
+    for (const mode of modes.filter((m) => m !== 'citus')) {
       const name = `headcount_template_${mode}`;
       await admin`drop database if exists ${admin(name)}`;
       // As the service's managed cluster sets up its database: owned by the application
@@ -158,16 +211,25 @@ export default async function setup(project: TestProject): Promise<() => Promise
   } finally {
     await admin.end();
   }
-  project.provide('databaseServer', { adminUrl, appUrl, modes });
+  project.provide('databaseServer', {
+    adminUrl,
+    appUrl,
+    modes,
+    citus: citusCluster && { ...citusCluster.nodes, appUrl: citusCluster.urlOf('postgres') },
+  });
 
   return async () => {
+    if (citusCluster) {
+      await citusCluster.stop();
+      await fs.rm(`${citusCluster.dataDir}.owner`, { force: true });
+    }
     if (cluster) {
       await cluster.stop();
       await fs.rm(`${cluster.dataDir}.owner`, { force: true });
       return;
     }
     const sql = createSql(adminUrl, { max: 1 });
-    for (const mode of modes) {
+    for (const mode of modes.filter((m) => m !== 'citus')) {
       const name = `headcount_template_${mode}`;
       await sql`alter database ${sql(name)} with is_template false`;
       await sql`drop database if exists ${sql(name)}`;

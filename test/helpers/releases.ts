@@ -27,6 +27,8 @@ export const RELEASES = {
     '1796659200000_every_kind_rows': '2b849a89916695d7795b5759ec773ba81d348b5ac5bf294f3591ce353a09a6bf',
     '1796745600000_rollup_parts': '42724872e82f03b934fc2554530c821d1fcb8838cd1967cfa16605cfc8089001',
     '1796752800000_rollup_weeks': '2c70431f3edf3390b2bd00445f58602494251cb57e422ba8a8c0881210500c81',
+    // Storage mode citus (issue 21): distributes postgres mode's schema where asked.
+    '1796832000000_citus': '512c795407e56303af2178f54d806b175d588bd079a563036125629f809843b6',
   },
 } as const;
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { DAY_MS, HOUR_MS, RETENTION_MS } from '../../src/time.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { describeEachMode } from '../helpers/db.js';
+import { describeEachModeWithCitus } from '../helpers/db.js';
 import { prng } from '../helpers/events.js';
 import { daysAgo, hoursAgo, isoDate, seconds, thisHour, today } from '../helpers/time.js';
 
@@ -13,7 +13,7 @@ import { daysAgo, hoursAgo, isoDate, seconds, thisHour, today } from '../helpers
  * write goes through one and is read through the other at once: no waiting, no
  * refreshing and no cache clearing between a write and its read.
  */
-describeEachMode('read-your-writes across instances', (mode) => {
+describeEachModeWithCitus('read-your-writes across instances', (mode) => {
   let a: TestApp;
   let b: TestApp;
   beforeAll(async () => {

@@ -1,0 +1,3 @@
+-- citus mode: no trigger on distributed tables (see events_inserted.sql), so nothing
+-- refuses an update or delete of single events as postgres mode does: the aggregates do
+-- not follow them. Old days still leave by whole partitions (headcount_maintain_partitions).

@@ -1,0 +1,7 @@
+-- citus mode: no trigger. Citus refuses triggers on distributed tables ("triggers are not
+-- supported on distributed tables"; with citus.enable_unsafe_triggers, an insert fails with
+-- "executor could not find named tuplestore"). The writer (src/ingest/writer.ts) calls
+-- headcount_events_inserted(events[]) itself, in the statement that inserts, with the rows
+-- the insert stored. An insert that does not go through the service (psql) is in the raw
+-- events only: run `select headcount_events_inserted(array_agg(e)) from (insert ... returning *) e`
+-- the way the writer does.

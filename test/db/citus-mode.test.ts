@@ -1,0 +1,251 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { createSql } from '../../src/db/client.js';
+import { prepareCitusDatabase, prepareDatabase } from '../../src/db/local-cluster.js';
+import { migrate } from '../../src/db/migrate.js';
+import { insertEvents } from '../../src/ingest/writer.js';
+import { silentLogger } from '../../src/log.js';
+import { startTestApp, type TestApp } from '../helpers/app.js';
+import { citusDatabaseUrl, dropCitusDatabase, modeAvailable } from '../helpers/db.js';
+import { mixedEvents, prng } from '../helpers/events.js';
+import { daysAgo, isoDate } from '../helpers/time.js';
+
+const citus = () => inject('databaseServer').citus!;
+
+// Needs Citus (npm run setup:citus): the suite's setup then runs a local Citus cluster.
+// Skipped without it, and named in the run's summary; TEST_REQUIRE_MODES=citus makes a
+// missing Citus an error of the setup instead.
+describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
+  describe('the migrations on a Citus coordinator', () => {
+    const name = `headcount_test_citus_auto_${randomBytes(4).toString('hex')}`;
+    let url: string;
+    beforeAll(async () => {
+      await prepareCitusDatabase(citus(), name);
+      url = citusDatabaseUrl(name);
+    });
+    afterAll(() => dropCitusDatabase(name));
+
+    it('choose citus with STORAGE_MODE=auto where the database has the citus extension, and distribute the schema', async () => {
+      await migrate({ databaseUrl: url, storageMode: 'auto', log: silentLogger });
+      const sql = createSql(url, { max: 1 });
+      try {
+        expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'citus' });
+        const tables = await sql<{ name: string; kind: string; column: string | null; together: boolean }[]>`
+          select p.logicalrelid::text as name, p.partmethod::text as kind,
+                 column_to_column_name(p.logicalrelid, p.partkey) as column,
+                 p.colocationid = (select colocationid from pg_dist_partition where logicalrelid = 'events'::regclass) as together
+          from pg_dist_partition p
+          where p.logicalrelid::text not like 'events\\_p%' and p.logicalrelid::text <> 'events_default'
+          order by 1
+        `;
+        const bySite = tables.filter((t) => t.kind === 'h');
+        expect(bySite.every((t) => t.column === 'site' && t.together)).toBe(true);
+        expect(bySite.map((t) => t.name)).toEqual([
+          'dimensions_daily',
+          'dimensions_hourly',
+          'events',
+          'events_daily',
+          'events_hourly',
+          'events_minutely',
+          'headcount_pending',
+          'headcount_rollup_days',
+          'headcount_visits',
+          'kinds_15m',
+          'totals_daily',
+          'totals_hourly',
+        ]);
+        expect(tables.filter((t) => t.kind === 'n').map((t) => t.name)).toEqual([
+          'headcount_api_keys',
+          'headcount_rollups',
+          'headcount_settings',
+          'headcount_sites',
+        ]);
+        // The day partitions are distributed with events, and no table of theirs has a trigger.
+        const [parts] = await sql<{ local: number }[]>`
+          select count(*)::int as local from pg_inherits i
+          where i.inhparent = 'events'::regclass and not exists (select from pg_dist_partition p where p.logicalrelid = i.inhrelid)
+        `;
+        expect(parts).toEqual({ local: 0 });
+        const triggers = await sql`
+          select tgname from pg_trigger t join pg_dist_partition p on p.logicalrelid = t.tgrelid where not t.tgisinternal
+        `;
+        expect(triggers).toEqual([]);
+      } finally {
+        await sql.end();
+      }
+    });
+
+    it('go down to tables of the coordinator, rows and all, and up again', async () => {
+      const sql = createSql(url, { max: 1 });
+      try {
+        await sql`insert into headcount_sites (site) values ('kept')`;
+        expect(await migrate({ databaseUrl: url, storageMode: 'auto', direction: 'down', log: silentLogger })).toEqual([
+          '1796832000000_citus',
+        ]);
+        expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'postgres' });
+        expect((await sql`select count(*)::int as n from pg_dist_partition`)[0]).toEqual({ n: 0 });
+        expect(await sql`select site from headcount_sites`).toEqual([{ site: 'kept' }]);
+        expect(await migrate({ databaseUrl: url, storageMode: 'auto', log: silentLogger })).toEqual(['1796832000000_citus']);
+        expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'citus' });
+        expect(await sql`select site from headcount_sites`).toEqual([{ site: 'kept' }]);
+      } finally {
+        await sql.end();
+      }
+    }, 120_000);
+  });
+
+  describe('moving a postgres-mode database onto Citus (docs/storage.md)', () => {
+    const name = `headcount_test_citus_move_${randomBytes(4).toString('hex')}`;
+    afterAll(() => dropCitusDatabase(name));
+
+    it('distributes its tables with their rows: every answer the same after, and writes go on', async () => {
+      // A database as one PostgreSQL has it: no citus extension, postgres mode, events in it.
+      await prepareDatabase(citus().coordinator.adminUrl, name, { password: citus().appPassword, timescaledb: false });
+      const url = citusDatabaseUrl(name);
+      await migrate({ databaseUrl: url, storageMode: 'postgres', log: silentLogger });
+      const sql = createSql(url, { max: 2 });
+      try {
+        const events = mixedEvents(3000, 20).map((e, i) => ({
+          ...e,
+          site: `s${i % 7}`,
+          dimensions: { country: ['PL', 'IN'][i % 2]! },
+        }));
+        await insertEvents(sql, events);
+        const answers = async () =>
+          sql`
+            select s.site, x.*
+            from unnest(array['s0', 's3', 's6']) s(site),
+                 headcount_stats(s.site, date_trunc('day', now(), 'UTC') - interval '21 days', date_trunc('day', now(), 'UTC') + interval '1 day',
+                                 'day', 'Asia/Kolkata', group_by => 'country') x
+            order by 1, x.bucket, x.group_values
+          `;
+        const before = await answers();
+        expect(before.length).toBeGreaterThan(50);
+        // The procedure: the superuser makes it a Citus database on every node, then the
+        // citus migration runs again, told to distribute.
+        await prepareCitusDatabase(citus(), name);
+        expect(await migrate({ databaseUrl: url, storageMode: 'citus', direction: 'down', log: silentLogger })).toEqual([
+          '1796832000000_citus',
+        ]);
+        expect(await migrate({ databaseUrl: url, storageMode: 'citus', log: silentLogger })).toEqual(['1796832000000_citus']);
+        expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'citus' });
+        const [local] = await sql<
+          { n: number }[]
+        >`select count(*)::int as n from citus_shards where table_name = 'events'::regclass`;
+        expect(local!.n).toBeGreaterThan(0);
+        expect(await answers()).toEqual(before);
+        // The writer's statement keeps the aggregates from now on.
+        const more = mixedEvents(500, 20, 7).map((e) => ({ ...e, site: 's3' }));
+        await insertEvents(sql, more, { callInserted: true });
+        const [moved] = await sql<{ events: number }[]>`
+          select sum(events)::int as events from totals_daily where site = 's3'
+        `;
+        const [raw] = await sql<{ events: number }[]>`select sum(weight)::int as events from events where site = 's3'`;
+        expect(moved).toEqual(raw);
+      } finally {
+        await sql.end();
+      }
+    }, 180_000);
+  });
+
+  describe('the service on it, against postgres mode on the same events', () => {
+    let cx: TestApp;
+    let pg: TestApp;
+    beforeAll(async () => {
+      [cx, pg] = await Promise.all([startTestApp('citus'), startTestApp('postgres')]);
+    });
+    afterAll(async () => {
+      await Promise.all([cx?.close(), pg?.close()]);
+    });
+
+    // 60 sites, 12 days, every kind; ids on every event.
+    const rand = prng(21);
+    const sites = Array.from({ length: 60 }, (_, i) => `site-${i}`);
+    const batch = (offset: number, size: number) => ({
+      events: Array.from({ length: size }, (_, i) => {
+        const n = offset + i;
+        const kind = ['click', 'impression', 'pageview', 'signup'][n % 4]!;
+        return {
+          id: `e${n}`,
+          site: sites[Math.floor(rand() * sites.length)],
+          kind,
+          user: `u${Math.floor(rand() * 400)}`,
+          page: kind === 'pageview' ? `/p${n % 3}` : undefined,
+          country: ['PL', 'DE', 'IN'][n % 3],
+          time: new Date(Date.now() - 60_000 - Math.floor(rand() * 12 * 86_400_000)).toISOString(),
+        };
+      }),
+    });
+    const queries = (site: string) => [
+      { site, from: isoDate(daysAgo(14)), to: isoDate(daysAgo(-1)) },
+      { site, from: isoDate(daysAgo(14)), to: isoDate(daysAgo(-1)), granularity: 'day', timezone: 'Asia/Kolkata' },
+      { site, from: isoDate(daysAgo(14)), to: isoDate(daysAgo(-1)), group_by: 'kind' },
+      { site, from: isoDate(daysAgo(3)), to: isoDate(daysAgo(1)), granularity: 'hour', timezone: '+05:45' },
+      { site, from: isoDate(daysAgo(14)), to: isoDate(daysAgo(-1)), group_by: 'country' },
+    ];
+    const answers = async (app: TestApp, site: string) => {
+      const all = [];
+      for (const q of queries(site)) {
+        const res = await app.http.get('/v1/stats').query(q);
+        expect(res.status, `${JSON.stringify(q)}: ${JSON.stringify(res.body)}`).toBe(200);
+        all.push(res.body);
+      }
+      return all;
+    };
+
+    it('answers /v1/stats as postgres mode right after each write, batches over 60 sites, ids stored once across shards', async () => {
+      const bodies = [batch(0, 1000), batch(1000, 1000), batch(2000, 300)];
+      for (const body of bodies) {
+        const [a, b] = [await cx.http.post('/v1/events').send(body), await pg.http.post('/v1/events').send(body)];
+        expect(a.status).toBe(200);
+        expect(a.body).toEqual(b.body);
+        // Read at once, no waiting: what was acknowledged is counted.
+        for (const site of ['site-0', 'site-17', 'site-59']) expect(await answers(cx, site)).toEqual(await answers(pg, site));
+      }
+      // A resend (ids on other shards than the first try's connection) is stored once.
+      const again = await cx.http.post('/v1/events').send(bodies[0]);
+      expect(again.body).toEqual({ accepted: 0, duplicates: 1000, rejected: [] });
+      const mixed = { events: [...bodies[2]!.events.slice(0, 5), ...batch(5000, 5).events] };
+      const [a, b] = [await cx.http.post('/v1/events').send(mixed), await pg.http.post('/v1/events').send(mixed)];
+      expect(a.body).toEqual({ accepted: 5, duplicates: 5, rejected: [] });
+      expect(a.body).toEqual(b.body);
+      for (const site of sites) {
+        const res = await cx.http.get('/v1/stats').query(queries(site)[0]!);
+        expect(res.body).toEqual((await pg.http.get('/v1/stats').query(queries(site)[0]!)).body);
+      }
+      const [stored] = await cx.db.sql<{ n: number }[]>`select count(*)::int as n from events`;
+      expect(stored).toEqual({ n: 2305 });
+      // Some 20 s here (the comparison reads 200 answers), more on a loaded machine.
+    }, 180_000);
+
+    it('refuses visit metrics with a 400 naming metrics, rather than answering from visits it does not keep', async () => {
+      const res = await cx.http
+        .get('/v1/stats')
+        .query({ site: 'site-0', from: isoDate(daysAgo(7)), to: isoDate(daysAgo(-1)), metrics: 'visits,users' });
+      expect(res.status).toBe(400);
+      expect(JSON.stringify(res.body.error)).toMatch(/not available in citus storage mode/);
+      expect(JSON.stringify(res.body.error)).toMatch(/metrics/);
+      const users = await cx.http
+        .get('/v1/stats')
+        .query({ site: 'site-0', from: isoDate(daysAgo(7)), to: isoDate(daysAgo(-1)), metrics: 'users,events' });
+      expect(users.status).toBe(200);
+    });
+
+    it('answers the seed APIs as postgres mode', async () => {
+      for (const app of [cx, pg]) {
+        expect((await app.http.post('/analytics').query({ timestamp: Date.now(), user: 'ann', event: 'click' })).status).toBe(
+          204,
+        );
+        expect((await app.http.get('/collect').query({ cid: 'bob' })).status).toBe(200);
+      }
+      const read = async (app: TestApp) => [
+        (await app.http.get('/analytics').query({ timestamp: Date.now() })).text,
+        (await app.http.get('/daily_uniques')).text,
+        (await app.http.get('/monthly_uniques')).text,
+      ];
+      expect(await read(cx)).toEqual(await read(pg));
+      expect((await read(cx))[0]).toBe('unique_users,1\nclicks,1\nimpressions,0\n');
+    });
+  });
+});
