@@ -7,7 +7,8 @@ import type { MigrationBuilder } from 'node-pg-migrate';
  * value (3 or 4 weeks and the days around them) instead of 30: group_by=country over 30
  * days of 1,000,000 events a day was 1,800 sketches, about 50 ms of unions.
  *
- *   dimensions_weekly (site, dims, bucket, vals, events, users)
+ *   dimensions_weekly (site, dims, bucket, vals, events, users, part)   parts as in
+ *                                         the other rollups (1796745600000_rollup_parts)
  *   headcount_rollup_weeks (site, week)   the weeks the roller has built for a site,
  *                                         every set of dimensions at once
  *
@@ -26,9 +27,11 @@ export function up(pgm: MigrationBuilder): void {
       vals text[] not null,
       events bigint not null,
       users hll not null,
-      primary key (site, dims, bucket, vals)
+      part bigint not null default 0,
+      primary key (site, dims, bucket, vals, part)
     );
-    comment on table dimensions_weekly is 'headcount: per site, set of dimensions (dims), UTC week (Monday) and values, the event count and an hll sketch of the users of every kind (the week''s dimensions_daily rows of kind ''*'' in one); kept by the roller for the weeks of headcount_rollup_weeks';
+    create index dimensions_weekly_parts on dimensions_weekly (part) where part <> 0;
+    comment on table dimensions_weekly is 'headcount: per site, set of dimensions (dims), UTC week (Monday) and values, the event count and an hll sketch of the users of every kind (the week''s dimensions_daily rows of kind ''*'' in one); kept by the roller for the weeks of headcount_rollup_weeks; a key''s count is the union of its rows (part 0 and the parts not folded yet)';
 
     create table headcount_rollup_weeks (
       site text not null,

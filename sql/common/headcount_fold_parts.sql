@@ -1,6 +1,6 @@
--- Folds the parts the roller appended (dimensions_hourly, dimensions_daily, kinds_15m
--- rows of part <> 0, one per roll and key) into their key's row of part 0, in one
--- transaction: a read sees a key's events in its parts or in part 0, never both, never
+-- Folds the parts the roller appended (dimensions_hourly, dimensions_daily,
+-- dimensions_weekly, kinds_15m rows of part <> 0, one per roll and key) into their key's
+-- row of part 0, in one transaction: a read sees a key's events in its parts or in part 0, never both, never
 -- neither. Does nothing until the oldest part is older than `after` or there are
 -- `max_parts` rolls' parts, so that part 0's sketch, up to 10 KB for a busy value's day,
 -- is rewritten once per fold instead of once per roll, while a key keeps few rows to
@@ -38,6 +38,7 @@ begin
   for t in
     select * from (values ('dimensions_hourly', 'site, dims, bucket, kind, vals'),
                           ('dimensions_daily', 'site, dims, bucket, kind, vals'),
+                          ('dimensions_weekly', 'site, dims, bucket, vals'),
                           ('kinds_15m', 'site, bucket, kind')) v(name, key)
   loop
     execute format($f$
@@ -59,4 +60,4 @@ end
 $$;
 
 comment on function headcount_fold_parts(interval, integer) is
-  'headcount: folds the roller''s parts (rows of part <> 0 of dimensions_hourly, dimensions_daily, kinds_15m) into part 0 once the oldest is older than after or there are max_parts rolls'' parts; returns how many keys it wrote';
+  'headcount: folds the roller''s parts (rows of part <> 0 of dimensions_hourly, dimensions_daily, dimensions_weekly, kinds_15m) into part 0 once the oldest is older than after or there are max_parts rolls'' parts; returns how many keys it wrote';

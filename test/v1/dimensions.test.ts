@@ -480,12 +480,17 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
     await check(shapes[0]!, 'a late event, queued', of);
     expect(first(await t.db.sql`select headcount_roll_up() as n`).n).toBe(1);
     await check(shapes[0]!, 'a late event, rolled up', of);
-    expect(
-      first(
-        await t.db
-          .sql`select events::int as n from dimensions_weekly where site = 'weeks' and bucket = ${w2} and dims = 'country' and vals = '{NP}'`,
-      ).n,
-    ).toBeGreaterThanOrEqual(1);
+    // In the week's rows as a part of that roll (a week row is not rewritten per roll),
+    // then folded into part 0 like the others.
+    const lateRows = () => t.db.sql<{ part: boolean; events: number }[]>`
+      select part <> 0 as part, events::int from dimensions_weekly
+      where site = 'weeks' and bucket = ${w2} and dims = 'country' and vals = '{NP}' order by part
+    `;
+    const [folded, part] = await lateRows();
+    expect(part).toEqual({ part: true, events: 1 });
+    expect(first(await t.db.sql`select headcount_fold_parts(interval '0')::int as n`).n).toBeGreaterThan(0);
+    expect(await lateRows()).toEqual([{ part: false, events: folded!.events + 1 }]);
+    await check(shapes[0]!, 'a late event, folded', of);
 
     // A day of the first week past the value cap: read raw, and the week by its days (its
     // country rows removed here, so that reading them would show).
