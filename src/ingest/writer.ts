@@ -410,24 +410,24 @@ export function insertEvents(sql: Sql, rows: EventRow[], opts: { callInserted?: 
     select ${values}
     from rows from (${sources}) as r (${sql(names)})
   `;
+  const onConflict = sql`on conflict (site, id, time) where id is not null do nothing`;
+  // The stored rows' keys (site, id, epoch ms) as JSON, for the duplicates' count.
+  const storedKeys = sql`
+    (select coalesce(json_agg(json_build_array(site, id, (extract(epoch from time) * 1000)::int8)), '[]') from stored where id is not null)
+  `;
   if (opts.callInserted) {
     // A CTE's side effects run only when something reads it: the keys are read from kept.
     return sql<StoredAnswer[number][]>`
       with stored as ( /* ingest/writer */
         ${insert}
-        ${withIds ? sql`on conflict (site, id, time) where id is not null do nothing` : sql``}
+        ${withIds ? onConflict : sql``}
         returning *
       ),
       kept as (
         -- As text: Citus keeps a CTE's rows as an intermediate result, which cannot be void.
         select headcount_events_inserted(array_agg(s::events))::text as done from stored s
       )
-      select ${
-        withIds
-          ? sql`coalesce((select json_agg(json_build_array(site, id, (extract(epoch from time) * 1000)::int8))
-                          from stored where id is not null), '[]')`
-          : sql`null`
-      } as keys
+      select ${withIds ? storedKeys : sql`null`} as keys
       from kept
     `;
   }
@@ -435,11 +435,9 @@ export function insertEvents(sql: Sql, rows: EventRow[], opts: { callInserted?: 
   return sql<StoredAnswer[number][]>`
     with stored as ( /* ingest/writer */
       ${insert}
-      on conflict (site, id, time) where id is not null do nothing
+      ${onConflict}
       returning site, id, time
     )
-    select coalesce(json_agg(json_build_array(site, id, (extract(epoch from time) * 1000)::int8)), '[]') as keys
-    from stored
-    where id is not null
+    select ${storedKeys} as keys
   `;
 }
