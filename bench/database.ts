@@ -6,6 +6,8 @@ import type { Logger } from '../src/log.js';
 
 export interface BenchDatabase {
   url: string;
+  /** The same database as the cluster's superuser (for extensions only a superuser may create). */
+  adminUrl: string;
   /** Drops the database and stops the cluster. */
   close(): Promise<void>;
 }
@@ -26,8 +28,11 @@ export async function benchDatabase(
   await prepareDatabase(started.adminUrl, name, { timescaledb: started.timescaledb });
   const url = started.urlOf(name);
   await migrate({ databaseUrl: url, storageMode: (process.env.STORAGE_MODE as 'auto' | undefined) ?? 'auto', log });
+  const adminUrl = new URL(started.adminUrl);
+  adminUrl.pathname = `/${name}`;
   return {
     url,
+    adminUrl: adminUrl.toString(),
     async close() {
       await admin`drop database if exists ${admin(name)} with (force)`;
       await admin.end();

@@ -81,8 +81,9 @@ async function main(): Promise<void> {
   const dbUrl = db.url;
   const sql = createSql(dbUrl, { max: 1 });
   let statements = true;
+  const admin = createSql(db.adminUrl, { max: 1 });
   try {
-    await sql`create extension if not exists pg_stat_statements`;
+    await admin`create extension if not exists pg_stat_statements`;
   } catch (err) {
     statements = false;
     console.log(`SKIPPED pg_stat_statements: ${(err as Error).message}`);
@@ -101,9 +102,12 @@ async function main(): Promise<void> {
   const pgPid = postmasterPid(dataDir);
   console.log(`profiling ${modeWords.join(' ')} for ${durationS} s at ${connections} connections, ${storageMode} mode`);
 
-  // Warm up (JIT, pool, caches), then reset PostgreSQL's statistics.
+  // Warm up (JIT, pool, caches) and analyze (steady state: see bench/phases/cost.ts), then
+  // reset PostgreSQL's statistics.
   await wrk({ url: service.url, connections, durationS: 3, mode });
-  if (statements) await sql`select pg_stat_statements_reset()`;
+  await sql`analyze`;
+  if (statements) await admin`select pg_stat_statements_reset()`;
+  await admin.end();
 
   // perf on PostgreSQL's backends while wrk runs, if it is there and allowed.
   let perfData: string | undefined;

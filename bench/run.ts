@@ -5,7 +5,7 @@
  * (bench/wrk.lua); CPU per request from /proc. Then the read path. See docs/benchmarks.md.
  * BENCH_QUICK=1: everything small, about 3 minutes. BENCH_PHASES=dimensions: the volume
  * (every dimension filled) and the dimension phases only (issue 19's targets); core: all
- * but those.
+ * but those; cost: only the write's cost and the batch ingest (issue 22's loop).
  *
  * Each phase is a function of bench/phases/ taking the stack it measures (BenchContext)
  * and what earlier phases found, and returning its own figures; main runs them in order.
@@ -65,6 +65,12 @@ async function main(): Promise<void> {
     await refs.stop();
     const batchIngest = await measureBatchIngest(ctx);
     await stopChild(ctx.service2.child);
+    if (settings.phases === 'cost') {
+      // Only what a write costs (issue 22's loop): no read path, no volume.
+      await reportResults(ctx, { machine, cost, batchIngest, latency: [], currentHourEvents: 0, accuracy: [], volumeEvents: 0 });
+      await stopStack(ctx);
+      return;
+    }
 
     const readPath = await measureReadPath(ctx, today);
     const accuracy = await measureAccuracy(ctx, today);

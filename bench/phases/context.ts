@@ -17,11 +17,13 @@ export function readSettings(env: NodeJS.ProcessEnv) {
   // The order of the keys is the order the run prints them and stores them in its results.
   return {
     quick,
-    // Which phases run: "all" (default), "core" (without the dimension phases) or
-    // "dimensions" (the volume, then only the dimension phases: issue 19's targets).
-    phases: (env.BENCH_PHASES ?? 'all') as 'all' | 'core' | 'dimensions',
+    // Which phases run: "all" (default), "core" (without the dimension phases),
+    // "dimensions" (the volume, then only the dimension phases: issue 19's targets) or
+    // "cost" (only what a write costs and the batch ingest: issue 22's loop).
+    phases: (env.BENCH_PHASES ?? 'all') as 'all' | 'core' | 'cost' | 'dimensions',
     durationS: num('BENCH_DURATION_S', 10, 4),
     runs: num('BENCH_RUNS', 3, 2),
+    warmupS: num('BENCH_WARMUP_S', 5, 2),
     connections: (env.BENCH_CONNECTIONS ?? '64').split(',').map(Number),
     wrkThreads: num('BENCH_WRK_THREADS', 1, 1),
     currentHourEvents: num('BENCH_CURRENT_HOUR_EVENTS', 1_000_000, 100_000),

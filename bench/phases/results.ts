@@ -19,7 +19,8 @@ export interface Findings {
   batchIngest: BatchIngest;
   /** The read path's, the read-after-write pairs' and the volume's latencies, in that order. */
   latency: LatencyRow[];
-  readAfterWrite: ReadAfterWrite;
+  /** Absent in BENCH_PHASES=cost runs, as the read path's phases. */
+  readAfterWrite?: ReadAfterWrite;
   currentHourEvents: number;
   accuracy: AccuracyRow[];
   volumeEvents: number;
@@ -110,7 +111,7 @@ export async function reportResults(ctx: BenchContext, f: Findings): Promise<str
   );
   console.log('');
   console.log(latencyTable(f.latency));
-  console.log(`reads that missed their back-dated write: ${readAfterWrite.missed} of ${readAfterWrite.pairs}`);
+  if (readAfterWrite) console.log(`reads that missed their back-dated write: ${readAfterWrite.missed} of ${readAfterWrite.pairs}`);
   console.log('');
   console.log(
     table(
