@@ -16,6 +16,9 @@ export const ROLL_BATCH_ROWS = 20_000;
 /** How often expired dimension rollups are deleted. */
 const EXPIRE_EVERY_MS = 3_600_000;
 
+/** How often tables holding rows but never analyzed are analyzed (sql/common/headcount_analyze_new.sql). */
+const ANALYZE_NEW_EVERY_MS = 30_000;
+
 /** When the roller looks at the queue, and when it rolls it up. */
 export interface RollerTiming {
   /** How often it looks (after a look or a pass ends). */
@@ -48,6 +51,7 @@ export class DimensionRoller {
   private running: Promise<void> | undefined;
   private stopped = false;
   private lastExpiryMs = 0;
+  private lastAnalyzeMs = 0;
   /** When the last pass began (0: none yet, so the first look runs one). */
   private lastPassMs = 0;
   readonly health: JobHealth;
@@ -114,6 +118,11 @@ export class DimensionRoller {
         const [row] = await this.sql<[{ deleted: string }]>`select headcount_expire_dimensions() as deleted /* db/roller */`;
         this.lastExpiryMs = Date.now();
         if (Number(row.deleted) > 0) this.log.info({ deleted: Number(row.deleted) }, 'deleted expired dimension rollups');
+      }
+      if (Date.now() - this.lastAnalyzeMs >= ANALYZE_NEW_EVERY_MS) {
+        const [row] = await this.sql<[{ analyzed: number }]>`select headcount_analyze_new() as analyzed /* db/roller */`;
+        this.lastAnalyzeMs = Date.now();
+        if (row.analyzed > 0) this.log.info({ analyzed: row.analyzed }, 'analyzed tables that had never been');
       }
       this.onPass({ durationMs: performance.now() - started, moved });
       return moved;

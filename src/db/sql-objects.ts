@@ -71,6 +71,7 @@ export const SQL_OBJECTS = [
   'headcount_build_weeks',
   'headcount_roll_up',
   'headcount_expire_dimensions',
+  'headcount_analyze_new',
   'events_hourly',
   'totals_hourly',
   'events_daily',
