@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createSql } from '../src/db/client.js';
 import { freePort } from '../src/db/local-cluster.js';
 import { createKey } from '../src/v1/auth/keys.js';
+import { START_NODE_FLAGS } from '../src/version.js';
 
 export async function waitForOutput(child: ChildProcess, text: string, timeoutMs: number): Promise<void> {
   let out = '';
@@ -43,7 +44,7 @@ export async function startService(
 ): Promise<Service> {
   const port = await freePort();
   // The flags npm start runs the service with (package.json), then the bench's own.
-  const child = spawn(process.execPath, ['--max-semi-space-size=4', '--heap-growing-percent=50', ...nodeArgs, opts.script ?? 'dist/server.js'], {
+  const child = spawn(process.execPath, [...START_NODE_FLAGS, ...nodeArgs, opts.script ?? 'dist/server.js'], {
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { openApiDocument } from '../src/v1/openapi/document.js';
-import { VERSION } from '../src/version.js';
+import { START_NODE_FLAGS, VERSION } from '../src/version.js';
 
 const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string; engines: { node: string } };
 
@@ -19,5 +19,12 @@ describe('the version', () => {
 
   it('asks for a Node that has what the code uses (process.loadEnvFile, util.parseEnv: 20.12)', () => {
     expect(pkg.engines.node).toBe('>=20.12');
+  });
+
+  it("runs Node with npm start's flags in the image too (the Dockerfile's CMD)", () => {
+    expect(START_NODE_FLAGS).toContain('--heap-growing-percent=50');
+    const cmd = /^CMD (\[.*\])$/m.exec(readFileSync('Dockerfile', 'utf8'))?.[1];
+    const words = JSON.parse(cmd ?? '[]') as string[];
+    expect(words).toEqual(['node', ...START_NODE_FLAGS, 'dist/server.js']);
   });
 });

@@ -2,11 +2,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import { freePort } from '../../src/db/local-cluster.js';
+import { START_NODE_FLAGS } from '../../src/version.js';
 
 /** The built service (`npm test` builds dist/ first), as `npm start` runs it. */
 export const SERVER = path.resolve('dist/server.js');
-/** Node's flags in `npm start` (package.json). */
-const NODE_FLAGS = ['--max-semi-space-size=4', '--heap-growing-percent=50'];
 
 export interface Running {
   child: ChildProcess;
@@ -25,7 +24,7 @@ export async function startServer(env: Record<string, string>): Promise<Running>
 /** Starts the service process with `env` (plus PATH and a free PORT), not waiting for anything. */
 export async function spawnServer(env: Record<string, string>): Promise<Running> {
   const port = await freePort();
-  const child = spawn(process.execPath, [...NODE_FLAGS, SERVER], {
+  const child = spawn(process.execPath, [...START_NODE_FLAGS, SERVER], {
     env: { PATH: process.env.PATH, PORT: String(port), LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
