@@ -69,6 +69,7 @@ export const SQL_OBJECTS = [
   'headcount_events_inserted',
   'headcount_fold_parts',
   'headcount_build_weeks',
+  'headcount_roll_up_events',
   'headcount_roll_up',
   'headcount_expire_dimensions',
   'events_hourly',

@@ -7,9 +7,9 @@ import { migrate } from '../../src/db/migrate.js';
 import { insertEvents } from '../../src/ingest/writer.js';
 import { silentLogger } from '../../src/log.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { citusDatabaseUrl, dropCitusDatabase, modeAvailable } from '../helpers/db.js';
+import { citusDatabaseUrl, dropCitusDatabase, first, modeAvailable } from '../helpers/db.js';
 import { mixedEvents, prng } from '../helpers/events.js';
-import { daysAgo, isoDate } from '../helpers/time.js';
+import { daysAgo, eventually, isoDate } from '../helpers/time.js';
 
 const citus = () => inject('databaseServer').citus!;
 
@@ -250,4 +250,117 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
       expect((await read(cx))[0]).toBe('unique_users,1\nclicks,1\nimpressions,0\n');
     });
   });
+});
+
+// Needs Citus, as the suites above.
+describe.skipIf(!modeAvailable('citus'))('the roller in storage mode citus', () => {
+  let cx: TestApp;
+  let pg: TestApp;
+  const sites = ['shop', 'blog', 'news', 'docs', 'wiki'];
+  beforeAll(async () => {
+    [cx, pg] = await Promise.all([startTestApp('citus'), startTestApp('postgres')]);
+    // A declared property: the roller keeps its rollup rows (read from them once rolled).
+    for (const app of [cx, pg]) {
+      for (const site of sites) expect((await app.http.post('/v1/sites').send({ site, props: ['plan'] })).status).toBe(201);
+    }
+  });
+  afterAll(async () => {
+    await Promise.all([cx?.close(), pg?.close()]);
+  });
+
+  // Several sites, back-dated up to 3 days and in the last hour; every dimension the reads use.
+  const rand = prng(2121);
+  const batch = (offset: number, size: number) => ({
+    events: Array.from({ length: size }, (_, i) => {
+      const n = offset + i;
+      const kind = ['pageview', 'click', 'signup'][n % 3]!;
+      const back = n % 4 === 0 ? Math.floor(rand() * 3_600_000) : Math.floor(rand() * 3 * 86_400_000);
+      return {
+        id: `r${n}`,
+        site: sites[Math.floor(rand() * sites.length)],
+        kind,
+        user: `u${Math.floor(rand() * 300)}`,
+        page: kind === 'pageview' ? ['/blog/a', '/blog/b', '/shop/c'][n % 3] : undefined,
+        country: ['PL', 'DE', 'IN', undefined][n % 4],
+        device: ['desktop', 'mobile'][n % 2],
+        props: n % 5 === 0 ? undefined : { plan: ['free', 'pro'][n % 2] },
+        time: new Date(Date.now() - 30_000 - back).toISOString(),
+      };
+    }),
+  });
+  const from = isoDate(daysAgo(4));
+  const to = isoDate(daysAgo(-1));
+  const queries = (site: string) => [
+    { site, from, to, group_by: 'country' },
+    { site, from, to, granularity: 'day', timezone: 'Asia/Kolkata', group_by: 'device', filter: 'country==DE|PL' },
+    { site, from, to, filter: 'page^=/blog/', group_by: 'kind' },
+    { site, from, to, group_by: 'props.plan' },
+    // Hours of a +05:45 zone end on quarter hours (kinds_15m).
+    { site, from: isoDate(daysAgo(1)), to, granularity: 'hour', timezone: '+05:45', group_by: 'kind' },
+  ];
+  const answers = async (app: TestApp) => {
+    const all = [];
+    for (const site of sites) {
+      for (const q of queries(site)) {
+        const res = await app.http.get('/v1/stats').query(q);
+        expect(res.status, `${JSON.stringify(q)}: ${JSON.stringify(res.body)}`).toBe(200);
+        all.push(res.body);
+      }
+    }
+    return all;
+  };
+  const queued = async () => first(await cx.db.sql<{ n: number }[]>`select count(*)::int as n from headcount_pending`).n;
+  /** /v1/sites without the rows' own bookkeeping times. */
+  const listed = async (app: TestApp) =>
+    ((await app.http.get('/v1/sites')).body as { data: Record<string, unknown>[] }).data.map(
+      ({ site, events, first_event, last_event }) => ({ site, events, first_event, last_event }),
+    );
+
+  it('rolls the queue up site by site: dimension reads, quarter hours and /v1/sites equal postgres mode right after each batch and once rolled', async () => {
+    for (const [i, size] of [1200, 800, 500].entries()) {
+      const body = batch(i * 10_000, size);
+      const [a, b] = [await cx.http.post('/v1/events').send(body), await pg.http.post('/v1/events').send(body)];
+      expect(a.body).toEqual({ accepted: size, duplicates: 0, rejected: [] });
+      expect(b.body).toEqual(a.body);
+      // At once, while the roller moves the batch: every event queued or rolled up, once.
+      expect(await answers(cx)).toEqual(await answers(pg));
+      expect(await listed(cx)).toEqual(await listed(pg));
+    }
+    // The service's roller empties the queue (it was never trimmed in citus mode)…
+    expect((await eventually(queued, 0, 60_000)).value).toBe(0);
+    const [rolled] = await cx.db.sql<{ n: number }[]>`
+      select count(*)::int as n from dimensions_daily where dims = 'props.plan'
+    `;
+    expect(rolled!.n).toBeGreaterThan(0);
+    // …and the rollups answer as postgres mode, and as the raw events count.
+    expect(await answers(cx)).toEqual(await answers(pg));
+    const raw = await cx.db.sql<{ site: string; events: number }[]>`
+      select site, sum(weight)::int as events from events group by site order by site
+    `;
+    const shown = await listed(cx);
+    expect(shown.map(({ site, events }) => ({ site, events })).sort((x, y) => String(x.site).localeCompare(String(y.site)))).toEqual(raw);
+    expect(shown).toEqual(await listed(pg));
+    for (const site of sites) {
+      const res = await cx.http.get('/v1/stats').query({ site, from, to, group_by: 'props.plan' });
+      const total = (res.body.data as { events: number }[]).reduce((n, r) => n + r.events, 0);
+      expect(total).toBe(raw.find((r) => r.site === site)!.events);
+    }
+  }, 240_000);
+
+  it('moves nothing while another session holds the roller lock on the coordinator', async () => {
+    await cx.runtime.roller.stop();
+    const holder = createSql(cx.db.url, { max: 1 });
+    try {
+      const body = batch(100_000, 300);
+      expect((await cx.http.post('/v1/events').send(body)).body).toMatchObject({ accepted: 300 });
+      await holder`select pg_advisory_lock(1751937123)`;
+      expect(first(await cx.db.sql<{ n: number }[]>`select headcount_roll_up() as n`).n).toBe(0);
+      expect(await queued()).toBe(300);
+      await holder`select pg_advisory_unlock(1751937123)`;
+      expect(first(await cx.db.sql<{ n: number }[]>`select headcount_roll_up() as n`).n).toBe(300);
+      expect(await queued()).toBe(0);
+    } finally {
+      await holder.end();
+    }
+  }, 60_000);
 });
