@@ -274,6 +274,21 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
       expect(await read(cx)).toEqual(await read(pg));
       expect((await read(cx))[0]).toBe('unique_users,1\nclicks,1\nimpressions,0\n');
     });
+
+    it('refuses an update or delete of single events in psql, as the other modes do, and goes on storing', async () => {
+      const count = async () => first(await cx.db.sql<{ n: number }[]>`select count(*)::int as n from events`).n;
+      const before = await count();
+      expect(before).toBeGreaterThan(0);
+      // Privileges, not a trigger (Citus has none on distributed tables): 42501.
+      await expect(cx.db.sql`update events set weight = 2 where site = 'site-0'`).rejects.toMatchObject({ code: '42501' });
+      await expect(cx.db.sql`delete from events where site = 'site-0'`).rejects.toMatchObject({ code: '42501' });
+      await expect(cx.db.sql`delete from events`).rejects.toMatchObject({ code: '42501' });
+      expect(await count()).toBe(before);
+      expect((await cx.http.post('/v1/events').send(batch(9000, 20))).body).toMatchObject({ accepted: 20 });
+      expect(await count()).toBe(before + 20);
+      // The partition maintenance (old days dropped whole, old default-partition rows deleted) runs.
+      await cx.db.sql`select headcount_maintain_partitions()`;
+    });
   });
 });
 
