@@ -174,16 +174,18 @@ begin
   into over_sites, over_dims, over_days
   from counted c
   where c.overflowed;
-  for i in 1 .. coalesce(cardinality(over_days), 0) loop
-    delete from dimensions_hourly h
-    where h.site = over_sites[i] and h.dims = over_dims[i] and h.bucket >= over_days[i] and h.bucket < over_days[i] + interval '1 day';
-    delete from dimensions_daily d
-    where d.site = over_sites[i] and d.dims = over_dims[i] and d.bucket = over_days[i];
-  end loop;
-
-  delete from headcount_moved_groups g
-  using unnest(over_sites, over_dims, over_days) o(site, dims, day)
-  where o.site = g.site and o.dims = g.dims and o.day = date_trunc('day', g.hour);
+  -- Rare (a day past the cap): nothing to run otherwise, not even a scan of the groups.
+  if over_days is not null then
+    for i in 1 .. cardinality(over_days) loop
+      delete from dimensions_hourly h
+      where h.site = over_sites[i] and h.dims = over_dims[i] and h.bucket >= over_days[i] and h.bucket < over_days[i] + interval '1 day';
+      delete from dimensions_daily d
+      where d.site = over_sites[i] and d.dims = over_dims[i] and d.bucket = over_days[i];
+    end loop;
+    delete from headcount_moved_groups g
+    using unnest(over_sites, over_dims, over_days) o(site, dims, day)
+    where o.site = g.site and o.dims = g.dims and o.day = date_trunc('day', g.hour);
+  end if;
 
   -- Every kind in one row (kind '*', which no kind can be), for the reads that neither
   -- filter nor group by kind: one sketch per bucket and value to union instead of one

@@ -308,13 +308,14 @@ describe.skipIf(!modeAvailable('citus'))('the roller in storage mode citus', () 
     await Promise.all([cx?.close(), pg?.close()]);
   });
 
-  // Several sites, back-dated up to 3 days and in the last hour; every dimension the reads use.
+  // Several sites, back-dated up to 13 days (ended weeks, which the roller builds) and in
+  // the last hour; every dimension the reads use.
   const rand = prng(2121);
   const batch = (offset: number, size: number) => ({
     events: Array.from({ length: size }, (_, i) => {
       const n = offset + i;
       const kind = ['pageview', 'click', 'signup'][n % 3]!;
-      const back = n % 4 === 0 ? Math.floor(rand() * 3_600_000) : Math.floor(rand() * 3 * 86_400_000);
+      const back = n % 4 === 0 ? Math.floor(rand() * 3_600_000) : Math.floor(rand() * 13 * 86_400_000);
       return {
         id: `r${n}`,
         site: sites[Math.floor(rand() * sites.length)],
@@ -328,7 +329,8 @@ describe.skipIf(!modeAvailable('citus'))('the roller in storage mode citus', () 
       };
     }),
   });
-  const from = isoDate(daysAgo(4));
+  // 14 days: at least one whole ended week, read from its week rows once built.
+  const from = isoDate(daysAgo(14));
   const to = isoDate(daysAgo(-1));
   const queries = (site: string) => [
     { site, from, to, group_by: 'country' },
@@ -372,7 +374,21 @@ describe.skipIf(!modeAvailable('citus'))('the roller in storage mode citus', () 
       select count(*)::int as n from dimensions_daily where dims = 'props.plan'
     `;
     expect(rolled!.n).toBeGreaterThan(0);
-    // …and the rollups answer as postgres mode, and as the raw events count.
+    // …and the rollups answer as postgres mode, and as the raw events count, also once the
+    // ended weeks are built, the parts folded and the expiry run (each on the coordinator).
+    expect(await answers(cx)).toEqual(await answers(pg));
+    await cx.runtime.roller.stop();
+    await cx.db.sql`select headcount_build_weeks(100)`;
+    const [weeks] = await cx.db.sql<{ n: number }[]>`select count(*)::int as n from dimensions_weekly`;
+    expect(weeks!.n).toBeGreaterThan(0);
+    // A roll of late events (into built weeks too) leaves parts, which the fold folds.
+    const late = batch(50_000, 300);
+    for (const app of [cx, pg]) expect((await app.http.post('/v1/events').send(late)).body).toMatchObject({ accepted: 300 });
+    expect(first(await cx.db.sql<{ n: number }[]>`select headcount_roll_up() as n`).n).toBe(300);
+    expect(first(await cx.db.sql<{ n: number }[]>`select headcount_fold_parts(interval '0')::int as n`).n).toBeGreaterThan(0);
+    const [parts] = await cx.db.sql<{ n: number }[]>`select count(*)::int as n from dimensions_daily where part <> 0`;
+    expect(parts!.n).toBe(0);
+    await cx.db.sql`select headcount_expire_dimensions()`;
     expect(await answers(cx)).toEqual(await answers(pg));
     const raw = await cx.db.sql<{ site: string; events: number }[]>`
       select site, sum(weight)::int as events from events group by site order by site
