@@ -16,13 +16,15 @@
 -- the batch failed with "out of shared memory" (503). Concurrent batches already wait
 -- for each other on the aggregates' rows of the same minutes.
 --
--- one_site: the batch holds that site's events only, and every read and delete of
--- headcount_visits names it, so that Citus routes the statement to the shard holding the
--- site (citus mode calls it once per site: sql/citus/headcount_events_inserted.sql; over
--- all shards Citus refuses the lateral subqueries). Null in the other modes: one statement
--- for the whole batch (one per site cost 34.5 µs per event against 25.8 for 1,000-event
--- batches over 50 sites, note6-21), and the null test folds away when planned.
-create or replace function headcount_track_visits(inserted events[], one_site text default null) returns void
+-- Two signatures, one definition. headcount_track_visits(inserted, one_site): the batch
+-- holds that site's events only, and every read and delete of headcount_visits names it,
+-- so that Citus routes the statement to the shard holding the site (citus mode calls it
+-- once per site: sql/citus/headcount_events_inserted.sql; over all shards Citus refuses
+-- the lateral subqueries). headcount_track_visits(inserted), what the other modes call:
+-- one_site null, one statement for the whole batch (one per site cost 34.5 µs per event
+-- against 25.8 for 1,000-event batches over 50 sites, note6-21), the null test folding
+-- away when planned.
+create or replace function headcount_track_visits(inserted events[], one_site text) returns void
 language plpgsql
 as $$
 declare
@@ -131,5 +133,13 @@ begin
          min(r.source) filter (where r.first = 1)
   from ranked r
   group by r.site, r.user_id, r.visit;
+end
+$$;
+
+create or replace function headcount_track_visits(inserted events[]) returns void
+language plpgsql
+as $$
+begin
+  perform headcount_track_visits(inserted, null);
 end
 $$;
