@@ -22,7 +22,7 @@ export interface Runtime {
   refresher: AggregateRefresher | undefined;
   /** postgres and citus modes. */
   partitions: PartitionMaintainer | undefined;
-  /** Moves queued events into the dimension rollups (citus mode too: site by site, sql/citus/headcount_roll_up.sql). */
+  /** Moves queued events into the dimension rollups (citus mode too: site by site, sql/citus/headcount_roll_up_batch.sql). */
   roller: DimensionRoller;
   /** The background jobs' health, for /health and /readyz. */
   jobs: () => JobStatus[];

@@ -2,7 +2,7 @@
 -- transaction): up to max_rows queued events (headcount_pending), of one_site only unless
 -- it is null, into the dimension rollups. Returns how many it moved. Every statement
 -- that reads or writes a distributed table names one site or reads the session's own
--- temporary tables, so that Citus plans them too (sql/citus/headcount_roll_up.sql calls
+-- temporary tables, so that Citus plans them too (sql/citus/headcount_roll_up_batch.sql calls
 -- it site by site).
 --
 -- Per event it adds one value per standard dimension (headcount_dimensions) and one per

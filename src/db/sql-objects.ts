@@ -70,6 +70,7 @@ export const SQL_OBJECTS = [
   'headcount_fold_parts',
   'headcount_build_weeks',
   'headcount_roll_up_events',
+  'headcount_roll_up_batch',
   'headcount_roll_up',
   'headcount_expire_dimensions',
   'events_hourly',

@@ -239,8 +239,20 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
         }),
       });
       const shapes = (site: string) => [
-        { site, from: isoDate(daysAgo(4)), to: isoDate(daysAgo(-1)), metrics: 'visits,bounce_rate,visit_duration,pageviews_per_visit' },
-        { site, from: isoDate(daysAgo(4)), to: isoDate(daysAgo(-1)), granularity: 'day', metrics: 'visits,pageviews_per_visit', group_by: 'entry_page' },
+        {
+          site,
+          from: isoDate(daysAgo(4)),
+          to: isoDate(daysAgo(-1)),
+          metrics: 'visits,bounce_rate,visit_duration,pageviews_per_visit',
+        },
+        {
+          site,
+          from: isoDate(daysAgo(4)),
+          to: isoDate(daysAgo(-1)),
+          granularity: 'day',
+          metrics: 'visits,pageviews_per_visit',
+          group_by: 'entry_page',
+        },
         { site, from: isoDate(daysAgo(4)), to: isoDate(daysAgo(-1)), metrics: 'visits,bounce_rate', filter: 'country==DE' },
       ];
       for (const [i, size] of [600, 400, 300].entries()) {
@@ -394,7 +406,9 @@ describe.skipIf(!modeAvailable('citus'))('the roller in storage mode citus', () 
       select site, sum(weight)::int as events from events group by site order by site
     `;
     const shown = await listed(cx);
-    expect(shown.map(({ site, events }) => ({ site, events })).sort((x, y) => String(x.site).localeCompare(String(y.site)))).toEqual(raw);
+    expect(
+      shown.map(({ site, events }) => ({ site, events })).sort((x, y) => String(x.site).localeCompare(String(y.site))),
+    ).toEqual(raw);
     expect(shown).toEqual(await listed(pg));
     for (const site of sites) {
       const res = await cx.http.get('/v1/stats').query({ site, from, to, group_by: 'props.plan' });
