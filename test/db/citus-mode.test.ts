@@ -271,6 +271,51 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
       expect(kept!.n).toBeGreaterThan(40);
     }, 180_000);
 
+    it("takes the visitors' locks of a batch over several sites in one ascending order (two such batches cannot deadlock)", async () => {
+      // headcount_track_visits' lock per bucket of visitors (class 1986622313, hashtext of
+      // site/user & 255), taken on the coordinator. A visitor of the first site (by name)
+      // in a high bucket, one of the second site in a low bucket: called site by site
+      // alone, the batch would take the high bucket first, then wait for the low one
+      // while holding it, and a batch the other way round would wait for it in turn.
+      const [pick] = await cx.db.sql<{ high: string; bucket_high: number; low: string; bucket_low: number }[]>`
+        select h.u as high, hashtext('dl-a/' || h.u) & 255 as bucket_high, l.u as low, hashtext('dl-b/' || l.u) & 255 as bucket_low
+        from (select 'u' || g as u from generate_series(1, 5000) g where hashtext('dl-a/u' || g) & 255 >= 200 limit 1) h,
+             (select 'u' || g as u from generate_series(1, 5000) g where hashtext('dl-b/u' || g) & 255 <= 50 limit 1) l
+      `;
+      const holder = createSql(cx.db.url, { max: 1 });
+      try {
+        await holder.unsafe('begin');
+        await holder`select pg_advisory_xact_lock(1986622313, ${pick!.bucket_low})`;
+        const time = new Date(Date.now() - 60_000).toISOString();
+        // Sent now (then starts it), answered once the holder lets go.
+        const answered = cx.http
+          .post('/v1/events')
+          .send({
+            events: [
+              { site: 'dl-a', kind: 'pageview', user: pick!.high, page: '/', time },
+              { site: 'dl-b', kind: 'pageview', user: pick!.low, page: '/', time },
+            ],
+          })
+          .then((res) => res);
+        const lock = async (bucket: number, granted: boolean) =>
+          first(
+            await cx.db.sql<{ n: number }[]>`
+              select count(*)::int as n from pg_locks
+              where locktype = 'advisory' and classid = 1986622313 and objid = ${bucket} and objsubid = 2 and granted = ${granted}
+            `,
+          ).n;
+        // The batch waits for the low bucket…
+        expect((await eventually(() => lock(pick!.bucket_low, false), 1, 10_000)).value).toBe(1);
+        // …and holds no higher one meanwhile.
+        expect(await lock(pick!.bucket_high, true)).toBe(0);
+        await holder.unsafe('commit');
+        const res = await answered;
+        expect([200, 503]).toContain(res.status);
+      } finally {
+        await holder.end();
+      }
+    });
+
     it('answers the seed APIs as postgres mode', async () => {
       for (const app of [cx, pg]) {
         expect((await app.http.post('/analytics').query({ timestamp: Date.now(), user: 'ann', event: 'click' })).status).toBe(
