@@ -427,6 +427,8 @@ describe.skipIf(!modeAvailable('citus'))('the roller in storage mode citus', () 
     }
     // The service's roller empties the queue (it was never trimmed in citus mode)…
     expect((await eventually(queued, 0, 60_000)).value).toBe(0);
+    // Its passes (the rolls, and the expiry that a first pass runs) have not failed.
+    expect(cx.runtime.roller.health.status()).toMatchObject({ ok: true, failuresInARow: 0 });
     const [rolled] = await cx.db.sql<{ n: number }[]>`
       select count(*)::int as n from dimensions_daily where dims = 'props.plan'
     `;
