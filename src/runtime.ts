@@ -22,7 +22,7 @@ export interface Runtime {
   refresher: AggregateRefresher | undefined;
   /** postgres and citus modes. */
   partitions: PartitionMaintainer | undefined;
-  /** Moves queued events into the dimension rollups; not started in citus mode (see startRuntime). */
+  /** Moves queued events into the dimension rollups (citus mode too: site by site, sql/citus/headcount_roll_up_batch.sql). */
   roller: DimensionRoller;
   /** The background jobs' health, for /health and /readyz. */
   jobs: () => JobStatus[];
@@ -92,16 +92,10 @@ export async function startRuntime(
     log,
     metrics.rolled,
   );
-  // citus mode: Citus cannot plan the roller's statements yet (note6-21), so it does not
-  // run: the queue keeps every event and reads add it whole, i.e. dimension reads come
-  // from the queued raw events (exact; as slow as raw reads).
-  const rolling = mode !== 'citus';
   const jobs = (): JobStatus[] =>
-    [refresher?.health.status(), partitions?.health.status(), rolling ? roller.health.status() : undefined].filter(
-      (s) => s !== undefined,
-    );
+    [refresher?.health.status(), partitions?.health.status(), roller.health.status()].filter((s) => s !== undefined);
   refresher?.start();
-  if (rolling) roller.start();
+  roller.start();
   await partitions?.start();
   return {
     mode,

@@ -28,7 +28,9 @@ begin
       date_trunc('week', now()) - interval '7 days',
       interval '7 days'
     ) wk(week)
-    where not exists (select from headcount_rollup_weeks b where b.site = s.site and b.week = wk.week)
+    -- An anti-join: Citus refuses a correlated `not exists` over a reference table.
+    left join headcount_rollup_weeks b on b.site = s.site and b.week = wk.week
+    where b.site is null
     order by wk.week desc, s.site
     limit max_weeks
   loop

@@ -13,6 +13,7 @@ as $$
 declare
   oldest bigint;
   parts bigint;
+  next_part bigint;
   folded bigint;
   total bigint := 0;
   t record;
@@ -23,15 +24,16 @@ begin
   end if;
   -- Every roll writes day rows (an event without dimensions too: its "no value" rows), so
   -- the day parts name every roll that left parts anywhere. Counted up to max_parts, one
-  -- index probe per part (count(distinct) read every part's rows: 30,000 for 32 rolls).
-  with recursive p(part, n) as (
-    select min(d.part), 1 from dimensions_daily d where d.part <> 0
-    union all
-    select (select min(d.part) from dimensions_daily d where d.part <> 0 and d.part > p.part), p.n + 1
-    from p
-    where p.part is not null and p.n < max_parts
-  )
-  select min(p.part), count(p.part) into oldest, parts from p;
+  -- index probe per part (count(distinct) read every part's rows: 30,000 for 32 rolls),
+  -- a statement each: Citus plans no recursive query over all shards.
+  select min(d.part) into oldest from dimensions_daily d where d.part <> 0;
+  parts := 0;
+  next_part := oldest;
+  while next_part is not null loop
+    parts := parts + 1;
+    exit when parts >= max_parts;
+    select min(d.part) into next_part from dimensions_daily d where d.part <> 0 and d.part > next_part;
+  end loop;
   if parts = 0 or (oldest > (extract(epoch from now() - after) * 1000)::bigint and parts < max_parts) then
     return 0;
   end if;

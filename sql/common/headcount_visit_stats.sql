@@ -92,7 +92,11 @@ begin
     select p.period, p.n, min(p.ps) as s, max(p.pe) as e from pieces p group by 1, 2
   ),
   chosen as (
-    select sp.period, sp.n, %1$s as grp, v.pageviews, v.others, extract(epoch from v.ended - v.started)::double precision as d
+    -- d_exact: numeric, so that the mean does not depend on the order the rows come in
+    -- (a double precision sum does: citus mode read a shard's rows in another order than
+    -- postgres mode and answered 140.0001388888889 for 140.00013888888893).
+    select sp.period, sp.n, %1$s as grp, v.pageviews, v.others, extract(epoch from v.ended - v.started) as d_exact,
+           extract(epoch from v.ended - v.started)::double precision as d
     from spans sp
     join headcount_visits v on v.site = $1 and v.started >= sp.s and v.started < sp.e
     where %2$s
@@ -100,7 +104,7 @@ begin
   per_bucket as (
     select c.period, c.n, c.grp, count(*) as visits,
            count(*) filter (where c.pageviews = 1 and c.others = 0)::double precision / count(*) as bounce_rate,
-           avg(c.d) as mean, percentile_cont(0.5) within group (order by c.d) as median,
+           avg(c.d_exact)::double precision as mean, percentile_cont(0.5) within group (order by c.d) as median,
            sum(c.pageviews)::double precision / count(*) as per_visit
     from chosen c
     group by 1, 2, 3

@@ -69,6 +69,8 @@ export const SQL_OBJECTS = [
   'headcount_events_inserted',
   'headcount_fold_parts',
   'headcount_build_weeks',
+  'headcount_roll_up_events',
+  'headcount_roll_up_batch',
   'headcount_roll_up',
   'headcount_expire_dimensions',
   'headcount_analyze_new',

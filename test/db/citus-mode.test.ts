@@ -7,9 +7,9 @@ import { migrate } from '../../src/db/migrate.js';
 import { insertEvents } from '../../src/ingest/writer.js';
 import { silentLogger } from '../../src/log.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { citusDatabaseUrl, dropCitusDatabase, modeAvailable } from '../helpers/db.js';
+import { citusDatabaseUrl, dropCitusDatabase, first, modeAvailable } from '../helpers/db.js';
 import { mixedEvents, prng } from '../helpers/events.js';
-import { daysAgo, isoDate } from '../helpers/time.js';
+import { daysAgo, eventually, isoDate } from '../helpers/time.js';
 
 const citus = () => inject('databaseServer').citus!;
 
@@ -221,17 +221,99 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
       // Some 20 s here (the comparison reads 200 answers), more on a loaded machine.
     }, 180_000);
 
-    it('refuses visit metrics with a 400 naming metrics, rather than answering from visits it does not keep', async () => {
-      const res = await cx.http
-        .get('/v1/stats')
-        .query({ site: 'site-0', from: isoDate(daysAgo(7)), to: isoDate(daysAgo(-1)), metrics: 'visits,users' });
-      expect(res.status).toBe(400);
-      expect(JSON.stringify(res.body.error)).toMatch(/not available in citus storage mode/);
-      expect(JSON.stringify(res.body.error)).toMatch(/metrics/);
-      const users = await cx.http
-        .get('/v1/stats')
-        .query({ site: 'site-0', from: isoDate(daysAgo(7)), to: isoDate(daysAgo(-1)), metrics: 'users,events' });
-      expect(users.status).toBe(200);
+    it('keeps visits as postgres mode, right after each write: batches over several sites, back-dated, visitors coming back', async () => {
+      const visits = (offset: number, size: number) => ({
+        events: Array.from({ length: size }, (_, i) => {
+          const n = offset + i;
+          // 40 visitors on 4 sites, each seen every few minutes over 3 days: later
+          // batches extend and merge the visits earlier ones stored.
+          const user = n % 40;
+          return {
+            site: `v-${user % 4}`,
+            kind: n % 3 === 0 ? 'click' : 'pageview',
+            user: `vu${user}`,
+            page: n % 3 === 0 ? undefined : `/v${n % 5}`,
+            country: ['PL', 'DE'][user % 2],
+            time: new Date(Date.now() - 60_000 - ((n * 7_919_000) % (3 * 86_400_000))).toISOString(),
+          };
+        }),
+      });
+      const shapes = (site: string) => [
+        {
+          site,
+          from: isoDate(daysAgo(4)),
+          to: isoDate(daysAgo(-1)),
+          metrics: 'visits,bounce_rate,visit_duration,pageviews_per_visit',
+        },
+        {
+          site,
+          from: isoDate(daysAgo(4)),
+          to: isoDate(daysAgo(-1)),
+          granularity: 'day',
+          metrics: 'visits,pageviews_per_visit',
+          group_by: 'entry_page',
+        },
+        { site, from: isoDate(daysAgo(4)), to: isoDate(daysAgo(-1)), metrics: 'visits,bounce_rate', filter: 'country==DE' },
+      ];
+      for (const [i, size] of [600, 400, 300].entries()) {
+        const body = visits(i * 7_000 + 13, size);
+        const [a, b] = [await cx.http.post('/v1/events').send(body), await pg.http.post('/v1/events').send(body)];
+        expect(a.body).toEqual(b.body);
+        for (const site of ['v-0', 'v-1', 'v-2', 'v-3']) {
+          for (const q of shapes(site)) {
+            const [x, y] = [await cx.http.get('/v1/stats').query(q), await pg.http.get('/v1/stats').query(q)];
+            expect(x.status, `${JSON.stringify(q)}: ${JSON.stringify(x.body)}`).toBe(200);
+            expect(x.body).toEqual(y.body);
+          }
+        }
+      }
+      const [kept] = await cx.db.sql<{ n: number }[]>`select count(*)::int as n from headcount_visits`;
+      expect(kept!.n).toBeGreaterThan(40);
+    }, 180_000);
+
+    it("takes the visitors' locks of a batch over several sites in one ascending order (two such batches cannot deadlock)", async () => {
+      // headcount_track_visits' lock per bucket of visitors (class 1986622313, hashtext of
+      // site/user & 255), taken on the coordinator. A visitor of the first site (by name)
+      // in a high bucket, one of the second site in a low bucket: called site by site
+      // alone, the batch would take the high bucket first, then wait for the low one
+      // while holding it, and a batch the other way round would wait for it in turn.
+      const [pick] = await cx.db.sql<{ high: string; bucket_high: number; low: string; bucket_low: number }[]>`
+        select h.u as high, hashtext('dl-a/' || h.u) & 255 as bucket_high, l.u as low, hashtext('dl-b/' || l.u) & 255 as bucket_low
+        from (select 'u' || g as u from generate_series(1, 5000) g where hashtext('dl-a/u' || g) & 255 >= 200 limit 1) h,
+             (select 'u' || g as u from generate_series(1, 5000) g where hashtext('dl-b/u' || g) & 255 <= 50 limit 1) l
+      `;
+      const holder = createSql(cx.db.url, { max: 1 });
+      try {
+        await holder.unsafe('begin');
+        await holder`select pg_advisory_xact_lock(1986622313, ${pick!.bucket_low})`;
+        const time = new Date(Date.now() - 60_000).toISOString();
+        // Sent now (then starts it), answered once the holder lets go.
+        const answered = cx.http
+          .post('/v1/events')
+          .send({
+            events: [
+              { site: 'dl-a', kind: 'pageview', user: pick!.high, page: '/', time },
+              { site: 'dl-b', kind: 'pageview', user: pick!.low, page: '/', time },
+            ],
+          })
+          .then((res) => res);
+        const lock = async (bucket: number, granted: boolean) =>
+          first(
+            await cx.db.sql<{ n: number }[]>`
+              select count(*)::int as n from pg_locks
+              where locktype = 'advisory' and classid = 1986622313 and objid = ${bucket} and objsubid = 2 and granted = ${granted}
+            `,
+          ).n;
+        // The batch waits for the low bucket…
+        expect((await eventually(() => lock(pick!.bucket_low, false), 1, 10_000)).value).toBe(1);
+        // …and holds no higher one meanwhile.
+        expect(await lock(pick!.bucket_high, true)).toBe(0);
+        await holder.unsafe('commit');
+        const res = await answered;
+        expect([200, 503]).toContain(res.status);
+      } finally {
+        await holder.end();
+      }
     });
 
     it('answers the seed APIs as postgres mode', async () => {
@@ -249,5 +331,154 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
       expect(await read(cx)).toEqual(await read(pg));
       expect((await read(cx))[0]).toBe('unique_users,1\nclicks,1\nimpressions,0\n');
     });
+
+    it('refuses an update or delete of single events in psql, as the other modes do, and goes on storing', async () => {
+      const count = async () => first(await cx.db.sql<{ n: number }[]>`select count(*)::int as n from events`).n;
+      expect((await cx.http.post('/v1/events').send(batch(8000, 20))).body).toMatchObject({ accepted: 20 });
+      const before = await count();
+      expect(before).toBeGreaterThan(0);
+      // Privileges, not a trigger (Citus has none on distributed tables): 42501.
+      await expect(cx.db.sql`update events set weight = 2 where site = 'site-0'`).rejects.toMatchObject({ code: '42501' });
+      await expect(cx.db.sql`delete from events where site = 'site-0'`).rejects.toMatchObject({ code: '42501' });
+      await expect(cx.db.sql`delete from events`).rejects.toMatchObject({ code: '42501' });
+      expect(await count()).toBe(before);
+      expect((await cx.http.post('/v1/events').send(batch(9000, 20))).body).toMatchObject({ accepted: 20 });
+      expect(await count()).toBe(before + 20);
+      // The partition maintenance (old days dropped whole, old default-partition rows deleted) runs.
+      await cx.db.sql`select headcount_maintain_partitions()`;
+    });
   });
+});
+
+// Needs Citus, as the suites above.
+describe.skipIf(!modeAvailable('citus'))('the roller in storage mode citus', () => {
+  let cx: TestApp;
+  let pg: TestApp;
+  const sites = ['shop', 'blog', 'news', 'docs', 'wiki'];
+  beforeAll(async () => {
+    [cx, pg] = await Promise.all([startTestApp('citus'), startTestApp('postgres')]);
+    // A declared property: the roller keeps its rollup rows (read from them once rolled).
+    for (const app of [cx, pg]) {
+      for (const site of sites) expect((await app.http.post('/v1/sites').send({ site, props: ['plan'] })).status).toBe(201);
+    }
+  });
+  afterAll(async () => {
+    await Promise.all([cx?.close(), pg?.close()]);
+  });
+
+  // Several sites, back-dated up to 13 days (ended weeks, which the roller builds) and in
+  // the last hour; every dimension the reads use.
+  const rand = prng(2121);
+  const batch = (offset: number, size: number) => ({
+    events: Array.from({ length: size }, (_, i) => {
+      const n = offset + i;
+      const kind = ['pageview', 'click', 'signup'][n % 3]!;
+      const back = n % 4 === 0 ? Math.floor(rand() * 3_600_000) : Math.floor(rand() * 13 * 86_400_000);
+      return {
+        id: `r${n}`,
+        site: sites[Math.floor(rand() * sites.length)],
+        kind,
+        user: `u${Math.floor(rand() * 300)}`,
+        page: kind === 'pageview' ? ['/blog/a', '/blog/b', '/shop/c'][n % 3] : undefined,
+        country: ['PL', 'DE', 'IN', undefined][n % 4],
+        device: ['desktop', 'mobile'][n % 2],
+        props: n % 5 === 0 ? undefined : { plan: ['free', 'pro'][n % 2] },
+        time: new Date(Date.now() - 30_000 - back).toISOString(),
+      };
+    }),
+  });
+  // 14 days: at least one whole ended week, read from its week rows once built.
+  const from = isoDate(daysAgo(14));
+  const to = isoDate(daysAgo(-1));
+  const queries = (site: string) => [
+    { site, from, to, group_by: 'country' },
+    { site, from, to, granularity: 'day', timezone: 'Asia/Kolkata', group_by: 'device', filter: 'country==DE|PL' },
+    { site, from, to, filter: 'page^=/blog/', group_by: 'kind' },
+    { site, from, to, group_by: 'props.plan' },
+    // Hours of a +05:45 zone end on quarter hours (kinds_15m).
+    { site, from: isoDate(daysAgo(1)), to, granularity: 'hour', timezone: '+05:45', group_by: 'kind' },
+  ];
+  const answers = async (app: TestApp) => {
+    const all = [];
+    for (const site of sites) {
+      for (const q of queries(site)) {
+        const res = await app.http.get('/v1/stats').query(q);
+        expect(res.status, `${JSON.stringify(q)}: ${JSON.stringify(res.body)}`).toBe(200);
+        all.push(res.body);
+      }
+    }
+    return all;
+  };
+  const queued = async () => first(await cx.db.sql<{ n: number }[]>`select count(*)::int as n from headcount_pending`).n;
+  /** /v1/sites without the rows' own bookkeeping times. */
+  const listed = async (app: TestApp) =>
+    ((await app.http.get('/v1/sites')).body as { data: Record<string, unknown>[] }).data.map(
+      ({ site, events, first_event, last_event }) => ({ site, events, first_event, last_event }),
+    );
+
+  it('rolls the queue up site by site: dimension reads, quarter hours and /v1/sites equal postgres mode right after each batch and once rolled', async () => {
+    for (const [i, size] of [1200, 800, 500].entries()) {
+      const body = batch(i * 10_000, size);
+      const [a, b] = [await cx.http.post('/v1/events').send(body), await pg.http.post('/v1/events').send(body)];
+      expect(a.body).toEqual({ accepted: size, duplicates: 0, rejected: [] });
+      expect(b.body).toEqual(a.body);
+      // At once, while the roller moves the batch: every event queued or rolled up, once.
+      expect(await answers(cx)).toEqual(await answers(pg));
+      expect(await listed(cx)).toEqual(await listed(pg));
+    }
+    // The service's roller empties the queue (it was never trimmed in citus mode)…
+    expect((await eventually(queued, 0, 60_000)).value).toBe(0);
+    // Its passes (the rolls, and the expiry that a first pass runs) have not failed.
+    expect(cx.runtime.roller.health.status()).toMatchObject({ ok: true, failuresInARow: 0 });
+    const [rolled] = await cx.db.sql<{ n: number }[]>`
+      select count(*)::int as n from dimensions_daily where dims = 'props.plan'
+    `;
+    expect(rolled!.n).toBeGreaterThan(0);
+    // …and the rollups answer as postgres mode, and as the raw events count, also once the
+    // ended weeks are built, the parts folded and the expiry run (each on the coordinator).
+    expect(await answers(cx)).toEqual(await answers(pg));
+    await cx.runtime.roller.stop();
+    await cx.db.sql`select headcount_build_weeks(100)`;
+    const [weeks] = await cx.db.sql<{ n: number }[]>`select count(*)::int as n from dimensions_weekly`;
+    expect(weeks!.n).toBeGreaterThan(0);
+    // A roll of late events (into built weeks too) leaves parts, which the fold folds.
+    const late = batch(50_000, 300);
+    for (const app of [cx, pg]) expect((await app.http.post('/v1/events').send(late)).body).toMatchObject({ accepted: 300 });
+    expect(first(await cx.db.sql<{ n: number }[]>`select headcount_roll_up() as n`).n).toBe(300);
+    expect(first(await cx.db.sql<{ n: number }[]>`select headcount_fold_parts(interval '0')::int as n`).n).toBeGreaterThan(0);
+    const [parts] = await cx.db.sql<{ n: number }[]>`select count(*)::int as n from dimensions_daily where part <> 0`;
+    expect(parts!.n).toBe(0);
+    await cx.db.sql`select headcount_expire_dimensions()`;
+    expect(await answers(cx)).toEqual(await answers(pg));
+    const raw = await cx.db.sql<{ site: string; events: number }[]>`
+      select site, sum(weight)::int as events from events group by site order by site
+    `;
+    const shown = await listed(cx);
+    expect(
+      shown.map(({ site, events }) => ({ site, events })).sort((x, y) => String(x.site).localeCompare(String(y.site))),
+    ).toEqual(raw);
+    expect(shown).toEqual(await listed(pg));
+    for (const site of sites) {
+      const res = await cx.http.get('/v1/stats').query({ site, from, to, group_by: 'props.plan' });
+      const total = (res.body.data as { events: number }[]).reduce((n, r) => n + r.events, 0);
+      expect(total).toBe(raw.find((r) => r.site === site)!.events);
+    }
+  }, 240_000);
+
+  it('moves nothing while another session holds the roller lock on the coordinator', async () => {
+    await cx.runtime.roller.stop();
+    const holder = createSql(cx.db.url, { max: 1 });
+    try {
+      const body = batch(100_000, 300);
+      expect((await cx.http.post('/v1/events').send(body)).body).toMatchObject({ accepted: 300 });
+      await holder`select pg_advisory_lock(1751937123)`;
+      expect(first(await cx.db.sql<{ n: number }[]>`select headcount_roll_up() as n`).n).toBe(0);
+      expect(await queued()).toBe(300);
+      await holder`select pg_advisory_unlock(1751937123)`;
+      expect(first(await cx.db.sql<{ n: number }[]>`select headcount_roll_up() as n`).n).toBe(300);
+      expect(await queued()).toBe(0);
+    } finally {
+      await holder.end();
+    }
+  }, 60_000);
 });
