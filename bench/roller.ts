@@ -16,8 +16,9 @@
  * that the busy values' day and hour sketches are as large as a running site's (200,000:
  * dense, 10 KB).
  *
- * BENCH_ROLLER_BASELINE=<file>: a definition of headcount_roll_up to compare with (for
- * example `git show <commit>:sql/common/headcount_roll_up.sql > /tmp/base.sql`), with the
+ * BENCH_ROLLER_BASELINE=<file>: the roller's definitions to compare with, ROLLER_FILES of a
+ * commit (for example `for f in headcount_roll_up_events headcount_roll_up_batch
+ * headcount_roll_up; do git show <commit>:sql/common/$f.sql; done > /tmp/base.sql`), with the
  * first BENCH_ROLLER_FOLD_EVERY value. The two definitions are then applied in turn
  * before each cycle, baseline first, A B A B, and the report gives both and their ratio.
  */
@@ -63,6 +64,9 @@ const cpuMs = (pid: number): number => (processTicks(pid) * 1000) / CLOCK_TICKS;
 const perEvent = (cpuMsPerRoll: number[]): number =>
   (cpuMsPerRoll.reduce((a, b) => a + b, 0) * 1000) / (cpuMsPerRoll.length * BATCH);
 
+/** What a roll runs, in the order they are created (src/db/sql-objects.ts). */
+const ROLLER_FILES = ['headcount_roll_up_events', 'headcount_roll_up_batch', 'headcount_roll_up'];
+
 async function main(): Promise<void> {
   const log = createLogger('warn');
   const db = await benchDatabase('headcount_bench_roller', log, {
@@ -70,7 +74,7 @@ async function main(): Promise<void> {
     port: await freePort(),
   });
   const sql = createSql(db.url, { max: 1 });
-  const current = await readFile(path.join(SQL_DIR, 'common', 'headcount_roll_up.sql'), 'utf8');
+  const current = (await Promise.all(ROLLER_FILES.map((f) => readFile(path.join(SQL_DIR, 'common', `${f}.sql`), 'utf8')))).join('\n');
   const baseline = env.BENCH_ROLLER_BASELINE ? await readFile(env.BENCH_ROLLER_BASELINE, 'utf8') : undefined;
   /** Name, definition applied before each cycle (none: the current one stays), rolls per fold. */
   const variants: [string, string | undefined, number][] = baseline

@@ -88,7 +88,8 @@ export async function measureCost(ctx: BenchContext, refs: References): Promise<
   // once, then the database analyzed (what autovacuum does within its first naptime).
   // Before it, the plans the service's sessions cached while the tables were empty stay
   // in use: headcount_visits looked up by its (site, started) index and deleted from by a
-  // sequential scan, 56 ms a batch after 8,000 visits (docs/benchmarks.md, "Warm-up").
+  // sequential scan, 56 ms a batch after 8,000 visits (docs/benchmarks.md, "A fresh
+  // database's first minute").
   for (const t of targets.filter((x) => x.kind === 'headcount')) {
     step(`warm-up: ${t.name}, ${settings.warmupS} s`);
     await measure(t, settings.connections[0]!, settings.warmupS, settings.wrkThreads);

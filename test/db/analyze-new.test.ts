@@ -1,3 +1,4 @@
+import type { TransactionSql } from 'postgres';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { createSql, type Sql } from '../../src/db/client.js';
 import { createTestDatabase, describeEachMode, first, type TestDatabase } from '../helpers/db.js';
@@ -25,7 +26,7 @@ describeEachMode('tables never analyzed', (mode) => {
 
   let next = 0;
   /** Inserts `n` events of new users (the trigger tracks their visits), in one statement. */
-  const insert = (sql: Sql, n: number) => sql`
+  const insert = (sql: Sql | TransactionSql, n: number) => sql`
     insert into events (site, time, kind, user_id, page, weight)
     select 'default', now() - interval '1 minute', 'pageview', 'u' || (${next}::int + i), '/', 1
     from generate_series(1, ${n}::int) i
@@ -55,11 +56,18 @@ describeEachMode('tables never analyzed', (mode) => {
       await insert(tx, 3000);
       await tx`select pg_stat_force_next_flush()`;
     });
-    expect(await visitScansOfABatch()).toBeGreaterThan(0);
+    // The session's cached plans now read every visit at every batch (its batch does a
+    // sequential scan of headcount_visits: 6 of 6 runs of this file alone), unless
+    // something else made PostgreSQL plan again meanwhile (a reset of every session's
+    // caches, which a loaded server's many other databases cause now and then: seen once in
+    // the whole suite), so it is not asserted here.
 
     // Below min_rows nothing is analyzed; at it, the table is, once.
     expect(first(await db.sql`select headcount_analyze_new(1000000) as n`).n).toBe(0);
-    expect(await visitScansOfABatch()).toBeGreaterThan(0);
+    const notAnalyzed = first(
+      await db.sql`select last_analyze is null and last_autoanalyze is null as yes from pg_stat_user_tables where relname = 'headcount_visits'`,
+    );
+    expect(notAnalyzed.yes).toBe(true);
     expect(first(await db.sql`select headcount_analyze_new() as n`).n).toBeGreaterThanOrEqual(1);
     const analyzed = first(
       await db.sql`select last_analyze is not null as yes from pg_stat_user_tables where relname = 'headcount_visits'`,
