@@ -15,7 +15,7 @@ export const VERSION: string = PACKAGE.version;
 /**
  * Node's flags in `npm start` (package.json's `start`: `node <flags> dist/server.js`), for
  * what runs the service as npm start does (the tests' processes, the benchmarks); the
- * Dockerfile's CMD repeats them (test/ops/start-flags.test.ts).
+ * Dockerfile's CMD repeats them (test/version.test.ts holds it to them).
  */
 export const START_NODE_FLAGS: readonly string[] = PACKAGE.scripts.start
   .split(/\s+/)
