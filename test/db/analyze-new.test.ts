@@ -58,9 +58,9 @@ describeEachMode('tables never analyzed', (mode) => {
     });
     // The session's cached plans now read every visit at every batch (its batch does a
     // sequential scan of headcount_visits: 6 of 6 runs of this file alone), unless
-    // something else made PostgreSQL plan again meanwhile (a reset of every session's
-    // caches, which a loaded server's many other databases cause now and then: seen once in
-    // the whole suite), so it is not asserted here.
+    // something else made PostgreSQL plan again meanwhile (once in the whole suite it did
+    // not hold; probably a reset of the sessions' caches on a loaded server), so it is not
+    // asserted here.
 
     // Below min_rows nothing is analyzed; at it, the table is, once.
     expect(first(await db.sql`select headcount_analyze_new(1000000) as n`).n).toBe(0);
