@@ -7,14 +7,10 @@
  * clusters on this machine, made for the run in a temporary folder and removed after.
  * BENCH_CITUS_BATCHES (default 40) batches per case and round, 3 rounds.
  */
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { createSql, type Sql } from '../src/db/client.js';
-import { freePort, type LocalCluster, startLocalCitusCluster, startLocalCluster } from '../src/db/local-cluster.js';
-import { migrate } from '../src/db/migrate.js';
 import { type EventRow, insertEvents } from '../src/ingest/writer.js';
 import { createLogger } from '../src/log.js';
+import { startBenchClusters } from './clusters.js';
 import { median } from './load.js';
 import { table } from './report.js';
 
@@ -45,29 +41,9 @@ async function rate(sql: Sql, citus: boolean, sites: number, first: number, batc
 
 async function main(): Promise<void> {
   const log = createLogger('warn');
-  const parent = await fs.mkdtemp(path.join(os.tmpdir(), 'hc-bench-citus-'));
-  await fs.chmod(parent, 0o755);
   const batches = Number(process.env.BENCH_CITUS_BATCHES ?? 40);
-  const clusters: LocalCluster[] = [];
+  const { single, citus, stop } = await startBenchClusters(log);
   try {
-    const single = await startLocalCluster({
-      dataDir: path.join(parent, 'single'),
-      port: await freePort(),
-      log,
-      throwaway: true,
-    });
-    clusters.push(single);
-    const citus = await startLocalCitusCluster({
-      dataDir: path.join(parent, 'coordinator'),
-      port: await freePort(),
-      workerPorts: 'free',
-      workers: 2,
-      log,
-      throwaway: true,
-    });
-    clusters.push(citus);
-    await migrate({ databaseUrl: single.url, storageMode: 'postgres', log });
-    await migrate({ databaseUrl: citus.url, storageMode: 'citus', log });
     const targets = [
       { name: 'postgres (1 node, trigger)', sql: createSql(single.url, { max: 1 }), citus: false },
       { name: 'citus (2 workers, 8 shards)', sql: createSql(citus.url, { max: 1 }), citus: true },
@@ -100,8 +76,7 @@ async function main(): Promise<void> {
     console.log(`\n${BATCH}-event batches with ids, ${batches} per round, 3 rounds (median):\n`);
     console.log(table(['database', 'sites per batch', 'events/s', 'ms per batch', 'rounds (events/s)'], rows));
   } finally {
-    for (const c of clusters.reverse()) await c.stop().catch(() => undefined);
-    await fs.rm(parent, { recursive: true, force: true });
+    await stop();
   }
 }
 

@@ -5,7 +5,8 @@
  * (bench/wrk.lua); CPU per request from /proc. Then the read path. See docs/benchmarks.md.
  * BENCH_QUICK=1: everything small, about 3 minutes. BENCH_PHASES=dimensions: the volume
  * (every dimension filled) and the dimension phases only (issue 19's targets); core: all
- * but those; cost: only the write's cost and the batch ingest (issue 22's loop).
+ * but those; cost: only the write's cost and the batch ingest (issue 22's loop); citus:
+ * only the service on a local Citus cluster beside one PostgreSQL (issue 21).
  *
  * Each phase is a function of bench/phases/ taking the stack it measures (BenchContext)
  * and what earlier phases found, and returning its own figures; main runs them in order.
@@ -17,6 +18,7 @@ import { stopChild } from './service.js';
 import { ensureWrk } from './wrk.js';
 import { measureAccuracy } from './phases/accuracy.js';
 import { measureBatchIngest } from './phases/batch.js';
+import { measureCitus } from './phases/citus.js';
 import { type BenchContext, describeMachine, progress, readSettings, type Settings } from './phases/context.js';
 import { measureCost } from './phases/cost.js';
 import { measureDimensionIngest } from './phases/dims-ingest.js';
@@ -52,6 +54,11 @@ async function main(): Promise<void> {
     process.exit(2);
   }
 
+  if (settings.phases === 'citus') {
+    // Clusters of its own (one PostgreSQL, a Citus cluster), not the run's stack.
+    await measureCitus(settings, steps);
+    return;
+  }
   const ctx = await startStack(settings, steps, {
     pgPort: Number(env.BENCH_PG_PORT ?? 54339),
     storageMode: (env.STORAGE_MODE as MigrateOptions['storageMode'] | undefined) ?? 'auto',

@@ -8,7 +8,7 @@
  * agents and addresses rotate over realistic sets so that no cache flatters the figure.
  */
 import { randomBytes } from 'node:crypto';
-import type Koa from 'koa';
+import type { IncomingMessage } from 'node:http';
 import { Collector } from '../src/tracker/collector.js';
 import { clientAddress, parseTrustProxy } from '../src/tracker/address.js';
 import { agentOf, enrich, isBot } from '../src/tracker/enrich.js';
@@ -59,12 +59,12 @@ const collect = (i: number) => {
   return visitorId(salt, 'shop', address, ua);
 };
 
-// The route's path: the Collector (its cache of user agents) over a request-like context.
+// The route's path: the Collector (its cache of user agents) over a request-like object.
 const collector = new Collector(null as never, { scriptPath: undefined, trustProxy: proxies, country: true }, () => {});
 const contexts = ADDRESSES.flatMap((xff) =>
   AGENTS.map((ua) => {
     const headers: Record<string, string> = { 'user-agent': ua, 'x-forwarded-for': xff };
-    return { req: { socket: { remoteAddress: '127.0.0.1' } }, get: (name: string) => headers[name.toLowerCase()] ?? '' } as unknown as Koa.Context;
+    return { socket: { remoteAddress: '127.0.0.1' }, headers } as unknown as IncomingMessage;
   }),
 );
 const routed = (i: number) => {

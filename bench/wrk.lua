@@ -7,6 +7,8 @@
 --   events-dims <n> [key]  the same, each event also carrying every standard dimension
 --                      (referrer URL, utm_*, country, device, browser, os) and 3
 --                      properties (plan, ab.variant, article), drawn from small lists
+--   events-sites <n> <sites>  POST /v1/events, n events of n random users, each of one
+--                      of <sites> sites (site-1 ... site-<sites>) drawn at random
 --   event [key]        POST /v1/events, one pageview of a random user (a server-side client)
 --   tracked            POST /v1/events as the tracker script sends it: text/plain, one
 --                      pageview without user (the service derives the visitor id), with a
@@ -30,6 +32,7 @@ end
 
 local mode = "collect"
 local batch = 1000
+local sites = 1
 local headers = { ["Content-Type"] = "application/json" }
 
 local function uuid()
@@ -41,7 +44,8 @@ end
 function init(args)
   mode = args[1] or "collect"
   batch = tonumber(args[2] or "1000")
-  if args[3] then headers["Authorization"] = "Bearer " .. args[3] end
+  if mode == "events-sites" then sites = tonumber(args[3] or "1")
+  elseif args[3] then headers["Authorization"] = "Bearer " .. args[3] end
   -- A seed of its own per thread and run: two threads never send the same ids.
   math.randomseed(os.time() * 1000 + (id or 0) * 7919 + math.floor(os.clock() * 1e6))
 end
@@ -89,13 +93,14 @@ function request()
   elseif mode == "analytics" then
     local event = random() < 0.2 and "click" or "impression"
     return wrk.format("POST", "/analytics?timestamp=" .. nowMs() .. "&user=" .. uuid() .. "&event=" .. event)
-  elseif mode == "events" or mode == "events-dims" then
+  elseif mode == "events" or mode == "events-dims" or mode == "events-sites" then
     local now = nowMs()
     local parts = {}
     local dims = mode == "events-dims"
+    local spread = mode == "events-sites"
     for i = 1, batch do
       parts[i] = '{"user":"' .. uuid() .. '","kind":"' .. (random() < 0.2 and "click" or "impression") .. '","time":' .. now ..
-        (dims and dimensions() or "") .. '}'
+        (dims and dimensions() or "") .. (spread and format(',"site":"site-%d"', random(1, sites)) or "") .. '}'
     end
     local body = '{"events":[' .. concat(parts, ",") .. ']}'
     return wrk.format("POST", "/v1/events", headers, body)

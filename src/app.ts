@@ -78,9 +78,9 @@ export interface Service {
   /** Every route, behind the middleware chain. */
   app: Koa;
   /**
-   * What the server runs: the hot write routes of the seed APIs in front of `app`
-   * (src/hot-routes.ts; not with an access log, which only Koa writes). Made when
-   * called, from `app` as it is then.
+   * What the server runs: the hot write routes (the seed APIs' and POST /v1/events) in
+   * front of `app` (src/hot-routes.ts; not with an access log, which only Koa writes).
+   * Made when called, from `app` as it is then.
    */
   listener(): RequestListener;
 }
@@ -127,21 +127,33 @@ export function createService(given: AppDeps): Service {
   };
   const trackerSettings = deps.tracker ?? DEFAULT_TRACKER;
   const tracker = new Collector(deps.sql, trackerSettings, metrics.botsDropped, deps.now);
-  registerV1(router, { ...deps, corsAllowOrigin: deps.corsAllowOrigin ?? '*', auth, reads: deps.reads ?? DEFAULT_READ_LIMITS, tracker });
+  const corsAllowOrigin = deps.corsAllowOrigin ?? '*';
+  registerV1(router, { ...deps, corsAllowOrigin, auth, reads: deps.reads ?? DEFAULT_READ_LIMITS, tracker });
   const dashboard = deps.dashboard ?? { dir: DASHBOARD_DIR };
   if (dashboard) registerDashboard(router, { dir: dashboard.dir, scriptPath: trackerSettings.scriptPath, log: deps.log });
   // The tracker is served with or without the dashboard, from the same build.
   registerTracker(router, { dir: dashboard ? dashboard.dir : DASHBOARD_DIR, scriptPath: trackerSettings.scriptPath, log: deps.log });
   app.use(router.routes());
   app.use(router.allowedMethods());
-  const hot = (deps.seedApis ?? true) && !deps.logRequests;
   return {
     app,
     listener() {
       const handle = app.callback();
       const koa: RequestListener = (req, res) => void handle(req, res);
-      if (!hot) return koa;
-      return withHotRoutes({ writer: deps.writer, site: deps.site, metrics, rejections, retryAfterSeconds, log: deps.log }, koa);
+      if (deps.logRequests) return koa;
+      return withHotRoutes(
+        {
+          writer: deps.writer,
+          site: deps.site,
+          metrics,
+          rejections,
+          retryAfterSeconds,
+          log: deps.log,
+          seedApis: deps.seedApis ?? true,
+          events: { writer: deps.writer, site: deps.site, bodies: deps.bodies, tracker, auth, corsAllowOrigin },
+        },
+        koa,
+      );
     },
   };
 }

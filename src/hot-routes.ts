@@ -11,6 +11,9 @@ import type { Rejections } from './ops/rejections.js';
 import { failureOf } from './http/middleware.js';
 import { requestId } from './http/request-log.js';
 import { parseQuery } from './http/validate.js';
+import { isWellFormedKey, type Principal } from './v1/auth/keys.js';
+import { admit, type AuthDeps, bearerKey } from './v1/auth/middleware.js';
+import { acceptEvents, type EventsDeps } from './v1/events/routes.js';
 
 /** A write route of a seed API: its query, the event it stores and its status. */
 interface HotRoute {
@@ -33,7 +36,13 @@ export interface HotRouteDeps {
   rejections: Rejections;
   retryAfterSeconds: number;
   log: Logger;
+  /** The seed APIs' write routes (SEED_APIS): false leaves them to Koa, which then has none. */
+  seedApis?: boolean;
+  /** POST /v1/events: what its route needs (src/v1/events/routes.ts); absent, Koa answers it. */
+  events?: HotEventsDeps;
 }
+
+type HotEventsDeps = EventsDeps & { auth: AuthDeps; corsAllowOrigin: string };
 
 /**
  * The seed APIs' single-event writes (`GET /collect`, `POST /analytics`: most of the
@@ -43,10 +52,22 @@ export interface HotRouteDeps {
  * the same event (collectEvent, analyticsEvent), status, headers, request id, metrics
  * and error envelope (failureOf). Anything else (another route, a bad parameter, HEAD)
  * goes to `koa`, which answers it as it always has.
+ *
+ * `POST /v1/events` from a server-side client likewise (eventsRequest says which): its
+ * key admitted and its body read, checked and written by the route's own code
+ * (admit, acceptEvents), answered as Koa answers it, errors included.
  */
 export function withHotRoutes(deps: HotRouteDeps, koa: RequestListener): RequestListener {
+  const seedApis = deps.seedApis ?? true;
   return (req, res) => {
     const url = req.url ?? '';
+    if (deps.events && url === '/v1/events' && req.method === 'POST') {
+      const admitted = eventsRequest(req, deps.events.auth);
+      if (!admitted) return koa(req, res);
+      void answerEvents(deps, deps.events, admitted.principal, req, res);
+      return;
+    }
+    if (!seedApis) return koa(req, res);
     const q = url.indexOf('?');
     const hot = HOT_ROUTES[`${req.method} ${q === -1 ? url : url.slice(0, q)}`];
     if (!hot) return koa(req, res);
@@ -59,6 +80,47 @@ export function withHotRoutes(deps: HotRouteDeps, koa: RequestListener): Request
     if (!parsed.success) return koa(req, res);
     void answer(deps, hot, req, res, hot.event(deps.site, parsed.data as never));
   };
+}
+
+/**
+ * Whether a `POST /v1/events` (no query: a beacon's `?key=` is Koa's) is answered here,
+ * and with which principal: a request without an Origin (no CORS to answer) whose key
+ * this instance looked up lately (KeyStore.cached), or any such request where keys are
+ * off (V1_AUTH=none). A missing, malformed or unknown key goes to Koa, which answers 401
+ * or looks the key up (within the client address's allowance for failures).
+ */
+function eventsRequest(req: IncomingMessage, auth: AuthDeps): { principal: Principal | undefined } | undefined {
+  if (req.headers.origin !== undefined) return undefined;
+  if (!auth.keys) return { principal: undefined };
+  let key: string | undefined;
+  try {
+    key = bearerKey(req.headers.authorization);
+  } catch {
+    return undefined;
+  }
+  const principal = key !== undefined && isWellFormedKey(key) ? auth.keys.cached(key) : undefined;
+  return principal ? { principal } : undefined;
+}
+
+async function answerEvents(
+  deps: HotRouteDeps,
+  events: HotEventsDeps,
+  principal: Principal | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const done = deps.metrics.requestTimer();
+  const id = requestId(req, res);
+  // What @koa/cors sets on every POST of the route, with an Origin or not.
+  res.setHeader('Vary', 'Origin');
+  res.setHeader('Access-Control-Allow-Origin', events.corsAllowOrigin);
+  try {
+    if (principal) await admit(principal, 'ingest', events.auth, (name, value) => res.setHeader(name, value));
+    sendJson(res, 200, await acceptEvents({ req, res }, principal, events));
+  } catch (err) {
+    fail(deps, '/v1/events', req, res, id, err);
+  }
+  done(req.method ?? '', '/v1/events', res.statusCode);
 }
 
 async function answer(
@@ -79,19 +141,29 @@ async function answer(
     }
     res.end();
   } catch (err) {
-    const failure = failureOf(err, {
-      rejections: deps.rejections,
-      retryAfterSeconds: deps.retryAfterSeconds,
-      log: deps.log.child({ reqId: id }),
-      method: req.method ?? '',
-      path: hot.route,
-    });
-    const body = JSON.stringify(failure.body);
-    res.statusCode = failure.status;
-    for (const [name, value] of Object.entries(failure.headers)) res.setHeader(name, value);
-    res.setHeader('Content-Type', 'application/json; charset=utf-8');
-    res.setHeader('Content-Length', Buffer.byteLength(body));
-    res.end(body);
+    fail(deps, hot.route, req, res, id, err);
   }
   done(req.method ?? '', hot.route, res.statusCode);
+}
+
+/** The error envelope of `err`, as Koa's errorEnvelope answers it. */
+function fail(deps: HotRouteDeps, route: string, req: IncomingMessage, res: ServerResponse, id: string, err: unknown): void {
+  const failure = failureOf(err, {
+    rejections: deps.rejections,
+    retryAfterSeconds: deps.retryAfterSeconds,
+    log: deps.log.child({ reqId: id }),
+    method: req.method ?? '',
+    path: route,
+  });
+  for (const [name, value] of Object.entries(failure.headers)) res.setHeader(name, value);
+  sendJson(res, failure.status, failure.body);
+}
+
+/** `body` as JSON, as Koa sends an object body. */
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.end(text);
 }

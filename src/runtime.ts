@@ -1,4 +1,7 @@
 import type { Config } from './config.js';
+import { PreparedCommitRecovery } from './db/citus-commits.js';
+import { SitePlacement } from './db/citus-placement.js';
+import { citusWriterSettings } from './db/citus-sessions.js';
 import { createSql, type Sql } from './db/client.js';
 import { PartitionMaintainer } from './db/partitions.js';
 import { AggregateRefresher } from './db/refresher.js';
@@ -73,19 +76,45 @@ export async function startRuntime(
   // pool answers at most one row: see db/deadline.ts), before the writer stops waiting
   // for its outcome at two: the writer learns whether it committed, and a 503 still
   // means "not stored".
+  let recovery: PreparedCommitRecovery | undefined;
+  const writerSettings = mode === 'citus' ? await citusWriterSettings(sql) : undefined;
   const ingestSql = createSql(databaseUrl, {
     max: config.ingest.maxInflightFlushes,
     applicationName: 'headcount-ingest',
     deadlineMs: config.ingest.deadlineMs,
     statementTimeoutMs: Math.round(1.8 * config.ingest.deadlineMs),
+    onNotice: mode === 'citus' ? (notice) => recovery?.notice(notice) : undefined,
+    settings: writerSettings,
   });
-  // citus mode: no trigger on events; the insert calls headcount_events_inserted itself.
-  const writer = new GroupCommitWriter(ingestSql, config.ingest, log, metrics.flushed, (rows) =>
-    insertEvents(ingestSql, rows, { callInserted: mode === 'citus' }),
+  // citus mode: no trigger on events; the insert calls headcount_events_inserted itself,
+  // and a write a worker missed the commit of is answered once that commit is recovered.
+  if (mode === 'citus') recovery = new PreparedCommitRecovery(databaseUrl, config.ingest.deadlineMs, log);
+  // citus mode: a flush takes the requests of one worker's sites (db/citus-placement.ts).
+  const placement = mode === 'citus' ? new SitePlacement(sql, log) : undefined;
+  placement?.start();
+  const writer = new GroupCommitWriter(
+    ingestSql,
+    config.ingest,
+    log,
+    metrics.flushed,
+    (rows) =>
+      recovery
+        ? recovery.after(insertEvents(ingestSql, rows, { callInserted: true }))
+        : insertEvents(ingestSql, rows, { callInserted: false }),
+    placement?.groupOf,
   );
   metrics.watchWriter(writer);
   // Its own connection: a pass must not wait behind reads for a pool connection.
-  const rollerSql = createSql(databaseUrl, { max: 1, applicationName: 'headcount-roller' });
+  // citus mode: a roll over sites of several workers commits in two phases too; one a
+  // worker missed the commit of is recovered at once (reads still count right meanwhile:
+  // a site's move is on its worker, whole or not at all), so that the next roll of those
+  // sites does not wait for its locks.
+  const rollerSql = createSql(databaseUrl, {
+    max: 1,
+    applicationName: 'headcount-roller',
+    onNotice: mode === 'citus' ? (notice) => recovery?.noticeInBackground(notice) : undefined,
+    settings: writerSettings,
+  });
   const roller = new DimensionRoller(
     rollerSql,
     { intervalMs: config.rollupIntervalMs, minRows: config.rollupMinRows, maxWaitMs: config.rollupMaxWaitMs },
@@ -108,8 +137,10 @@ export async function startRuntime(
     readiness: new Readiness(jobs),
     async stop() {
       await writer.close();
+      placement?.stop();
       // Everything queued is flushed: nothing left on these connections is needed.
       await ingestSql.end({ timeout: 1 });
+      await recovery?.close();
       partitions?.stop();
       await refresher?.stop();
       // A pass still waiting for a database that is down is abandoned: its queries fail.

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { freePort } from '../src/db/local-cluster.js';
 import { createTestDatabase, first } from './helpers/db.js';
 import { listening, request, SERVER, spawnServer, startServer } from './helpers/server.js';
-import { tcpProxy, tcpTarget } from './helpers/tcp-proxy.js';
+import { TcpProxy } from './helpers/proxy.js';
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
 const get = async (port: number, pathAndQuery: string) => {
@@ -137,8 +137,8 @@ describe('the service process', () => {
   it('waits for a database that comes up after it starts, logging each attempt', async () => {
     const db = await createTestDatabase('postgres');
     cleanup.push(() => db.drop());
-    const proxy = await tcpProxy(tcpTarget(db.url));
-    cleanup.push(() => proxy.down());
+    const proxy = await TcpProxy.to(db.url);
+    cleanup.push(() => proxy.pause());
     // Nothing listens on the proxy's port until the service has tried twice: refused.
     const server = await spawnServer({ DATABASE_URL: proxy.via(db.url), DATABASE_CONNECT_TIMEOUT_MS: '60000' });
     cleanup.push(async () => {
@@ -147,7 +147,7 @@ describe('the service process', () => {
     });
     const attempts = () => server.output().match(/"msg":"the database is not reachable"/g)?.length ?? 0;
     await vi.waitFor(() => expect(attempts()).toBeGreaterThanOrEqual(2), { timeout: 40_000, interval: 50 });
-    await proxy.up();
+    await proxy.resume();
     await listening(server);
     expect(server.output()).toContain('"code":"ECONNREFUSED"');
     expect(server.output()).toContain('"msg":"the database is reachable"');

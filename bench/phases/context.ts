@@ -19,8 +19,9 @@ export function readSettings(env: NodeJS.ProcessEnv) {
     quick,
     // Which phases run: "all" (default), "core" (without the dimension phases),
     // "dimensions" (the volume, then only the dimension phases: issue 19's targets) or
-    // "cost" (only what a write costs and the batch ingest: issue 22's loop).
-    phases: (env.BENCH_PHASES ?? 'all') as 'all' | 'core' | 'cost' | 'dimensions',
+    // "cost" (only what a write costs and the batch ingest: issue 22's loop), or "citus"
+    // (the service on a local Citus cluster beside one PostgreSQL: bench/phases/citus.ts).
+    phases: (env.BENCH_PHASES ?? 'all') as 'all' | 'core' | 'cost' | 'dimensions' | 'citus',
     durationS: num('BENCH_DURATION_S', 10, 4),
     runs: num('BENCH_RUNS', 3, 2),
     warmupS: num('BENCH_WARMUP_S', 5, 2),

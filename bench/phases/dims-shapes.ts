@@ -31,7 +31,7 @@ const ONE_DIMENSION = { p50Ms: 50, p99Ms: 150 };
 export function dimensionShapes(): Shape[] {
   const de: Filter[] = [{ dim: 'country', values: ['DE'] }];
   const shapes: Shape[] = [];
-  for (const timezone of ['UTC', 'Asia/Kolkata', 'Asia/Kathmandu']) {
+  for (const timezone of ['UTC', 'Asia/Kolkata', 'Asia/Kathmandu', 'America/New_York']) {
     shapes.push(
       {
         name: `group_by=country 30 d ${timezone}`,

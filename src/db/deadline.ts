@@ -14,7 +14,7 @@ export const DEFAULT_DEADLINE_MS = 1500;
  * A postgres.js query, or any other promise. `state` is set once postgres.js has handed
  * the query to a connection (written to the server or queued behind another query on it).
  */
-type Bounded<T> = PromiseLike<T> & { cancel?(): unknown; state?: unknown };
+export type Bounded<T> = PromiseLike<T> & { cancel?(): unknown; state?: unknown };
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; err: unknown };
 

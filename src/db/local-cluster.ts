@@ -564,7 +564,9 @@ export async function discardCluster(binDir: string, dataDir: string): Promise<v
  * each transaction opened (TLS) connections again. A trial on this machine: a 50-site
  * batch took 558-711 ms with 1, 78-82 ms with 32 (note6-21). Workers then see up to
  * (coordinator sessions x this) connections: max_connections is raised to match, and
- * citus.max_shared_pool_size caps what the coordinator opens to one worker in all.
+ * citus.max_shared_pool_size caps what the coordinator opens to one worker in all. The
+ * service's writing sessions set it for themselves on any cluster (db/citus-sessions.ts);
+ * this is for the others (its reads, psql).
  */
 export const CITUS_SETTINGS: Record<string, string> = {
   'citus.max_cached_conns_per_worker': '32',
@@ -575,6 +577,9 @@ export const CITUS_SETTINGS: Record<string, string> = {
   'citus.shard_count': '8',
   // Without it, Citus phones home (version checks and statistics) once a day.
   'citus.enable_statistics_collection': 'off',
+  // A rebalance moves shards by logical replication while writes go on (force_logical,
+  // docs/operations.md); changing it later needs a restart.
+  wal_level: 'logical',
 };
 
 export interface LocalCitusCluster extends LocalCluster {
@@ -590,6 +595,13 @@ export interface LocalCitusCluster extends LocalCluster {
   drop(database: string): Promise<void>;
   /** What prepareCitusDatabase needs (the test suite's setup hands it to its workers). */
   readonly nodes: CitusNodes;
+  /**
+   * Starts one more worker (data folder `<coordinator>-worker-<n>`, a free port) and makes
+   * the service's database ready on it (prepareCitusWorker), without adding it to the
+   * coordinator's metadata: that is the operator's `citus_add_node` (docs/operations.md,
+   * "Running on Citus"). From then on it is one of `workers` (prepare, drop, stop).
+   */
+  addWorker(): Promise<LocalCluster>;
 }
 
 const citusNodes = async (coordinator: LocalCluster, workers: readonly LocalCluster[]): Promise<CitusNodes> => ({
@@ -628,29 +640,28 @@ export async function startLocalCitusCluster(opts: LocalCitusClusterOptions): Pr
   if (count < 1) throw new LocalClusterError('a local Citus cluster needs at least one worker');
   const coordinator = await startLocalCluster({ ...nodeOpts, citus: true });
   const workers: LocalCluster[] = [];
+  const startWorker = async (n: number, fixedPort?: number): Promise<LocalCluster> => {
+    const start = async (port: number) =>
+      startLocalCluster({
+        ...nodeOpts,
+        dataDir: workerDataDir(opts.dataDir, n),
+        port,
+        citus: true,
+        credentialsOf: opts.dataDir,
+      });
+    if (fixedPort !== undefined) return start(fixedPort);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await start(await freePort());
+      } catch (err) {
+        // Its server log's words: "could not bind ... Address already in use".
+        if (attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err;
+      }
+    }
+  };
   try {
     for (let n = 1; n <= count; n++) {
-      const start = async (port: number) =>
-        startLocalCluster({
-          ...nodeOpts,
-          dataDir: workerDataDir(opts.dataDir, n),
-          port,
-          citus: true,
-          credentialsOf: opts.dataDir,
-        });
-      if (workerPorts !== 'free') {
-        workers.push(await start(workerPorts?.[n - 1] ?? opts.port + n));
-        continue;
-      }
-      for (let attempt = 1; ; attempt++) {
-        try {
-          workers.push(await start(await freePort()));
-          break;
-        } catch (err) {
-          // Its server log's words: "could not bind ... Address already in use".
-          if (attempt >= 3 || !/Address already in use/.test((err as Error).message)) throw err;
-        }
-      }
+      workers.push(await startWorker(n, workerPorts === 'free' ? undefined : (workerPorts?.[n - 1] ?? opts.port + n)));
     }
     await prepareCitusDatabase(await citusNodes(coordinator, workers), DATABASE);
   } catch (err) {
@@ -690,7 +701,51 @@ export async function startLocalCitusCluster(opts: LocalCitusClusterOptions): Pr
     async stop() {
       for (const node of [coordinator, ...workers]) await node.stop();
     },
+    async addWorker() {
+      const worker = await startWorker(workers.length + 1);
+      workers.push(worker);
+      const node = { adminUrl: worker.adminUrl, port: worker.port };
+      nodes.workers.push(node);
+      await prepareCitusWorker(nodes, node, DATABASE);
+      return worker;
+    },
   };
+}
+
+/**
+ * A local Citus cluster in a temporary folder (named `prefix`...), on free ports, whose
+ * stop() removes it all: a test's or a bench's cluster of its own, beside the suite's.
+ */
+export async function startThrowawayCitusCluster(opts: {
+  prefix: string;
+  workers: number;
+  log: Logger;
+  settings?: Record<string, string>;
+}): Promise<LocalCitusCluster> {
+  const parent = await fs.mkdtemp(path.join(os.tmpdir(), opts.prefix));
+  // The postgres system user runs the servers, in folders below this one.
+  await fs.chmod(parent, 0o755);
+  try {
+    const cluster = await startLocalCitusCluster({
+      dataDir: path.join(parent, 'coordinator'),
+      port: await freePort(),
+      workerPorts: 'free',
+      workers: opts.workers,
+      log: opts.log,
+      settings: opts.settings,
+      throwaway: true,
+    });
+    return {
+      ...cluster,
+      async stop() {
+        await cluster.stop();
+        await fs.rm(parent, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await fs.rm(parent, { recursive: true, force: true });
+    throw err;
+  }
 }
 
 /** A node of a Citus cluster, as its superuser reaches it. */
@@ -715,34 +770,10 @@ export interface CitusNodes {
  * does nothing when done.
  */
 export async function prepareCitusDatabase(nodes: CitusNodes, database: string): Promise<void> {
-  const admin = new URL(nodes.coordinator.adminUrl);
-  const passwords: [string, string][] = [
-    [APP_ROLE, nodes.appPassword],
-    [decodeURIComponent(admin.username), decodeURIComponent(admin.password)],
-  ];
-  const on = async (node: CitusNode, fn: (db: postgres.Sql) => Promise<void>): Promise<void> => {
-    const url = new URL(node.adminUrl);
-    url.pathname = `/${database}`;
-    const db = postgres(url.toString(), { max: 1, onnotice: () => {} });
-    try {
-      await fn(db);
-    } finally {
-      await db.end();
-    }
-  };
-  const authinfo = async (db: postgres.Sql): Promise<void> => {
-    for (const [role, password] of passwords) {
-      // nodeid 0: any node, this one included (Citus falls back to it for every node).
-      await db`delete from pg_dist_authinfo where nodeid = 0 and rolename = ${role}`;
-      await db`insert into pg_dist_authinfo (nodeid, rolename, authinfo) values (0, ${role}, ${`password=${literal(password)}`})`;
-    }
-  };
-  for (const node of [nodes.coordinator, ...nodes.workers]) {
-    await prepareDatabase(node.adminUrl, database, { password: nodes.appPassword, timescaledb: false, citus: true });
-  }
-  for (const worker of nodes.workers) await on(worker, authinfo);
-  await on(nodes.coordinator, async (db) => {
-    await authinfo(db);
+  await prepareDatabase(nodes.coordinator.adminUrl, database, { password: nodes.appPassword, timescaledb: false, citus: true });
+  for (const worker of nodes.workers) await prepareCitusWorker(nodes, worker, database);
+  await onDatabase(nodes.coordinator, database, async (db) => {
+    await authinfo(nodes, db);
     await db`select citus_set_coordinator_host('127.0.0.1', ${nodes.coordinator.port})`;
     for (const worker of nodes.workers) {
       const [known]: [{ yes: boolean }?] = await db`
@@ -756,7 +787,46 @@ export async function prepareCitusDatabase(nodes: CitusNodes, database: string):
     // if not exists hll`, as the application role, would have Citus record it on the
     // workers, which refuse that role ("must be owner of extension hll").
     await db`create extension if not exists hll`;
+    // Citus revokes it from PUBLIC; the writer recovers a commit a worker missed with it
+    // (src/db/citus-commits.ts).
+    await db`grant execute on function recover_prepared_transactions() to ${db(APP_ROLE)}`;
   });
+}
+
+/**
+ * Makes `database` ready on the worker `node` before the coordinator lists it
+ * (citus_add_node): created, owned by the application role, with citus, and each role's
+ * password in its pg_dist_authinfo (see startLocalCitusCluster), which Citus' metadata
+ * sync does not carry to a node. hll comes from the coordinator once the node is added.
+ */
+export async function prepareCitusWorker(nodes: CitusNodes, node: CitusNode, database: string): Promise<void> {
+  await prepareDatabase(node.adminUrl, database, { password: nodes.appPassword, timescaledb: false, citus: true });
+  await onDatabase(node, database, (db) => authinfo(nodes, db));
+}
+
+async function onDatabase(node: CitusNode, database: string, fn: (db: postgres.Sql) => Promise<void>): Promise<void> {
+  const url = new URL(node.adminUrl);
+  url.pathname = `/${database}`;
+  const db = postgres(url.toString(), { max: 1, onnotice: () => {} });
+  try {
+    await fn(db);
+  } finally {
+    await db.end();
+  }
+}
+
+/** Each role's password (the application's and the superuser's) for the connections Citus opens. */
+async function authinfo(nodes: CitusNodes, db: postgres.Sql): Promise<void> {
+  const admin = new URL(nodes.coordinator.adminUrl);
+  const passwords: [string, string][] = [
+    [APP_ROLE, nodes.appPassword],
+    [decodeURIComponent(admin.username), decodeURIComponent(admin.password)],
+  ];
+  for (const [role, password] of passwords) {
+    // nodeid 0: any node, this one included (Citus falls back to it for every node).
+    await db`delete from pg_dist_authinfo where nodeid = 0 and rolename = ${role}`;
+    await db`insert into pg_dist_authinfo (nodeid, rolename, authinfo) values (0, ${role}, ${`password=${literal(password)}`})`;
+  }
 }
 
 /**

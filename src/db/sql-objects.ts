@@ -66,6 +66,7 @@ export const SQL_OBJECTS = [
   'headcount_maintain_partitions',
   'headcount_queue_dimensions',
   'headcount_track_visits',
+  'headcount_track_visits_sites',
   'headcount_events_inserted',
   'headcount_fold_parts',
   'headcount_build_weeks',

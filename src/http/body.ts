@@ -1,5 +1,5 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
-import type Koa from 'koa';
 import { ByteBudget, type Reservation } from './budget.js';
 import { HttpError } from './errors.js';
 
@@ -56,6 +56,12 @@ export const defaultBodyLimits = (retryAfterSeconds: number): BodyLimits =>
 /** Content types a JSON body may come with: clients of the seed APIs send several. */
 const JSON_LIKE = /^(application\/([\w.+-]*\+)?json|text\/plain|application\/x-www-form-urlencoded)\b/i;
 
+/** What a body is read from and answered on: a Koa context is one, so is a bare request (src/hot-routes.ts). */
+export interface BodySource {
+  req: IncomingMessage;
+  res: ServerResponse;
+}
+
 export interface JsonBodyOptions {
   limitBytes?: number;
   /**
@@ -72,18 +78,18 @@ export interface JsonBodyOptions {
  * bytes arrive and, once parsed, by the rows the body makes, and held until the
  * response ends (the parsed body and its rows live that long).
  */
-export async function readJsonBody(ctx: Koa.Context, limits: BodyLimits, options: JsonBodyOptions = {}): Promise<unknown> {
+export async function readJsonBody(from: BodySource, limits: BodyLimits, options: JsonBodyOptions = {}): Promise<unknown> {
   const limitBytes = options.limitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
-  const type = ctx.get('Content-Type');
+  const type = from.req.headers['content-type'];
   if (type && !JSON_LIKE.test(type)) {
     throw new HttpError(415, 'unsupported_media_type', `the body must be JSON (Content-Type: application/json), not ${type}`);
   }
-  const declared = Number(ctx.get('Content-Length') || 0);
+  const declared = Number(from.req.headers['content-length'] || 0);
   if (declared > limitBytes) throw tooLarge(limitBytes);
-  const arriving = heldUntilClosed(ctx, limits.receiving.reserve());
-  const { text, bytes } = await receive(ctx, arriving, limitBytes, limits.timeoutMs);
+  const arriving = heldUntilClosed(from.res, limits.receiving.reserve());
+  const { text, bytes } = await receive(from, arriving, limitBytes, limits.timeoutMs);
   // Opened once the body is whole: a body still arriving never holds a place here.
-  const parsing = heldUntilClosed(ctx, limits.parsing.reserve());
+  const parsing = heldUntilClosed(from.res, limits.parsing.reserve());
   await parsing.growTo(bytes * PARSE_EXPANSION);
   const body = parseJson(text);
   // The bytes are garbage from here on; what the body became is charged to `parsing`.
@@ -97,9 +103,9 @@ export async function readJsonBody(ctx: Koa.Context, limits: BodyLimits, options
 }
 
 /** `reservation`, released when the response ends or the connection closes (already, if it has). */
-function heldUntilClosed(ctx: Koa.Context, reservation: Reservation): Reservation {
-  if (ctx.res.closed) reservation.release();
-  else ctx.res.once('close', () => reservation.release());
+function heldUntilClosed(res: ServerResponse, reservation: Reservation): Reservation {
+  if (res.closed) reservation.release();
+  else res.once('close', () => reservation.release());
   return reservation;
 }
 
@@ -118,12 +124,11 @@ function parseJson(text: string): unknown {
  * `timeoutMs` of its own time to send it all: waiting on the budget does not count.
  */
 function receive(
-  ctx: Koa.Context,
+  { req, res }: BodySource,
   reservation: Reservation,
   limitBytes: number,
   timeoutMs: number,
 ): Promise<{ text: string; bytes: number }> {
-  const req = ctx.req;
   return new Promise((resolve, reject) => {
     // Decoded as they come, so that no chunk outlives its event: chunks kept until the
     // body is whole would be promoted to the old generation, and their memory outside the
@@ -160,7 +165,7 @@ function receive(
       req.off('data', onData).off('end', onEnd).off('close', onClose).off('error', onClose);
       if (err) {
         // What is left of the body stays unread: this connection ends with the answer.
-        if (!ctx.headerSent) ctx.set('Connection', 'close');
+        if (!res.headersSent) res.setHeader('Connection', 'close');
         reject(err);
       } else resolve({ text: text + decoder.end(), bytes: size });
     };

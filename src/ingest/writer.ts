@@ -53,9 +53,18 @@ export interface WriteResult {
 interface Pending {
   rows: EventRow[];
   bytes: number;
+  /** Its flush group (see GroupCommitWriter's groupOf); undefined: any. */
+  group: string | undefined;
   resolve: (result: WriteResult) => void;
   reject: (err: Error) => void;
 }
+
+/**
+ * The group a request's rows flush with, where it matters which requests share a
+ * transaction (citus mode: the worker holding their site, db/citus-placement.ts);
+ * undefined when it does not, or is not known.
+ */
+export type FlushGroupOf = (rows: EventRow[]) => string | undefined;
 
 /** What a flush did, for metrics: its rows, its requests, how long it took, whether it committed. */
 export interface FlushOutcome {
@@ -110,13 +119,17 @@ function dimensionBytes(dims: EventDimensions): number {
  * answers each request. A new flush starts as soon as a slot of maxInflightFlushes is
  * free: with 1 it is a single writer, flushing as soon as the previous flush ends. A
  * request's rows are never split across batches, so a multi-event request is
- * all-or-nothing.
+ * all-or-nothing. With `groupOf`, a flush takes only requests of one group (the first
+ * waiting request's, or the first of a group no flush is writing), so that one group's
+ * trouble (a Citus worker down) fails no request of another: undefined is a group too.
  */
 export class GroupCommitWriter {
   private queue: Pending[] = [];
   private queuedRows = 0;
   private queuedBytes = 0;
   private inflight = 0;
+  /** The groups of the flushes in progress, with how many of each. */
+  private readonly flushing = new Map<string | undefined, number>();
   private scheduled = false;
   private closed = false;
   private drainWaiters: (() => void)[] = [];
@@ -129,6 +142,7 @@ export class GroupCommitWriter {
     private readonly onFlushed: (flush: FlushOutcome) => void = () => {},
     /** The database statement, injected so that unit tests run the writer without a database. */
     private readonly insert: InsertEvents = (rows) => insertEvents(sql, rows),
+    private readonly groupOf?: FlushGroupOf,
   ) {}
 
   /** Resolves once `rows` are committed; rejects with an IngestError or DatabaseUnavailable otherwise. */
@@ -144,8 +158,9 @@ export class GroupCommitWriter {
       this.stats.rejectedFull++;
       return Promise.reject(new QueueFull('too many events are waiting to be written; retry later'));
     }
+    const group = this.groupOf?.(rows);
     return new Promise<WriteResult>((resolve, reject) => {
-      this.queue.push({ rows, bytes, resolve, reject });
+      this.queue.push({ rows, bytes, group, resolve, reject });
       this.queuedRows += rows.length;
       this.queuedBytes += bytes;
       this.countQueue();
@@ -188,17 +203,24 @@ export class GroupCommitWriter {
     else setImmediate(start);
   }
 
-  /** Starts flushes while rows wait and fewer than maxInflightFlushes run (see parallelFlushMinRows). */
+  /**
+   * Starts flushes while rows wait and fewer than maxInflightFlushes run: another beside
+   * one in progress when parallelFlushMinRows wait, or for a group no flush is writing.
+   */
   private pump(): void {
-    while (
-      this.queue.length > 0 &&
-      this.inflight < this.opts.maxInflightFlushes &&
-      (this.inflight === 0 || this.queuedRows >= this.opts.parallelFlushMinRows)
-    ) {
-      const batch = this.takeBatch();
+    while (this.queue.length > 0 && this.inflight < this.opts.maxInflightFlushes) {
+      const idle = this.groupOf ? this.queue.find((p) => p.group !== undefined && !this.flushing.has(p.group)) : undefined;
+      const next = this.inflight === 0 || this.queuedRows >= this.opts.parallelFlushMinRows ? this.queue[0] : idle;
+      if (next === undefined) break;
+      const group = next.group;
+      const batch = this.takeBatch(group);
       this.inflight++;
+      this.flushing.set(group, (this.flushing.get(group) ?? 0) + 1);
       void this.flush(batch).finally(() => {
         this.inflight--;
+        const left = this.flushing.get(group)! - 1;
+        if (left === 0) this.flushing.delete(group);
+        else this.flushing.set(group, left);
         // Whatever queued up during the flush goes at once: no timer between flushes.
         this.pump();
         this.signalIfDrained();
@@ -206,20 +228,33 @@ export class GroupCommitWriter {
     }
   }
 
-  private takeBatch(): Pending[] {
-    let count = 0;
+  /** The first waiting requests of `group`, in order, up to maxBatchRows (at least one). */
+  private takeBatch(group: string | undefined): Pending[] {
+    const batch: Pending[] = [];
+    const rest: Pending[] = [];
     let rows = 0;
     let bytes = 0;
+    let full = false;
     for (const next of this.queue) {
-      if (count > 0 && rows + next.rows.length > this.opts.maxBatchRows) break;
-      count++;
+      if (full || next.group !== group) {
+        rest.push(next);
+        continue;
+      }
+      if (batch.length > 0 && rows + next.rows.length > this.opts.maxBatchRows) {
+        // Requests keep their order: none of this group goes before this one.
+        full = true;
+        rest.push(next);
+        continue;
+      }
+      batch.push(next);
       rows += next.rows.length;
       bytes += next.bytes;
     }
+    this.queue = rest;
     this.queuedRows -= rows;
     this.queuedBytes -= bytes;
     this.countQueue();
-    return this.queue.splice(0, count);
+    return batch;
   }
 
   private async flush(batch: Pending[]): Promise<void> {

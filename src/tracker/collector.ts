@@ -1,4 +1,4 @@
-import type Koa from 'koa';
+import type { IncomingMessage } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import type { Sql } from '../db/client.js';
 import type { EventDimensions } from '../dimensions.js';
@@ -41,9 +41,14 @@ export class Collector {
   }
 
   /** The client's address and user agent, and what the user agent says. */
-  visit(ctx: Koa.Context): Visit {
-    const address = clientAddress(ctx.req.socket.remoteAddress ?? '', ctx.get('X-Forwarded-For') || undefined, this.settings.trustProxy);
-    const userAgent = ctx.get('User-Agent');
+  visit(req: IncomingMessage): Visit {
+    const forwarded = req.headers['x-forwarded-for'];
+    const address = clientAddress(
+      req.socket.remoteAddress ?? '',
+      (Array.isArray(forwarded) ? forwarded.join(', ') : forwarded) || undefined,
+      this.settings.trustProxy,
+    );
+    const userAgent = req.headers['user-agent'] ?? '';
     let known = this.agents.get(userAgent);
     if (!known) {
       const bot = isBot(userAgent);

@@ -9,7 +9,7 @@ import { createTestDatabase, first, type TestDatabase } from '../helpers/db.js';
 import { prng } from '../helpers/events.js';
 import { createKey } from '../../src/v1/auth/keys.js';
 import { type Running, request, startServer } from '../helpers/server.js';
-import { tcpProxy, tcpTarget, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { TcpProxy } from '../helpers/proxy.js';
 import { isoDate, today } from '../helpers/time.js';
 
 const chromium = await findChromium();
@@ -271,8 +271,8 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
 
   beforeAll(async () => {
     db = await createTestDatabase('postgres');
-    proxy = await tcpProxy(tcpTarget(db.url));
-    await proxy.up();
+    proxy = await TcpProxy.to(db.url);
+    await proxy.resume();
     // /v1 needs keys (the default): the page asks for a read key; the test seeds with an admin key.
     // The read rate limit (40 at once, then 10 a second per key) is not what these tests
     // check, and they change the page faster than a person: in a full run one of them
@@ -341,12 +341,12 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
 
   afterAll(async () => {
     await browser?.close();
-    await proxy?.up();
+    await proxy?.resume();
     if (server) {
       server.child.kill('SIGTERM');
       await server.exited;
     }
-    await proxy?.down();
+    await proxy?.close();
     agent.destroy();
     await db?.drop();
   });
@@ -483,11 +483,11 @@ describe.skipIf(missing !== undefined)(`the dashboard in Chromium${missing ? ` (
 
   it('shows that the database is down instead of a chart, and recovers by itself', async () => {
     await loaded();
-    await proxy.down();
+    await proxy.pause();
     await page.waitForSelector('#error:not([hidden])', { timeout: 15_000 });
     expect(await page.textContent('#error')).toContain('The database is not answering');
     expect(await page.isHidden('#results')).toBe(true);
-    await proxy.up();
+    await proxy.resume();
     await page.waitForSelector('#results:not([hidden])', { timeout: 15_000 });
     expect(await page.isHidden('#error')).toBe(true);
     expect(digits(await page.textContent('#total-users'))).toBe(seededUsers + 1);

@@ -6,7 +6,7 @@ import { prepareCitusDatabase, prepareDatabase } from '../../src/db/local-cluste
 import { migrate } from '../../src/db/migrate.js';
 import { insertEvents } from '../../src/ingest/writer.js';
 import { silentLogger } from '../../src/log.js';
-import { startTestApp, type TestApp } from '../helpers/app.js';
+import { startTestApp, statsAnswers, type TestApp } from '../helpers/app.js';
 import { citusDatabaseUrl, dropCitusDatabase, first, modeAvailable } from '../helpers/db.js';
 import { mixedEvents, prng } from '../helpers/events.js';
 import { daysAgo, eventually, isoDate } from '../helpers/time.js';
@@ -52,6 +52,8 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
           'headcount_pending',
           'headcount_rollup_days',
           'headcount_rollup_weeks',
+          'headcount_visit_spans',
+          'headcount_visit_units',
           'headcount_visits',
           'kinds_15m',
           'totals_daily',
@@ -82,13 +84,21 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
       const sql = createSql(url, { max: 1 });
       try {
         await sql`insert into headcount_sites (site) values ('kept')`;
-        expect(await migrate({ databaseUrl: url, storageMode: 'auto', direction: 'down', log: silentLogger })).toEqual([
+        expect(await migrate({ databaseUrl: url, storageMode: 'auto', direction: 'down', count: 3, log: silentLogger })).toEqual([
+          '1797004800000_visit_staging',
+          '1796918400000_replica_identities',
           '1796832000000_citus',
         ]);
         expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'postgres' });
         expect((await sql`select count(*)::int as n from pg_dist_partition`)[0]).toEqual({ n: 0 });
         expect(await sql`select site from headcount_sites`).toEqual([{ site: 'kept' }]);
-        expect(await migrate({ databaseUrl: url, storageMode: 'auto', log: silentLogger })).toEqual(['1796832000000_citus']);
+        const key = sql`select count(*)::int as n from pg_attribute where attrelid = 'headcount_pending'::regclass and attname = 'id' and not attisdropped`;
+        expect((await key)[0]).toEqual({ n: 0 });
+        expect(await migrate({ databaseUrl: url, storageMode: 'auto', log: silentLogger })).toEqual([
+          '1796832000000_citus',
+          '1796918400000_replica_identities',
+          '1797004800000_visit_staging',
+        ]);
         expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'citus' });
         expect(await sql`select site from headcount_sites`).toEqual([{ site: 'kept' }]);
       } finally {
@@ -127,10 +137,14 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
         // The procedure: the superuser makes it a Citus database on every node, then the
         // citus migration runs again, told to distribute.
         await prepareCitusDatabase(citus(), name);
-        expect(await migrate({ databaseUrl: url, storageMode: 'citus', direction: 'down', log: silentLogger })).toEqual([
+        expect(await migrate({ databaseUrl: url, storageMode: 'citus', direction: 'down', count: 3, log: silentLogger })).toEqual(
+          ['1797004800000_visit_staging', '1796918400000_replica_identities', '1796832000000_citus'],
+        );
+        expect(await migrate({ databaseUrl: url, storageMode: 'citus', log: silentLogger })).toEqual([
           '1796832000000_citus',
+          '1796918400000_replica_identities',
+          '1797004800000_visit_staging',
         ]);
-        expect(await migrate({ databaseUrl: url, storageMode: 'citus', log: silentLogger })).toEqual(['1796832000000_citus']);
         expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'citus' });
         const [local] = await sql<
           { n: number }[]
@@ -186,15 +200,7 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
       { site, from: isoDate(daysAgo(3)), to: isoDate(daysAgo(1)), granularity: 'hour', timezone: '+05:45' },
       { site, from: isoDate(daysAgo(14)), to: isoDate(daysAgo(-1)), group_by: 'country' },
     ];
-    const answers = async (app: TestApp, site: string) => {
-      const all = [];
-      for (const q of queries(site)) {
-        const res = await app.http.get('/v1/stats').query(q);
-        expect(res.status, `${JSON.stringify(q)}: ${JSON.stringify(res.body)}`).toBe(200);
-        all.push(res.body);
-      }
-      return all;
-    };
+    const answers = (app: TestApp, site: string) => statsAnswers(app, queries(site));
 
     it('answers /v1/stats as postgres mode right after each write, batches over 60 sites, ids stored once across shards', async () => {
       const bodies = [batch(0, 1000), batch(1000, 1000), batch(2000, 300)];
@@ -269,6 +275,11 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
       }
       const [kept] = await cx.db.sql<{ n: number }[]>`select count(*)::int as n from headcount_visits`;
       expect(kept!.n).toBeGreaterThan(40);
+      // Batches over 4 sites keep visits through the staging tables: nothing left there.
+      const [staged] = await cx.db.sql<{ n: number }[]>`
+        select (select count(*) from headcount_visit_spans) + (select count(*) from headcount_visit_units) as n
+      `;
+      expect(staged).toEqual({ n: 0 });
     }, 180_000);
 
     it("takes the visitors' locks of a batch over several sites in one ascending order (two such batches cannot deadlock)", async () => {
@@ -398,17 +409,7 @@ describe.skipIf(!modeAvailable('citus'))('the roller in storage mode citus', () 
     // Hours of a +05:45 zone end on quarter hours (kinds_15m).
     { site, from: isoDate(daysAgo(1)), to, granularity: 'hour', timezone: '+05:45', group_by: 'kind' },
   ];
-  const answers = async (app: TestApp) => {
-    const all = [];
-    for (const site of sites) {
-      for (const q of queries(site)) {
-        const res = await app.http.get('/v1/stats').query(q);
-        expect(res.status, `${JSON.stringify(q)}: ${JSON.stringify(res.body)}`).toBe(200);
-        all.push(res.body);
-      }
-    }
-    return all;
-  };
+  const answers = (app: TestApp) => statsAnswers(app, sites.flatMap(queries));
   const queued = async () => first(await cx.db.sql<{ n: number }[]>`select count(*)::int as n from headcount_pending`).n;
   /** /v1/sites without the rows' own bookkeeping times. */
   const listed = async (app: TestApp) =>

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSql, type Sql } from '../../src/db/client.js';
-import { findPostgres, freePort, type LocalCitusCluster, startLocalCitusCluster } from '../../src/db/local-cluster.js';
+import { findPostgres, freePort, type LocalCitusCluster, startThrowawayCitusCluster } from '../../src/db/local-cluster.js';
 import { createLogger } from '../../src/log.js';
 import { first } from '../helpers/db.js';
 import { request, startServer } from '../helpers/server.js';
@@ -20,26 +20,19 @@ if (!citusInstalled) {
 // unless TEST_REQUIRE_MODES names citus: then the start fails, saying how to install it.
 describe.skipIf(!citusInstalled && !citusRequired)('the local Citus cluster (a coordinator and two workers)', () => {
   let cluster: LocalCitusCluster;
-  let parent: string;
   let sql: Sql;
   beforeAll(async () => {
-    parent = await fs.mkdtemp(path.join(os.tmpdir(), 'hc-citus-'));
-    await fs.chmod(parent, 0o755);
-    cluster = await startLocalCitusCluster({
-      dataDir: path.join(parent, 'coordinator'),
-      port: await freePort(),
-      workerPorts: 'free',
+    cluster = await startThrowawayCitusCluster({
+      prefix: 'hc-citus-',
       workers: 2,
       log: createLogger('warn'),
       settings: { fsync: 'off' },
-      throwaway: true,
     });
     sql = createSql(cluster.url, { max: 2 });
   });
   afterAll(async () => {
     await sql?.end();
     await cluster?.stop();
-    await fs.rm(parent, { recursive: true, force: true });
   });
 
   it('lists both workers in the coordinator, each in a data folder and on a port of its own, raising the cached connections', async () => {

@@ -201,7 +201,10 @@ describeEachMode('migrations', (mode) => {
       await scratch.sql`delete from dimensions_hourly where site = 'o' or (site = 'p' and dims = 'referrer')`;
       await scratch.sql`delete from dimensions_daily where site = 'o' or (site = 'p' and dims = 'referrer')`;
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'q')`;
-      // The latest first (in these modes it changes nothing: see 1796832000000_citus).
+      // The latest first (in these modes they change nothing: see 1796832000000_citus,
+      // 1796918400000_replica_identities and 1797004800000_visit_staging).
+      expect(await step('down')).toEqual(['1797004800000_visit_staging']);
+      expect(await step('down')).toEqual(['1796918400000_replica_identities']);
       expect(await step('down')).toEqual(['1796832000000_citus']);
       expect(await step('down')).toEqual(['1796752800000_rollup_weeks']);
       expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
@@ -234,6 +237,8 @@ describeEachMode('migrations', (mode) => {
       expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
       expect(await step('up')).toEqual(['1796752800000_rollup_weeks']);
       expect(await step('up')).toEqual(['1796832000000_citus']);
+      expect(await step('up')).toEqual(['1796918400000_replica_identities']);
+      expect(await step('up')).toEqual(['1797004800000_visit_staging']);
       // The queued event is rolled up with its source (none) by the roller sql/ brings back.
       expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(1);
       expect(
@@ -270,7 +275,10 @@ describeEachMode('migrations', (mode) => {
       expect(await quarters()).toBe(2); // its kind's row and the row of every kind
 
       await scratch.sql`insert into events (time, kind, user_id) values (${day} + interval '20 minutes', 'collect', 'b')`;
-      // The latest first (in these modes it changes nothing: see 1796832000000_citus).
+      // The latest first (in these modes they change nothing: see 1796832000000_citus,
+      // 1796918400000_replica_identities and 1797004800000_visit_staging).
+      expect(await step('down')).toEqual(['1797004800000_visit_staging']);
+      expect(await step('down')).toEqual(['1796918400000_replica_identities']);
       expect(await step('down')).toEqual(['1796832000000_citus']);
       expect(await step('down')).toEqual(['1796752800000_rollup_weeks']);
       expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
@@ -281,6 +289,8 @@ describeEachMode('migrations', (mode) => {
       expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
       expect(await step('up')).toEqual(['1796752800000_rollup_weeks']);
       expect(await step('up')).toEqual(['1796832000000_citus']);
+      expect(await step('up')).toEqual(['1796918400000_replica_identities']);
+      expect(await step('up')).toEqual(['1797004800000_visit_staging']);
       expect(await quartersFrom()).toMatchObject({ ahead: true, soon: true });
       // The queued event is before quarters_from: rolled up, but kept in no quarter; its
       // local hour in Asia/Kolkata (23:30 to 00:30 UTC) is read from minutes, exactly.
@@ -307,7 +317,10 @@ describeEachMode('migrations', (mode) => {
         values (now(), 'view', 'a', 'DE'), (now(), 'click', 'a', 'DE'), (now(), 'click', 'b', 'DE'), (now(), 'view', 'c', 'FR')
       `;
       expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(4);
-      // The latest first (in these modes it changes nothing: see 1796832000000_citus).
+      // The latest first (in these modes they change nothing: see 1796832000000_citus,
+      // 1796918400000_replica_identities and 1797004800000_visit_staging).
+      expect(await step('down')).toEqual(['1797004800000_visit_staging']);
+      expect(await step('down')).toEqual(['1796918400000_replica_identities']);
       expect(await step('down')).toEqual(['1796832000000_citus']);
       expect(await step('down')).toEqual(['1796752800000_rollup_weeks']);
       expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
@@ -317,6 +330,8 @@ describeEachMode('migrations', (mode) => {
       expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
       expect(await step('up')).toEqual(['1796752800000_rollup_weeks']);
       expect(await step('up')).toEqual(['1796832000000_citus']);
+      expect(await step('up')).toEqual(['1796918400000_replica_identities']);
+      expect(await step('up')).toEqual(['1797004800000_visit_staging']);
       // A key's rows (part 0 and the roller's parts since its last fold) count as one.
       const everyKind = (table: string) => scratch.sql`
         select array_to_json(vals) as vals, sum(events)::int as events, hll_cardinality(hll_union_agg(users))::int as users
@@ -367,12 +382,16 @@ describeEachMode('migrations', (mode) => {
       // A roll's parts, folded going down; the rows the rollups hold then are part 0 going up.
       await add(['a', 'b']);
       expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(2);
+      expect(await step('down')).toEqual(['1797004800000_visit_staging']);
+      expect(await step('down')).toEqual(['1796918400000_replica_identities']);
       expect(await step('down')).toEqual(['1796832000000_citus']);
       expect(await step('down')).toEqual(['1796752800000_rollup_weeks']);
       expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
       expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
       expect(await step('up')).toEqual(['1796752800000_rollup_weeks']);
       expect(await step('up')).toEqual(['1796832000000_citus']);
+      expect(await step('up')).toEqual(['1796918400000_replica_identities']);
+      expect(await step('up')).toEqual(['1797004800000_visit_staging']);
       expect(await scratch.sql`select part::int from dimensions_daily where dims = 'country' and kind = '*'`).toEqual([
         { part: 0 },
       ]);
@@ -382,6 +401,8 @@ describeEachMode('migrations', (mode) => {
       await add(['d']);
       expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(1);
       for (const table of ['dimensions_hourly', 'dimensions_daily']) expect(await keyRows(table), table).toHaveLength(3);
+      expect(await step('down')).toEqual(['1797004800000_visit_staging']);
+      expect(await step('down')).toEqual(['1796918400000_replica_identities']);
       expect(await step('down')).toEqual(['1796832000000_citus']);
       expect(await step('down')).toEqual(['1796752800000_rollup_weeks']);
       expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
@@ -392,6 +413,8 @@ describeEachMode('migrations', (mode) => {
       expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
       expect(await step('up')).toEqual(['1796752800000_rollup_weeks']);
       expect(await step('up')).toEqual(['1796832000000_citus']);
+      expect(await step('up')).toEqual(['1796918400000_replica_identities']);
+      expect(await step('up')).toEqual(['1797004800000_visit_staging']);
     } finally {
       await scratch.drop();
     }
@@ -403,7 +426,10 @@ describeEachMode('migrations', (mode) => {
       const step = async (direction: 'up' | 'down') =>
         migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
-      // The latest first (in these modes it changes nothing: see 1796832000000_citus).
+      // The latest first (in these modes they change nothing: see 1796832000000_citus,
+      // 1796918400000_replica_identities and 1797004800000_visit_staging).
+      expect(await step('down')).toEqual(['1797004800000_visit_staging']);
+      expect(await step('down')).toEqual(['1796918400000_replica_identities']);
       expect(await step('down')).toEqual(['1796832000000_citus']);
       expect(await step('down')).toEqual(['1796752800000_rollup_weeks']);
       expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
@@ -478,6 +504,8 @@ describeEachMode('migrations', (mode) => {
       expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
       expect(await step('up')).toEqual(['1796752800000_rollup_weeks']);
       expect(await step('up')).toEqual(['1796832000000_citus']);
+      expect(await step('up')).toEqual(['1796918400000_replica_identities']);
+      expect(await step('up')).toEqual(['1797004800000_visit_staging']);
       expect(
         first(await scratch.sql`select count(*)::int as n from pg_proc where proname = 'headcount_sketch_parameters'`).n,
       ).toBe(1);

@@ -9,7 +9,7 @@ import { createLogger, silentLogger } from '../../src/log.js';
 import { type RuntimeConfig, type Runtime, startRuntime } from '../../src/runtime.js';
 import { floorDay, floorHour } from '../../src/time.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
-import { recordOpenApiViolations } from './openapi.js';
+import { recordHotOpenApiViolations, recordOpenApiViolations } from './openapi.js';
 
 export const TEST_SITE = 'default';
 /** The site of the events that hold the watermarks up (see TestApp.materialize). */
@@ -86,7 +86,7 @@ export async function startTestApp(
     db,
     runtime,
     // What the server runs: the hot routes in front of Koa.
-    http: supertest(service.listener()),
+    http: supertest(recordHotOpenApiViolations(service.listener(), openApiViolations)),
     openApiViolations,
     async materialize() {
       if (!runtime.refresher) return;
@@ -138,4 +138,15 @@ export function expectInvalid(
   expect(res.status).toBe(400);
   expect(res.body.error?.code).toBe(code);
   expect(res.body.error?.details).toContainEqual({ parameter, message: expect.stringMatching(message) });
+}
+
+/** The bodies of `GET /v1/stats` for each of `queries`, in order: each must answer 200. */
+export async function statsAnswers(app: TestApp, queries: Record<string, string | undefined>[]): Promise<unknown[]> {
+  const all: unknown[] = [];
+  for (const q of queries) {
+    const res = await app.http.get('/v1/stats').query(q);
+    expect(res.status, `${JSON.stringify(q)}: ${JSON.stringify(res.body)}`).toBe(200);
+    all.push(res.body);
+  }
+  return all;
 }

@@ -1,5 +1,6 @@
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import * as addFormatsModule from 'ajv-formats';
+import type { RequestListener, ServerResponse } from 'node:http';
 import type Koa from 'koa';
 import { openApiDocument } from '../../src/v1/openapi/document.js';
 
@@ -70,10 +71,40 @@ export function openApiViolation(
 export function recordOpenApiViolations(violations: string[]): Koa.Middleware {
   return async (ctx, next) => {
     await next();
+    answeredByKoa.add(ctx.res);
     if (!ctx.path.startsWith('/v1/')) return;
     const body: unknown = ctx.body;
     const streamed = typeof (body as { pipe?: unknown } | null)?.pipe === 'function';
     const problem = openApiViolation(ctx.method, ctx.path, ctx.status, ctx.response.type, body, streamed);
     if (problem) violations.push(problem);
+  };
+}
+
+/** Responses Koa's middleware checked: recordHotOpenApiViolations leaves them alone. */
+const answeredByKoa = new WeakSet<ServerResponse>();
+
+/**
+ * The same check for the responses a listener sends without Koa (the hot routes,
+ * src/hot-routes.ts): the JSON text each /v1 response ends with, once it has finished.
+ */
+export function recordHotOpenApiViolations(listener: RequestListener, violations: string[]): RequestListener {
+  return (req, res) => {
+    const path = (req.url ?? '').split('?')[0]!;
+    if (path.startsWith('/v1/')) {
+      const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+      let text = '';
+      res.end = ((...args: unknown[]) => {
+        if (typeof args[0] === 'string') text = args[0];
+        return end(...args);
+      }) as typeof res.end;
+      res.once('finish', () => {
+        if (answeredByKoa.has(res)) return;
+        const type = String(res.getHeader('Content-Type') ?? '');
+        const body: unknown = type.startsWith('application/json') && text !== '' ? JSON.parse(text) : text;
+        const problem = openApiViolation(req.method ?? '', path, res.statusCode, type, body, false);
+        if (problem) violations.push(problem);
+      });
+    }
+    listener(req, res);
   };
 }

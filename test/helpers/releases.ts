@@ -29,6 +29,10 @@ export const RELEASES = {
     '1796752800000_rollup_weeks': '71b89c5173b3c935ad7110de80645c7d210f3d58fe3d87b175464da82f45b9dd',
     // Storage mode citus (issue 21): distributes postgres mode's schema where asked.
     '1796832000000_citus': '512c795407e56303af2178f54d806b175d588bd079a563036125629f809843b6',
+    // Citus: replica identities for headcount_pending and headcount_visits (force_logical rebalances).
+    '1796918400000_replica_identities': 'd03ec7119649580de73cba784da9e3dda5b3e6c26eef3f9e318951d62eaf7ed5',
+    // Citus: staging tables for the visits of a batch over many sites.
+    '1797004800000_visit_staging': '9600a8056dd6bfd15b42e492f841a649a9726e24549777a07166017360b53270',
   },
 } as const;
 

@@ -4,6 +4,7 @@ import { DatabaseUnavailable } from '../../src/db/errors.js';
 import { EventsRejected, QueueFull, ShuttingDown, TooManyEvents } from '../../src/ingest/errors.js';
 import {
   type EventRow,
+  type FlushGroupOf,
   type FlushOutcome,
   GroupCommitWriter,
   type StoredAnswer,
@@ -59,7 +60,7 @@ interface Call {
  * A writer whose every statement is a Call the test settles (or `answer` settles at
  * once). The writer never touches `sql`: its insert is injected.
  */
-function writerWith(options: Partial<WriterOptions> = {}, answer?: (call: Call) => void) {
+function writerWith(options: Partial<WriterOptions> = {}, answer?: (call: Call) => void, groupOf?: FlushGroupOf) {
   const calls: Call[] = [];
   const flushes: FlushOutcome[] = [];
   const neverUsed = {} as Sql;
@@ -90,6 +91,7 @@ function writerWith(options: Partial<WriterOptions> = {}, answer?: (call: Call) 
         },
       });
     },
+    groupOf,
   );
   return { writer, calls, flushes };
 }
@@ -247,5 +249,62 @@ describe('GroupCommitWriter without a database', () => {
     expect(await Promise.all(writes)).toEqual([{ inserted: 1 }, { inserted: 1 }, { inserted: 1 }]);
     expect(calls.map(users)).toEqual([['a'], ['b'], ['c']]);
     await writer.close(); // again: resolves at once
+  });
+  describe('with flush groups (citus mode: the worker holding a request\'s site)', () => {
+    const onSite = (userId: string, site: string): EventRow => ({ ...row(userId), site });
+    // Sites a and b on worker 1, c on worker 2; x is not known yet.
+    const groupOf: FlushGroupOf = (rows) => {
+      const sites = new Set(rows.map((r) => r.site));
+      if (sites.size !== 1) return undefined;
+      return { a: '1', b: '1', c: '2' }[[...sites][0]!];
+    };
+
+    it('flushes the requests of one group together, in order, and mixes no other group in', async () => {
+      const { writer, calls } = writerWith({}, (call) => call.succeed(), groupOf);
+      await Promise.all([
+        writer.write([onSite('1', 'a')]),
+        writer.write([onSite('2', 'c')]),
+        writer.write([onSite('3', 'b')]),
+        writer.write([onSite('4', 'x')]),
+        writer.write([onSite('5', 'a'), onSite('6', 'c')]),
+        writer.write([onSite('7', 'c')]),
+      ]);
+      expect(calls.map(users)).toEqual([['1', '3'], ['2', '7'], ['4', '5', '6']]);
+    });
+
+    it('fails only the requests of the group whose flush failed', async () => {
+      const { writer, calls } = writerWith(
+        { maxInflightFlushes: 2, parallelFlushMinRows: 1000 },
+        (call) => (call.rows[0]!.site === 'c' ? call.fail(pgError('08006')) : call.succeed()),
+        groupOf,
+      );
+      const results = await Promise.allSettled([
+        writer.write([onSite('1', 'a')]),
+        writer.write([onSite('2', 'c')]),
+        writer.write([onSite('3', 'b')]),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(DatabaseUnavailable);
+      expect(calls.map(users)).toEqual([['1', '3'], ['2']]);
+    });
+
+    it('starts a flush for a group no flush is writing while another group\'s hangs, below parallelFlushMinRows', async () => {
+      const { writer, calls } = writerWith({ maxInflightFlushes: 2, parallelFlushMinRows: 1000 }, undefined, groupOf);
+      const first = writer.write([onSite('1', 'c')]);
+      await sent(calls, 1);
+      const sameGroup = writer.write([onSite('2', 'c')]);
+      const other = writer.write([onSite('3', 'a')]);
+      await sent(calls, 2);
+      expect(calls.map(users)).toEqual([['1'], ['3']]);
+      calls[1]!.succeed();
+      expect(await other).toEqual({ inserted: 1 });
+      // The second request of c waits for c's flush, not beside it.
+      expect(calls).toHaveLength(2);
+      calls[0]!.succeed();
+      await sent(calls, 3);
+      expect(users(calls[2])).toEqual(['2']);
+      calls[2]!.succeed();
+      expect(await Promise.all([first, sameGroup])).toEqual([{ inserted: 1 }, { inserted: 1 }]);
+    });
   });
 });

@@ -15,7 +15,7 @@ import { startTestApp, testRuntimeConfig, type TestApp, useTestApp } from '../he
 import { createEmptyDatabase, createTestDatabase, describeEachMode } from '../helpers/db.js';
 import { request, startServer } from '../helpers/server.js';
 import { freePort } from '../../src/db/local-cluster.js';
-import { tcpProxy, tcpTarget } from '../helpers/tcp-proxy.js';
+import { TcpProxy } from '../helpers/proxy.js';
 
 /** A logger whose lines land in `lines`, parsed. */
 function capturedLogger(): { log: ReturnType<typeof createLogger>; lines: Record<string, unknown>[] } {
@@ -368,17 +368,17 @@ describe('GET /livez and /readyz', () => {
   });
 
   it('goes 503 during a database outage and back to 200 when the database returns', async () => {
-    const proxy = await tcpProxy(tcpTarget(t.db.url));
-    await proxy.up();
+    const proxy = await TcpProxy.to(t.db.url);
+    await proxy.resume();
     const sql = createSql(proxy.via(t.db.url), { max: 2 });
     const http = supertest(createApp({ sql, writer: t.runtime.writer, site: 'default', log: silentLogger }).callback());
     try {
       expect((await http.get('/readyz')).status).toBe(200);
-      await proxy.down();
+      await proxy.pause();
       const during = await http.get('/readyz');
       expect(during.status).toBe(503);
       expect(during.body.error.code).toBe('database_unavailable');
-      await proxy.up();
+      await proxy.resume();
       const deadline = Date.now() + 20_000;
       let status = 0;
       while (status !== 200 && Date.now() < deadline) {
@@ -388,7 +388,7 @@ describe('GET /livez and /readyz', () => {
       expect(status).toBe(200);
     } finally {
       await sql.end({ timeout: 1 });
-      await proxy.down();
+      await proxy.pause();
     }
   });
 });

@@ -80,7 +80,9 @@ describeEachMode('GET /v1/stats: visits', (mode) => {
         pageviews_per_visit: 1,
       },
     ]);
-    expect(await data({ from: localDay, to: addDays(localDay, 1), metrics: 'users,events,visits,bounce_rate,visit_duration' })).toEqual([
+    expect(
+      await data({ from: localDay, to: addDays(localDay, 1), metrics: 'users,events,visits,bounce_rate,visit_duration' }),
+    ).toEqual([
       {
         bucket: `${localDay}T00:00:00+00:00`,
         users: 3,
@@ -188,9 +190,54 @@ describeEachMode('GET /v1/stats: visits', (mode) => {
       }
     });
     await second;
-    expect(await data({ from: localDay, to: addDays(localDay, 1), metrics: 'visits,visit_duration,pageviews_per_visit' })).toEqual([
+    expect(
+      await data({ from: localDay, to: addDays(localDay, 1), metrics: 'visits,visit_duration,pageviews_per_visit' }),
+    ).toEqual([
       { bucket: `${localDay}T00:00:00+00:00`, visits: 2, visit_duration: { mean: 1050, median: 1050 }, pageviews_per_visit: 2.5 },
     ]);
+  });
+
+  it('keeps the same visits once headcount_visits has statistics (small batches then share one plan)', async () => {
+    // 1,200 visits of another site, analyzed: headcount_track_visits then plans batches of
+    // up to 100 events once for all (force_generic_plan), larger ones each for its own.
+    await t.db.sql`
+      insert into events (site, time, kind, user_id, page, weight)
+      select 'filler', ${new Date(at(0, 0)).toISOString()}::timestamptz + (i % 600) * interval '1 minute', 'pageview', 'f' || i, '/', 1
+      from generate_series(1, 1200) i
+    `;
+    await t.db.sql`analyze headcount_visits`;
+    const [stats] = await t.db.sql<
+      [{ rows: number }]
+    >`select reltuples::int as rows from pg_class where oid = 'headcount_visits'::regclass`;
+    expect(stats.rows).toBeGreaterThanOrEqual(1000);
+    // One event at a time (each its own batch), in no order, then one batch over hours.
+    for (const e of [...sessions].reverse()) await send([e]);
+    await send([{ user: 'u1', at: at(18, 40), page: '/d' }]);
+    const long = Array.from({ length: 10 }, (_, i) => ({ user: 'u9', at: at(8, 20 * i), page: `/l${i}` }));
+    for (const e of long) await send([e]);
+    await send([
+      { user: 'u9', at: at(7, 45), page: '/first' },
+      { user: 'u9', at: at(20, 25), page: '/last' },
+    ]);
+    const visits = await t.db.sql<
+      { user: string; started: Date; ended: Date; pageviews: number; entry_page: string; exit_page: string }[]
+    >`
+      select user_id as user, started, ended, pageviews::int, entry_page, exit_page
+      from headcount_visits where site = 'default' order by user_id, started
+    `;
+    expect(visits.map((v) => [v.user, v.started.getTime(), v.ended.getTime(), v.pageviews, v.entry_page, v.exit_page])).toEqual([
+      ['u1', at(18, 0), at(19, 0), 4, '/a', '/c'],
+      ['u2', at(18, 14), at(18, 30), 1, '/a', '/pricing'],
+      ['u3', at(18, 16), at(18, 16), 1, '/b', '/b'],
+      ['u9', at(7, 45), at(11, 0), 11, '/first', '/l9'],
+      ['u9', at(20, 25), at(20, 25), 1, '/last', '/last'],
+    ]);
+    // The setting is the session's own again after a write.
+    const [mode] = await t.db.sql.begin(async (tx) => {
+      await tx`insert into events (site, time, kind, user_id, page, weight) values ('default', now(), 'pageview', 'u7', '/', 1)`;
+      return tx<[{ plan_cache_mode: string }]>`show plan_cache_mode`;
+    });
+    expect(mode.plan_cache_mode).toBe('auto');
   });
 
   it('holds at most 256 visitor locks for a batch of 5,000 visitors (the shared lock table is for every session)', async () => {
@@ -232,7 +279,13 @@ describeEachMode('GET /v1/stats: visits', (mode) => {
       { user: 'across', at: next - 10 * MINUTE },
       { user: 'across', at: next + 10 * MINUTE },
     ]);
-    const rows = await data({ from: addDays(d, -1), to: addDays(d, 2), granularity: 'day', timezone: zone, metrics: 'visits,visit_duration' });
+    const rows = await data({
+      from: addDays(d, -1),
+      to: addDays(d, 2),
+      granularity: 'day',
+      timezone: zone,
+      metrics: 'visits,visit_duration',
+    });
     expect(rows).toEqual([
       { bucket: localLabel(localMidnight(addDays(d, -1), zone), zone), visits: 1, visit_duration: { mean: 0, median: 0 } },
       { bucket: localLabel(localMidnight(d, zone), zone), visits: 2, visit_duration: { mean: 1200, median: 1200 } },

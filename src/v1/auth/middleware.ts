@@ -24,19 +24,19 @@ const FORBIDDEN: Record<Need | 'admin', string> = {
 const unauthorized = (code: string, message: string): HttpError =>
   new HttpError(401, code, message, undefined, { 'WWW-Authenticate': 'Bearer realm="headcount"' });
 
+/** The key an `Authorization` header carries: undefined without one, 401 if it is not "Bearer <key>". */
+export function bearerKey(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!m) throw unauthorized('invalid_key', 'the Authorization header must be "Bearer <key>"');
+  return m[1];
+}
+
 /** The key of a request: `Authorization: Bearer <key>`, or (beacons, `allowQueryKey`) `?key=`. */
 function keyOf(ctx: Koa.Context, allowQueryKey: boolean): string | undefined {
-  const header = ctx.get('Authorization');
-  if (header) {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!m) throw unauthorized('invalid_key', 'the Authorization header must be "Bearer <key>"');
-    return m[1];
-  }
-  if (allowQueryKey) {
-    const key = new URLSearchParams(ctx.querystring).get('key');
-    if (key) return key;
-  }
-  return undefined;
+  const key = bearerKey(ctx.get('Authorization'));
+  if (key !== undefined || !allowQueryKey) return key;
+  return new URLSearchParams(ctx.querystring).get('key') || undefined;
 }
 
 /**
@@ -45,8 +45,6 @@ function keyOf(ctx: Koa.Context, allowQueryKey: boolean): string | undefined {
  * or logs: the messages here name nothing of the key.
  */
 export function requireKey(need: Need | 'admin', deps: AuthDeps, opts: { allowQueryKey?: boolean } = {}): Koa.Middleware {
-  // Site settings are changed seldom, by people: admin requests take from the read bucket.
-  const use: Need = need === 'admin' ? 'read' : need;
   return async (ctx, next) => {
     if (!deps.keys) {
       await next();
@@ -65,29 +63,39 @@ export function requireKey(need: Need | 'admin', deps: AuthDeps, opts: { allowQu
     // answer without a promise: the common request waits for nothing.
     const principal = isWellFormedKey(key) ? (deps.keys.cached(key) ?? (await lookUp(ctx, key, deps.keys, deps.failures))) : null;
     if (!principal) throw unauthorized('invalid_key', 'the key is not valid');
-    if (principal.scope !== need && principal.scope !== 'admin') {
-      throw new HttpError(403, 'forbidden', `this key may not ${FORBIDDEN[need]}`);
-    }
-    const bucket = deps.limits[use];
-    const pending = deps.limiter.take(principal.keyId, use, bucket);
-    const taken = pending instanceof Promise ? await pending : pending;
-    ctx.set('RateLimit-Limit', String(bucket.burst));
-    ctx.set('RateLimit-Remaining', String(taken.remaining));
-    ctx.set('RateLimit-Reset', String(taken.resetSeconds));
-    if (!taken.allowed) {
-      throw new HttpError(
-        429,
-        'rate_limited',
-        `too many requests with this key; retry in ${taken.retryAfterSeconds} s`,
-        undefined,
-        {
-          'Retry-After': String(taken.retryAfterSeconds),
-        },
-      );
-    }
+    await admit(principal, need, deps, (name, value) => ctx.set(name, value));
     ctx.state.principal = principal;
     await next();
   };
+}
+
+/**
+ * Lets `principal` do what `need` asks, or throws 403; then takes one token from its rate
+ * limit, setting the RateLimit-* headers through `setHeader`, or throws 429. Shared by
+ * requireKey and the hot route of POST /v1/events (src/hot-routes.ts).
+ */
+export async function admit(
+  principal: Principal,
+  need: Need | 'admin',
+  deps: AuthDeps,
+  setHeader: (name: string, value: string) => void,
+): Promise<void> {
+  if (principal.scope !== need && principal.scope !== 'admin') {
+    throw new HttpError(403, 'forbidden', `this key may not ${FORBIDDEN[need]}`);
+  }
+  // Site settings are changed seldom, by people: admin requests take from the read bucket.
+  const use: Need = need === 'admin' ? 'read' : need;
+  const bucket = deps.limits[use];
+  const pending = deps.limiter.take(principal.keyId, use, bucket);
+  const taken = pending instanceof Promise ? await pending : pending;
+  setHeader('RateLimit-Limit', String(bucket.burst));
+  setHeader('RateLimit-Remaining', String(taken.remaining));
+  setHeader('RateLimit-Reset', String(taken.resetSeconds));
+  if (!taken.allowed) {
+    throw new HttpError(429, 'rate_limited', `too many requests with this key; retry in ${taken.retryAfterSeconds} s`, undefined, {
+      'Retry-After': String(taken.retryAfterSeconds),
+    });
+  }
 }
 
 /**
@@ -117,7 +125,11 @@ async function lookUp(ctx: Koa.Context, key: string, keys: KeyStore, failures: A
  * site must match. The answer is the same whether the other site exists or not.
  */
 export function siteFor(ctx: Koa.Context, requested: string | undefined, fallback: string): string {
-  const principal = ctx.state.principal as Principal | undefined;
+  return siteOf(ctx.state.principal as Principal | undefined, requested, fallback);
+}
+
+/** siteFor, given the request's principal (undefined: no keys, V1_AUTH=none). */
+export function siteOf(principal: Principal | undefined, requested: string | undefined, fallback: string): string {
   if (!principal || principal.site === null) return requested ?? fallback;
   if (requested !== undefined && requested !== principal.site) {
     throw new HttpError(403, 'forbidden', 'this key is for another site');

@@ -1,0 +1,97 @@
+-- citus mode: headcount_track_visits (sql/common/headcount_track_visits.sql) for a batch
+-- over many sites, in seven statements whatever the number of sites, where the other calls
+-- it once per site. Citus plans that statement only when it names one site, through the
+-- coordinator, and a batch of one-event requests over 50 sites spent three quarters of
+-- its time there (docs/storage.md). Here every statement reads and writes tables
+-- co-located with headcount_visits, joined on site, so Citus sends it to every shard at
+-- once: the batch's spans and units go to two staging tables
+-- (migrations/1797004800000_visit_staging.ts) under a batch id of their own, the stored
+-- visits that meet a span are moved to the units, the units are cut into visits again
+-- and inserted, and the staging rows are deleted. The same visits as the other: the
+-- visits that meet a span are those that end after its start and start before its end (a
+-- visitor's visits are disjoint); the cut, entry and exit are the same expressions.
+-- The caller (sql/citus/headcount_events_inserted.sql) has taken the batch's visitor
+-- locks.
+create or replace function headcount_track_visits_sites(inserted events[]) returns void
+language plpgsql
+as $$
+declare
+  gap interval := (select s.visit_gap from headcount_settings s);
+  batch_id uuid := gen_random_uuid();
+begin
+  insert into headcount_visit_spans (batch, site, user_id, lo, hi)
+  select batch_id, i.site, i.user_id, min(i.time) - gap, max(i.time) + gap
+  from (
+    select c.*, sum(c.brk) over (partition by c.site, c.user_id order by c.time rows unbounded preceding) as island
+    from (
+      select e.site, e.user_id, e.time,
+             case when e.time - lag(e.time) over (partition by e.site, e.user_id order by e.time) < 2 * gap
+                  then 0 else 1 end as brk
+      from unnest(inserted) e
+      where e.user_id is not null
+    ) c
+  ) i
+  group by i.site, i.user_id, i.island;
+
+  insert into headcount_visit_units (batch, site, user_id, started, ended, pageviews, others, entry_page, entry_kind, exit_page,
+                                     referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, device, browser, os, source)
+  select batch_id, o.site, o.user_id, o.started, o.ended, o.pageviews, o.others, o.entry_page, o.entry_kind, o.exit_page,
+         o.referrer, o.utm_source, o.utm_medium, o.utm_campaign, o.utm_content, o.utm_term, o.country, o.device, o.browser, o.os, o.source
+  from headcount_visits o
+  where exists (
+    select from headcount_visit_spans s
+    where s.batch = batch_id and s.site = o.site and s.user_id = o.user_id and o.ended > s.lo and o.started < s.hi
+  );
+
+  delete from headcount_visits o
+  using headcount_visit_spans s
+  where s.batch = batch_id and s.site = o.site and s.user_id = o.user_id and o.ended > s.lo and o.started < s.hi;
+
+  insert into headcount_visit_units (batch, site, user_id, started, ended, pageviews, others, entry_page, entry_kind, exit_page,
+                                     referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, device, browser, os, source)
+  select batch_id, b.site, b.user_id, b.time, b.time,
+         case when b.kind = 'pageview' then b.weight else 0 end, case when b.kind = 'pageview' then 0 else b.weight end,
+         b.page, b.kind, b.page,
+         b.referrer, b.utm_source, b.utm_medium, b.utm_campaign, b.utm_content, b.utm_term, b.country, b.device, b.browser, b.os, b.source
+  from unnest(inserted) b
+  where b.user_id is not null;
+
+  insert into headcount_visits (site, user_id, started, ended, pageviews, others, entry_page, entry_kind, exit_page,
+                                referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, device, browser, os, source)
+  select r.site, r.user_id, min(r.started), max(r.ended), sum(r.pageviews), sum(r.others),
+         min(r.entry_page) filter (where r.first = 1), min(r.entry_kind) filter (where r.first = 1),
+         min(r.exit_page) filter (where r.last = 1),
+         min(r.referrer) filter (where r.first = 1), min(r.utm_source) filter (where r.first = 1),
+         min(r.utm_medium) filter (where r.first = 1), min(r.utm_campaign) filter (where r.first = 1),
+         min(r.utm_content) filter (where r.first = 1), min(r.utm_term) filter (where r.first = 1),
+         min(r.country) filter (where r.first = 1), min(r.device) filter (where r.first = 1),
+         min(r.browser) filter (where r.first = 1), min(r.os) filter (where r.first = 1),
+         min(r.source) filter (where r.first = 1)
+  from (
+    select m.*,
+           row_number() over (partition by m.site, m.user_id, m.visit
+                              order by m.started, m.entry_page collate "C", m.entry_kind collate "C",
+                                       m.referrer collate "C", m.utm_source collate "C", m.utm_medium collate "C",
+                                       m.utm_campaign collate "C", m.utm_content collate "C", m.utm_term collate "C",
+                                       m.country collate "C", m.device collate "C", m.browser collate "C", m.os collate "C",
+                                       m.source collate "C") as first,
+           row_number() over (partition by m.site, m.user_id, m.visit order by m.ended desc, m.exit_page collate "C" desc) as last
+    from (
+      select u.*,
+             sum(u.brk) over (partition by u.site, u.user_id order by u.started, u.ended rows unbounded preceding) as visit
+      from (
+        select u.*,
+               case when u.started - max(u.ended) over (partition by u.site, u.user_id order by u.started, u.ended
+                                                        rows between unbounded preceding and 1 preceding) < gap
+                    then 0 else 1 end as brk
+        from headcount_visit_units u
+        where u.batch = batch_id
+      ) u
+    ) m
+  ) r
+  group by r.site, r.user_id, r.visit;
+
+  delete from headcount_visit_units where batch = batch_id;
+  delete from headcount_visit_spans where batch = batch_id;
+end
+$$;

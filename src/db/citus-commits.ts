@@ -1,0 +1,149 @@
+import type postgres from 'postgres';
+import type { Logger } from '../log.js';
+import { createSql, type Sql } from './client.js';
+import { type Bounded, withDeadline } from './deadline.js';
+import { DatabaseUnavailable } from './errors.js';
+
+/** A Citus warning of the kind a failed COMMIT PREPARED, or a recovery that missed a worker, gives. */
+const isCommitWarning = (notice: postgres.Notice): boolean => {
+  const code = notice.code ?? '';
+  return notice.severity === 'WARNING' && (code === '01000' || code.startsWith('08'));
+};
+
+/**
+ * citus mode: a write that commits on several workers does so by two-phase commit: PREPARE
+ * TRANSACTION on each worker, the coordinator's own commit, then COMMIT PREPARED on each.
+ * Once the coordinator has committed, the write has happened (its pg_dist_transaction
+ * records it). If a worker's COMMIT PREPARED then fails (the connection lost, the worker
+ * down), Citus only warns ("failed to commit transaction on host:port", and "connection to
+ * the remote node ... failed", SQLSTATE 08006) and the statement succeeds: that worker's
+ * rows stay in a prepared transaction, invisible and holding their row locks, until the
+ * coordinator's maintenance daemon recovers it (citus.recover_2pc_interval, 1 min). The
+ * service would have acknowledged events the next read does not count, and writes of the
+ * same aggregate rows would wait for that lock until they answer 503.
+ *
+ * So the ingest pool's warnings are watched, and a write during which one arrived is
+ * answered only after recover_prepared_transactions() (Citus: commits the prepared
+ * transactions the coordinator has a record of, rolls back the others; the service's
+ * role needs EXECUTE on it, which Citus revokes from PUBLIC) has run on every worker. A
+ * recovery that cannot reach a worker only warns ("transaction recovery cannot connect
+ * to host:port") and skips it: it runs on a connection of its own, so that its warnings
+ * are its own, and one that warned did not recover everything. Then the write is answered
+ * 503, the one case where a 503 does not mean "not stored" (the outcome on that worker is
+ * not known to the reads yet; ids make a resend harmless: docs/operations.md), and the
+ * recovery is tried again every `retryMs` until one completes, so that the rows are
+ * counted, and their locks released, as soon as the worker is back.
+ * test/faults/citus-2pc.test.ts.
+ */
+export class PreparedCommitRecovery {
+  private warnings = 0;
+  private recoveryWarnings = 0;
+  private readonly sql: Sql;
+  /** The recovery running now, and the one callers that came after it started wait for. */
+  private running: Promise<boolean> | undefined;
+  private next: Promise<boolean> | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private failing = false;
+  private closed = false;
+
+  constructor(
+    databaseUrl: string,
+    private readonly deadlineMs: number,
+    private readonly log: Logger,
+    private readonly retryMs = 250,
+  ) {
+    this.sql = createSql(databaseUrl, {
+      max: 1,
+      applicationName: 'headcount-recovery',
+      deadlineMs,
+      onNotice: (notice) => {
+        if (isCommitWarning(notice)) this.recoveryWarnings++;
+      },
+    });
+  }
+
+  /** The ingest pool's onNotice: counts the warnings a failed COMMIT PREPARED gives. */
+  readonly notice = (notice: postgres.Notice): void => {
+    if (isCommitWarning(notice)) this.warnings++;
+  };
+
+  /** Another pool's onNotice: a failed COMMIT PREPARED there is recovered, nobody waiting. */
+  readonly noticeInBackground = (notice: postgres.Notice): void => {
+    if (isCommitWarning(notice) && !this.closed) void this.recover();
+  };
+
+  /**
+   * `write`'s answer, once the prepared transactions it may have left on a worker are
+   * committed; a 503 if they could not all be. Still `write` to withDeadline: a write not
+   * yet sent at the deadline is dropped (its cancel and state are passed on). The pool's
+   * warnings are not told apart by connection: a write that ran beside one whose commit
+   * failed waits for the recovery too.
+   */
+  after<T>(write: Bounded<T>): Bounded<T> {
+    const before = this.warnings;
+    const answered = Promise.resolve(write).then(async (answer) => {
+      if (this.warnings === before || (await this.recover())) return answer;
+      throw new DatabaseUnavailable(
+        'a worker missed the commit of these events and cannot be reached: they are not counted yet; retry later',
+      );
+    });
+    return Object.defineProperties(answered, {
+      cancel: { value: () => write.cancel?.() },
+      state: { get: () => write.state },
+    });
+  }
+
+  /**
+   * True once a recovery that started after this call has reached every worker. Callers
+   * that come while one runs share the next.
+   */
+  recover(): Promise<boolean> {
+    this.next ??= (this.running ?? Promise.resolve(true)).then(() => {
+      this.next = undefined;
+      this.running = this.runOnce();
+      return this.running;
+    });
+    return this.next;
+  }
+
+  /** Stops retrying and closes the recovery's connection. */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retry);
+    await this.sql.end({ timeout: 1 });
+  }
+
+  private async runOnce(): Promise<boolean> {
+    const warned = this.recoveryWarnings;
+    let failure: unknown = 'a worker could not be reached';
+    try {
+      const [row] = await withDeadline(
+        this.sql<{ recovered: number }[]>`select recover_prepared_transactions() as recovered /* db/citus-commits */`,
+        this.deadlineMs,
+      );
+      if (this.recoveryWarnings === warned) {
+        this.log.warn({ recovered: row?.recovered }, 'a worker missed the commit of a write; its prepared transactions recovered');
+        this.failing = false;
+        return true;
+      }
+    } catch (err) {
+      failure = err;
+    }
+    // Logged once per spell, not per retry: a worker down for minutes would flood the log.
+    if (!this.failing) {
+      this.log.error(
+        { err: failure },
+        'a worker missed the commit of a write and its prepared transactions cannot be recovered now: writes answered 503, recovery retried',
+      );
+    }
+    this.failing = true;
+    if (!this.closed && this.retry === undefined) {
+      this.retry = setTimeout(() => {
+        this.retry = undefined;
+        void this.recover();
+      }, this.retryMs);
+      this.retry.unref();
+    }
+    return false;
+  }
+}

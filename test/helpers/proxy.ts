@@ -1,0 +1,98 @@
+import net from 'node:net';
+import { freePort } from '../../src/db/local-cluster.js';
+
+/** What to do with a chunk a client sent: pass it on, drop it, or reset its connection. */
+export type ProxyVerdict = 'pass' | 'drop' | 'reset';
+
+/**
+ * A TCP proxy on 127.0.0.1 to a real server on 127.0.0.1:`targetPort`, for faults between
+ * a client and it: a database outage (pause() refuses and cuts every connection, resume()
+ * brings it back on the same port), and `inspect`, which sees every chunk a client sends
+ * before it is passed on. 'drop' swallows the chunk (the caller then does what it likes,
+ * e.g. pause()); 'reset' resets that client's connection and the one to the server, as a
+ * network failure would.
+ */
+export class TcpProxy {
+  port = 0;
+  private server: net.Server | undefined;
+  private readonly sockets = new Set<net.Socket>();
+
+  private constructor(
+    private readonly targetPort: number,
+    private readonly inspect: (chunk: Buffer) => ProxyVerdict,
+  ) {}
+
+  static async start(targetPort: number, inspect: (chunk: Buffer) => ProxyVerdict = () => 'pass'): Promise<TcpProxy> {
+    const proxy = TcpProxy.paused(targetPort, inspect);
+    await proxy.resume();
+    return proxy;
+  }
+
+  /** To the TCP port of database URL `url`, on a port of its own that it only listens on once resumed. */
+  static async to(url: string): Promise<TcpProxy> {
+    const proxy = TcpProxy.paused(Number(new URL(url).port || 5432));
+    proxy.port = await freePort();
+    return proxy;
+  }
+
+  private static paused(targetPort: number, inspect: (chunk: Buffer) => ProxyVerdict = () => 'pass'): TcpProxy {
+    return new TcpProxy(targetPort, inspect);
+  }
+
+  /** `url` with its host and port replaced by the proxy's (and no Unix-socket host). */
+  via(url: string): string {
+    const u = new URL(url);
+    u.hostname = '127.0.0.1';
+    u.port = String(this.port);
+    u.searchParams.delete('host');
+    return u.toString();
+  }
+
+  /** Resets every connection through it and refuses new ones until resume(). */
+  async pause(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    await new Promise<void>((resolve) => {
+      if (!server) return resolve();
+      server.close(() => resolve());
+      for (const s of this.sockets) s.resetAndDestroy();
+    });
+  }
+
+  /** Accepts connections (again, on the same port). */
+  async resume(): Promise<void> {
+    if (this.server) return;
+    const server = net.createServer((client) => this.connect(client));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+    this.port = (server.address() as net.AddressInfo).port;
+    this.server = server;
+  }
+
+  async close(): Promise<void> {
+    await this.pause();
+    for (const s of this.sockets) s.destroy();
+  }
+
+  private connect(client: net.Socket): void {
+    const upstream = net.connect({ host: '127.0.0.1', port: this.targetPort });
+    for (const s of [client, upstream]) {
+      this.sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => this.sockets.delete(s));
+    }
+    client.on('data', (chunk: Buffer) => {
+      const verdict = this.inspect(chunk);
+      if (verdict === 'pass') upstream.write(chunk);
+      else if (verdict === 'reset') {
+        client.resetAndDestroy();
+        upstream.resetAndDestroy();
+      }
+    });
+    upstream.on('data', (chunk: Buffer) => client.write(chunk));
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  }
+}
