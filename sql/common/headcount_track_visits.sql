@@ -31,18 +31,22 @@ declare
   gap interval := (select s.visit_gap from headcount_settings s);
   cache_mode text := current_setting('plan_cache_mode');
 begin
-  -- How the statement below is planned, once headcount_visits has statistics of 1,000 rows
-  -- or more (headcount_analyze_new, autovacuum). A batch of up to 100 events: one plan for
-  -- every call (PostgreSQL otherwise plans it again at each call whose batch is small,
-  -- ~0.8 ms of a one-event write's 2 ms). A larger one: planned for its own rows (its
-  -- planning is spread over them; the shared plan cost 1,000-event batches 1.2x). Before
-  -- such statistics, PostgreSQL chooses as usual: a plan made while the table was empty
-  -- or had none looked visits up by headcount_visits_started_idx (site only) and kept
-  -- doing so as it grew (every batch then read every visit of the site).
-  if (select c.reltuples from pg_class c where c.oid = 'headcount_visits'::regclass) >= 1000 then
-    perform set_config('plan_cache_mode',
-                       case when cardinality(inserted) <= 100 then 'force_generic_plan' else 'force_custom_plan' end, true);
-  end if;
+  -- How the statement below is planned. Once headcount_visits has statistics of 1,000 rows
+  -- or more (headcount_analyze_new, autovacuum), a batch of up to 100 events gets one plan
+  -- for every call (PostgreSQL otherwise plans it again at each call whose batch is small,
+  -- ~0.8 ms of a one-event write's 2 ms). Every other call is planned for its own rows and
+  -- the table as it is then: a larger batch (its planning is spread over its rows; the
+  -- shared plan cost 1,000-event batches 1.2x), and any batch while the table has fewer
+  -- or no statistics (never analyzed, or truncated since). Left to PostgreSQL's choice
+  -- there, a session kept the generic plan it had made while the table was empty, which
+  -- looks visits up by headcount_visits_started_idx (site only) and finds the ctids to
+  -- delete by a sequential scan: every batch read every visit of the site, once per span.
+  -- 20,000 events of visitors with 40,000 stored visits took minutes instead of a second
+  -- (test/db/visits-plans.test.ts).
+  perform set_config('plan_cache_mode',
+                     case when cardinality(inserted) <= 100
+                               and (select c.reltuples from pg_class c where c.oid = 'headcount_visits'::regclass) >= 1000
+                          then 'force_generic_plan' else 'force_custom_plan' end, true);
 
   perform pg_advisory_xact_lock(1986622313, k.key)
   from (
