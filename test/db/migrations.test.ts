@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STANDARD_DIMENSIONS } from '../../src/dimensions.js';
 import type { Sql } from '../../src/db/client.js';
-import { migrate, MIGRATIONS_DIR } from '../../src/db/migrate.js';
+import { migrate, MIGRATIONS_DIR, shippedMigrations } from '../../src/db/migrate.js';
 import type { StorageMode } from '../../src/db/storage.js';
 import { silentLogger } from '../../src/log.js';
 import { startTestApp } from '../helpers/app.js';
@@ -40,6 +40,35 @@ const columns = async (sql: Sql, relation: string) =>
       order by attnum
     `
   ).map((c) => `${c.name} ${c.type}`);
+
+/**
+ * A scratch database's migrations one at a time, from the newest (where createTestDatabase
+ * leaves it): `down(name)` undoes the applied ones down to and including `name`, `up(name)`
+ * applies the undone ones up to and including `name` (all of them when none is named),
+ * each step checked to be the migration expected. The list is what migrations/ ships, so a
+ * new migration needs no line here.
+ */
+function migrationSteps(url: string, mode: StorageMode) {
+  const all = shippedMigrations().sort();
+  let applied = all.length;
+  const step = (direction: 'up' | 'down') =>
+    migrate({ databaseUrl: url, storageMode: mode, direction, count: 1, log: silentLogger });
+  const position = (name: string) => {
+    const at = all.indexOf(name);
+    if (at < 0) throw new Error(`no migration ${name} in migrations/`);
+    return at;
+  };
+  return {
+    async down(name: string) {
+      const to = position(name);
+      while (applied > to) expect(await step('down')).toEqual([all[--applied]]);
+    },
+    async up(name = all.at(-1)!) {
+      const to = position(name);
+      while (applied <= to) expect(await step('up')).toEqual([all[applied++]]);
+    },
+  };
+}
 
 const PER_KEY = ['site text', 'bucket timestamp with time zone', 'kind text', 'page text', 'events bigint', 'users hll'];
 const TOTALS = ['site text', 'bucket timestamp with time zone', 'events bigint', 'users hll'];
@@ -184,8 +213,7 @@ describeEachMode('migrations', (mode) => {
   it('adds source with the rollup rows of what the rollups hold (every value null), and rolls up what is queued with it', async () => {
     const scratch = await createTestDatabase(mode);
     try {
-      const step = async (direction: 'up' | 'down') =>
-        migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
+      const steps = migrationSteps(scratch.url, mode);
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
       // Before `source`: rolled-up events of three sites (in o's day every standard
       // dimension overflowed, in p's the referrer's alone, so its rows are gone), and one
@@ -203,16 +231,9 @@ describeEachMode('migrations', (mode) => {
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'q')`;
       // The latest first (in these modes they change nothing: see 1796832000000_citus,
       // 1796918400000_replica_identities and 1797004800000_visit_staging).
-      expect(await step('down')).toEqual(['1797004800000_visit_staging']);
-      expect(await step('down')).toEqual(['1796918400000_replica_identities']);
-      expect(await step('down')).toEqual(['1796832000000_citus']);
-      expect(await step('down')).toEqual(['1796752800000_rollup_weeks']);
-      expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
-      expect(await step('down')).toEqual(['1796659200000_every_kind_rows']);
-      expect(await step('down')).toEqual(['1796572800000_quarter_hours']);
-      expect(await step('down')).toEqual(['1796486400000_source']);
+      await steps.down('1796486400000_source');
       expect(first(await scratch.sql`select count(*)::int as n from dimensions_daily where dims = 'source'`).n).toBe(0);
-      expect(await step('up')).toEqual(['1796486400000_source']);
+      await steps.up('1796486400000_source');
       // Made from another standard dimension's rows of the same day: every value null.
       const sourceRows = (table: string) => scratch.sql`
         select site, kind, array_to_json(vals) as vals, events::int, hll_cardinality(users)::int as users
@@ -232,13 +253,7 @@ describeEachMode('migrations', (mode) => {
         { site: 'o', value_count: 0, overflowed: true },
         { site: 'p', value_count: 2, overflowed: false },
       ]);
-      expect(await step('up')).toEqual(['1796572800000_quarter_hours']);
-      expect(await step('up')).toEqual(['1796659200000_every_kind_rows']);
-      expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
-      expect(await step('up')).toEqual(['1796752800000_rollup_weeks']);
-      expect(await step('up')).toEqual(['1796832000000_citus']);
-      expect(await step('up')).toEqual(['1796918400000_replica_identities']);
-      expect(await step('up')).toEqual(['1797004800000_visit_staging']);
+      await steps.up();
       // The queued event is rolled up with its source (none) by the roller sql/ brings back.
       expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(1);
       expect(
@@ -256,8 +271,7 @@ describeEachMode('migrations', (mode) => {
   it('keeps quarter hours from the start on a fresh database, and from a quarter after now on one with events', async () => {
     const scratch = await createTestDatabase(mode);
     try {
-      const step = async (direction: 'up' | 'down') =>
-        migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
+      const steps = migrationSteps(scratch.url, mode);
       const quartersFrom = async () =>
         first(
           await scratch.sql`
@@ -277,20 +291,8 @@ describeEachMode('migrations', (mode) => {
       await scratch.sql`insert into events (time, kind, user_id) values (${day} + interval '20 minutes', 'collect', 'b')`;
       // The latest first (in these modes they change nothing: see 1796832000000_citus,
       // 1796918400000_replica_identities and 1797004800000_visit_staging).
-      expect(await step('down')).toEqual(['1797004800000_visit_staging']);
-      expect(await step('down')).toEqual(['1796918400000_replica_identities']);
-      expect(await step('down')).toEqual(['1796832000000_citus']);
-      expect(await step('down')).toEqual(['1796752800000_rollup_weeks']);
-      expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
-      expect(await step('down')).toEqual(['1796659200000_every_kind_rows']);
-      expect(await step('down')).toEqual(['1796572800000_quarter_hours']);
-      expect(await step('up')).toEqual(['1796572800000_quarter_hours']);
-      expect(await step('up')).toEqual(['1796659200000_every_kind_rows']);
-      expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
-      expect(await step('up')).toEqual(['1796752800000_rollup_weeks']);
-      expect(await step('up')).toEqual(['1796832000000_citus']);
-      expect(await step('up')).toEqual(['1796918400000_replica_identities']);
-      expect(await step('up')).toEqual(['1797004800000_visit_staging']);
+      await steps.down('1796572800000_quarter_hours');
+      await steps.up();
       expect(await quartersFrom()).toMatchObject({ ahead: true, soon: true });
       // The queued event is before quarters_from: rolled up, but kept in no quarter; its
       // local hour in Asia/Kolkata (23:30 to 00:30 UTC) is read from minutes, exactly.
@@ -309,8 +311,7 @@ describeEachMode('migrations', (mode) => {
   it('adds the rows of every kind (kind *) from the rows the rollups hold, and the roller keeps them', async () => {
     const scratch = await createTestDatabase(mode);
     try {
-      const step = async (direction: 'up' | 'down') =>
-        migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
+      const steps = migrationSteps(scratch.url, mode);
       // Two kinds of one user and one of another, rolled up, before the migration.
       await scratch.sql`
         insert into events (time, kind, user_id, country)
@@ -319,19 +320,9 @@ describeEachMode('migrations', (mode) => {
       expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(4);
       // The latest first (in these modes they change nothing: see 1796832000000_citus,
       // 1796918400000_replica_identities and 1797004800000_visit_staging).
-      expect(await step('down')).toEqual(['1797004800000_visit_staging']);
-      expect(await step('down')).toEqual(['1796918400000_replica_identities']);
-      expect(await step('down')).toEqual(['1796832000000_citus']);
-      expect(await step('down')).toEqual(['1796752800000_rollup_weeks']);
-      expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
-      expect(await step('down')).toEqual(['1796659200000_every_kind_rows']);
+      await steps.down('1796659200000_every_kind_rows');
       expect(first(await scratch.sql`select count(*)::int as n from dimensions_daily where kind = '*'`).n).toBe(0);
-      expect(await step('up')).toEqual(['1796659200000_every_kind_rows']);
-      expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
-      expect(await step('up')).toEqual(['1796752800000_rollup_weeks']);
-      expect(await step('up')).toEqual(['1796832000000_citus']);
-      expect(await step('up')).toEqual(['1796918400000_replica_identities']);
-      expect(await step('up')).toEqual(['1797004800000_visit_staging']);
+      await steps.up();
       // A key's rows (part 0 and the roller's parts since its last fold) count as one.
       const everyKind = (table: string) => scratch.sql`
         select array_to_json(vals) as vals, sum(events)::int as events, hll_cardinality(hll_union_agg(users))::int as users
@@ -369,8 +360,7 @@ describeEachMode('migrations', (mode) => {
   it('makes the rows the rollups hold part 0, and folds the parts back into one row per key going down', async () => {
     const scratch = await createTestDatabase(mode);
     try {
-      const step = async (direction: 'up' | 'down') =>
-        migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
+      const steps = migrationSteps(scratch.url, mode);
       const add = (users: string[]) => scratch.sql`
         insert into events (time, kind, user_id, country) select now(), 'view', u, 'DE' from unnest(${users}::text[]) u
       `;
@@ -382,16 +372,8 @@ describeEachMode('migrations', (mode) => {
       // A roll's parts, folded going down; the rows the rollups hold then are part 0 going up.
       await add(['a', 'b']);
       expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(2);
-      expect(await step('down')).toEqual(['1797004800000_visit_staging']);
-      expect(await step('down')).toEqual(['1796918400000_replica_identities']);
-      expect(await step('down')).toEqual(['1796832000000_citus']);
-      expect(await step('down')).toEqual(['1796752800000_rollup_weeks']);
-      expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
-      expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
-      expect(await step('up')).toEqual(['1796752800000_rollup_weeks']);
-      expect(await step('up')).toEqual(['1796832000000_citus']);
-      expect(await step('up')).toEqual(['1796918400000_replica_identities']);
-      expect(await step('up')).toEqual(['1797004800000_visit_staging']);
+      await steps.down('1796745600000_rollup_parts');
+      await steps.up();
       expect(await scratch.sql`select part::int from dimensions_daily where dims = 'country' and kind = '*'`).toEqual([
         { part: 0 },
       ]);
@@ -401,20 +383,12 @@ describeEachMode('migrations', (mode) => {
       await add(['d']);
       expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(1);
       for (const table of ['dimensions_hourly', 'dimensions_daily']) expect(await keyRows(table), table).toHaveLength(3);
-      expect(await step('down')).toEqual(['1797004800000_visit_staging']);
-      expect(await step('down')).toEqual(['1796918400000_replica_identities']);
-      expect(await step('down')).toEqual(['1796832000000_citus']);
-      expect(await step('down')).toEqual(['1796752800000_rollup_weeks']);
-      expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
+      await steps.down('1796745600000_rollup_parts');
       for (const table of ['dimensions_hourly', 'dimensions_daily']) {
         expect(await keyRows(table), table).toEqual([{ events: 5, users: 4 }]);
       }
       expect(first(await scratch.sql`select count(*)::int as n from kinds_15m where kind = '*'`).n).toBe(1);
-      expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
-      expect(await step('up')).toEqual(['1796752800000_rollup_weeks']);
-      expect(await step('up')).toEqual(['1796832000000_citus']);
-      expect(await step('up')).toEqual(['1796918400000_replica_identities']);
-      expect(await step('up')).toEqual(['1797004800000_visit_staging']);
+      await steps.up();
     } finally {
       await scratch.drop();
     }
@@ -423,24 +397,17 @@ describeEachMode('migrations', (mode) => {
   it('runs up, down and up again, step by step', async () => {
     const scratch = await createTestDatabase(mode);
     try {
-      const step = async (direction: 'up' | 'down') =>
-        migrate({ databaseUrl: scratch.url, storageMode: mode, direction, count: 1, log: silentLogger });
+      const steps = migrationSteps(scratch.url, mode);
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
       // The latest first (in these modes they change nothing: see 1796832000000_citus,
       // 1796918400000_replica_identities and 1797004800000_visit_staging).
-      expect(await step('down')).toEqual(['1797004800000_visit_staging']);
-      expect(await step('down')).toEqual(['1796918400000_replica_identities']);
-      expect(await step('down')).toEqual(['1796832000000_citus']);
-      expect(await step('down')).toEqual(['1796752800000_rollup_weeks']);
-      expect(await step('down')).toEqual(['1796745600000_rollup_parts']);
-      expect(await step('down')).toEqual(['1796659200000_every_kind_rows']);
-      expect(await step('down')).toEqual(['1796572800000_quarter_hours']);
+      await steps.down('1796572800000_quarter_hours');
       expect(await columns(scratch.sql, 'headcount_settings')).not.toContain('quarters_from timestamp with time zone');
-      expect(await step('down')).toEqual(['1796486400000_source']);
+      await steps.down('1796486400000_source');
       for (const relation of ['events', 'headcount_pending', 'headcount_visits']) {
         expect(await columns(scratch.sql, relation)).not.toContain('source text');
       }
-      expect(await step('down')).toEqual(['1796400000000_visits']);
+      await steps.down('1796400000000_visits');
       // Events stored before the visits: the migration makes theirs (b: one event at 01:00
       // UTC today, 40 minutes before two more; u: one). The same day, kind and page as u's,
       // so that the day sketches checked below keep one row.
@@ -448,7 +415,7 @@ describeEachMode('migrations', (mode) => {
         insert into events (time, kind, user_id)
         select date_trunc('day', now(), 'UTC') + m * interval '1 minute', 'collect', 'b' from unnest(array[60, 100, 110]) m
       `;
-      expect(await step('up')).toEqual(['1796400000000_visits']);
+      await steps.up('1796400000000_visits');
       expect(
         await scratch.sql`
           select user_id, extract(epoch from ended - started)::int as seconds, others::int
@@ -459,12 +426,9 @@ describeEachMode('migrations', (mode) => {
         { user_id: 'b', seconds: 600, others: 2 },
         { user_id: 'u', seconds: 0, others: 1 },
       ]);
-      expect(await step('down')).toEqual(['1796400000000_visits']);
-      expect(await step('down')).toEqual(['1796227200000_tracker_salts']);
+      await steps.down('1796227200000_tracker_salts');
       expect(first(await scratch.sql`select to_regclass('headcount_salts')::text as salts`).salts).toBeNull();
-      expect(await step('down')).toEqual(['1796160000000_pending_anonymous_events']);
-      expect(await step('down')).toEqual(['1796140800000_dimensions']);
-      expect(await step('down')).toEqual(['1796054400000_sql_objects']);
+      await steps.down('1796054400000_sql_objects');
       // The objects as the migrations before the layer left them: its helper is gone, and
       // the trigger function spells the hll parameters out again.
       expect(
@@ -473,39 +437,18 @@ describeEachMode('migrations', (mode) => {
       expect(
         first(await scratch.sql`select prosrc from pg_proc where oid = 'headcount_apply_events()'::regprocedure`).prosrc,
       ).toContain('hll_hash_text(user_id, 0), 14, 5, -1, 1');
-      expect(await step('down')).toEqual(['1795881600000_utc_days']);
-      expect(await step('down')).toEqual(['1795795200000_stats_without_jit']);
-      expect(await step('down')).toEqual(['1795708800000_rate_limit_leases']);
-      expect(await step('down')).toEqual(['1795622400000_api_keys']);
+      await steps.down('1795622400000_api_keys');
       expect(await relationKinds(scratch.sql)).toMatchObject({ events: expect.any(String) });
-      expect(await step('down')).toEqual(['1795536000000_stats_function']);
+      await steps.down('1795536000000_stats_function');
       expect(first(await scratch.sql`select count(*)::int as n from pg_proc where proname like 'headcount_stats%'`).n).toBe(0);
-      expect(await step('down')).toEqual(['1795449600000_sites_and_fresh_reads']);
+      await steps.down('1795449600000_sites_and_fresh_reads');
       expect(await columns(scratch.sql, 'users_daily')).toEqual(['bucket timestamp with time zone', 'users hll']);
       expect(first(await scratch.sql`select count(*)::int as n from events_daily`).n).toBe(1);
-      expect(await step('down')).toEqual(['1763870400000_storage']);
+      await steps.down('1763870400000_storage');
       expect(await relationKinds(scratch.sql)).toEqual({});
-      expect(await step('up')).toEqual(['1763870400000_storage']);
-      expect(await step('up')).toEqual(['1795449600000_sites_and_fresh_reads']);
-      expect(await step('up')).toEqual(['1795536000000_stats_function']);
-      expect(await step('up')).toEqual(['1795622400000_api_keys']);
-      expect(await step('up')).toEqual(['1795708800000_rate_limit_leases']);
-      expect(await step('up')).toEqual(['1795795200000_stats_without_jit']);
-      expect(await step('up')).toEqual(['1795881600000_utc_days']);
-      expect(await step('up')).toEqual(['1796054400000_sql_objects']);
-      expect(await step('up')).toEqual(['1796140800000_dimensions']);
-      expect(await step('up')).toEqual(['1796160000000_pending_anonymous_events']);
-      expect(await step('up')).toEqual(['1796227200000_tracker_salts']);
+      await steps.up('1796227200000_tracker_salts');
       expect(first(await scratch.sql`select to_regclass('headcount_salts')::text as salts`).salts).toBe('headcount_salts');
-      expect(await step('up')).toEqual(['1796400000000_visits']);
-      expect(await step('up')).toEqual(['1796486400000_source']);
-      expect(await step('up')).toEqual(['1796572800000_quarter_hours']);
-      expect(await step('up')).toEqual(['1796659200000_every_kind_rows']);
-      expect(await step('up')).toEqual(['1796745600000_rollup_parts']);
-      expect(await step('up')).toEqual(['1796752800000_rollup_weeks']);
-      expect(await step('up')).toEqual(['1796832000000_citus']);
-      expect(await step('up')).toEqual(['1796918400000_replica_identities']);
-      expect(await step('up')).toEqual(['1797004800000_visit_staging']);
+      await steps.up();
       expect(
         first(await scratch.sql`select count(*)::int as n from pg_proc where proname = 'headcount_sketch_parameters'`).n,
       ).toBe(1);
