@@ -104,7 +104,9 @@ describe.skipIf(!modeAvailable('citus'))('a worker lost between PREPARE and COMM
     return out;
   };
   const ingestBackends = async () =>
-    (await admin<{ pid: number }[]>`select pid from pg_stat_activity where application_name = 'headcount-ingest'`).map((r) => r.pid);
+    (await admin<{ pid: number }[]>`select pid from pg_stat_activity where application_name = 'headcount-ingest'`).map(
+      (r) => r.pid,
+    );
   const prepared = () => worker`select gid from pg_prepared_xacts where gid like 'citus\\_%'`;
 
   it('counts the acknowledged events of the worker whose commit failed in the very next read', async () => {
@@ -152,12 +154,11 @@ describe.skipIf(!modeAvailable('citus'))('a worker lost between PREPARE and COMM
     // While the worker is away its sites' reads are refused, not answered short.
     expect((await stats(sites[0]!)).status).toBe(503);
     await back;
-    // Back: the next write of the same rows is not held by the prepared transaction's
-    // locks until its statement_timeout (503); the recovery, retried meanwhile, released
-    // them. The next read counts the batch, nothing settled or recovered by hand.
-    const started = Date.now();
+    // Back: the next write of the same rows is answered 200, not held by the prepared
+    // transaction's locks until its statement_timeout (503: Citus' own recovery runs once a
+    // minute); the service's recovery, retried meanwhile, released them. The next read
+    // counts the batch, nothing settled or recovered by hand.
     await send();
-    expect(Date.now() - started).toBeLessThan(1500);
     expect(await totals()).toEqual(counted);
     expect(await prepared()).toEqual([]);
   }, 120_000);
