@@ -60,6 +60,17 @@ describe.skipIf(!modeAvailable('citus'))('a worker lost between PREPARE and COMM
     });
     admin = superuserSql(cluster.adminUrl);
     await admin`select citus_update_node(nodeid, '127.0.0.1', ${proxy.port}) from pg_dist_node where nodeport = ${proxied.port}`;
+    // citus_update_node leaves the nodes' metadata to Citus' maintenance daemon, and DDL
+    // (the migrations) is refused until it has synced it ("… is a metadata node, but is
+    // out of sync": one CI run). Up to 30 s, a hang guard.
+    for (let i = 0; i < 300; i++) {
+      const [state] = await admin<
+        { synced: boolean }[]
+      >`select bool_and(metadatasynced) as synced from pg_dist_node where hasmetadata`;
+      if (state!.synced) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect((await admin`select nodeport from pg_dist_node where hasmetadata and not metadatasynced`).length).toBe(0);
     worker = superuserSql(proxied.adminUrl);
     await migrate({ databaseUrl: cluster.url, storageMode: 'citus', log: silentLogger });
     cx = await startTestAppOnCluster(cluster);
