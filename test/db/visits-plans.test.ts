@@ -24,8 +24,9 @@ const scansOf = (plan: PlanNode, relation: string): string[] => [
  * them by tid. Left to PostgreSQL's choice, the session's fourth round ran a generic plan
  * made while the table was empty (after its truncation): visits looked up by
  * headcount_visits_started_idx (every visit of the site, once per span) and deleted after
- * a sequential scan. 8,000 events took 5.5-8.6 s there instead of 0.25 s, and the accuracy
- * test's 20,000 events more than 120 s (sql/common/headcount_track_visits.sql).
+ * a sequential scan. 4,000 events of visitors with 8,000 stored visits took 5.5-8.6 s there
+ * instead of 0.15-0.26 s, and the accuracy test's 20,000 (40,000 stored) over two minutes
+ * (sql/common/headcount_track_visits.sql).
  */
 describeEachMode('the visits statement plans', (mode) => {
   it('looks stored visits up by visitor in every batch, whatever the session planned while the table was empty', async () => {
