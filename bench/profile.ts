@@ -111,17 +111,20 @@ async function main(): Promise<void> {
 
   // perf on PostgreSQL's backends while wrk runs, if it is there and allowed.
   let perfData: string | undefined;
-  let perf: ReturnType<typeof spawn> | undefined;
+  // Its end, listened for from the start: it can end before wrk does (its `sleep` runs as
+  // long as wrk), and a listener added after its exit waited forever.
+  let perfExited: Promise<unknown> | undefined;
   if (env.BENCH_PERF !== '0' && existsSync('/usr/bin/perf') && pgPid) {
     perfData = path.join(profDir, 'postgres.perf.data');
     const pids = [pgPid, ...childPids(pgPid)].join(',');
-    perf = spawn(
+    const perf = spawn(
       '/usr/bin/perf',
       ['record', '-q', '-F', '499', '-g', '-o', perfData, '-p', pids, '--', 'sleep', String(durationS)],
       {
         stdio: ['ignore', 'ignore', 'pipe'],
       },
     );
+    perfExited = new Promise((resolve) => perf.once('exit', resolve));
     perf.stderr?.on('data', (d: Buffer) => process.stderr.write(`perf: ${d.toString()}`));
   }
   const r = await wrk({
@@ -134,7 +137,7 @@ async function main(): Promise<void> {
   console.log(
     `${Math.round(r.requestsPerSec)} req/s, p99 ${r.p99Ms.toFixed(1)} ms; CPU/req: service ${r.cpu.parts.service?.toFixed(1)} µs, PostgreSQL ${r.cpu.parts.store?.toFixed(1)} µs, wrk ${r.cpu.wrkUs.toFixed(1)} µs, other ${r.cpu.otherUs.toFixed(1)} µs`,
   );
-  if (perf) await new Promise((resolve) => perf.once('exit', resolve));
+  await perfExited;
 
   let pgRows: string[][] = [];
   if (statements) {
