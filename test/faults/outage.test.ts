@@ -350,16 +350,20 @@ async function refresherState(db: Sql): Promise<string> {
     where l.locktype = 'advisory'
   `;
   const state = await db`select through::text, materialized_through::text from headcount_refresh_state`;
+  // Microseconds since 2000 as TimescaleDB keeps them; the ends of its range (no bound)
+  // are no timestamp, and are shown as they are.
   const logs = await db`
-    select 'hypertable' as log, hypertable_id as id,
-           _timescaledb_functions.to_timestamp(lowest_modified_value)::text as low,
-           _timescaledb_functions.to_timestamp(greatest_modified_value)::text as high
-    from _timescaledb_catalog.continuous_aggs_hypertable_invalidation_log
-    union all
-    select 'materialization', materialization_id,
-           _timescaledb_functions.to_timestamp(lowest_modified_value)::text,
-           _timescaledb_functions.to_timestamp(greatest_modified_value)::text
-    from _timescaledb_catalog.continuous_aggs_materialization_invalidation_log
+    with l as (
+      select 'hypertable' as log, hypertable_id as id, lowest_modified_value as low, greatest_modified_value as high
+      from _timescaledb_catalog.continuous_aggs_hypertable_invalidation_log
+      union all
+      select 'materialization', materialization_id, lowest_modified_value, greatest_modified_value
+      from _timescaledb_catalog.continuous_aggs_materialization_invalidation_log
+    )
+    select log, id,
+           case when low between -1e16 and 1e16 then _timescaledb_functions.to_timestamp(low)::text else low::text end as low,
+           case when high between -1e16 and 1e16 then _timescaledb_functions.to_timestamp(high)::text else high::text end as high
+    from l
   `;
   return JSON.stringify({ sessions, locks, state, logs: logs.slice(0, 40) });
 }
