@@ -61,11 +61,15 @@ export async function startRuntime(
 ): Promise<Runtime> {
   const mode = await readStorageMode(sql);
   await applySketchRetention(sql, mode, config.sketchRetentionDays);
-  const refresherSql =
-    mode === 'timescaledb' ? createSql(databaseUrl, { max: 1, applicationName: 'headcount-refresher' }) : undefined;
-  const refresher = refresherSql
-    ? new AggregateRefresher(refresherSql, config.refreshIntervalMs, log, (pass) => metrics.refreshed(pass))
-    : undefined;
+  const refresher =
+    mode === 'timescaledb'
+      ? new AggregateRefresher(
+          () => createSql(databaseUrl, { max: 1, applicationName: 'headcount-refresher' }),
+          config.refreshIntervalMs,
+          log,
+          (pass) => metrics.refreshed(pass),
+        )
+      : undefined;
   if (refresher) metrics.watchRefresher();
   const partitions =
     mode === 'postgres' || mode === 'citus'
@@ -144,7 +148,7 @@ export async function startRuntime(
       partitions?.stop();
       await refresher?.stop();
       // A pass still waiting for a database that is down is abandoned: its queries fail.
-      await refresherSql?.end({ timeout: 1 });
+      await refresher?.end();
       await roller.stop();
       await rollerSql.end({ timeout: 1 });
     },

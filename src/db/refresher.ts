@@ -2,6 +2,7 @@ import type { Logger } from '../log.js';
 import { JobHealth } from './job-health.js';
 import { DAY_MS, RETENTION_MS } from '../time.js';
 import type { Sql } from './client.js';
+import { withDeadline } from './deadline.js';
 
 /**
  * timescaledb mode: materializes the continuous aggregates. Reads never wait for it
@@ -324,23 +325,47 @@ export interface RefreshPass {
   error?: unknown;
 }
 
+/** How long a pass may go without returning before the refresher looks at what it is doing. */
+export const STALL_MS = 10_000;
+
 /**
- * Runs a pass every `intervalMs`, one at a time, on a connection of its own. A pass
- * that fails is logged (with backoff) and retried at the next tick; `health` reports
- * it failing until one succeeds.
+ * Runs a pass every `intervalMs`, one at a time, on a connection of its own (`connect`
+ * opens it). A pass that fails is logged (with backoff) and retried at the next tick;
+ * `health` reports it failing until one succeeds.
+ *
+ * A pass that has not returned after `stallMs` is looked at: if no refresher session of
+ * the database is running a statement, nothing is working for it, and it is abandoned
+ * (reported as a failed pass), its connection closed, and the next pass runs on a new
+ * one. In the outage test a pass in flight when PostgreSQL crashed never returned (its
+ * query was never settled by the client library, postgres.js 3.4.9; no refresher session
+ * was left in pg_stat_activity), and the refresher ran no pass again, with /health still
+ * "ok" and a back-dated write's mark never cleared (test/db/refresher-stall.test.ts). A
+ * refresher session that holds the refresh lock but runs nothing is ended too: its lock
+ * would keep every later pass out. A pass whose statement runs, however long (a first
+ * materialization), or waits for a lock, is left alone.
  */
 export class AggregateRefresher {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private runningSince = 0;
+  private looking = false;
+  private sql: Sql;
   readonly health: JobHealth;
 
   constructor(
-    private readonly sql: Sql,
+    private readonly connect: () => Sql,
     private readonly intervalMs: number,
     private readonly log: Logger,
     private readonly onPass: (pass: RefreshPass) => void = () => {},
+    private readonly stallMs: number = STALL_MS,
   ) {
+    this.sql = connect();
     this.health = new JobHealth('aggregate refresh', log);
+  }
+
+  /** Closes its connection (after stop()). */
+  async end(): Promise<void> {
+    await this.sql.end({ timeout: 1 });
   }
 
   start(): void {
@@ -368,9 +393,13 @@ export class AggregateRefresher {
   }
 
   private tick(): Promise<void> {
-    if (this.running) return this.running;
+    if (this.running) {
+      if (!this.looking && performance.now() - this.runningSince > this.stallMs) void this.lookAtStalledPass();
+      return this.running;
+    }
     const started = performance.now();
-    this.running = refreshAggregates(this.sql, this.log)
+    this.runningSince = started;
+    const pass: Promise<void> = refreshAggregates(this.sql, this.log)
       .then(
         (result) => {
           if (result.ran) this.health.succeeded();
@@ -382,7 +411,61 @@ export class AggregateRefresher {
           this.onPass({ durationMs: performance.now() - started, error: err });
         },
       )
-      .finally(() => (this.running = undefined));
-    return this.running;
+      .finally(() => {
+        if (this.running === pass) this.running = undefined;
+      });
+    this.running = pass;
+    return pass;
+  }
+
+  /** See the class: a pass that has run `stallMs` with nothing working for it is abandoned. */
+  private async lookAtStalledPass(): Promise<void> {
+    this.looking = true;
+    const fresh = this.connect();
+    let kept = false;
+    try {
+      const [row] = await withDeadline(
+        fresh<{ working: boolean }[]>`
+          select exists ( /* db/refresher */
+            select from pg_stat_activity
+            where datname = current_database() and application_name = 'headcount-refresher'
+              and state = 'active' and pid <> pg_backend_pid()
+          ) as working
+        `,
+        5000,
+      );
+      if (row?.working) {
+        this.runningSince = performance.now(); // a statement runs: look again later
+        return;
+      }
+      // Nothing runs: a session of ours still holding the refresh lock is ended with it.
+      await withDeadline(
+        fresh`
+          select pg_terminate_backend(l.pid) /* db/refresher */
+          from pg_locks l
+          join pg_stat_activity a on a.pid = l.pid
+          where l.locktype = 'advisory' and l.classid = 0 and l.objid = ${REFRESH_LOCK_KEY} and l.objsubid = 1
+            and l.granted and a.datname = current_database() and a.application_name = 'headcount-refresher'
+            and a.state <> 'active'
+        `,
+        5000,
+      );
+      const stuck = this.sql;
+      this.sql = fresh;
+      kept = true;
+      const durationMs = performance.now() - this.runningSince;
+      this.running = undefined;
+      const err = new Error(
+        `a refresh pass had not returned after ${Math.round(durationMs)} ms with no statement running: abandoned, its connection closed`,
+      );
+      this.health.failed(err);
+      this.onPass({ durationMs, error: err });
+      void stuck.end({ timeout: 0 }).catch(() => undefined);
+    } catch {
+      // The database does not answer now: look again at the next tick.
+    } finally {
+      if (!kept) void fresh.end({ timeout: 0 }).catch(() => undefined);
+      this.looking = false;
+    }
   }
 }

@@ -1,0 +1,81 @@
+import { expect, it } from 'vitest';
+import { createSql } from '../../src/db/client.js';
+import { AggregateRefresher, readMarks, refreshAggregates } from '../../src/db/refresher.js';
+import { silentLogger } from '../../src/log.js';
+import { createTestDatabase, describeEachMode, first } from '../helpers/db.js';
+import { TcpProxy } from '../helpers/proxy.js';
+import { daysAgo } from '../helpers/time.js';
+
+/**
+ * A refresher pass that never returns (in the outage test, a pass in flight when
+ * PostgreSQL crashed: no refresher session was left, no pass ran again, /health said
+ * "ok" and a back-dated write's mark stayed). Here the pass's refresh call is swallowed
+ * on its way to the server (a proxy drops it), so the pass waits for an answer that
+ * cannot come while its session sits idle, holding the refresh lock. After `stallMs`
+ * the refresher sees no refresher statement running: it reports the pass failed, ends
+ * that session (and its lock), and its next pass, on a new connection, clears the mark.
+ */
+describeEachMode(
+  'a refresher pass that never returns',
+  (mode) => {
+    it('is abandoned once nothing runs for it, and the next pass clears the marks', { timeout: 60_000 }, async () => {
+      const db = await createTestDatabase(mode);
+      let dropping = false;
+      let dropped = 0;
+      const proxy = await TcpProxy.start(Number(new URL(db.url).port), (chunk) => {
+        if (dropping && chunk.includes('refresh_continuous_aggregate')) {
+          dropping = false;
+          dropped++;
+          return 'drop';
+        }
+        return 'pass';
+      });
+      const direct = createSql(db.url, { max: 1 });
+      const setup = createSql(db.url, { max: 1 });
+      const passes: { error?: unknown }[] = [];
+      let refresher: AggregateRefresher | undefined;
+      try {
+        // A first pass moves `through`; a write below it is then marked stale.
+        expect((await refreshAggregates(setup, silentLogger)).ran).toBe(true);
+        await direct`insert into events (time, kind, user_id) values (${new Date(daysAgo(3))}, 'collect', 'late')`;
+        expect((await readMarks(direct)).length).toBe(1);
+
+        dropping = true;
+        refresher = new AggregateRefresher(
+          () => createSql(proxy.via(db.url), { max: 1, applicationName: 'headcount-refresher' }),
+          50,
+          silentLogger,
+          (pass) => passes.push(pass),
+          1000,
+        );
+        refresher.start();
+        let marks = 1;
+        for (let i = 0; i < 200 && marks > 0; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          marks = (await readMarks(direct)).length;
+        }
+        expect(dropped).toBe(1);
+        const said = passes.map((p) =>
+          p.error === undefined ? 'ok' : p.error instanceof Error ? p.error.message : JSON.stringify(p.error),
+        );
+        expect(said.filter((s) => s.includes('abandoned')).length, JSON.stringify(said)).toBe(1);
+        expect(marks).toBe(0);
+        expect(refresher.health.status().ok).toBe(true);
+        // The stuck session was ended: no refresher session holds the lock and sits idle.
+        const idle = first(await direct`
+          select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and application_name = 'headcount-refresher' and state like 'idle in%'
+        `).n;
+        expect(idle).toBe(0);
+      } finally {
+        await refresher?.stop();
+        await refresher?.end().catch(() => undefined);
+        await proxy.close();
+        await direct.end();
+        await setup.end();
+        await db.drop();
+      }
+    });
+  },
+  ['timescaledb'],
+);
