@@ -399,14 +399,18 @@ export class AggregateRefresher {
     }
     const started = performance.now();
     this.runningSince = started;
+    // An abandoned pass that settles later (its connection closed under it) reports nothing.
+    const current = () => this.running === pass;
     const pass: Promise<void> = refreshAggregates(this.sql, this.log)
       .then(
         (result) => {
+          if (!current()) return;
           if (result.ran) this.health.succeeded();
           if (result.marksCleared > 0) this.log.debug({ ...result }, 'refreshed stale hours');
           this.onPass({ durationMs: performance.now() - started, result });
         },
         (err: unknown) => {
+          if (!current()) return;
           this.health.failed(err);
           this.onPass({ durationMs: performance.now() - started, error: err });
         },
