@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { createSql } from '../../src/db/client.js';
-import { AggregateRefresher, readMarks, refreshAggregates } from '../../src/db/refresher.js';
+import { AggregateRefresher, REFRESH_LOCK_KEY, readMarks, refreshAggregates } from '../../src/db/refresher.js';
 import { silentLogger } from '../../src/log.js';
 import { createTestDatabase, describeEachMode, first } from '../helpers/db.js';
 import { TcpProxy } from '../helpers/proxy.js';
@@ -61,12 +61,25 @@ describeEachMode(
         expect(said.filter((s) => s.includes('abandoned')).length, JSON.stringify(said)).toBe(1);
         expect(marks).toBe(0);
         expect(refresher.health.status().ok).toBe(true);
-        // The stuck session was ended: no refresher session holds the lock and sits idle.
-        const idle = first(await direct`
-          select count(*)::int as n from pg_stat_activity
-          where datname = current_database() and application_name = 'headcount-refresher' and state like 'idle in%'
-        `).n;
-        expect(idle).toBe(0);
+        // The stuck session was ended with its lock: once the refresher has stopped, nobody
+        // holds the refresh lock, and the refresher's current connection is its only session.
+        await refresher.stop();
+        const left = async () =>
+          first(await direct`
+            select count(*)::int as sessions,
+                   count(*) filter (where exists (
+                     select from pg_locks l
+                     where l.pid = a.pid and l.locktype = 'advisory' and l.classid = 0 and l.objid = ${REFRESH_LOCK_KEY}
+                   ))::int as holders
+            from pg_stat_activity a
+            where a.datname = current_database() and a.application_name = 'headcount-refresher'
+          `);
+        let now = await left();
+        for (let i = 0; i < 50 && now.sessions > 1; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          now = await left();
+        }
+        expect(now).toEqual({ sessions: 1, holders: 0 });
       } finally {
         await refresher?.stop();
         await refresher?.end().catch(() => undefined);
