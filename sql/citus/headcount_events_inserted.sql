@@ -9,6 +9,11 @@ language plpgsql
 as $$
 declare
   one text;
+  propagate text := current_setting('citus.propagate_set_commands');
+  seqscan text := current_setting('enable_seqscan');
+  bitmapscan text := current_setting('enable_bitmapscan');
+  jit_on text := current_setting('jit');
+  indexscan text := current_setting('enable_indexscan');
   sites text[] := array(select distinct e.site from unnest(inserted) e where e.user_id is not null order by 1);
 begin
   perform headcount_apply_events(inserted);
@@ -20,15 +25,51 @@ begin
   from (
     select distinct hashtext(e.site || '/' || e.user_id) & 255 as key from unnest(inserted) e where e.user_id is not null order by 1
   ) k;
+  -- The visits statements read headcount_visits by index or by tid only, whatever the
+  -- statistics say (sql/common/headcount_track_visits.sql sets the same for its own
+  -- planning): the workers plan those statements, so the settings go to them too, as SET
+  -- LOCAL, which Citus passes on to every worker of the transaction while
+  -- citus.propagate_set_commands is 'local' (set_config is not passed on), and RESET
+  -- after them. Statistics of no rows in full pages, which an ANALYZE taken while a batch
+  -- was uncommitted leaves, made a batch over many sites read every visit of a shard
+  -- once per span (test/db/citus-visits-plans.test.ts).
+  if cardinality(sites) = 0 then
+    return;
+  end if;
+  perform set_config('citus.propagate_set_commands', 'local', true);
+  set local enable_seqscan = off;
+  set local enable_bitmapscan = off;
+  -- And no JIT: a plan holding a scan that only a disabled path can make (the staging
+  -- table's in headcount_track_visits_sites' delete, a table without an index) costs over
+  -- jit_above_cost, and each worker compiled its shards' statements: 600-700 ms for a
+  -- 32-event batch instead of 60.
+  set local jit = off;
+  -- On the coordinator, the previous values again (set_config is not passed on), for the
+  -- statements it plans itself; headcount_track_visits sets its own.
+  perform set_config('enable_seqscan', seqscan, true), set_config('enable_bitmapscan', bitmapscan, true),
+          set_config('jit', jit_on, true);
   -- A few sites: a statement for each, each routed to the shard holding its site. More:
   -- the same visits in seven statements over every shard at once
   -- (sql/citus/headcount_track_visits_sites.sql), whose cost does not grow with the sites.
   if cardinality(sites) >= 4 then
     perform headcount_track_visits_sites(inserted);
-    return;
+  else
+    -- Index scans off too: its delete names the site (Citus routes by it), and with
+    -- statistics of no rows the workers read the site's every visit by index to find the
+    -- visits' tids in the batch's array, instead of a tid scan. Its lookups stay index
+    -- scans: no other path can find a visitor's visits, and of disabled paths the planner
+    -- takes the cheapest.
+    set local enable_indexscan = off;
+    foreach one in array sites loop
+      perform headcount_track_visits(array(select e from unnest(inserted) e where e.site = one), one);
+    end loop;
+    reset enable_indexscan;
   end if;
-  foreach one in array sites loop
-    perform headcount_track_visits(array(select e from unnest(inserted) e where e.site = one), one);
-  end loop;
+  reset enable_seqscan;
+  reset enable_bitmapscan;
+  reset jit;
+  perform set_config('enable_seqscan', seqscan, true), set_config('enable_bitmapscan', bitmapscan, true),
+          set_config('jit', jit_on, true), set_config('enable_indexscan', indexscan, true),
+          set_config('citus.propagate_set_commands', propagate, true);
 end
 $$;

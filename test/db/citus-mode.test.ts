@@ -84,7 +84,8 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
       const sql = createSql(url, { max: 1 });
       try {
         await sql`insert into headcount_sites (site) values ('kept')`;
-        expect(await migrate({ databaseUrl: url, storageMode: 'auto', direction: 'down', count: 3, log: silentLogger })).toEqual([
+        expect(await migrate({ databaseUrl: url, storageMode: 'auto', direction: 'down', count: 4, log: silentLogger })).toEqual([
+          '1797091200000_visit_unit_tids',
           '1797004800000_visit_staging',
           '1796918400000_replica_identities',
           '1796832000000_citus',
@@ -98,6 +99,7 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
           '1796832000000_citus',
           '1796918400000_replica_identities',
           '1797004800000_visit_staging',
+          '1797091200000_visit_unit_tids',
         ]);
         expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'citus' });
         expect(await sql`select site from headcount_sites`).toEqual([{ site: 'kept' }]);
@@ -137,13 +139,19 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
         // The procedure: the superuser makes it a Citus database on every node, then the
         // citus migration runs again, told to distribute.
         await prepareCitusDatabase(citus(), name);
-        expect(await migrate({ databaseUrl: url, storageMode: 'citus', direction: 'down', count: 3, log: silentLogger })).toEqual(
-          ['1797004800000_visit_staging', '1796918400000_replica_identities', '1796832000000_citus'],
+        expect(await migrate({ databaseUrl: url, storageMode: 'citus', direction: 'down', count: 4, log: silentLogger })).toEqual(
+          [
+            '1797091200000_visit_unit_tids',
+            '1797004800000_visit_staging',
+            '1796918400000_replica_identities',
+            '1796832000000_citus',
+          ],
         );
         expect(await migrate({ databaseUrl: url, storageMode: 'citus', log: silentLogger })).toEqual([
           '1796832000000_citus',
           '1796918400000_replica_identities',
           '1797004800000_visit_staging',
+          '1797091200000_visit_unit_tids',
         ]);
         expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'citus' });
         const [local] = await sql<

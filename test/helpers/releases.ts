@@ -33,6 +33,8 @@ export const RELEASES = {
     '1796918400000_replica_identities': 'd03ec7119649580de73cba784da9e3dda5b3e6c26eef3f9e318951d62eaf7ed5',
     // Citus: staging tables for the visits of a batch over many sites.
     '1797004800000_visit_staging': '9600a8056dd6bfd15b42e492f841a649a9726e24549777a07166017360b53270',
+    // Citus: the visit staging units keep the tids of the stored visits they hold.
+    '1797091200000_visit_unit_tids': '0190f9f1190e8fb5ddb10341f0b3b9325c22452999e282dda3283a1f31b96054',
   },
 } as const;
 
