@@ -21,7 +21,7 @@ import { median } from './load.js';
 import { scrapeBatches } from './server-metrics.js';
 import { table } from './report.js';
 import { parseEnv, startService, stopChild, withBenchKey } from './service.js';
-import { postmasterPid } from './system.js';
+import { CLOCK_TICKS, postmasterPid, settle } from './system.js';
 import { ensureWrk, wrk, type WrkResult } from './wrk.js';
 
 const env = process.env;
@@ -93,6 +93,7 @@ async function main(): Promise<void> {
     await sql.end();
   }
   const results: Record<string, WrkResult[]> = { A: [], B: [] };
+  if (pgPid) await settle(pgPid, {});
   for (let run = 1; run <= runs; run++) {
     // A B, then B A: whatever the database accumulates during a round (rows, dead tuples,
     // a checkpoint) falls on each variant alike.
@@ -101,9 +102,17 @@ async function main(): Promise<void> {
       const r = await wrk({ url: v.url, connections, durationS, mode: v.mode, account: { service: v.pid, store: pgPid } });
       const after = await scrapeBatches(v.url);
       const batch = before && after ? (after.rows - before.rows) / (after.flushes - before.flushes) : NaN;
+      // The round's tail is the round's: the work its load set off and PostgreSQL was
+      // still doing when wrk stopped (the roller draining the queue, autovacuum of what
+      // the round wrote, the checkpoint it filled). Left to the next round, it fell on the
+      // other variant more often than not, and an A/A run gave PostgreSQL CPU B / A 0.79
+      // (docs/benchmarks.md, "bench:ab").
+      const tail = pgPid ? await settle(pgPid, { service: v.pid, store: pgPid }) : { parts: {}, waitedMs: 0 };
+      const tailUs = (name: string): number => (((tail.parts[name] ?? 0) / CLOCK_TICKS) * 1e6) / r.requests;
+      for (const name of ['service', 'store']) r.cpu.parts[name] = (r.cpu.parts[name] ?? 0) + tailUs(name);
       results[v.name]!.push(r);
       console.log(
-        `round ${run} ${v.name}: ${Math.round(r.requestsPerSec)} req/s, p99 ${r.p99Ms.toFixed(1)} ms, service ${r.cpu.parts.service?.toFixed(1)} µs/req, PostgreSQL ${r.cpu.parts.store?.toFixed(1)} µs/req, other ${r.cpu.otherUs.toFixed(1)} µs/req, non-2xx ${r.non2xx}, errors ${r.errors}, mean batch ${batch.toFixed(1)} rows`,
+        `round ${run} ${v.name}: ${Math.round(r.requestsPerSec)} req/s, p99 ${r.p99Ms.toFixed(1)} ms, service ${r.cpu.parts.service?.toFixed(1)} µs/req, PostgreSQL ${r.cpu.parts.store?.toFixed(1)} µs/req (of it after the load: ${tailUs('store').toFixed(1)}, ${(tail.waitedMs / 1000).toFixed(1)} s), other ${r.cpu.otherUs.toFixed(1)} µs/req, non-2xx ${r.non2xx}, errors ${r.errors}, mean batch ${batch.toFixed(1)} rows`,
       );
     }
   }

@@ -113,3 +113,31 @@ export function cpuSpent(a: CpuSnapshot, b: CpuSnapshot): CpuSnapshot {
   for (const name of Object.keys(b.parts)) parts[name] = b.parts[name]! - (a.parts[name] ?? 0);
   return { machine: b.machine - a.machine, parts };
 }
+
+/**
+ * Waits until process `pid` and its descendants (a cluster's postmaster) are quiet: at
+ * most `quietTicks` of CPU over a window of `windowMs`, or `maxMs` have passed. Returns
+ * the ticks each accounted part spent meanwhile: the tail of the work a round set off (a
+ * roller draining its queue, autovacuum, a checkpoint's writes), which a measurement that
+ * stops with its load would leave to whatever runs next.
+ */
+export async function settle(
+  pid: number,
+  parts: Accounted,
+  opts: { windowMs?: number; quietTicks?: number; maxMs?: number } = {},
+): Promise<{ parts: Record<string, number>; waitedMs: number }> {
+  const windowMs = opts.windowMs ?? 500;
+  const quietTicks = opts.quietTicks ?? 2;
+  const maxMs = opts.maxMs ?? 30_000;
+  const start = performance.now();
+  const first = cpuSnapshot(parts);
+  let last = treeTicks(pid);
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, windowMs));
+    const now = treeTicks(pid);
+    const busy = now - last;
+    last = now;
+    if (busy <= quietTicks || performance.now() - start >= maxMs) break;
+  }
+  return { parts: cpuSpent(first, cpuSnapshot(parts)).parts, waitedMs: performance.now() - start };
+}
