@@ -60,6 +60,7 @@ begin
     -- scans: no other path can find a visitor's visits, and of disabled paths the planner
     -- takes the cheapest.
     set local enable_indexscan = off;
+    perform set_config('enable_indexscan', indexscan, true);
     foreach one in array sites loop
       perform headcount_track_visits(array(select e from unnest(inserted) e where e.site = one), one);
     end loop;

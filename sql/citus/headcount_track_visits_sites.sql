@@ -76,6 +76,7 @@ begin
   -- unit, whatever the statistics (with them on, statistics of no rows had the shard's
   -- every visit joined to the batch's units).
   set local enable_indexscan = off;
+  perform set_config('enable_indexscan', indexscan, true); -- the coordinator's own, as before
   delete from headcount_visits o
   using headcount_visit_units u
   where u.batch = batch_id and u.tid is not null and o.site = u.site and o.ctid = u.tid;
