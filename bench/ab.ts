@@ -104,9 +104,9 @@ async function main(): Promise<void> {
       const batch = before && after ? (after.rows - before.rows) / (after.flushes - before.flushes) : NaN;
       // The round's tail is the round's: the work its load set off and PostgreSQL was
       // still doing when wrk stopped (the roller draining the queue, autovacuum of what
-      // the round wrote, the checkpoint it filled). Left to the next round, it fell on the
-      // other variant more often than not, and an A/A run gave PostgreSQL CPU B / A 0.79
-      // (docs/benchmarks.md, "bench:ab").
+      // the round wrote, the checkpoint it filled). Left to whatever ran next, an A/A run
+      // gave PostgreSQL CPU B / A 0.79; counted here, 0.98 and 1.02 (why A was charged
+      // more is not established: docs/benchmarks.md, "bench:ab").
       const tail = pgPid ? await settle(pgPid, { service: v.pid, store: pgPid }) : { parts: {}, waitedMs: 0 };
       const tailUs = (name: string): number => (((tail.parts[name] ?? 0) / CLOCK_TICKS) * 1e6) / r.requests;
       for (const name of ['service', 'store']) r.cpu.parts[name] = (r.cpu.parts[name] ?? 0) + tailUs(name);
