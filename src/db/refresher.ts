@@ -334,7 +334,9 @@ export const STALL_MS = 10_000;
  * `health` reports it failing until one succeeds.
  *
  * A pass that has not returned after `stallMs` is looked at: if no refresher session of
- * the database is running a statement, nothing is working for it, and it is abandoned
+ * the database is running a statement, and the one holding the refresh lock (the pass's,
+ * or another instance's) has been idle for at least half of `stallMs`, nothing is working
+ * for it, and it is abandoned
  * (reported as a failed pass), its connection closed, and the next pass runs on a new
  * one. In the outage test a pass in flight when PostgreSQL crashed never returned (its
  * query was never settled by the client library, postgres.js 3.4.9; no refresher session
@@ -342,7 +344,10 @@ export const STALL_MS = 10_000;
  * "ok" and a back-dated write's mark never cleared (test/db/refresher-stall.test.ts). A
  * refresher session that holds the refresh lock but runs nothing is ended too: its lock
  * would keep every later pass out. A pass whose statement runs, however long (a first
- * materialization), or waits for a lock, is left alone.
+ * materialization), or waits for a lock, is left alone; so is a pass slower than
+ * `stallMs` caught between two of its statements (its session idle for a moment: judged
+ * by that one instant, every pass of a slow database was abandoned in
+ * test/db/refresher-stall.test.ts, none ever finishing).
  */
 export class AggregateRefresher {
   private timer: NodeJS.Timeout | undefined;
@@ -428,29 +433,35 @@ export class AggregateRefresher {
     const fresh = this.connect();
     let kept = false;
     try {
+      // A session idle for less than half of `stallMs` is between two statements of a pass.
+      const quiet = fresh`clock_timestamp() - ${Math.round(this.stallMs / 2)} * interval '1 millisecond'`;
+      const holdsRefreshLock = fresh`exists (
+        select from pg_locks l
+        where l.pid = a.pid and l.locktype = 'advisory' and l.classid = 0 and l.objid = ${REFRESH_LOCK_KEY}
+          and l.objsubid = 1 and l.granted
+      )`;
       const [row] = await withDeadline(
         fresh<{ working: boolean }[]>`
           select exists ( /* db/refresher */
-            select from pg_stat_activity
-            where datname = current_database() and application_name = 'headcount-refresher'
-              and state = 'active' and pid <> pg_backend_pid()
+            select from pg_stat_activity a
+            where a.datname = current_database() and a.application_name = 'headcount-refresher'
+              and a.pid <> pg_backend_pid()
+              and (a.state = 'active' or (a.state_change > ${quiet} and ${holdsRefreshLock}))
           ) as working
         `,
         5000,
       );
       if (row?.working) {
-        this.runningSince = performance.now(); // a statement runs: look again later
+        this.runningSince = performance.now(); // the pass is progressing: look again later
         return;
       }
       // Nothing runs: a session of ours still holding the refresh lock is ended with it.
       await withDeadline(
         fresh`
-          select pg_terminate_backend(l.pid) /* db/refresher */
-          from pg_locks l
-          join pg_stat_activity a on a.pid = l.pid
-          where l.locktype = 'advisory' and l.classid = 0 and l.objid = ${REFRESH_LOCK_KEY} and l.objsubid = 1
-            and l.granted and a.datname = current_database() and a.application_name = 'headcount-refresher'
-            and a.state <> 'active'
+          select pg_terminate_backend(a.pid) /* db/refresher */
+          from pg_stat_activity a
+          where a.datname = current_database() and a.application_name = 'headcount-refresher'
+            and a.state <> 'active' and a.state_change <= ${quiet} and ${holdsRefreshLock}
         `,
         5000,
       );

@@ -97,6 +97,60 @@ describeEachMode(
         await db.drop();
       }
     });
+
+    /**
+     * The other side: a pass slower than `stallMs` whose session is idle for a moment
+     * between its statements (here every statement reaches the server 300 ms late, so the
+     * session is idle most of the time and a pass takes several seconds) is progressing,
+     * and is left to finish.
+     */
+    it('is left alone while it is slow but its statements keep coming', { timeout: 60_000 }, async () => {
+      const db = await createTestDatabase(mode);
+      // A statement (extended protocol: Parse or Bind first; simple: Query), not the
+      // start-up or authentication messages of a new connection.
+      const statement = (chunk: Buffer) => [0x50, 0x42, 0x51].includes(chunk[0] ?? 0);
+      const proxy = await TcpProxy.start(Number(new URL(db.url).port), (chunk) => (statement(chunk) ? { delayMs: 300 } : 'pass'));
+      const direct = createSql(db.url, { max: 1 });
+      const passes: { durationMs: number; error?: unknown }[] = [];
+      let refresher: AggregateRefresher | undefined;
+      try {
+        expect((await refreshAggregates(direct, silentLogger)).ran).toBe(true);
+        await direct`insert into events (time, kind, user_id) values (${new Date(daysAgo(3))}, 'collect', 'late')`;
+        expect((await readMarks(direct)).length).toBe(1);
+
+        refresher = new AggregateRefresher(
+          () => createSql(proxy.via(db.url), { max: 1, applicationName: 'headcount-refresher' }),
+          50,
+          silentLogger,
+          (pass) => passes.push(pass),
+          2000,
+        );
+        refresher.start();
+        // Until a pass has cleared the mark (it refreshes, so it is one of the slow ones).
+        for (let i = 0; i < 400 && passes.every((p) => p.error !== undefined || p.durationMs < 2000); i++) {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        const said = passes.map((p) => ({
+          ms: Math.round(p.durationMs),
+          error: p.error instanceof Error ? p.error.message : p.error,
+        }));
+        expect(
+          passes.some((p) => p.error === undefined && p.durationMs > 2000),
+          JSON.stringify(said),
+        ).toBe(true);
+        expect(
+          passes.filter((p) => p.error !== undefined),
+          JSON.stringify(said),
+        ).toEqual([]);
+        expect((await readMarks(direct)).length).toBe(0);
+      } finally {
+        await refresher?.stop(20_000);
+        await refresher?.end().catch(() => undefined);
+        await proxy.close();
+        await direct.end();
+        await db.drop();
+      }
+    });
   },
   ['timescaledb'],
 );

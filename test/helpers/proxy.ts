@@ -1,8 +1,11 @@
 import net from 'node:net';
 import { freePort } from '../../src/db/local-cluster.js';
 
-/** What to do with a chunk a client sent: pass it on, drop it, or reset its connection. */
-export type ProxyVerdict = 'pass' | 'drop' | 'reset';
+/**
+ * What to do with a chunk a client sent: pass it on, drop it, reset its connection, or
+ * pass it on after `delayMs` (the chunks after it on that connection wait their turn).
+ */
+export type ProxyVerdict = 'pass' | 'drop' | 'reset' | { delayMs: number };
 
 /**
  * A TCP proxy on 127.0.0.1 to a real server on 127.0.0.1:`targetPort`, for faults between
@@ -83,13 +86,28 @@ export class TcpProxy {
       s.on('error', () => undefined);
       s.on('close', () => this.sockets.delete(s));
     }
+    // Chunks are passed on in order: one delayed holds back those after it.
+    let queue = Promise.resolve();
+    let held = 0;
     client.on('data', (chunk: Buffer) => {
       const verdict = this.inspect(chunk);
-      if (verdict === 'pass') upstream.write(chunk);
-      else if (verdict === 'reset') {
+      if (verdict === 'drop') return;
+      if (verdict === 'reset') {
         client.resetAndDestroy();
         upstream.resetAndDestroy();
+        return;
       }
+      const delayMs = verdict === 'pass' ? 0 : verdict.delayMs;
+      if (delayMs === 0 && held === 0) {
+        upstream.write(chunk);
+        return;
+      }
+      held++;
+      queue = queue.then(async () => {
+        if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+        held--;
+        if (!upstream.destroyed) upstream.write(chunk);
+      });
     });
     upstream.on('data', (chunk: Buffer) => client.write(chunk));
     client.on('close', () => upstream.destroy());
