@@ -488,9 +488,45 @@ begin
     where not un.raw
     %2$s
   ),
-  per_bucket as (
+  -- With group_by, only the groups that can be among the top $16 by users are unioned.
+  -- A group's events over the range bound its users from above (every event has a weight
+  -- of 1 or more; an estimate's standard error is 0.81 percent, so a tenth more is 12 of
+  -- them), and the users of the $16 groups with the most events bound the $16th largest
+  -- from below: a group whose events, a tenth more, are under that cannot make the top
+  -- $16, and its sketches are never unioned. Without group_by the one group is the seed.
+  -- (No percent sign in this text: it is a format() string.)
+  range_events as (
+    -- Every group of either period (one only in the previous period ranks last).
+    select r.grp, coalesce(sum(r.events) filter (where r.period = 0), 0) as events
+    from rows r
+    group by r.grp
+  ),
+  seeds as (
+    select e.grp from range_events e order by e.events desc, e.grp limit $16
+  ),
+  seed_buckets as (
     select r.period, r.n, r.grp, sum(r.events)::bigint as events, hll_union_agg(r.users) as users
     from rows r
+    join seeds s on s.grp = r.grp
+    group by r.period, r.n, r.grp
+  ),
+  threshold as (
+    -- Fewer groups than $16 (or no group_by): every group is kept.
+    select case when count(*) < $16 then 0 else min(t.users) end as users
+    from (
+      select sb.grp, coalesce(hll_cardinality(hll_union_agg(sb.users) filter (where sb.period = 0)), 0) as users
+      from seed_buckets sb
+      group by sb.grp
+    ) t
+  ),
+  per_bucket as (
+    select * from seed_buckets
+    union all
+    select r.period, r.n, r.grp, sum(r.events)::bigint as events, hll_union_agg(r.users) as users
+    from rows r
+    join range_events e on e.grp = r.grp
+    cross join threshold t
+    where e.events * 1.1 >= t.users and not exists (select from seeds s where s.grp = r.grp)
     group by r.period, r.n, r.grp
   ),
   buckets as (

@@ -586,6 +586,117 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
     });
   });
 
+  describe('the top groups by users, whatever their events', () => {
+    // The read unions only the groups that can make the top `limit` by users (a group's
+    // events bound its users from above). Here events and users rank the groups apart:
+    // "hot" has the most events and few users; "wide" has fewer events than the users of
+    // the busiest groups but more users than "hot"; a tail of small groups has more
+    // events than "wide". Every answer must be the exact top `limit`, ordered by users,
+    // then events, then value, with the previous period of the same groups.
+    const topSite = 'tops';
+    const dayMs = (d: string) => Date.parse(`${d}T00:00:00Z`);
+    function groupEvents(from: string, seed: number): Event[] {
+      const r = random(seed);
+      const out: Event[] = [];
+      const add = (referrer: string, users: number, perUser: number) => {
+        for (let u = 0; u < users; u++) {
+          for (let i = 0; i < perUser; i++) {
+            out.push({
+              timeMs: dayMs(from) + Math.floor(r() * 4 * DAY_MS),
+              site: topSite,
+              kind: 'pageview',
+              user: `${referrer}-u${u}`,
+              page: '/',
+              dims: { referrer },
+              props: {},
+            });
+          }
+        }
+      };
+      add('hot.example', 10, 30);
+      for (const w of ['warm1.example', 'warm2.example', 'warm3.example']) add(w, 25, 4);
+      add('wide.example', 20, 1);
+      add('tie-b.example', 12, 2);
+      add('tie-a.example', 12, 2);
+      for (let i = 0; i < 30; i++) add(`tail${i}.example`, 1 + (i % 5), 6 + (i % 3));
+      return out;
+    }
+
+    it('answers the exact top groups and their previous period, from the queue and from the rollups', async () => {
+      const from = addDays(firstDay, 4);
+      const previousFrom = firstDay;
+      const all = [...groupEvents(from, 21), ...groupEvents(previousFrom, 22).filter((_, i) => i % 3 !== 0)];
+      await t.runtime.roller.stop();
+      try {
+        await store(t.db.sql, all);
+        const shapes = (state: string) =>
+          [1, 2, 4, 5, 8].flatMap((limit) =>
+            (['total', 'day'] as const).map((granularity) => {
+              const shape: Shape = { from, to: addDays(from, 4), granularity, timezone: 'UTC', group_by: 'referrer' };
+              return { label: `${state}, limit ${limit}, ${granularity}`, limit, shape };
+            }),
+          );
+        for (const state of ['queued', 'rolled up']) {
+          if (state === 'rolled up') {
+            await t.runtime.roller.pass();
+            expect(first(await t.db.sql`select count(*)::int as n from headcount_pending`).n).toBe(0);
+          }
+          for (const { label, limit, shape } of shapes(state)) {
+            const res = await t.http.get('/v1/stats').query({ ...shape, site: topSite, limit, compare: 'previous_period' });
+            expect(res.status, `${label}: ${JSON.stringify(res.body)}`).toBe(200);
+            const current = expected(all, topSite, shape);
+            const previous = expected(all, topSite, { ...shape, from: previousFrom, to: from });
+            const total = (a: Answer) => ({
+              users: new Set(
+                all
+                  .filter((e) => e.timeMs >= dayMs(from) && e.timeMs < dayMs(shape.to) && e.dims.referrer === a.group[0])
+                  .map((e) => e.user),
+              ).size,
+              events: a.perBucket.reduce((n, b) => n + b.events, 0),
+            });
+            const top = current
+              .map((a) => ({ a, ...total(a) }))
+              .sort(
+                (x, y) => y.users - x.users || y.events - x.events || String(x.a.group[0]).localeCompare(String(y.a.group[0])),
+              )
+              .slice(0, limit);
+            const rows = res.body.data as (Row & { previous: { users: number; events: number } })[];
+            const buckets = shape.granularity === 'total' ? 1 : 4;
+            // Row order: bucket by bucket, the groups in rank order.
+            expect(
+              rows.map((row) => row.referrer),
+              label,
+            ).toEqual(Array.from({ length: buckets }, () => top.map((x) => x.a.group[0])).flat());
+            rows.forEach((row, i) => {
+              const n = Math.floor(i / top.length);
+              const group = JSON.stringify([row.referrer]);
+              expect({ users: row.users, events: row.events }, label).toEqual(
+                current.find((a) => JSON.stringify(a.group) === group)!.perBucket[n],
+              );
+              expect(row.previous, label).toEqual(
+                previous.find((a) => JSON.stringify(a.group) === group)?.perBucket[n] ?? { users: 0, events: 0 },
+              );
+            });
+          }
+        }
+        // The ranks this data is made for: "wide" is in the top 5 by users although 24
+        // groups have more events, and "hot", with the most events, ranks after it.
+        const res = await t.http
+          .get('/v1/stats')
+          .query({ from, to: addDays(from, 4), site: topSite, group_by: 'referrer', limit: 5 });
+        expect((res.body.data as Row[]).map((r) => r.referrer)).toEqual([
+          'warm1.example',
+          'warm2.example',
+          'warm3.example',
+          'wide.example',
+          'tie-a.example',
+        ]);
+      } finally {
+        t.runtime.roller.start();
+      }
+    });
+  });
+
   describe('through POST /v1/events, on two instances', () => {
     it('counts what one instance acknowledged in the very next answer of the other, for every filter and group', async () => {
       await t.db.reset();
