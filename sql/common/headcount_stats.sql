@@ -510,8 +510,9 @@ begin
     join seeds s on s.grp = r.grp
     group by r.period, r.n, r.grp
   ),
-  threshold as (
-    -- Fewer groups than $16 (or no group_by): every group is kept.
+  threshold as materialized (
+    -- Fewer groups than $16 (or no group_by): every group is kept. (Materialized: inlined,
+    -- it was computed again for every row it was compared with.)
     select case when count(*) < $16 then 0 else min(t.users) end as users
     from (
       select sb.grp, coalesce(hll_cardinality(hll_union_agg(sb.users) filter (where sb.period = 0)), 0) as users
@@ -519,14 +520,17 @@ begin
       group by sb.grp
     ) t
   ),
+  candidates as materialized (
+    select e.grp
+    from range_events e, threshold t
+    where e.events * 1.1 >= t.users and not exists (select from seeds s where s.grp = e.grp)
+  ),
   per_bucket as (
     select * from seed_buckets
     union all
     select r.period, r.n, r.grp, sum(r.events)::bigint as events, hll_union_agg(r.users) as users
     from rows r
-    join range_events e on e.grp = r.grp
-    cross join threshold t
-    where e.events * 1.1 >= t.users and not exists (select from seeds s where s.grp = r.grp)
+    join candidates c on c.grp = r.grp
     group by r.period, r.n, r.grp
   ),
   buckets as (
