@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
-import { createSql } from '../../src/db/client.js';
-import { AggregateRefresher, REFRESH_LOCK_KEY, readMarks, refreshAggregates } from '../../src/db/refresher.js';
+import { createSql, type Sql } from '../../src/db/client.js';
+import { AggregateRefresher, REFRESH_LOCK_KEY, type RefreshPass, readMarks, refreshAggregates } from '../../src/db/refresher.js';
 import { silentLogger } from '../../src/log.js';
 import { createTestDatabase, describeEachMode, first } from '../helpers/db.js';
 import { TcpProxy } from '../helpers/proxy.js';
@@ -15,6 +15,24 @@ import { daysAgo } from '../helpers/time.js';
  * the refresher sees no refresher statement running: it reports the pass failed, ends
  * that session (and its lock), and its next pass, on a new connection, clears the mark.
  */
+/** A first pass moves `through`; a write below it is then marked stale (one mark). */
+async function markOneStaleHour(sql: Sql): Promise<void> {
+  expect((await refreshAggregates(sql, silentLogger)).ran).toBe(true);
+  await sql`insert into events (time, kind, user_id) values (${new Date(daysAgo(3))}, 'collect', 'late')`;
+  expect((await readMarks(sql)).length).toBe(1);
+}
+
+/** A refresher every 50 ms whose sessions go through `proxy`, reporting its passes to `passes`. */
+function refresherVia(proxy: TcpProxy, url: string, passes: RefreshPass[], stallMs: number): AggregateRefresher {
+  return new AggregateRefresher(
+    () => createSql(proxy.via(url), { max: 1, applicationName: 'headcount-refresher' }),
+    50,
+    silentLogger,
+    (pass) => passes.push(pass),
+    stallMs,
+  );
+}
+
 describeEachMode(
   'a refresher pass that never returns',
   (mode) => {
@@ -32,22 +50,12 @@ describeEachMode(
       });
       const direct = createSql(db.url, { max: 1 });
       const setup = createSql(db.url, { max: 1 });
-      const passes: { error?: unknown }[] = [];
+      const passes: RefreshPass[] = [];
       let refresher: AggregateRefresher | undefined;
       try {
-        // A first pass moves `through`; a write below it is then marked stale.
-        expect((await refreshAggregates(setup, silentLogger)).ran).toBe(true);
-        await direct`insert into events (time, kind, user_id) values (${new Date(daysAgo(3))}, 'collect', 'late')`;
-        expect((await readMarks(direct)).length).toBe(1);
-
+        await markOneStaleHour(setup);
         dropping = true;
-        refresher = new AggregateRefresher(
-          () => createSql(proxy.via(db.url), { max: 1, applicationName: 'headcount-refresher' }),
-          50,
-          silentLogger,
-          (pass) => passes.push(pass),
-          1000,
-        );
+        refresher = refresherVia(proxy, db.url, passes, 1000);
         refresher.start();
         let marks = 1;
         for (let i = 0; i < 200 && (marks > 0 || !refresher.health.status().ok); i++) {
@@ -111,20 +119,11 @@ describeEachMode(
       const statement = (chunk: Buffer) => [0x50, 0x42, 0x51].includes(chunk[0] ?? 0);
       const proxy = await TcpProxy.start(Number(new URL(db.url).port), (chunk) => (statement(chunk) ? { delayMs: 300 } : 'pass'));
       const direct = createSql(db.url, { max: 1 });
-      const passes: { durationMs: number; error?: unknown }[] = [];
+      const passes: RefreshPass[] = [];
       let refresher: AggregateRefresher | undefined;
       try {
-        expect((await refreshAggregates(direct, silentLogger)).ran).toBe(true);
-        await direct`insert into events (time, kind, user_id) values (${new Date(daysAgo(3))}, 'collect', 'late')`;
-        expect((await readMarks(direct)).length).toBe(1);
-
-        refresher = new AggregateRefresher(
-          () => createSql(proxy.via(db.url), { max: 1, applicationName: 'headcount-refresher' }),
-          50,
-          silentLogger,
-          (pass) => passes.push(pass),
-          2000,
-        );
+        await markOneStaleHour(direct);
+        refresher = refresherVia(proxy, db.url, passes, 2000);
         refresher.start();
         // Until a pass has cleared the mark (it refreshes, so it is one of the slow ones).
         for (let i = 0; i < 400 && passes.every((p) => p.error !== undefined || p.durationMs < 2000); i++) {
