@@ -125,6 +125,7 @@ declare
   quarters_from timestamptz;
   every_kind text;
   use_weeks boolean;
+  per_bucket_sql text;
 begin
   select a.g, a.step, a.bucket_count into g, step, bucket_count
   from headcount_check_stats_arguments(site, from_time, to_time, granularity, group_limit, compare) a;
@@ -457,6 +458,63 @@ begin
       $f$, grp_raw, pred_raw);
   end if;
 
+  -- per_bucket: each group's events and union of users, per bucket and period. With
+  -- group_by, only the groups that can be among the top $16 by users are unioned. A
+  -- group's events over the range bound its users from above (every event has a weight of
+  -- 1 or more; an estimate's standard error is 0.81 %, so a tenth more is 12 of them), and
+  -- the users of the $16 groups with the most events bound the $16th largest from below:
+  -- a group whose events, a tenth more, are under that cannot make the top $16, and its
+  -- sketches are never unioned (docs/storage.md, "Top groups"). Without group_by, the one
+  -- group's rows are unioned as they come.
+  if cardinality(grp) = 0 then
+    per_bucket_sql := $f$
+  per_bucket as (
+    select r.period, r.n, r.grp, sum(r.events)::bigint as events, hll_union_agg(r.users) as users
+    from rows r
+    group by r.period, r.n, r.grp
+  ),$f$;
+  else
+    per_bucket_sql := $f$
+  range_events as (
+    -- Every group of either period (one only in the previous period ranks last).
+    select r.grp, coalesce(sum(r.events) filter (where r.period = 0), 0) as events
+    from rows r
+    group by r.grp
+  ),
+  seeds as (
+    select e.grp from range_events e order by e.events desc, e.grp limit $16
+  ),
+  seed_buckets as (
+    select r.period, r.n, r.grp, sum(r.events)::bigint as events, hll_union_agg(r.users) as users
+    from rows r
+    join seeds s on s.grp = r.grp
+    group by r.period, r.n, r.grp
+  ),
+  threshold as materialized (
+    -- Fewer groups than $16: every group is kept. Materialized: inlined, it was
+    -- computed again for every row it was compared with.
+    select case when count(*) < $16 then 0 else min(t.users) end as users
+    from (
+      select sb.grp, coalesce(hll_cardinality(hll_union_agg(sb.users) filter (where sb.period = 0)), 0) as users
+      from seed_buckets sb
+      group by sb.grp
+    ) t
+  ),
+  candidates as materialized (
+    select e.grp
+    from range_events e, threshold t
+    where e.events * 1.1 >= t.users and not exists (select from seeds s where s.grp = e.grp)
+  ),
+  per_bucket as (
+    select * from seed_buckets
+    union all
+    select r.period, r.n, r.grp, sum(r.events)::bigint as events, hll_union_agg(r.users) as users
+    from rows r
+    join candidates c on c.grp = r.grp
+    group by r.period, r.n, r.grp
+  ),$f$;
+  end if;
+
   -- EXECUTE plans it with these values, so that TimescaleDB excludes chunks.
   return query execute format($q$
   with pieces as (
@@ -488,51 +546,7 @@ begin
     where not un.raw
     %2$s
   ),
-  -- With group_by, only the groups that can be among the top $16 by users are unioned.
-  -- A group's events over the range bound its users from above (every event has a weight
-  -- of 1 or more; an estimate's standard error is 0.81 percent, so a tenth more is 12 of
-  -- them), and the users of the $16 groups with the most events bound the $16th largest
-  -- from below: a group whose events, a tenth more, are under that cannot make the top
-  -- $16, and its sketches are never unioned. Without group_by the one group is the seed.
-  -- (No percent sign in this text: it is a format() string.)
-  range_events as (
-    -- Every group of either period (one only in the previous period ranks last).
-    select r.grp, coalesce(sum(r.events) filter (where r.period = 0), 0) as events
-    from rows r
-    group by r.grp
-  ),
-  seeds as (
-    select e.grp from range_events e order by e.events desc, e.grp limit $16
-  ),
-  seed_buckets as (
-    select r.period, r.n, r.grp, sum(r.events)::bigint as events, hll_union_agg(r.users) as users
-    from rows r
-    join seeds s on s.grp = r.grp
-    group by r.period, r.n, r.grp
-  ),
-  threshold as materialized (
-    -- Fewer groups than $16 (or no group_by): every group is kept. (Materialized: inlined,
-    -- it was computed again for every row it was compared with.)
-    select case when count(*) < $16 then 0 else min(t.users) end as users
-    from (
-      select sb.grp, coalesce(hll_cardinality(hll_union_agg(sb.users) filter (where sb.period = 0)), 0) as users
-      from seed_buckets sb
-      group by sb.grp
-    ) t
-  ),
-  candidates as materialized (
-    select e.grp
-    from range_events e, threshold t
-    where e.events * 1.1 >= t.users and not exists (select from seeds s where s.grp = e.grp)
-  ),
-  per_bucket as (
-    select * from seed_buckets
-    union all
-    select r.period, r.n, r.grp, sum(r.events)::bigint as events, hll_union_agg(r.users) as users
-    from rows r
-    join candidates c on c.grp = r.grp
-    group by r.period, r.n, r.grp
-  ),
+  %3$s
   buckets as (
     select distinct p.n, p.bucket, p.label from pieces p where p.period = 0
   ),
@@ -567,7 +581,7 @@ begin
   left join per_bucket pb on pb.period = 0 and pb.n = b.n and pb.grp is not distinct from gr.grp
   left join per_bucket pp on pp.period = 1 and pp.n = b.n and pp.grp is not distinct from gr.grp
   order by b.n, gr.rank
-  $q$, found_sql, extra_sql)
+  $q$, found_sql, extra_sql, per_bucket_sql)
   using site, from_time, to_time, g, step, bucket_count, timezone, prev_from, comparing,
         minutes_raw, raw_before, raw_days, raw_from,
         path = 'events' and (jsonb_array_length(parsed) > 0 or cardinality(grp) > 0),
