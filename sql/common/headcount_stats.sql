@@ -126,6 +126,8 @@ declare
   every_kind text;
   use_weeks boolean;
   per_bucket_sql text;
+  sketch_levels text[];
+  by_kind_page boolean;
 begin
   select a.g, a.step, a.bucket_count into g, step, bucket_count
   from headcount_check_stats_arguments(site, from_time, to_time, granularity, group_limit, compare) a;
@@ -359,36 +361,50 @@ begin
     end if;
   end if;
 
-  -- The sketches read by key: one lookup per level, whatever the number of buckets.
+  -- The sketches read by key: one lookup per level, whatever the number of buckets, and
+  -- only of the levels some unit reads from sketches. The query is planned at every call
+  -- (EXECUTE), and in timescaledb mode the views over the continuous aggregates are dear
+  -- to plan (the stale hours' branch of each reads events_minutely, any chunk of it):
+  -- naming all five, planning took 13-15 ms of a call, naming those read 0.7-8 ms
+  -- (docs/benchmarks.md, "Planning only what is read").
+  sketch_levels := array(select distinct l.level from unnest(u_level, u_raw) l(level, raw) where not l.raw);
+  by_kind_page := jsonb_array_length(parsed) > 0 or cardinality(grp) > 0;
   found_sql := case path
-    when 'events' then format($f$
+    when 'events' then coalesce(nullif(concat_ws(' union all ',
+      case when 'day' = any (sketch_levels) and by_kind_page then format($f$
       select 'day'::text as level, r.bucket, %1$s as grp, r.events, r.users
       from events_daily r, keys k
-      where $14 and r.site = $1 and r.bucket = any (k.days) and %2$s
-      union all
-      select 'day', r.bucket, '{}'::text[], r.events, r.users
+      where r.site = $1 and r.bucket = any (k.days) and %2$s
+      $f$, grp_rel, pred_rel) end,
+      case when 'day' = any (sketch_levels) and not by_kind_page then $f$
+      select 'day'::text as level, r.bucket, '{}'::text[] as grp, r.events, r.users
       from totals_daily r, keys k
-      where not $14 and r.site = $1 and r.bucket = any (k.days)
-      union all
-      select 'hour', r.bucket, %1$s, r.events, r.users
+      where r.site = $1 and r.bucket = any (k.days)
+      $f$ end,
+      case when 'hour' = any (sketch_levels) and by_kind_page then format($f$
+      select 'hour'::text as level, r.bucket, %1$s as grp, r.events, r.users
       from events_hourly r, keys k
-      where $14 and r.site = $1 and r.bucket = any (k.hours) and %2$s
-      union all
-      select 'hour', r.bucket, '{}'::text[], r.events, r.users
+      where r.site = $1 and r.bucket = any (k.hours) and %2$s
+      $f$, grp_rel, pred_rel) end,
+      case when 'hour' = any (sketch_levels) and not by_kind_page then $f$
+      select 'hour'::text as level, r.bucket, '{}'::text[] as grp, r.events, r.users
       from totals_hourly r, keys k
-      where not $14 and r.site = $1 and r.bucket = any (k.hours)
-      union all
-      select 'minute', r.bucket, %1$s, r.events, r.users
+      where r.site = $1 and r.bucket = any (k.hours)
+      $f$ end,
+      case when 'minute' = any (sketch_levels) then format($f$
+      select 'minute'::text as level, r.bucket, %1$s as grp, r.events, r.users
       from events_minutely r, keys k
       where r.site = $1 and r.bucket = any (k.minutes) and %2$s
-      %3$s
-      $f$, grp_rel, pred_rel,
-      case when quarters then format($k$
-      union all
-      select 'quarter', r.bucket, %1$s, r.events, r.users
+      $f$, grp_rel, pred_rel) end,
+      case when quarters and 'quarter' = any (sketch_levels) then format($f$
+      select 'quarter'::text as level, r.bucket, %1$s as grp, r.events, r.users
       from kinds_15m r, keys k
       where r.site = $1 and r.bucket = any (k.quarters) and %3$s and %2$s
-      $k$, grp_rel, pred_rel, every_kind) else '' end)
+      $f$, grp_rel, pred_rel, every_kind) end
+      ), ''), $f$
+      select null::text as level, null::timestamptz as bucket, null::text[] as grp, null::bigint as events, null::hll as users
+      where false
+      $f$)
     when 'rollup' then format($f$
       select 'day'::text as level, r.bucket, %1$s as grp, r.events, r.users
       from dimensions_daily r, keys k
@@ -530,7 +546,12 @@ begin
     union all
     select un.period, un.n, un.u, un.u + un.w from units un where un.raw and un.level <> 'minute'
   ),
-  keys as (
+  -- In the events path found is often one relation (only the levels read are named):
+  -- inlined, it was joined to units as the inner side of a nested loop, the view over a
+  -- continuous aggregate run again for every unit (with 243 stale hours, 1.1-1.8 s
+  -- instead of 50 ms; test/v1/stats-modes.test.ts timed out). There it is materialized,
+  -- and so is keys; the rollup path names two relations or more and is planned as before.
+  keys as materialized (
     select array_agg(u) filter (where level = 'week') as weeks,
            array_agg(u) filter (where level = 'day' and not raw) as days,
            array_agg(u) filter (where level = 'hour' and not raw) as hours,
@@ -538,7 +559,7 @@ begin
            array_agg(u) filter (where level = 'minute' and not raw) as minutes
     from units
   ),
-  found as (%1$s),
+  found as %4$s (%1$s),
   rows as (
     select un.period, un.n, f.grp, f.events, f.users
     from units un
@@ -581,7 +602,7 @@ begin
   left join per_bucket pb on pb.period = 0 and pb.n = b.n and pb.grp is not distinct from gr.grp
   left join per_bucket pp on pp.period = 1 and pp.n = b.n and pp.grp is not distinct from gr.grp
   order by b.n, gr.rank
-  $q$, found_sql, extra_sql, per_bucket_sql)
+  $q$, found_sql, extra_sql, per_bucket_sql, case when path = 'events' then 'materialized' else 'not materialized' end)
   using site, from_time, to_time, g, step, bucket_count, timezone, prev_from, comparing,
         minutes_raw, raw_before, raw_days, raw_from,
         path = 'events' and (jsonb_array_length(parsed) > 0 or cardinality(grp) > 0),
