@@ -491,19 +491,20 @@ begin
   ),$f$;
   else
     per_bucket_sql := $f$
-  range_events as (
-    -- Every group of either period (one only in the previous period ranks last).
-    select r.grp, coalesce(sum(r.events) filter (where r.period = 0), 0) as events
-    from rows r
-    group by r.grp
-  ),
-  seeds as (
-    select e.grp from range_events e order by e.events desc, e.grp limit $16
+  ranked as (
+    -- Each row with its group's events over the range (period 0) and the group's rank by
+    -- them: windows, not joins with the groups (a join planned from a CTE's guess of one
+    -- row compared every row with every group: 13 ms for 60 countries).
+    select g.*, dense_rank() over (order by g.range_events desc, g.grp) as rank
+    from (
+      select r.*, coalesce(sum(r.events) filter (where r.period = 0) over (partition by r.grp), 0) as range_events
+      from rows r
+    ) g
   ),
   seed_buckets as (
     select r.period, r.n, r.grp, sum(r.events)::bigint as events, hll_union_agg(r.users) as users
-    from rows r
-    join seeds s on s.grp = r.grp
+    from ranked r
+    where r.rank <= $16
     group by r.period, r.n, r.grp
   ),
   threshold as materialized (
@@ -516,17 +517,12 @@ begin
       group by sb.grp
     ) t
   ),
-  candidates as materialized (
-    select e.grp
-    from range_events e, threshold t
-    where e.events * 1.1 >= t.users and not exists (select from seeds s where s.grp = e.grp)
-  ),
   per_bucket as (
     select * from seed_buckets
     union all
     select r.period, r.n, r.grp, sum(r.events)::bigint as events, hll_union_agg(r.users) as users
-    from rows r
-    join candidates c on c.grp = r.grp
+    from ranked r, threshold t
+    where r.rank > $16 and r.range_events * 1.1 >= t.users
     group by r.period, r.n, r.grp
   ),$f$;
   end if;
