@@ -175,10 +175,9 @@ interface Answer {
   perBucket: { users: number; events: number }[];
 }
 
-function expected(events: Event[], site: string, shape: Shape): Answer[] {
+function expected(events: Event[], site: string, shape: Shape, buckets = bucketsOf(shape)): Answer[] {
   const dims = shape.group_by?.split(',') ?? [];
   const selected = events.filter((e) => e.site === site && (shape.filter ?? []).every((f) => matches(e, f)));
-  const buckets = bucketsOf(shape);
   const inRange = selected.filter((e) => e.timeMs >= buckets[0]![0] && e.timeMs < buckets.at(-1)![1]);
   const groups = new Map<string, Event[]>();
   for (const e of inRange) {
@@ -691,6 +690,173 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
           'wide.example',
           'tie-a.example',
         ]);
+      } finally {
+        t.runtime.roller.start();
+      }
+    });
+  });
+
+  describe('random shapes', () => {
+    // Shapes drawn at random (a fixed seed: the same ones every run) over the dimensions'
+    // values, filters with every operator, one or two groups, top limits, the previous
+    // period, dates and minute instants, zones with DST and +05:45: each answer must be
+    // the exact one computed from the events, while queued, half moved and all moved.
+    // Declared rollups (country,device and props.plan) answer some of them.
+    const fuzzSite = 'fuzz';
+    const data = [
+      ...generate(fuzzSite, 2500, daysAgo(13), daysAgo(2), 31),
+      ...generate(fuzzSite, 300, daysAgo(1), Date.now() - MINUTE_MS, 32),
+    ];
+    const VALUES: Record<string, string[]> = {
+      kind: ['pageview', 'signup'],
+      page: ['/', '/blog/a', '/blog/b', '/products/x', '/pricing'],
+      referrer: ['google.com', 'news.ycombinator.com', 'duckduckgo.com', 't.co'],
+      utm_source: ['newsletter', 'twitter', 'ads'],
+      utm_medium: ['email', 'social', 'cpc'],
+      utm_campaign: ['spring', 'launch|week', 'black-friday'],
+      utm_content: ['a', 'b'],
+      utm_term: ['analytics', 'privacy'],
+      country: ['DE', 'FR', 'IN', 'NP', 'US', 'BR'],
+      device: ['desktop', 'mobile', 'tablet'],
+      browser: ['Firefox', 'Chrome', 'Safari'],
+      os: ['Linux', 'Android', 'iOS', 'Windows'],
+      'props.plan': ['free', 'pro', 'team'],
+      'props.ab.variant': ['red', 'blue'],
+    };
+    const DIMENSIONS = Object.keys(VALUES);
+    const ZONES = ['UTC', 'Asia/Kolkata', 'Asia/Kathmandu', 'America/New_York', 'Europe/Berlin', 'Australia/Lord_Howe'];
+    const escape = (v: string) => v.replaceAll('\\', '\\\\').replaceAll('|', '\\|');
+
+    interface Drawn {
+      shape: Shape;
+      buckets: [number, number][];
+      limit: number;
+      compare: boolean;
+    }
+
+    function draw(r: () => number): Drawn {
+      const timezone = pick(r, ZONES);
+      const granularity = pick(r, ['total', 'total', 'day', 'hour'] as const);
+      const first = addDays(firstDay, -1);
+      const days = granularity === 'hour' ? 1 + Math.floor(r() * 2) : 1 + Math.floor(r() * 12);
+      const from = addDays(first, Math.floor(r() * (14 - days)));
+      const shape: Shape = { from, to: addDays(from, days), granularity, timezone };
+      let buckets = bucketsOf(shape);
+      if (granularity === 'total' && r() < 0.4) {
+        // Minute instants instead of dates (UTC offsets in the query: the zone does not move them).
+        const lo = buckets[0]![0] + Math.floor(r() * 24 * 60) * MINUTE_MS;
+        const hi = lo + (1 + Math.floor(r() * days * 24 * 60)) * MINUTE_MS;
+        shape.from = new Date(lo).toISOString();
+        shape.to = new Date(hi).toISOString();
+        buckets = [[lo, hi]];
+      }
+      const filters: string[] = [];
+      for (let n = Math.floor(r() * 3); n > 0; n--) {
+        const dimension = pick(r, DIMENSIONS);
+        const values = VALUES[dimension]!;
+        const op = pick(r, ['==', '!=', '^=', '*='] as const);
+        if (op === '==' || op === '!=') {
+          const chosen = [pick(r, values)];
+          if (r() < 0.4) chosen.push(r() < 0.5 ? '' : pick(r, values));
+          filters.push(`${dimension}${op}${chosen.map(escape).join('|')}`);
+        } else {
+          const v = pick(r, values);
+          const start = op === '^=' ? 0 : Math.floor(r() * v.length);
+          const part = v.slice(start, start + 1 + Math.floor(r() * (v.length - start)));
+          filters.push(`${dimension}${op}${escape(part)}`);
+        }
+      }
+      if (filters.length > 0) shape.filter = filters;
+      // No group (30 %), one (50 %: the rollups' path) or two (the declared pair half the time, else raw).
+      const g = r();
+      if (g >= 0.3 && g < 0.8) shape.group_by = pick(r, DIMENSIONS);
+      else if (g >= 0.8) {
+        const one = pick(r, DIMENSIONS);
+        shape.group_by =
+          r() < 0.5
+            ? 'country,device'
+            : `${one},${pick(
+                r,
+                DIMENSIONS.filter((d) => d !== one),
+              )}`;
+      }
+      const limit = shape.group_by && r() < 0.4 ? 1 + Math.floor(r() * 4) : 1000;
+      const compare = granularity === 'total' && r() < 0.3;
+      return { shape, buckets, limit, compare };
+    }
+
+    /** The answer of a drawn shape: exact for each group returned, and the top `limit` groups by users then events. */
+    async function checkDrawn({ shape, buckets, limit, compare }: Drawn, label: string): Promise<void> {
+      const res = await t.http.get('/v1/stats').query({
+        ...shape,
+        site: fuzzSite,
+        limit,
+        ...(compare ? { compare: 'previous_period' } : {}),
+      });
+      expect(res.status, `${label}: ${JSON.stringify(res.body)}`).toBe(200);
+      expect(res.body.meta.approximate, label).toBe(false);
+      const rows = res.body.data as (Row & { previous?: { users: number; events: number } })[];
+      const want = expected(data, fuzzSite, shape, buckets);
+      const got = answered(rows, shape);
+      const key = (a: Answer) => JSON.stringify(a.group);
+      if (limit >= want.length) expect(byGroup(got), label).toEqual(byGroup(want));
+      else {
+        // Ties may go either way: every group returned is exact, and none left out ranks above one returned.
+        const rank = (a: Answer) => {
+          const of = data.filter(
+            (e) =>
+              e.site === fuzzSite &&
+              (shape.filter ?? []).every((f) => matches(e, f)) &&
+              e.timeMs >= buckets[0]![0] &&
+              e.timeMs < buckets.at(-1)![1] &&
+              JSON.stringify((shape.group_by ?? '').split(',').map((d) => valueOf(e, d))) === key(a),
+          );
+          return [new Set(of.map((e) => e.user)).size, of.length] as const;
+        };
+        expect(got.length, label).toBe(limit);
+        for (const a of got) expect(a, label).toEqual(want.find((w) => key(w) === key(a)));
+        const returned = new Set(got.map(key));
+        const worstReturned = got.map(rank).sort((x, y) => x[0] - y[0] || x[1] - y[1])[0]!;
+        for (const w of want.filter((a) => !returned.has(key(a)))) {
+          const [users, events] = rank(w);
+          expect(
+            users < worstReturned[0] || (users === worstReturned[0] && events <= worstReturned[1]),
+            `${label}: ${key(w)} (${users} users, ${events} events) left out`,
+          ).toBe(true);
+        }
+      }
+      if (compare) {
+        const previous = res.body.meta.previous as { from: string; to: string };
+        const before = expected(data, fuzzSite, shape, [[Date.parse(previous.from), Date.parse(previous.to)]]);
+        expect(Date.parse(previous.to), label).toBe(buckets[0]![0]);
+        expect(Date.parse(previous.to) - Date.parse(previous.from), label).toBe(buckets[0]![1] - buckets[0]![0]);
+        for (const row of rows) {
+          const group = JSON.stringify((shape.group_by?.split(',') ?? []).map((d) => row[d] as string | null));
+          expect(row.previous, label).toEqual(
+            before.find((a) => JSON.stringify(a.group) === group)?.perBucket[0] ?? { users: 0, events: 0 },
+          );
+        }
+      }
+    }
+
+    it('answers 60 random shapes exactly while queued, half moved and all moved', async () => {
+      await t.db.reset();
+      await t.runtime.roller.stop();
+      try {
+        await t.db.sql`insert into headcount_rollups (site, dims, since) values
+          (${fuzzSite}, 'country,device', now() - interval '20 days'), (${fuzzSite}, 'props.plan', now() - interval '20 days')`;
+        await store(t.db.sql, data);
+        const r = random(2026);
+        const drawn = Array.from({ length: 60 }, () => draw(r));
+        for (const state of ['queued', 'half moved', 'all moved']) {
+          if (state === 'half moved') await t.db.sql`select headcount_roll_up(1400)`;
+          if (state === 'all moved') {
+            await t.runtime.roller.pass();
+            expect(first(await t.db.sql`select count(*)::int as n from headcount_pending`).n).toBe(0);
+          }
+          for (const [i, d] of drawn.entries())
+            await checkDrawn(d, `${state}, shape ${i}: ${JSON.stringify({ ...d.shape, limit: d.limit, compare: d.compare })}`);
+        }
       } finally {
         t.runtime.roller.start();
       }
