@@ -839,7 +839,7 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
       }
     }
 
-    it('answers 60 random shapes exactly while queued, half moved and all moved', async () => {
+    it('answers 60 random shapes exactly while queued, half moved, moved, folded into weeks, and with late events', async () => {
       await t.db.reset();
       await t.runtime.roller.stop();
       try {
@@ -848,11 +848,32 @@ describeEachMode('GET /v1/stats with dimensions', (mode) => {
         await store(t.db.sql, data);
         const r = random(2026);
         const drawn = Array.from({ length: 60 }, () => draw(r));
-        for (const state of ['queued', 'half moved', 'all moved']) {
+        const states = [
+          'queued',
+          'half moved',
+          'all moved',
+          'weeks built, parts folded',
+          'late events queued',
+          'late events moved',
+        ];
+        for (const state of states) {
           if (state === 'half moved') await t.db.sql`select headcount_roll_up(1400)`;
-          if (state === 'all moved') {
+          if (state === 'all moved' || state === 'late events moved') {
             await t.runtime.roller.pass();
             expect(first(await t.db.sql`select count(*)::int as n from headcount_pending`).n).toBe(0);
+          }
+          if (state === 'weeks built, parts folded') {
+            await t.db.sql`select headcount_build_weeks(10)`;
+            expect(
+              first(await t.db.sql`select count(*)::int as n from headcount_rollup_weeks where site = ${fuzzSite}`).n,
+            ).toBeGreaterThan(0);
+            await t.db.sql`select headcount_fold_parts(interval '0')`;
+          }
+          if (state === 'late events queued') {
+            // Back-dated into built weeks, folded days and hours read raw.
+            const late = generate(fuzzSite, 400, daysAgo(13), daysAgo(2), 33);
+            await store(t.db.sql, late);
+            data.push(...late);
           }
           for (const [i, d] of drawn.entries())
             await checkDrawn(d, `${state}, shape ${i}: ${JSON.stringify({ ...d.shape, limit: d.limit, compare: d.compare })}`);
