@@ -206,21 +206,26 @@ describeEachModeWithCitus('GET /v1/stats, random shapes without dimensions', (mo
     }
   }
 
-  it('answers 50 random shapes exactly as written, with back-dated writes below the watermarks, and materialized again', async () => {
-    const r = prng(2027);
-    const drawn = Array.from({ length: 50 }, () => draw(r));
-    const checkAll = async (state: string) => {
-      for (const [i, d] of drawn.entries()) await check(d, `${state}, shape ${i}: ${JSON.stringify(d.query)}`);
-    };
-    const data = prng(7);
-    await send(generate(data, 3000, daysAgo(40), Date.now() - MINUTE_MS));
-    await checkAll('as written');
-    await t.materialize();
-    // Back-dated into materialized hours and days, and into the current minutes.
-    await send(generate(data, 400, daysAgo(40), Date.now() - 2 * DAY_MS));
-    await send(generate(data, 100, Date.now() - 30 * MINUTE_MS, Date.now() - MINUTE_MS));
-    await checkAll('back-dated after materializing');
-    await t.materialize();
-    await checkAll('materialized again');
-  });
+  // 150 reads: 6-16 s in CI; vitest's default of 30 s for a test is too close.
+  it(
+    'answers 50 random shapes exactly as written, with back-dated writes below the watermarks, and materialized again',
+    { timeout: 120_000 },
+    async () => {
+      const r = prng(2027);
+      const drawn = Array.from({ length: 50 }, () => draw(r));
+      const checkAll = async (state: string) => {
+        for (const [i, d] of drawn.entries()) await check(d, `${state}, shape ${i}: ${JSON.stringify(d.query)}`);
+      };
+      const data = prng(7);
+      await send(generate(data, 3000, daysAgo(40), Date.now() - MINUTE_MS));
+      await checkAll('as written');
+      await t.materialize();
+      // Back-dated into materialized hours and days, and into the current minutes.
+      await send(generate(data, 400, daysAgo(40), Date.now() - 2 * DAY_MS));
+      await send(generate(data, 100, Date.now() - 30 * MINUTE_MS, Date.now() - MINUTE_MS));
+      await checkAll('back-dated after materializing');
+      await t.materialize();
+      await checkAll('materialized again');
+    },
+  );
 });
