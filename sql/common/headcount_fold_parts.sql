@@ -14,7 +14,6 @@ declare
   oldest bigint;
   parts bigint;
   next_part bigint;
-  folded bigint;
   total bigint := 0;
   t record;
 begin
@@ -43,19 +42,7 @@ begin
                           ('dimensions_weekly', 'site, dims, bucket, vals'),
                           ('kinds_15m', 'site, bucket, kind')) v(name, key)
   loop
-    execute format($f$
-      with parts as (delete from %1$I where part <> 0 returning *)
-      insert into %1$I as o (%2$s, part, events, users)
-      select %2$s, 0, sum(events)::bigint, hll_union_agg(users)
-      from parts
-      group by %2$s
-      order by %2$s
-      on conflict (%2$s, part) do update
-      set events = o.events + excluded.events,
-          users = hll_union(o.users, excluded.users)
-    $f$, t.name, t.key);
-    get diagnostics folded = row_count;
-    total := total + folded;
+    total := total + headcount_fold_table(t.name, t.key);
   end loop;
   return total;
 end

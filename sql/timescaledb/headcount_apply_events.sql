@@ -1,6 +1,9 @@
--- timescaledb mode: folds stored events into events_minutely, called by
+-- timescaledb mode: adds stored events to events_minutely, called by
 -- headcount_events_inserted in the transaction that stores them, so the current minute
--- is always exact; hours and days are continuous aggregates above it. A row written
+-- is always exact; hours and days are continuous aggregates above it. Each row it writes
+-- is a part of its own (part = this transaction's id: a small sketch of its events),
+-- which headcount_fold_events folds into part 0 within a second or so; reads union a
+-- key's rows. The conflict is this transaction's second statement on the same key. A row written
 -- below the finest aggregate's watermark (headcount_refresh_state.through) marks its hour
 -- in headcount_stale_hours, and the hour and day views answer that hour afresh until the
 -- refresher (src/db/refresher.ts) re-materializes it.
@@ -18,17 +21,17 @@
 create or replace function headcount_apply_events(inserted events[]) returns void
 language plpgsql
 as $$
+declare
+  this_part bigint := txid_current();
 begin
   perform pg_advisory_xact_lock_shared(1751477622);
 
-  insert into events_minutely (site, bucket, kind, page, events, users)
-  select site, date_trunc('minute', time, 'UTC'), kind, page, sum(weight),
+  insert into events_minutely (site, bucket, kind, page, part, events, users)
+  select site, date_trunc('minute', time, 'UTC'), kind, page, this_part, sum(weight),
          hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
   from unnest(inserted) e, headcount_sketch_parameters() p
   group by 1, 2, 3, 4
-  -- Concurrent batches lock the rows they update in one order: no deadlock.
-  order by 1, 2, 3, 4
-  on conflict (site, bucket, kind, page) do update
+  on conflict (site, bucket, kind, page, part) do update
   set events = events_minutely.events + excluded.events,
       users = hll_union(events_minutely.users, excluded.users);
 

@@ -3,6 +3,7 @@ import { JobHealth } from './job-health.js';
 import { DAY_MS, RETENTION_MS } from '../time.js';
 import type { Sql } from './client.js';
 import { withDeadline } from './deadline.js';
+import { foldEvents } from './roller.js';
 
 /**
  * timescaledb mode: materializes the continuous aggregates. Reads never wait for it
@@ -195,6 +196,9 @@ async function pass(sql: Sql, log?: Logger): Promise<RefreshResult> {
   let newestChunk: number | undefined;
   if (state.through === null || state.through.getTime() < target) {
     newestChunk = await newestAggregateChunk(sql);
+    // The minutes' parts, folded while they are above the threshold: once below it, a fold
+    // has TimescaleDB materialize their 10 minutes again.
+    await foldEvents(sql);
     // Waits for the inserts in flight; blocks new ones until both moves are done, a few
     // milliseconds once every 10 minutes.
     await sql`select pg_advisory_lock(${MOVE_LOCK_KEY}) /* db/refresher */`;

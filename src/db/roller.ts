@@ -19,6 +19,17 @@ const EXPIRE_EVERY_MS = 3_600_000;
 /** How often tables holding rows but never analyzed are analyzed (sql/common/headcount_analyze_new.sql). */
 const ANALYZE_NEW_EVERY_MS = 30_000;
 
+/**
+ * Folds the parts every insert appends to events_minutely (and in postgres and citus modes
+ * to the hour, day and total tables) into one row per key (sql/common/headcount_fold_events.sql):
+ * a key's sketch is rewritten once a fold instead of once an insert, and reads of the
+ * last minutes union a second or so of parts. Returns how many keys it wrote.
+ */
+export async function foldEvents(sql: Sql): Promise<number> {
+  const [row] = await sql<[{ folded: string }]>`select headcount_fold_events() as folded /* db/roller */`;
+  return Number(row.folded);
+}
+
 /** When the roller looks at the queue, and when it rolls it up. */
 export interface RollerTiming {
   /** How often it looks (after a look or a pass ends). */
@@ -86,8 +97,12 @@ export class DimensionRoller {
     await this.running;
   }
 
-  /** Runs a pass if one is due: `maxWaitMs` since the last, or `minRows` queued. */
+  /**
+   * Folds the parts inserts appended to the per-insert aggregates (headcount_fold_events),
+   * then runs a pass if one is due: `maxWaitMs` since the last, or `minRows` queued.
+   */
   private async look(): Promise<void> {
+    await foldEvents(this.sql);
     const due =
       Date.now() - this.lastPassMs >= this.timing.maxWaitMs || (await this.queued(this.timing.minRows)) >= this.timing.minRows;
     if (due) await this.pass();

@@ -68,6 +68,8 @@ export const SQL_OBJECTS = [
   'headcount_track_visits',
   'headcount_track_visits_sites',
   'headcount_events_inserted',
+  'headcount_fold_table',
+  'headcount_fold_events',
   'headcount_fold_parts',
   'headcount_build_weeks',
   'headcount_roll_up_events',

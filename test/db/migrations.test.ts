@@ -70,8 +70,16 @@ function migrationSteps(url: string, mode: StorageMode) {
   };
 }
 
-const PER_KEY = ['site text', 'bucket timestamp with time zone', 'kind text', 'page text', 'events bigint', 'users hll'];
-const TOTALS = ['site text', 'bucket timestamp with time zone', 'events bigint', 'users hll'];
+const PER_KEY = [
+  'site text',
+  'bucket timestamp with time zone',
+  'kind text',
+  'page text',
+  'events bigint',
+  'users hll',
+  'part bigint',
+];
+const TOTALS = ['site text', 'bucket timestamp with time zone', 'events bigint', 'users hll', 'part bigint'];
 
 describe('migrations are append-only', () => {
   it('leaves every shipped migration as it shipped', async () => {

@@ -1,0 +1,42 @@
+-- Folds the parts that inserts append (headcount_apply_events: a row per transaction and
+-- key, part = its transaction id, a sketch of that transaction's events) into each key's
+-- row of part 0: events_minutely in timescaledb mode; in postgres and citus modes also
+-- events_hourly, events_daily, totals_hourly and totals_daily. So a busy key's sketch,
+-- 10 KB once dense, is rewritten once per fold instead of once per insert, while the key
+-- keeps few rows to union. The roller calls it every second (src/db/roller.ts), the
+-- refresher before it moves its watermark (src/db/refresher.ts); psql may too.
+--
+-- A fold leaves every key's events and users as they were, so it needs no lock against
+-- inserts or reads, and in timescaledb mode none against the refresher: a continuous
+-- aggregate materialized from the parts or from part 0 holds the same row, and a fold
+-- below the invalidation threshold only has TimescaleDB materialize it again.
+-- Returns how many rows of part 0 it wrote (0: nothing to fold, or another session is
+-- folding).
+create or replace function headcount_fold_events() returns bigint
+language plpgsql
+as $$
+declare
+  total bigint := 0;
+  t record;
+begin
+  -- One fold at a time: two would wait on each other's rows of part 0.
+  if not pg_try_advisory_xact_lock(1751475824) then
+    return 0;
+  end if;
+  for t in
+    select v.name, v.key
+    from (values ('events_minutely', 'site, bucket, kind, page', true),
+                 ('events_hourly', 'site, bucket, kind, page', false),
+                 ('events_daily', 'site, bucket, kind, page', false),
+                 ('totals_hourly', 'site, bucket', false),
+                 ('totals_daily', 'site, bucket', false)) v(name, key, every_mode)
+    where v.every_mode or (select s.storage_mode from headcount_settings s) <> 'timescaledb'
+  loop
+    total := total + headcount_fold_table(t.name, t.key);
+  end loop;
+  return total;
+end
+$$;
+
+comment on function headcount_fold_events() is
+  'headcount: folds the parts inserts append to events_minutely (and in postgres and citus modes to events_hourly, events_daily, totals_hourly, totals_daily) into part 0; returns how many keys it wrote';
