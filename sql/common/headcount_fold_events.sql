@@ -32,7 +32,7 @@ begin
                  ('totals_daily', 'site, bucket', false)) v(name, key, every_mode)
     where v.every_mode or (select s.storage_mode from headcount_settings s) <> 'timescaledb'
   loop
-    total := total + headcount_fold_table(t.name, t.key);
+    total := total + headcount_fold_table(t.name || '_parts', t.key);
   end loop;
   return total;
 end

@@ -80,6 +80,12 @@ as $$
 #variable_conflict use_column
 declare
   g text := lower(coalesce(granularity, 'total'));
+  -- The relations of hours and days this reads: in postgres and citus modes the tables of
+  -- parts under the documented views (each key's rows unioned here with the rest: a view
+  -- that unions them first could not take the lookups by key below), in timescaledb mode
+  -- the views over the continuous aggregates (docs/storage.md, "Parts of the per-insert
+  -- aggregates"). Minutes are events_minutely_parts in every mode.
+  own text;
   step interval;
   bucket_count bigint;
   comparing boolean;
@@ -138,8 +144,9 @@ begin
   perform headcount_zone(timezone);
   parsed := headcount_parse_filters(filters, kinds, pages);
 
-  select date_trunc('day', now() - s.retention, 'UTC'), date_trunc('day', now() - s.sketch_retention, 'UTC'), s.quarters_from
-  into raw_from, sketch_from, quarters_from
+  select date_trunc('day', now() - s.retention, 'UTC'), date_trunc('day', now() - s.sketch_retention, 'UTC'), s.quarters_from,
+         case when s.storage_mode = 'timescaledb' then '' else '_parts' end
+  into raw_from, sketch_from, quarters_from, own
   from headcount_settings s;
   prev_from := from_time - (to_time - from_time);
   if (case when comparing then prev_from else from_time end) < sketch_from then
@@ -304,20 +311,24 @@ begin
   end if;
 
   -- Minutes at the ends of buckets: in the events path from events_minutely's rows (one
-  -- per minute, kind and page), unless reading the raw events is cheaper. A sketch costs
+  -- per minute, kind and page, and the parts of the last second: parts of the per-insert
+  -- aggregates in docs/storage.md), unless reading the raw events is cheaper. A sketch costs
   -- ~25 µs to union whatever its size, a raw event ~2 µs to read, hash and add; an hour in
   -- Asia/Kolkata is two half UTC hours, all minutes: 48 such hours were 31,000 minute rows
   -- (0.9 s) against 120,000 raw events (npm run bench, 100,000 events a day).
   minutes_raw := path <> 'events';
   if not minutes_raw and 'minute' = any (p_level) then
-    select
-      coalesce(sum((select count(*) from events_minutely m where m.site = headcount_stats.site and m.bucket >= p.ps and m.bucket < p.pe)), 0)::bigint,
-      coalesce(sum((select sum(t.events * extract(epoch from least(p.pe, t.bucket + interval '1 hour') - greatest(p.ps, t.bucket)) / 3600)
-                    from totals_hourly t
-                    where t.site = headcount_stats.site and t.bucket >= date_trunc('hour', p.ps, 'UTC') and t.bucket < p.pe)), 0)::bigint
+    execute format($f$
+      select
+        coalesce(sum((select count(*) from events_minutely_parts m where m.site = $1 and m.bucket >= p.ps and m.bucket < p.pe)), 0)::bigint,
+        coalesce(sum((select sum(t.events * extract(epoch from least(p.pe, t.bucket + interval '1 hour') - greatest(p.ps, t.bucket)) / 3600)
+                      from totals_hourly%1$s t
+                      where t.site = $1 and t.bucket >= date_trunc('hour', p.ps, 'UTC') and t.bucket < p.pe)), 0)::bigint
+      from unnest($2, $3, $4) p(level, ps, pe)
+      where p.level = 'minute'
+    $f$, own)
     into minute_rows, raw_rows
-    from unnest(p_level, p_ps, p_pe) p(level, ps, pe)
-    where p.level = 'minute';
+    using site, p_level, p_ps, p_pe;
     minutes_raw := raw_rows < 10 * minute_rows and raw_rows <= max_raw_rows;
     raw_range_count := case when minutes_raw then 1 else 0 end;
   end if;
@@ -325,15 +336,18 @@ begin
 
   -- Raw scans are refused past max_raw_rows, estimated from the hours' event counts.
   if path <> 'events' then
-    with raw_ranges as (
-      select p.ps as rs, p.pe as re from unnest(p_level, p_ps, p_pe) p(level, ps, pe) where p.level = 'minute' and minutes_raw
-      union all
-      select un.u, un.u + un.w from unnest(u_level, u_u, u_w, u_raw) un(level, u, w, raw) where un.raw and un.level <> 'minute'
-    )
-    select coalesce(sum(t.events), 0)::bigint, (select count(*) from raw_ranges)
+    execute format($f$
+      with raw_ranges as (
+        select p.ps as rs, p.pe as re from unnest($2, $3, $4) p(level, ps, pe) where p.level = 'minute' and $5
+        union all
+        select un.u, un.u + un.w from unnest($6, $7, $8, $9) un(level, u, w, raw) where un.raw and un.level <> 'minute'
+      )
+      select coalesce(sum(t.events), 0)::bigint, (select count(*) from raw_ranges)
+      from raw_ranges rr
+      join totals_hourly%1$s t on t.site = $1 and t.bucket >= date_trunc('hour', rr.rs, 'UTC') and t.bucket < rr.re
+    $f$, own)
     into raw_rows, raw_range_count
-    from raw_ranges rr
-    join totals_hourly t on t.site = headcount_stats.site and t.bucket >= date_trunc('hour', rr.rs, 'UTC') and t.bucket < rr.re;
+    using site, p_level, p_ps, p_pe, minutes_raw, u_level, u_u, u_w, u_raw;
     if raw_rows > max_raw_rows then
       raise exception 'this request reads about % raw events (at most % per request): %',
         raw_rows, max_raw_rows,
@@ -373,27 +387,27 @@ begin
     when 'events' then coalesce(nullif(concat_ws(' union all ',
       case when 'day' = any (sketch_levels) and by_kind_page then format($f$
       select 'day'::text as level, r.bucket, %1$s as grp, r.events, r.users
-      from events_daily r, keys k
+      from events_daily%3$s r, keys k
       where r.site = $1 and r.bucket = any (k.days) and %2$s
-      $f$, grp_rel, pred_rel) end,
-      case when 'day' = any (sketch_levels) and not by_kind_page then $f$
+      $f$, grp_rel, pred_rel, own) end,
+      case when 'day' = any (sketch_levels) and not by_kind_page then format($f$
       select 'day'::text as level, r.bucket, '{}'::text[] as grp, r.events, r.users
-      from totals_daily r, keys k
+      from totals_daily%1$s r, keys k
       where r.site = $1 and r.bucket = any (k.days)
-      $f$ end,
+      $f$, own) end,
       case when 'hour' = any (sketch_levels) and by_kind_page then format($f$
       select 'hour'::text as level, r.bucket, %1$s as grp, r.events, r.users
-      from events_hourly r, keys k
+      from events_hourly%3$s r, keys k
       where r.site = $1 and r.bucket = any (k.hours) and %2$s
-      $f$, grp_rel, pred_rel) end,
-      case when 'hour' = any (sketch_levels) and not by_kind_page then $f$
+      $f$, grp_rel, pred_rel, own) end,
+      case when 'hour' = any (sketch_levels) and not by_kind_page then format($f$
       select 'hour'::text as level, r.bucket, '{}'::text[] as grp, r.events, r.users
-      from totals_hourly r, keys k
+      from totals_hourly%1$s r, keys k
       where r.site = $1 and r.bucket = any (k.hours)
-      $f$ end,
+      $f$, own) end,
       case when 'minute' = any (sketch_levels) then format($f$
       select 'minute'::text as level, r.bucket, %1$s as grp, r.events, r.users
-      from events_minutely r, keys k
+      from events_minutely_parts r, keys k
       where r.site = $1 and r.bucket = any (k.minutes) and %2$s
       $f$, grp_rel, pred_rel) end,
       case when quarters and 'quarter' = any (sketch_levels) then format($f$

@@ -10,49 +10,49 @@ as $$
 declare
   this_part bigint := txid_current();
 begin
-  insert into events_minutely (site, bucket, kind, page, part, events, users)
+  insert into events_minutely_parts as a (site, bucket, kind, page, part, events, users)
   select site, date_trunc('minute', time, 'UTC'), kind, page, this_part, sum(weight),
          hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
   from unnest(inserted) e, headcount_sketch_parameters() p
   group by 1, 2, 3, 4
   on conflict (site, bucket, kind, page, part) do update
-  set events = events_minutely.events + excluded.events,
-      users = hll_union(events_minutely.users, excluded.users);
+  set events = a.events + excluded.events,
+      users = hll_union(a.users, excluded.users);
 
-  insert into events_hourly (site, bucket, kind, page, part, events, users)
+  insert into events_hourly_parts as a (site, bucket, kind, page, part, events, users)
   select site, date_trunc('hour', time, 'UTC'), kind, page, this_part, sum(weight),
          hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
   from unnest(inserted) e, headcount_sketch_parameters() p
   group by 1, 2, 3, 4
   on conflict (site, bucket, kind, page, part) do update
-  set events = events_hourly.events + excluded.events,
-      users = hll_union(events_hourly.users, excluded.users);
+  set events = a.events + excluded.events,
+      users = hll_union(a.users, excluded.users);
 
-  insert into events_daily (site, bucket, kind, page, part, events, users)
+  insert into events_daily_parts as a (site, bucket, kind, page, part, events, users)
   select site, date_trunc('day', time, 'UTC'), kind, page, this_part, sum(weight),
          hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
   from unnest(inserted) e, headcount_sketch_parameters() p
   group by 1, 2, 3, 4
   on conflict (site, bucket, kind, page, part) do update
-  set events = events_daily.events + excluded.events,
-      users = hll_union(events_daily.users, excluded.users);
+  set events = a.events + excluded.events,
+      users = hll_union(a.users, excluded.users);
 
-  insert into totals_hourly (site, bucket, part, events, users)
+  insert into totals_hourly_parts as a (site, bucket, part, events, users)
   select site, date_trunc('hour', time, 'UTC'), this_part, sum(weight),
          hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
   from unnest(inserted) e, headcount_sketch_parameters() p
   group by 1, 2
   on conflict (site, bucket, part) do update
-  set events = totals_hourly.events + excluded.events,
-      users = hll_union(totals_hourly.users, excluded.users);
+  set events = a.events + excluded.events,
+      users = hll_union(a.users, excluded.users);
 
-  insert into totals_daily (site, bucket, part, events, users)
+  insert into totals_daily_parts as a (site, bucket, part, events, users)
   select site, date_trunc('day', time, 'UTC'), this_part, sum(weight),
          hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
   from unnest(inserted) e, headcount_sketch_parameters() p
   group by 1, 2
   on conflict (site, bucket, part) do update
-  set events = totals_daily.events + excluded.events,
-      users = hll_union(totals_daily.users, excluded.users);
+  set events = a.events + excluded.events,
+      users = hll_union(a.users, excluded.users);
 end
 $$;

@@ -33,13 +33,13 @@ begin
     end if;
   end loop;
   delete from events_default where time < date_trunc('day', horizon, 'UTC');
-  delete from events_minutely where bucket < date_trunc('day', horizon, 'UTC');
-  delete from events_hourly where bucket < date_trunc('day', horizon, 'UTC');
-  delete from totals_hourly where bucket < date_trunc('day', horizon, 'UTC');
+  delete from events_minutely_parts where bucket < date_trunc('day', horizon, 'UTC');
+  delete from events_hourly_parts where bucket < date_trunc('day', horizon, 'UTC');
+  delete from totals_hourly_parts where bucket < date_trunc('day', horizon, 'UTC');
   -- The column alone on its side (the same days: the zone is UTC here): Citus (citus
   -- mode runs this file too) refuses a stable function of a column in a delete.
-  delete from events_daily where bucket <= at - kept - interval '1 day';
-  delete from totals_daily where bucket <= at - kept - interval '1 day';
+  delete from events_daily_parts where bucket <= at - kept - interval '1 day';
+  delete from totals_daily_parts where bucket <= at - kept - interval '1 day';
 
   day := date_trunc('day', horizon, 'UTC');
   while day <= date_trunc('day', at, 'UTC') + make_interval(days => days_ahead) loop

@@ -4,20 +4,16 @@
 -- (kept by the insert trigger, so always current). The join is an equality (hashable)
 -- and the fresh part a lateral per stale hour (an index range scan of events_minutely),
 -- so a burst of back-dated hours costs little whatever the plan.
---
--- `part` is always 0: continuous aggregates have no parts (the column is there for the
--- same columns in every mode; in postgres and citus modes this is a table of parts). The
--- same holds for events_daily, totals_hourly and totals_daily.
 create or replace view events_hourly as
-select a.*, 0::bigint as part
+select a.*
 from events_hourly_cagg a
 where not exists (select from headcount_stale_hours s where s.site = a.site and s.hour = a.bucket)
 union all
-select s.site, s.bucket, f.kind, f.page, f.events, f.users, 0::bigint
+select s.site, s.bucket, f.kind, f.page, f.events, f.users
 from (select distinct site, s.hour as bucket from headcount_stale_hours s) s
 cross join lateral (
   select kind, page, sum(events)::bigint as events, hll_union_agg(users) as users
-  from events_minutely
+  from events_minutely_parts
   where site = s.site and bucket >= s.bucket and bucket < s.bucket + interval '1 hour'
   group by kind, page
 ) f;

@@ -26,14 +26,14 @@ declare
 begin
   perform pg_advisory_xact_lock_shared(1751477622);
 
-  insert into events_minutely (site, bucket, kind, page, part, events, users)
+  insert into events_minutely_parts as a (site, bucket, kind, page, part, events, users)
   select site, date_trunc('minute', time, 'UTC'), kind, page, this_part, sum(weight),
          hll_add_agg(hll_hash_text(user_id, p.seed), p.log2m, p.regwidth, p.expthresh, p.sparseon)
   from unnest(inserted) e, headcount_sketch_parameters() p
   group by 1, 2, 3, 4
   on conflict (site, bucket, kind, page, part) do update
-  set events = events_minutely.events + excluded.events,
-      users = hll_union(events_minutely.users, excluded.users);
+  set events = a.events + excluded.events,
+      users = hll_union(a.users, excluded.users);
 
   -- This runs under the shared lock taken above, which the refresher's move of "through"
   -- waits for (src/db/refresher.ts); and plpgsql takes a new snapshot per statement. So

@@ -77,6 +77,7 @@ export const SQL_OBJECTS = [
   'headcount_roll_up',
   'headcount_expire_dimensions',
   'headcount_analyze_new',
+  'events_minutely',
   'events_hourly',
   'totals_hourly',
   'events_daily',

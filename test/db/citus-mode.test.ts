@@ -46,9 +46,9 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
           'dimensions_hourly',
           'dimensions_weekly',
           'events',
-          'events_daily',
-          'events_hourly',
-          'events_minutely',
+          'events_daily_parts',
+          'events_hourly_parts',
+          'events_minutely_parts',
           'headcount_pending',
           'headcount_rollup_days',
           'headcount_rollup_weeks',
@@ -56,8 +56,8 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
           'headcount_visit_units',
           'headcount_visits',
           'kinds_15m',
-          'totals_daily',
-          'totals_hourly',
+          'totals_daily_parts',
+          'totals_hourly_parts',
         ]);
         expect(tables.filter((t) => t.kind === 'n').map((t) => t.name)).toEqual([
           'headcount_api_keys',
@@ -84,7 +84,8 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
       const sql = createSql(url, { max: 1 });
       try {
         await sql`insert into headcount_sites (site) values ('kept')`;
-        expect(await migrate({ databaseUrl: url, storageMode: 'auto', direction: 'down', count: 4, log: silentLogger })).toEqual([
+        expect(await migrate({ databaseUrl: url, storageMode: 'auto', direction: 'down', count: 5, log: silentLogger })).toEqual([
+          '1797177600000_event_parts',
           '1797091200000_visit_unit_tids',
           '1797004800000_visit_staging',
           '1796918400000_replica_identities',
@@ -100,6 +101,7 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
           '1796918400000_replica_identities',
           '1797004800000_visit_staging',
           '1797091200000_visit_unit_tids',
+          '1797177600000_event_parts',
         ]);
         expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'citus' });
         expect(await sql`select site from headcount_sites`).toEqual([{ site: 'kept' }]);
@@ -139,8 +141,9 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
         // The procedure: the superuser makes it a Citus database on every node, then the
         // citus migration runs again, told to distribute.
         await prepareCitusDatabase(citus(), name);
-        expect(await migrate({ databaseUrl: url, storageMode: 'citus', direction: 'down', count: 4, log: silentLogger })).toEqual(
+        expect(await migrate({ databaseUrl: url, storageMode: 'citus', direction: 'down', count: 5, log: silentLogger })).toEqual(
           [
+            '1797177600000_event_parts',
             '1797091200000_visit_unit_tids',
             '1797004800000_visit_staging',
             '1796918400000_replica_identities',
@@ -152,6 +155,7 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
           '1796918400000_replica_identities',
           '1797004800000_visit_staging',
           '1797091200000_visit_unit_tids',
+          '1797177600000_event_parts',
         ]);
         expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'citus' });
         const [local] = await sql<

@@ -27,7 +27,8 @@ const relationKinds = async (sql: Sql) =>
         select relname, relkind::text from pg_class
         where relnamespace = 'public'::regnamespace
           and relname in ('events', 'events_minutely', 'events_hourly', 'events_daily', 'totals_hourly', 'totals_daily',
-                          'users_daily', 'headcount_settings')
+                          'users_daily', 'headcount_settings', 'events_minutely_parts', 'events_hourly_parts',
+                          'events_daily_parts', 'totals_hourly_parts', 'totals_daily_parts')
       `
     ).map((r) => [r.relname, r.relkind]),
   );
@@ -70,16 +71,8 @@ function migrationSteps(url: string, mode: StorageMode) {
   };
 }
 
-const PER_KEY = [
-  'site text',
-  'bucket timestamp with time zone',
-  'kind text',
-  'page text',
-  'events bigint',
-  'users hll',
-  'part bigint',
-];
-const TOTALS = ['site text', 'bucket timestamp with time zone', 'events bigint', 'users hll', 'part bigint'];
+const PER_KEY = ['site text', 'bucket timestamp with time zone', 'kind text', 'page text', 'events bigint', 'users hll'];
+const TOTALS = ['site text', 'bucket timestamp with time zone', 'events bigint', 'users hll'];
 
 describe('migrations are append-only', () => {
   it('leaves every shipped migration as it shipped', async () => {
@@ -153,7 +146,8 @@ describeEachMode('migrations', (mode) => {
     it('keeps minutes by trigger and hours and days in continuous aggregates behind read-your-writes views', async () => {
       expect(await relationKinds(db.sql)).toMatchObject({
         events: 'r',
-        events_minutely: 'r',
+        events_minutely: 'v',
+        events_minutely_parts: 'r',
         events_hourly: 'v',
         events_daily: 'v',
         totals_hourly: 'v',
@@ -196,11 +190,16 @@ describeEachMode('migrations', (mode) => {
     it('partitions events by day over the retention window and keeps aggregate tables', async () => {
       expect(await relationKinds(db.sql)).toMatchObject({
         events: 'p',
-        events_minutely: 'r',
-        events_hourly: 'r',
-        events_daily: 'r',
-        totals_hourly: 'r',
-        totals_daily: 'r',
+        events_minutely: 'v',
+        events_hourly: 'v',
+        events_daily: 'v',
+        totals_hourly: 'v',
+        totals_daily: 'v',
+        events_minutely_parts: 'r',
+        events_hourly_parts: 'r',
+        events_daily_parts: 'r',
+        totals_hourly_parts: 'r',
+        totals_daily_parts: 'r',
         users_daily: 'v',
       });
       const parts = first(

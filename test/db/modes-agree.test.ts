@@ -7,11 +7,7 @@ import { mixedEvents } from '../helpers/events.js';
 
 const RELATIONS = ['events_minutely', 'events_hourly', 'events_daily', 'totals_hourly', 'totals_daily', 'users_daily'] as const;
 
-/**
- * Every key of every documented relation, sketches as their cardinality. A key's rows
- * (part 0 and the parts inserts appended since the last fold: headcount_fold_events) are
- * unioned, as every reader does: which parts a key has depends on its writes' transactions.
- */
+/** Every row of every documented relation, sketches as their cardinality. */
 const snapshot = async (sql: Sql) => {
   const all: Record<string, unknown> = {};
   for (const relation of RELATIONS) {
@@ -19,18 +15,13 @@ const snapshot = async (sql: Sql) => {
     // over distributed tables f1, f2, ... (users_daily).
     const columns = await sql<{ name: string }[]>`
       select attname as name from pg_attribute
-      where attrelid = ${relation}::regclass and attnum > 0 and not attisdropped
-        and attname not in ('users', 'events', 'part')
+      where attrelid = ${relation}::regclass and attnum > 0 and not attisdropped and attname <> 'users'
       order by attnum
     `;
-    const key = columns.map((c) => `'${c.name}', r.${c.name}`).join(', ');
-    const hasEvents = relation !== 'users_daily';
+    const row = columns.map((c) => `'${c.name}', r.${c.name}`).join(', ');
     all[relation] = await sql`
-      select jsonb_build_object(${sql.unsafe(key)}) as key,
-        ${sql.unsafe(hasEvents ? 'sum(r.events)::int8' : 'null::int8')} as events,
-        round(hll_cardinality(hll_union_agg(r.users)))::int8 as users
+      select jsonb_build_object(${sql.unsafe(row)}) as row, round(hll_cardinality(r.users))::int8 as users
       from ${sql(relation)} r
-      group by 1
       order by 1
     `;
   }

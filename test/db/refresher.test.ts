@@ -116,7 +116,7 @@ describe.skipIf(!modeAvailable('timescaledb'))('continuous aggregate refresher, 
     // Retention drops minutes and hours of that day (and logs the dropped range as
     // invalidated); the day sketch must outlive them through any later pass.
     await db.sql`select drop_chunks('events', older_than => now() - interval '60 days')`;
-    await db.sql`select drop_chunks('events_minutely', older_than => now() - interval '60 days')`;
+    await db.sql`select drop_chunks('events_minutely_parts', older_than => now() - interval '60 days')`;
     for (const agg of ['events_10m_cagg', 'events_hourly_cagg', 'totals_10m_cagg', 'totals_hourly_cagg'])
       await db.sql`select drop_chunks(${agg}::regclass, older_than => now() - interval '60 days')`;
     expect(first(await db.sql`select count(*)::int as n from events_minutely where bucket < now() - interval '60 days'`).n).toBe(

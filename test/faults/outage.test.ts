@@ -114,7 +114,7 @@ describe.skipIf(!modeAvailable('citus'))('a Citus worker outage under load', () 
       const [holder] = await sql<{ port: number }[]>`
         select n.nodeport as port
         from pg_dist_placement p join pg_dist_node n using (groupid)
-        where p.shardid = get_shard_id_for_distribution_column('events_minutely', 'default')
+        where p.shardid = get_shard_id_for_distribution_column('events_minutely_parts', 'default')
       `;
       await sql.end();
       const worker = cluster.workers.find((w) => w.port === holder!.port)!;

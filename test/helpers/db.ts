@@ -116,7 +116,7 @@ export async function dropCitusDatabase(name: string): Promise<void> {
 
 /** Empties postgres mode's (and citus mode's) events and every table kept beside them. */
 const truncatePostgresMode = async (sql: Sql): Promise<void> => {
-  await sql`truncate events, events_minutely, events_hourly, events_daily, totals_hourly, totals_daily, ${sql.unsafe(DIMENSION_TABLES)}`;
+  await sql`truncate events, events_minutely_parts, events_hourly_parts, events_daily_parts, totals_hourly_parts, totals_daily_parts, ${sql.unsafe(DIMENSION_TABLES)}`;
 };
 
 /**
@@ -160,7 +160,7 @@ async function openDatabase(
         const conn = createSql(url, { max: 1, applicationName: 'headcount-test-reset' });
         try {
           await conn`select pg_advisory_lock(${REFRESH_LOCK_KEY})`;
-          await conn`truncate events, events_minutely, headcount_stale_hours, ${conn.unsafe(DIMENSION_TABLES)}`;
+          await conn`truncate events, events_minutely_parts, headcount_stale_hours, ${conn.unsafe(DIMENSION_TABLES)}`;
           // Lowest level first, each over everything, the way the refresher refreshes.
           const aggregates = LEVELS.flatMap((level) => level.aggregates);
           for (const aggregate of aggregates) await refreshAggregate(conn, aggregate, null, null);

@@ -283,7 +283,7 @@ describeEachMode('GET /v1/stats', (mode) => {
     }
     expect(first(await t.db.sql`select count(*)::int as n from headcount_pending where site = 'quarters'`).n).toBe(0);
     // Without the site's minutes the answers stand: quarter hours alone hold them.
-    await t.db.sql`delete from events_minutely where site = 'quarters'`;
+    await t.db.sql`delete from events_minutely_parts where site = 'quarters'`;
     expect(await exactInEveryZone()).toEqual([0, 0]);
     // What a quarter of kinds_15m holds is what the answer counts: rows of a quarter
     // without events, of every kind (*, 7 events) and of kind visit (5), each in its local
