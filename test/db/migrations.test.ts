@@ -173,7 +173,7 @@ describeEachMode('migrations', (mode) => {
       expect(jobs.filter((j) => j.proc !== 'policy_retention')).toEqual([]);
       expect(Object.fromEntries(jobs.map((j) => [j.name, j.drop_after]))).toEqual({
         events: '60 days',
-        events_minutely: '60 days',
+        events_minutely_parts: '60 days',
         events_10m_cagg: '60 days',
         events_hourly_cagg: '60 days',
         totals_10m_cagg: '60 days',

@@ -430,7 +430,7 @@ describeEachMode('GET /v1/stats', (mode) => {
       await t.materialize();
       for (const relation of [
         'events',
-        'events_minutely',
+        'events_minutely_parts',
         'events_10m_cagg',
         'events_hourly_cagg',
         'totals_10m_cagg',
