@@ -14,11 +14,21 @@ export interface Running {
   exited: Promise<number | null>;
 }
 
-/** Starts the service process with `env` (plus PATH and a free PORT); resolves once it listens. */
+/**
+ * Starts the service process with `env` (plus PATH and a free PORT); resolves once it
+ * listens. A port found free can be taken by another process before the service binds it
+ * (a CI run lost one that way to another file's process): then again, on another port.
+ */
 export async function startServer(env: Record<string, string>): Promise<Running> {
-  const running = await spawnServer(env);
-  await listening(running);
-  return running;
+  for (let attempt = 1; ; attempt++) {
+    const running = await spawnServer(env);
+    try {
+      await listening(running);
+      return running;
+    } catch (err) {
+      if (attempt >= 3 || !running.output().includes('EADDRINUSE')) throw err;
+    }
+  }
 }
 
 /** Starts the service process with `env` (plus PATH and a free PORT), not waiting for anything. */
