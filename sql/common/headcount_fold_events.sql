@@ -1,7 +1,8 @@
 -- Folds the parts that inserts append (headcount_apply_events: a row per transaction and
 -- key, part = its transaction id, a sketch of that transaction's events) into each key's
--- row of part 0: events_minutely in timescaledb mode; in postgres and citus modes also
--- events_hourly, events_daily, totals_hourly and totals_daily. So a busy key's sketch,
+-- row of part 0: events_minutely_parts in timescaledb mode; in postgres and citus modes
+-- also events_hourly_parts, events_daily_parts, totals_hourly_parts and
+-- totals_daily_parts (the tables under the views of those names). So a busy key's sketch,
 -- 10 KB once dense, is rewritten once per fold instead of once per insert, while the key
 -- keeps few rows to union. The roller calls it every second (src/db/roller.ts), the
 -- refresher before it moves its watermark (src/db/refresher.ts); psql may too.
@@ -39,4 +40,4 @@ end
 $$;
 
 comment on function headcount_fold_events() is
-  'headcount: folds the parts inserts append to events_minutely (and in postgres and citus modes to events_hourly, events_daily, totals_hourly, totals_daily) into part 0; returns how many keys it wrote';
+  'headcount: folds the parts inserts append to events_minutely_parts (and in postgres and citus modes to events_hourly_parts, events_daily_parts, totals_hourly_parts, totals_daily_parts) into part 0; returns how many keys it wrote';

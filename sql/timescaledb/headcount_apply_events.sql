@@ -1,10 +1,10 @@
--- timescaledb mode: adds stored events to events_minutely, called by
+-- timescaledb mode: adds stored events to events_minutely_parts, called by
 -- headcount_events_inserted in the transaction that stores them, so the current minute
 -- is always exact; hours and days are continuous aggregates above it. Each row it writes
 -- is a part of its own (part = this transaction's id: a small sketch of its events),
 -- which headcount_fold_events folds into part 0 within a second or so; reads union a
--- key's rows. The conflict is this transaction's second statement on the same key. A row written
--- below the finest aggregate's watermark (headcount_refresh_state.through) marks its hour
+-- key's rows. The conflict is this transaction's second statement on the same key. A
+-- row written below the finest aggregate's watermark (headcount_refresh_state.through) marks its hour
 -- in headcount_stale_hours, and the hour and day views answer that hour afresh until the
 -- refresher (src/db/refresher.ts) re-materializes it.
 --

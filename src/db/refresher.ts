@@ -12,7 +12,7 @@ import { foldEvents } from './roller.js';
  * transaction and answered from their minutes. A pass:
  *
  *  1. moves `through` (headcount_refresh_state) to the start of the current 10 minutes,
- *     and TimescaleDB's invalidation threshold of events_minutely with it (a refresh of
+ *     and TimescaleDB's invalidation threshold of events_minutely_parts with it (a refresh of
  *     the last 10 minutes), holding MOVE_LOCK_KEY, which every insert holds shared from
  *     its trigger to its commit (sql/timescaledb/headcount_apply_events.sql): the move
  *     waits for inserts in flight and new ones wait for it, so every insert either
@@ -204,7 +204,7 @@ async function pass(sql: Sql, log?: Logger): Promise<RefreshResult> {
     await sql`select pg_advisory_lock(${MOVE_LOCK_KEY}) /* db/refresher */`;
     try {
       await sql`update headcount_refresh_state set through = ${new Date(target)} where through < ${new Date(target)} /* db/refresher */`;
-      // The threshold is events_minutely's, shared by both 10-minute aggregates: one
+      // The threshold is events_minutely_parts', shared by both 10-minute aggregates: one
       // refresh moves it. Only the last 10 minutes are materialized here; the rest is left
       // in TimescaleDB's log for the refresh below.
       await refreshAggregate(sql, LEVELS[0].aggregates[0], target - LEVELS[0].unitMs, target, log);

@@ -20,7 +20,7 @@ const EXPIRE_EVERY_MS = 3_600_000;
 const ANALYZE_NEW_EVERY_MS = 30_000;
 
 /**
- * Folds the parts every insert appends to events_minutely (and in postgres and citus modes
+ * Folds the parts every insert appends to events_minutely_parts (and in postgres and citus modes
  * to the hour, day and total tables) into one row per key (sql/common/headcount_fold_events.sql):
  * a key's sketch is rewritten once a fold instead of once an insert, and reads of the
  * last minutes union a second or so of parts. Returns how many keys it wrote.
