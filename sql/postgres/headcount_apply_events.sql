@@ -2,9 +2,10 @@
 -- per kind and page and in site totals: the tables of parts under events_minutely,
 -- events_hourly, events_daily, totals_hourly, totals_daily), called by
 -- headcount_events_inserted in the transaction that stores them: they are never behind
--- the raw events. Each row it writes is a part of its own (part = this transaction's id: a small sketch of its events),
--- which headcount_fold_events folds into part 0 within a second or so; reads union a
--- key's rows. The conflict is this transaction's second statement on the same key.
+-- the raw events. Each row it writes is a part of its own (part = this transaction's id:
+-- a small sketch of its events), which headcount_fold_events folds into part 0 within a
+-- second or so; reads union a key's rows. The conflict is this transaction's second
+-- statement on the same key.
 create or replace function headcount_apply_events(inserted events[]) returns void
 language plpgsql
 as $$
