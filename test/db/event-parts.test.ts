@@ -146,13 +146,16 @@ describeEachModeWithCitus('parts of the per-insert aggregates', (mode) => {
     // Nothing left: a fold writes nothing.
     expect(await foldEvents(db.sql)).toBe(0);
 
+    /** Writes `rows`, then checks every key before and after a fold. */
+    const writeAndFold = async (rows: EventRow[]) => {
+      await write(db.sql, rows);
+      sent.push(...rows);
+      expect(await both(db.sql)).toEqual(expected(sent));
+      await foldEvents(db.sql);
+      expect(await both(db.sql)).toEqual(expected(sent));
+    };
     // More inserts on folded keys: part 0 and new parts, unioned.
-    const more = draw(r, 'default', 200, 400, start, 3);
-    await write(db.sql, more);
-    sent.push(...more);
-    expect(await both(db.sql)).toEqual(expected(sent));
-    await foldEvents(db.sql);
-    expect(await both(db.sql)).toEqual(expected(sent));
+    await writeAndFold(draw(r, 'default', 200, 400, start, 3));
 
     if (mode === 'timescaledb') {
       // Materialized, then written below the watermark (stale hours) and folded there:
@@ -161,12 +164,7 @@ describeEachModeWithCitus('parts of the per-insert aggregates', (mode) => {
       try {
         await refreshAggregates(refresher);
         expect(await both(db.sql)).toEqual(expected(sent));
-        const late = draw(r, 'shop', 300, 200, start, 60);
-        await write(db.sql, late);
-        sent.push(...late);
-        expect(await both(db.sql)).toEqual(expected(sent));
-        await foldEvents(db.sql);
-        expect(await both(db.sql)).toEqual(expected(sent));
+        await writeAndFold(draw(r, 'shop', 300, 200, start, 60));
         await refreshAggregates(refresher);
         expect(first(await db.sql<{ n: number }[]>`select count(*)::int as n from headcount_stale_hours`).n).toBe(0);
         expect(await both(db.sql)).toEqual(expected(sent));
