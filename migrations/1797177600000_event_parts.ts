@@ -36,7 +36,7 @@ export async function up(pgm: MigrationBuilder): Promise<void> {
     pgm.sql(`alter table ${table}_parts add column part bigint not null default 0`);
     pgm.sql(`alter table ${table}_parts drop constraint ${table}_pkey`);
     pgm.sql(`alter table ${table}_parts add primary key (${key}, part)`);
-    pgm.sql(`create index ${table}_parts_appended on ${table}_parts (part) where part <> 0`);
+    pgm.sql(`create index ${table}_parts_appended on ${table}_parts (bucket, part) where part <> 0`);
     pgm.sql(
       `comment on column ${table}_parts.part is 'headcount: 0, or the id of the transaction that appended this row; headcount_fold_events folds parts into part 0 every second; a key''s count is the union of its rows (the view ${table})'`,
     );
