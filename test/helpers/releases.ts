@@ -35,6 +35,8 @@ export const RELEASES = {
     '1797004800000_visit_staging': '9600a8056dd6bfd15b42e492f841a649a9726e24549777a07166017360b53270',
     // Citus: the visit staging units keep the tids of the stored visits they hold.
     '1797091200000_visit_unit_tids': '0190f9f1190e8fb5ddb10341f0b3b9325c22452999e282dda3283a1f31b96054',
+    // Parts for what every insert keeps: <name>_parts tables under views of the documented names.
+    '1797177600000_event_parts': '4576e9e819fdd85eddcaec8a6534b9ded1112bd221c3d2eaeb8ca8da652393a5',
   },
 } as const;
 
