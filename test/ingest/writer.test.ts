@@ -124,6 +124,28 @@ describe('group-commit writer', () => {
     expect(storedTimes.map((r) => (r.time as Date).getTime())).toEqual(times);
   });
 
+  it('stores each row its own site, kind, page and weight, whether a batch holds one value of each or several', async () => {
+    const writer = new GroupCommitWriter(db.sql, options, silentLogger);
+    const same = Array.from({ length: 3 }, (_, i) => ({ ...row(`same${i}`), page: '/a', weight: 2 }));
+    // Each column differs in one row only: the first, the middle or the last.
+    const mixed = [
+      { ...row('mixed0'), kind: 'click', page: '/a', weight: 2 },
+      { ...row('mixed1'), site: 'other', page: '/a', weight: 3 },
+      { ...row('mixed2'), page: '/b', weight: 2 },
+    ];
+    await writer.write(same);
+    await writer.write(mixed);
+    const got = await db.sql`select site, kind, page, weight, user_id from events order by user_id`;
+    const want = [...mixed, ...same].map((r) => ({
+      site: r.site,
+      kind: r.kind,
+      page: r.page,
+      weight: r.weight,
+      user_id: r.userId,
+    }));
+    expect(got.map((r) => ({ ...r }))).toEqual(want);
+  });
+
   it('splits a backlog into batches of whole requests no larger than maxBatchRows', async () => {
     const writer = new GroupCommitWriter(db.sql, { ...options, maxBatchRows: 100 }, silentLogger);
     await Promise.all(Array.from({ length: 50 }, (_, i) => writer.write([row(`a${i}`), row(`b${i}`), row(`c${i}`)])));
