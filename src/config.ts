@@ -63,6 +63,10 @@ const EnvSchema = z
     // per event than rolls of thousands (docs/benchmarks.md, "Roller"). Reads add what is
     // queued: these bound how long the queue grows, never what a read sees.
     ROLLUP_INTERVAL_MS: positiveInt.max(60_000).default(1000),
+    // The same loop folds the parts every insert appends (headcount_fold_events) every
+    // FOLD_INTERVAL_MS, during a pass too: reads of the last minutes union the parts not
+    // yet folded (docs/benchmarks.md, "Folding more often").
+    FOLD_INTERVAL_MS: positiveInt.max(60_000).default(250),
     ROLLUP_MIN_ROWS: positiveInt.max(20_000).default(2000),
     ROLLUP_MAX_WAIT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     PARTITION_MAINTENANCE_INTERVAL_MS: positiveInt.default(3_600_000),
@@ -187,6 +191,8 @@ export interface Config {
   readonly databaseTimeoutMs: number;
   readonly refreshIntervalMs: number;
   readonly rollupIntervalMs: number;
+  /** How often the roller folds the per-insert parts (also between the batches of a pass). */
+  readonly foldIntervalMs: number;
   /** The roller rolls the queue up once it holds this many events… */
   readonly rollupMinRows: number;
   /** …or this long after its last pass. */
@@ -364,6 +370,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseTimeoutMs: e.DATABASE_TIMEOUT_MS,
     refreshIntervalMs: e.REFRESH_INTERVAL_MS,
     rollupIntervalMs: e.ROLLUP_INTERVAL_MS,
+    foldIntervalMs: e.FOLD_INTERVAL_MS,
     rollupMinRows: e.ROLLUP_MIN_ROWS,
     rollupMaxWaitMs: e.ROLLUP_MAX_WAIT_MS,
     partitionMaintenanceIntervalMs: e.PARTITION_MAINTENANCE_INTERVAL_MS,

@@ -41,6 +41,7 @@ export type RuntimeConfig = Pick<
   | 'ingest'
   | 'refreshIntervalMs'
   | 'rollupIntervalMs'
+  | 'foldIntervalMs'
   | 'rollupMinRows'
   | 'rollupMaxWaitMs'
   | 'partitionMaintenanceIntervalMs'
@@ -121,7 +122,12 @@ export async function startRuntime(
   });
   const roller = new DimensionRoller(
     rollerSql,
-    { intervalMs: config.rollupIntervalMs, minRows: config.rollupMinRows, maxWaitMs: config.rollupMaxWaitMs },
+    {
+      intervalMs: config.rollupIntervalMs,
+      minRows: config.rollupMinRows,
+      maxWaitMs: config.rollupMaxWaitMs,
+      foldIntervalMs: config.foldIntervalMs,
+    },
     log,
     metrics.rolled,
   );

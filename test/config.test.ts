@@ -54,7 +54,12 @@ describe('configuration', () => {
   });
 
   it('rolls the dimensions up once 2,000 events are queued or 10 s after the last roll, by default', () => {
-    expect(loadConfig({})).toMatchObject({ rollupIntervalMs: 1000, rollupMinRows: 2000, rollupMaxWaitMs: 10_000 });
+    expect(loadConfig({})).toMatchObject({
+      rollupIntervalMs: 1000,
+      rollupMinRows: 2000,
+      rollupMaxWaitMs: 10_000,
+      foldIntervalMs: 250,
+    });
     expect(loadConfig({ ROLLUP_MIN_ROWS: '1', ROLLUP_MAX_WAIT_MS: '0' })).toMatchObject({ rollupMinRows: 1, rollupMaxWaitMs: 0 });
     expect(() => loadConfig({ ROLLUP_MIN_ROWS: '20001' })).toThrow(/ROLLUP_MIN_ROWS/);
   });

@@ -38,6 +38,10 @@ export interface RollerTiming {
   minRows: number;
   /** …or this long after the last pass began (0: at every look). */
   maxWaitMs: number;
+  /** How often it folds the per-insert parts (foldEvents), between a pass's batches too. */
+  foldIntervalMs: number;
+  /** Events a roll moves at most (headcount_roll_up's argument); default ROLL_BATCH_ROWS. */
+  rollBatchRows?: number;
 }
 
 /**
@@ -46,9 +50,11 @@ export interface RollerTiming {
  * in one transaction per batch. Reads add what is still queued, so nothing waits for
  * this loop to be correct; it only keeps the queue short, and reads fast.
  *
- * Every `intervalMs` it folds the parts inserts appended (foldEvents, below) and looks at
- * the queue; a pass drains it (batch after batch) once it holds `minRows` events or
- * `maxWaitMs` after the last pass. A roll has a fixed cost (its
+ * Every `intervalMs` it looks at the queue; a pass drains it (batch after batch) once it
+ * holds `minRows` events or `maxWaitMs` after the last pass. Every `foldIntervalMs` it
+ * folds the parts inserts appended (foldEvents, above), also between the batches of a
+ * pass: reads of the last minutes union the parts not yet folded, and a pass over a long
+ * queue takes seconds (docs/benchmarks.md, "Folding more often"). A roll has a fixed cost (its
  * statements, a row per dimension value it touches): rolling every second at 12 events a
  * second cost 1,756 µs of PostgreSQL CPU per event, rolling 120 at once 435, 1,000 at
  * once 133, 20,000 at once 37 (npm run bench:roller, when a roll still rewrote the day
@@ -66,6 +72,9 @@ export class DimensionRoller {
   private lastAnalyzeMs = 0;
   /** When the last pass began (0: none yet, so the first look runs one). */
   private lastPassMs = 0;
+  /** When it last looked at the queue, and last folded (0: never). */
+  private lastLookMs = 0;
+  private lastFoldMs = 0;
   readonly health: JobHealth;
 
   constructor(
@@ -73,6 +82,7 @@ export class DimensionRoller {
     private readonly timing: RollerTiming,
     private readonly log: Logger,
     private readonly onPass: (pass: RollPass) => void = () => {},
+    private readonly onFold: (keys: number) => void = () => {},
   ) {
     this.health = new JobHealth('dimension roller', log);
   }
@@ -86,7 +96,7 @@ export class DimensionRoller {
         (err: unknown) => this.health.failed(err),
       );
       void this.running.then(() => {
-        if (!this.stopped) this.timer = setTimeout(loop, this.timing.intervalMs);
+        if (!this.stopped) this.timer = setTimeout(loop, Math.min(this.timing.intervalMs, this.timing.foldIntervalMs));
       });
     };
     loop();
@@ -100,13 +110,21 @@ export class DimensionRoller {
 
   /**
    * Folds the parts inserts appended to the per-insert aggregates (headcount_fold_events),
-   * then runs a pass if one is due: `maxWaitMs` since the last, or `minRows` queued.
+   * and every `intervalMs` runs a pass if one is due: `maxWaitMs` since the last, or
+   * `minRows` queued.
    */
   private async look(): Promise<void> {
-    await foldEvents(this.sql);
+    await this.fold();
+    if (Date.now() - this.lastLookMs < this.timing.intervalMs) return;
+    this.lastLookMs = Date.now();
     const due =
       Date.now() - this.lastPassMs >= this.timing.maxWaitMs || (await this.queued(this.timing.minRows)) >= this.timing.minRows;
     if (due) await this.pass();
+  }
+
+  private async fold(): Promise<void> {
+    this.lastFoldMs = Date.now();
+    this.onFold(await foldEvents(this.sql));
   }
 
   /** How many events are queued, counted up to `upTo`. */
@@ -122,13 +140,15 @@ export class DimensionRoller {
     this.lastPassMs = Date.now();
     const started = performance.now();
     let moved = 0;
+    const batchRows = this.timing.rollBatchRows ?? ROLL_BATCH_ROWS;
     try {
       for (;;) {
         const [row] = await this.sql<[{ moved: number }]>`
-          select headcount_roll_up(${ROLL_BATCH_ROWS}) as moved /* db/roller */
+          select headcount_roll_up(${batchRows}) as moved /* db/roller */
         `;
         moved += row.moved;
-        if (row.moved < ROLL_BATCH_ROWS || this.stopped) break;
+        if (row.moved < batchRows || this.stopped) break;
+        if (Date.now() - this.lastFoldMs >= this.timing.foldIntervalMs) await this.fold();
       }
       if (Date.now() - this.lastExpiryMs >= EXPIRE_EVERY_MS) {
         const [row] = await this.sql<[{ deleted: string }]>`select headcount_expire_dimensions() as deleted /* db/roller */`;

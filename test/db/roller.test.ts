@@ -1,8 +1,11 @@
-import { afterEach, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { DimensionRoller } from '../../src/db/roller.js';
+import { type EventRow, insertEvents } from '../../src/ingest/writer.js';
+import { silentLogger } from '../../src/log.js';
 import type { RuntimeConfig } from '../../src/runtime.js';
 import { HOUR_MS } from '../../src/time.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { describeEachMode, first } from '../helpers/db.js';
+import { createTestDatabase, describeEachMode, first, type TestDatabase } from '../helpers/db.js';
 import { eventually } from '../helpers/time.js';
 
 /**
@@ -73,6 +76,69 @@ describeEachMode('the dimension roller', (mode) => {
       ['DE', 5],
       ['FR', 5],
     ]);
+  });
+});
+
+/**
+ * Reads of the last minutes union the parts inserts appended since the last fold, so the
+ * roller folds them every FOLD_INTERVAL_MS, whatever ROLLUP_INTERVAL_MS, and between the
+ * batches of a pass, which over a long queue takes seconds.
+ */
+describeEachMode("the roller's folds", (mode) => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase(mode);
+  });
+  afterAll(async () => db?.drop());
+  const appended = async () =>
+    first(await db.sql`select count(*)::int as n from events_minutely_parts where part <> 0`).n as number;
+  const rows = (n: number, from: number): EventRow[] =>
+    Array.from({ length: n }, (_, i) => ({
+      site: 'f',
+      timeMs: Date.now(),
+      kind: 'view',
+      userId: `u${from + i}`,
+      page: '/',
+      weight: 1,
+    }));
+
+  it('folds every FOLD_INTERVAL_MS while it looks at the queue only every ROLLUP_INTERVAL_MS', async () => {
+    await db.reset();
+    const roller = new DimensionRoller(
+      db.sql,
+      { intervalMs: 600_000, minRows: 1, maxWaitMs: 0, foldIntervalMs: 50 },
+      silentLogger,
+    );
+    roller.start();
+    try {
+      // Its first look ran a pass; the next is ten minutes away.
+      await new Promise((r) => setTimeout(r, 200));
+      for (let i = 0; i < 3; i++) await insertEvents(db.sql, rows(5, 5 * i));
+      expect(await appended()).toBeGreaterThan(0);
+      expect((await eventually(appended, 0, 5_000)).value).toBe(0);
+      // Folded, not rolled: the queue waits for the next look.
+      expect(first(await db.sql`select count(*)::int as n from headcount_pending`).n).toBe(15);
+    } finally {
+      await roller.stop();
+    }
+  });
+
+  it('folds between the batches of a pass', async () => {
+    await db.reset();
+    const folds: number[] = [];
+    const roller = new DimensionRoller(
+      db.sql,
+      { intervalMs: 600_000, minRows: 1, maxWaitMs: 0, foldIntervalMs: 0, rollBatchRows: 5 },
+      silentLogger,
+      () => {},
+      (keys) => folds.push(keys),
+    );
+    for (let i = 0; i < 6; i++) await insertEvents(db.sql, rows(5, 5 * i));
+    expect(await appended()).toBeGreaterThan(0);
+    expect(await roller.pass()).toBe(30);
+    expect(folds.length).toBeGreaterThan(0);
+    expect(folds[0]).toBeGreaterThan(0);
+    expect(await appended()).toBe(0);
   });
 });
 

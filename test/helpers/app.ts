@@ -31,6 +31,7 @@ export const testRuntimeConfig: RuntimeConfig = {
   // Every look rolls what is queued (test/db/roller.test.ts tests the waiting).
   rollupMinRows: 1,
   rollupMaxWaitMs: 0,
+  foldIntervalMs: 200,
   partitionMaintenanceIntervalMs: 3_600_000,
   sketchRetentionDays: 400,
 };
