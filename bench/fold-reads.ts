@@ -8,6 +8,9 @@
  * (FOLD_INTERVAL_MS), and a third times the seed API's current-hour read (hourSummary,
  * behind GET /analytics) back to back. Rounds A B, B A, … (BENCH_FOLD_ROUNDS, 6), medians
  * of the rounds' p50 and p99, and of the events inserted a second.
+ *
+ * BENCH_FOLD_SQL_B="<statement>": B also runs it every BENCH_FOLD_SQL_EVERY_MS (2,000) from
+ * the folding session (e.g. a VACUUM of the parts tables), the fold interval then the same.
  */
 import path from 'node:path';
 import { hourSummary } from '../src/analytics/queries.js';
@@ -27,6 +30,8 @@ const rounds = Number(env.BENCH_FOLD_ROUNDS ?? 6);
 const roundS = Number(env.BENCH_FOLD_ROUND_S ?? 12);
 const seeded = Number(env.BENCH_FOLD_EVENTS ?? 1_000_000);
 const foldMs = { A: Number(env.BENCH_FOLD_MS_A ?? 1000), B: Number(env.BENCH_FOLD_MS_B ?? 250) };
+const extraSqlB = env.BENCH_FOLD_SQL_B;
+const extraEveryMs = Number(env.BENCH_FOLD_SQL_EVERY_MS ?? 2000);
 
 const percentile = (xs: number[], p: number): number => {
   const sorted = [...xs].sort((a, b) => a - b);
@@ -51,7 +56,12 @@ interface Round {
   eventsPerSec: number;
 }
 
-async function round(sessions: { writer: Sql; folder: Sql; reader: Sql }, everyMs: number, hour: number): Promise<Round> {
+async function round(
+  sessions: { writer: Sql; folder: Sql; reader: Sql },
+  everyMs: number,
+  hour: number,
+  extraSql: string | undefined,
+): Promise<Round> {
   const end = Date.now() + roundS * 1000;
   let inserted = 0;
   const ingest = (async () => {
@@ -61,8 +71,13 @@ async function round(sessions: { writer: Sql; folder: Sql; reader: Sql }, everyM
     }
   })();
   const fold = (async () => {
+    let extraAt = Date.now() + extraEveryMs;
     while (Date.now() < end) {
       await foldEvents(sessions.folder);
+      if (extraSql && Date.now() >= extraAt) {
+        await sessions.folder.unsafe(extraSql);
+        extraAt = Date.now() + extraEveryMs;
+      }
       await new Promise((r) => setTimeout(r, everyMs));
     }
   })();
@@ -97,10 +112,10 @@ async function main(): Promise<void> {
     const results: Record<'A' | 'B', Round[]> = { A: [], B: [] };
     for (let r = 0; r < rounds; r++) {
       for (const name of r % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const)) {
-        const got = await round(sessions, foldMs[name], hour);
+        const got = await round(sessions, foldMs[name], hour, name === 'B' ? extraSqlB : undefined);
         results[name].push(got);
         console.log(
-          `round ${r + 1} ${name} (fold every ${foldMs[name]} ms): ${Math.round(got.eventsPerSec)} events/s inserted, read p50 ${got.p50.toFixed(2)} ms, p99 ${got.p99.toFixed(2)} ms`,
+          `round ${r + 1} ${name} (fold every ${foldMs[name]} ms${name === 'B' && extraSqlB ? ', and its SQL' : ''}): ${Math.round(got.eventsPerSec)} events/s inserted, read p50 ${got.p50.toFixed(2)} ms, p99 ${got.p99.toFixed(2)} ms`,
         );
       }
     }
@@ -112,7 +127,7 @@ async function main(): Promise<void> {
       table(
         ['variant', 'fold every', 'events/s inserted', 'read p50 ms', 'read p99 ms'],
         (['A', 'B'] as const).map((name) => [
-          name,
+          name === 'B' && extraSqlB ? `B + ${extraSqlB} every ${extraEveryMs} ms` : name,
           `${foldMs[name]} ms`,
           Math.round(med(name, 'eventsPerSec')).toLocaleString('en'),
           med(name, 'p50').toFixed(2),
