@@ -21,7 +21,7 @@ import { type EventRow, insertEvents } from '../src/ingest/writer.js';
 import { createLogger } from '../src/log.js';
 import { floorHour } from '../src/time.js';
 import { benchDatabase } from './database.js';
-import { median } from './load.js';
+import { callLatency, median } from './load.js';
 import { table } from './report.js';
 import { refreshAll, seedAnalytics } from './seed.js';
 
@@ -32,11 +32,6 @@ const seeded = Number(env.BENCH_FOLD_EVENTS ?? 1_000_000);
 const foldMs = { A: Number(env.BENCH_FOLD_MS_A ?? 1000), B: Number(env.BENCH_FOLD_MS_B ?? 250) };
 const extraSqlB = env.BENCH_FOLD_SQL_B;
 const extraEveryMs = Number(env.BENCH_FOLD_SQL_EVERY_MS ?? 2000);
-
-const percentile = (xs: number[], p: number): number => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.floor(p * (sorted.length - 1))] ?? NaN;
-};
 
 const batch = (): EventRow[] => {
   const now = Date.now();
@@ -81,15 +76,14 @@ async function round(
       await new Promise((r) => setTimeout(r, everyMs));
     }
   })();
-  const times: number[] = [];
-  while (Date.now() < end) {
-    const start = performance.now();
-    await hourSummary(sessions.reader, 'default', hour);
-    times.push(performance.now() - start);
-  }
+  const reads = await callLatency({
+    workers: 1,
+    durationS: roundS,
+    call: () => hourSummary(sessions.reader, 'default', hour),
+  });
   await Promise.all([ingest, fold]);
   await foldEvents(sessions.folder);
-  return { p50: percentile(times, 0.5), p99: percentile(times, 0.99), eventsPerSec: inserted / roundS };
+  return { p50: reads.p50Ms, p99: reads.p99Ms, eventsPerSec: inserted / roundS };
 }
 
 async function main(): Promise<void> {
