@@ -22,6 +22,8 @@ declare
   gap interval := (select s.visit_gap from headcount_settings s);
   batch_id uuid := gen_random_uuid();
   indexscan text := current_setting('enable_indexscan');
+  found_visits bigint;
+  deleted_visits bigint;
 begin
   insert into headcount_visit_spans (batch, site, user_id, lo, hi)
   select batch_id, i.site, i.user_id, min(i.time) - gap, max(i.time) + gap
@@ -70,6 +72,7 @@ begin
     ) n
     where s.batch = batch_id and n.started < s.hi
   ) f;
+  get diagnostics found_visits = row_count;
 
   -- Deleted by tid (each shard's units name visits of its own sites), the units driving:
   -- with index scans off too, the one path left to headcount_visits is a tid scan per
@@ -80,8 +83,19 @@ begin
   delete from headcount_visits o
   using headcount_visit_units u
   where u.batch = batch_id and u.tid is not null and o.site = u.site and o.ctid = u.tid;
+  get diagnostics deleted_visits = row_count;
   reset enable_indexscan;
   perform set_config('enable_indexscan', indexscan, true);
+  -- Every visit found is deleted, unless a write that replaced it committed meanwhile: one
+  -- whose COMMIT PREPARED this worker missed, committed by a recovery while this delete
+  -- waited for its rows. The visits stored now would clash with that write's or overlap
+  -- them: the transaction fails to serialize, and the writer runs it again
+  -- (sql/common/headcount_track_visits.sql, "Every visit found").
+  if deleted_visits < found_visits then
+    raise exception using
+      errcode = 'serialization_failure',
+      message = format('%s stored visits were replaced by a concurrent write', found_visits - deleted_visits);
+  end if;
 
   insert into headcount_visit_units (batch, site, user_id, started, ended, pageviews, others, entry_page, entry_kind, exit_page,
                                      referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, device, browser, os, source)

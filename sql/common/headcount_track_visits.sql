@@ -32,6 +32,7 @@ declare
   cache_mode text := current_setting('plan_cache_mode');
   seqscan text := current_setting('enable_seqscan');
   bitmapscan text := current_setting('enable_bitmapscan');
+  stored_visits bigint;
 begin
   -- How the statement below is planned. Once headcount_visits has statistics of 1,000 rows
   -- or more (headcount_analyze_new, autovacuum), a batch of up to 100 events gets one plan
@@ -87,14 +88,13 @@ begin
     ) i
     group by i.site, i.user_id, i.island
   ),
-  old as (
+  found as (
     -- By tid, found per span through headcount_visits_user_idx: a join planned from the
     -- batch's unknown row count would scan every visit. A visitor's visits are disjoint,
     -- so those meeting (lo, hi) are the ones that end inside it and, of those that end
     -- later, the first if it starts before hi: two bounded index scans (ended > lo alone
-    -- read every later visit of the visitor).
-    delete from headcount_visits v
-    where (one_site is null or v.site = one_site) and v.ctid = any (array(
+    -- read every later visit of the visitor). A visit meeting two spans is found twice.
+    select array(
       select x.ctid
       from span s
       cross join lateral (
@@ -113,7 +113,13 @@ begin
         limit 1
       ) n
       where n.started < s.hi
-    ))
+    ) as tids
+  ),
+  old as (
+    delete from headcount_visits v
+    -- coalesce: Citus sends "= any ((select ...))" to the worker as "= any (select ...)"
+    -- (tid = tid[], refused).
+    where (one_site is null or v.site = one_site) and v.ctid = any (coalesce((select f.tids from found f), '{}'))
     returning v.*
   ),
   units as (
@@ -151,6 +157,9 @@ begin
                                        m.source collate "C") as first,
            row_number() over (partition by m.site, m.user_id, m.visit order by m.ended desc, m.exit_page collate "C" desc) as last
     from marked m
+  ),
+  moved as (
+    select (select count(distinct t) from found f, unnest(f.tids) t) - (select count(*) from old) as visits
   )
   insert into headcount_visits (site, user_id, started, ended, pageviews, others, entry_page, entry_kind, exit_page,
                                 referrer, utm_source, utm_medium, utm_campaign, utm_content, utm_term, country, device, browser, os, source)
@@ -164,7 +173,30 @@ begin
          min(r.browser) filter (where r.first = 1), min(r.os) filter (where r.first = 1),
          min(r.source) filter (where r.first = 1)
   from ranked r
+  where (select m.visits from moved m) = 0
   group by r.site, r.user_id, r.visit;
+  get diagnostics stored_visits = row_count;
+  -- Every visit found is deleted, unless a transaction that replaced it committed meanwhile.
+  -- The visitor lock above orders two writes of one visitor, but in citus mode the
+  -- coordinator's commit releases it while a worker whose COMMIT PREPARED failed still
+  -- holds its part of the earlier write, prepared, until a recovery commits it
+  -- (src/db/citus-commits.ts). A write reading that worker then finds the visitor's visits
+  -- as they were, its delete waits for the prepared rows and skips those the earlier write
+  -- replaced, and the visits it stores would clash with that write's (a unique violation,
+  -- answered 422) or overlap them. So then it stores none (the insert's condition on
+  -- moved; otherwise a batch with a user's event stores one visit or more) and the
+  -- transaction fails as a serialization failure, which the writer runs again
+  -- (src/ingest/writer.ts), the earlier write committed by then. (moved is not read out
+  -- of the statement: Citus plans a statement naming one site when it is an insert, not
+  -- when it is a select over data-modifying CTEs.) Not caught here: a visitor with no
+  -- stored visit whose first events are in both writes; after a missed commit the service
+  -- sends no write until it is recovered, but one already sent can store that visit
+  -- beside the earlier write's.
+  if stored_visits = 0 and exists (select from unnest(inserted) e where e.user_id is not null) then
+    raise exception using
+      errcode = 'serialization_failure',
+      message = 'stored visits of these visitors were replaced by a concurrent write';
+  end if;
   perform set_config('plan_cache_mode', cache_mode, true), set_config('enable_seqscan', seqscan, true),
           set_config('enable_bitmapscan', bitmapscan, true);
 end

@@ -32,6 +32,9 @@ describe.skipIf(!modeAvailable('citus'))('a worker lost between PREPARE and COMM
   /** What to do when the coordinator next sends the proxied worker COMMIT PREPARED. */
   let atCommitPrepared: 'pass' | 'reset' | 'unreachable' = 'pass';
   let cuts = 0;
+  /** While set, every COMMIT PREPARED of the service's writes is reset: the service's recoveries of them fail. */
+  let holdRecovery = false;
+  let held = 0;
   let back: Promise<void> | undefined;
   /** The backends of the service's ingest connections on the coordinator. */
   let writers: number[] = [];
@@ -46,8 +49,13 @@ describe.skipIf(!modeAvailable('citus'))('a worker lost between PREPARE and COMM
     proxy = await TcpProxy.start(proxied.port, (chunk) => {
       // Only the service's writes: the roller commits on both workers too. A gid is
       // citus_<group>_<coordinator backend's pid>_<transaction>_<connection>.
-      if (atCommitPrepared === 'pass' || !chunk.includes('COMMIT PREPARED')) return 'pass';
+      if (!chunk.includes('COMMIT PREPARED')) return 'pass';
       if (!writers.some((pid) => chunk.includes(`citus_0_${pid}_`))) return 'pass';
+      if (holdRecovery) {
+        held++;
+        return 'reset';
+      }
+      if (atCommitPrepared === 'pass') return 'pass';
       const verdict = atCommitPrepared;
       atCommitPrepared = 'pass';
       cuts++;
@@ -118,7 +126,29 @@ describe.skipIf(!modeAvailable('citus'))('a worker lost between PREPARE and COMM
     (await admin<{ pid: number }[]>`select pid from pg_stat_activity where application_name = 'headcount-ingest'`).map(
       (r) => r.pid,
     );
-  const prepared = () => worker`select gid from pg_prepared_xacts where gid like 'citus\\_%'`;
+  /**
+   * The service's writes left prepared on the worker. Not the roller's: its folds commit
+   * on both workers too, every 200 ms here, and one between its PREPARE and its COMMIT
+   * PREPARED was listed (two runs).
+   */
+  const prepared = async () =>
+    (await worker<{ gid: string }[]>`select gid from pg_prepared_xacts where gid like 'citus\\_%'`).filter((p) =>
+      writers.some((pid) => p.gid.startsWith(`citus_0_${pid}_`)),
+    );
+  /** Each visitor's visits on the sites: how many, and the events they hold. */
+  const visits = () =>
+    admin<{ site: string; user_id: string; visits: number; events: number }[]>`
+      select site, user_id, count(*)::int as visits, sum(pageviews + others)::int as events
+      from headcount_visits where site = any (${sites}) group by site, user_id order by site, user_id
+    `;
+  /** Every visitor has one visit per site (all its events are seconds apart), holding every event counted. */
+  const expectOneVisitEach = async () => {
+    const rows = await visits();
+    expect(rows.filter((r) => r.visits !== 1)).toEqual([]);
+    const bySite = new Map(sites.map((s) => [s, 0]));
+    for (const r of rows) bySite.set(r.site, bySite.get(r.site)! + r.events);
+    expect(bySite).toEqual(counted);
+  };
 
   it('counts the acknowledged events of the worker whose commit failed in the very next read', async () => {
     const holders = await admin<{ site: string; port: number }[]>`
@@ -172,5 +202,111 @@ describe.skipIf(!modeAvailable('citus'))('a worker lost between PREPARE and COMM
     await send();
     expect(await totals()).toEqual(counted);
     expect(await prepared()).toEqual([]);
+    await expectOneVisitEach();
   }, 120_000);
+
+  it('sends no write while a commit its worker missed is not recovered: 503 at once, not a write that misreads the visits', async () => {
+    // The worker back, but every recovery of the lost batch's commit reset: its rows stay
+    // prepared there, the visits of its visitors replaced but invisible. A write of the
+    // same visitors sent now would read their visits as they were, wait for the prepared
+    // rows, and once they are committed store visits that clash with them (422, one full
+    // run) or lie beside them. The service sends it only after a recovery that worked.
+    writers = await ingestBackends();
+    atCommitPrepared = 'unreachable';
+    const lost = batch();
+    const res = await cx.http.post('/v1/events').send({ events: lost });
+    expect(cuts).toBe(3);
+    expect(res.status, JSON.stringify(res.body)).toBe(503);
+    count(lost);
+    holdRecovery = true;
+    await back;
+    const events = batch();
+    const sent = Date.now();
+    let answeredInMs = Infinity;
+    const answer = cx.http
+      .post('/v1/events')
+      .send({ events })
+      .then((r) => {
+        answeredInMs = Date.now() - sent;
+        return r;
+      });
+    // Released while that write would be waiting on the prepared rows, had it been sent.
+    await new Promise((r) => setTimeout(r, 500));
+    holdRecovery = false;
+    const first = await answer;
+    expect(held).toBeGreaterThan(0);
+    expect(first.status, JSON.stringify(first.body)).toBe(503);
+    expect(first.body.error.code).toBe('database_unavailable');
+    // At once: the recovery it waited for failed (a recovery that took the reset for a
+    // success let the write wait on the prepared rows until its statement timeout, 2.7 s).
+    expect(answeredInMs).toBeLessThan(1500);
+    // A client resends it: stored once, none of it before (the 503 said "not stored").
+    let again = await cx.http.post('/v1/events').send({ events });
+    for (let i = 0; i < 20 && again.status === 503; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      again = await cx.http.post('/v1/events').send({ events });
+    }
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect(again.body).toEqual({ accepted: events.length, duplicates: 0, rejected: [] });
+    count(events);
+    expect(await totals()).toEqual(counted);
+    expect(await prepared()).toEqual([]);
+    await expectOneVisitEach();
+  }, 120_000);
+
+  it.each([
+    ['one site', 1],
+    ['many sites', 6],
+  ])(
+    'a write over %s whose stored visit a prepared transaction replaces meanwhile is run again, not refused',
+    async (_, over) => {
+      // What a commit the worker missed leaves, made by hand on the worker (the write could
+      // come from another instance): a visitor's visit replaced by a longer one, prepared.
+      const user = `racer-${over}`;
+      const at = (secondsAgo: number) => new Date(Date.now() - secondsAgo * 1000).toISOString();
+      const first = sites.map((site, i) => ({ id: `${user}-a${i}`, site, kind: 'view', user, time: at(30) }));
+      expect((await cx.http.post('/v1/events').send({ events: first })).status).toBe(200);
+      count(first);
+      const site = sites[0]!;
+      const [shard] = await admin<{ name: string }[]>`
+        select shard_name('headcount_visits'::regclass, get_shard_id_for_distribution_column('headcount_visits', ${site}::text)) as name
+      `;
+      const gid = `hc_test_visit_${over}`;
+      await worker.begin(async (tx) => {
+        // An update: the row the write finds is replaced by a new version, as by a delete and an insert.
+        const replaced = await tx.unsafe(
+          `update ${shard!.name} set ended = $3::timestamptz, others = others + 1 where site = $1::text and user_id = $2::text returning 1`,
+          [site, user, at(20)],
+        );
+        expect(replaced).toHaveLength(1);
+        await tx.prepare(gid);
+      });
+      const events = sites.slice(0, over).map((s, i) => ({ id: `${user}-b${i}`, site: s, kind: 'view', user, time: at(10) }));
+      const answer = cx.http
+        .post('/v1/events')
+        .send({ events })
+        .then((r) => r);
+      // Committed once the write waits for the prepared visit (its delete, on this worker).
+      let waiting = 0;
+      for (let i = 0; i < 100 && waiting === 0; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        const [row] = await worker<{ waiting: number }[]>`
+          select count(*)::int as waiting from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()
+        `;
+        waiting = row!.waiting;
+      }
+      expect(waiting).toBeGreaterThan(0);
+      await worker.unsafe(`commit prepared '${gid}'`);
+      const res = await answer;
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      count(events);
+      // One visit: the first event, the prepared one's (by hand: no event row) and this one.
+      const rows = await admin<{ started: Date; ended: Date; others: string }[]>`
+        select started, ended, others from headcount_visits where site = ${site} and user_id = ${user}
+      `;
+      expect(rows).toHaveLength(1);
+      expect(Number(rows[0]!.others)).toBe(3);
+    },
+    60_000,
+  );
 });
