@@ -64,8 +64,9 @@ const EnvSchema = z
     // queued: these bound how long the queue grows, never what a read sees.
     ROLLUP_INTERVAL_MS: positiveInt.max(60_000).default(1000),
     // The same loop folds the parts every insert appends (headcount_fold_events) every
-    // FOLD_INTERVAL_MS, during a pass too: reads of the last minutes union the parts not
-    // yet folded (docs/benchmarks.md, "After the parts").
+    // FOLD_INTERVAL_MS while this instance's writer stores rows (every ROLLUP_INTERVAL_MS
+    // otherwise), during a pass too: reads of the last minutes union the parts not yet
+    // folded (docs/benchmarks.md, "After the parts").
     FOLD_INTERVAL_MS: positiveInt.max(60_000).default(250),
     ROLLUP_MIN_ROWS: positiveInt.max(20_000).default(2000),
     ROLLUP_MAX_WAIT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),

@@ -127,6 +127,7 @@ export async function startRuntime(
       minRows: config.rollupMinRows,
       maxWaitMs: config.rollupMaxWaitMs,
       foldIntervalMs: config.foldIntervalMs,
+      written: () => writer.stats.rows,
     },
     log,
     metrics.rolled,

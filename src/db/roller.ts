@@ -38,8 +38,18 @@ export interface RollerTiming {
   minRows: number;
   /** …or this long after the last pass began (0: at every look). */
   maxWaitMs: number;
-  /** How often it folds the per-insert parts (foldEvents), between a pass's batches too. */
+  /**
+   * How often it folds the per-insert parts (foldEvents), between a pass's batches too,
+   * while `written` grows; when it has not since the last fold, only every `intervalMs`.
+   */
   foldIntervalMs: number;
+  /**
+   * The rows this instance's writer has stored, a counter (the writer's stats.rows).
+   * Without it, it folds every `foldIntervalMs` whatever was written. Idle, a fold
+   * reads every table of parts (in citus mode every shard of them): every 250 ms it cost
+   * an idle local Citus cluster 5.2–5.7 s of CPU a minute, 2.1 so (docs/benchmarks.md).
+   */
+  written?: () => number;
   /** Events a roll moves at most (headcount_roll_up's argument); default ROLL_BATCH_ROWS. */
   rollBatchRows?: number;
 }
@@ -51,9 +61,9 @@ export interface RollerTiming {
  * this loop to be correct; it only keeps the queue short, and reads fast.
  *
  * Every `intervalMs` it looks at the queue; a pass drains it (batch after batch) once it
- * holds `minRows` events or `maxWaitMs` after the last pass. Every `foldIntervalMs` it
- * folds the parts inserts appended (foldEvents, above), also between the batches of a
- * pass: reads of the last minutes union the parts not yet folded, and a pass over a long
+ * holds `minRows` events or `maxWaitMs` after the last pass. Every `foldIntervalMs` while
+ * the instance's writer stores rows (every `intervalMs` otherwise) it folds the parts
+ * inserts appended (foldEvents, above), also between the batches of a pass: reads of the last minutes union the parts not yet folded, and a pass over a long
  * queue takes seconds (docs/benchmarks.md, "After the parts"). A roll has a fixed cost (its
  * statements, a row per dimension value it touches): rolling every second at 12 events a
  * second cost 1,756 µs of PostgreSQL CPU per event, rolling 120 at once 435, 1,000 at
@@ -75,6 +85,8 @@ export class DimensionRoller {
   /** When it last looked at the queue, and last folded (0: never). */
   private lastLookMs = 0;
   private lastFoldMs = 0;
+  /** `written()` at the last fold. */
+  private writtenAtFold = -1;
   readonly health: JobHealth;
 
   constructor(
@@ -109,21 +121,29 @@ export class DimensionRoller {
   }
 
   /**
-   * Folds the parts inserts appended to the per-insert aggregates (headcount_fold_events),
-   * and every `intervalMs` runs a pass if one is due: `maxWaitMs` since the last, or
-   * `minRows` queued.
+   * Folds the parts inserts appended to the per-insert aggregates (headcount_fold_events)
+   * if the writer stored rows since the last fold, and every `intervalMs` folds anyway
+   * (other instances', psql's inserts) and runs a pass if one is due: `maxWaitMs` since
+   * the last, or `minRows` queued.
    */
   private async look(): Promise<void> {
-    await this.fold();
-    if (Date.now() - this.lastLookMs < this.timing.intervalMs) return;
+    const looks = Date.now() - this.lastLookMs >= this.timing.intervalMs;
+    if (looks || this.wroteSinceFold()) await this.fold();
+    if (!looks) return;
     this.lastLookMs = Date.now();
     const due =
       Date.now() - this.lastPassMs >= this.timing.maxWaitMs || (await this.queued(this.timing.minRows)) >= this.timing.minRows;
     if (due) await this.pass();
   }
 
+  /** Whether this instance's writer stored rows since the last fold (true when not told). */
+  private wroteSinceFold(): boolean {
+    return this.timing.written === undefined || this.timing.written() !== this.writtenAtFold;
+  }
+
   private async fold(): Promise<void> {
     this.lastFoldMs = Date.now();
+    this.writtenAtFold = this.timing.written?.() ?? -1;
     this.onFold(await foldEvents(this.sql));
   }
 
@@ -148,7 +168,7 @@ export class DimensionRoller {
         `;
         moved += row.moved;
         if (row.moved < batchRows || this.stopped) break;
-        if (Date.now() - this.lastFoldMs >= this.timing.foldIntervalMs) await this.fold();
+        if (Date.now() - this.lastFoldMs >= this.timing.foldIntervalMs && this.wroteSinceFold()) await this.fold();
       }
       if (Date.now() - this.lastExpiryMs >= EXPIRE_EVERY_MS) {
         const [row] = await this.sql<[{ deleted: string }]>`select headcount_expire_dimensions() as deleted /* db/roller */`;

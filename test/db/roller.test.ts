@@ -82,7 +82,8 @@ describeEachMode('the dimension roller', (mode) => {
 /**
  * Reads of the last minutes union the parts inserts appended since the last fold, so the
  * roller folds them every FOLD_INTERVAL_MS, whatever ROLLUP_INTERVAL_MS, and between the
- * batches of a pass, which over a long queue takes seconds.
+ * batches of a pass, which over a long queue takes seconds; but only while its instance's
+ * writer stores rows: idle, every ROLLUP_INTERVAL_MS.
  */
 describeEachMode("the roller's folds", (mode) => {
   let db: TestDatabase;
@@ -118,6 +119,36 @@ describeEachMode("the roller's folds", (mode) => {
       expect((await eventually(appended, 0, 5_000)).value).toBe(0);
       // Folded, not rolled: the queue waits for the next look.
       expect(first(await db.sql`select count(*)::int as n from headcount_pending`).n).toBe(15);
+    } finally {
+      await roller.stop();
+    }
+  });
+
+  it('folds every FOLD_INTERVAL_MS only while the writer stores rows', async () => {
+    await db.reset();
+    let written = 0;
+    const folds: number[] = [];
+    const roller = new DimensionRoller(
+      db.sql,
+      { intervalMs: 600_000, minRows: 1, maxWaitMs: 0, foldIntervalMs: 50, written: () => written },
+      silentLogger,
+      () => {},
+      (keys) => folds.push(keys),
+    );
+    roller.start();
+    try {
+      // Its first look folded (and ran a pass); the next is ten minutes away.
+      await new Promise((r) => setTimeout(r, 200));
+      const before = folds.length;
+      // Inserts of another instance (or psql): this writer stored nothing.
+      for (let i = 0; i < 3; i++) await insertEvents(db.sql, rows(5, 5 * i));
+      await new Promise((r) => setTimeout(r, 600));
+      expect(folds.length).toBe(before);
+      expect(await appended()).toBeGreaterThan(0);
+      // This writer stores rows: folded within a fold interval or so.
+      written = 15;
+      expect((await eventually(appended, 0, 5_000)).value).toBe(0);
+      expect(folds.length).toBeGreaterThan(before);
     } finally {
       await roller.stop();
     }
