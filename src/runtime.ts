@@ -104,7 +104,7 @@ export async function startRuntime(
     metrics.flushed,
     (rows) =>
       recovery
-        ? recovery.write(() => insertEvents(ingestSql, rows, { callInserted: true }))
+        ? recovery.write(rows, () => insertEvents(ingestSql, rows, { callInserted: true }))
         : insertEvents(ingestSql, rows, { callInserted: false }),
     placement?.groupOf,
   );

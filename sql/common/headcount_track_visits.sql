@@ -190,8 +190,8 @@ begin
   -- of the statement: Citus plans a statement naming one site when it is an insert, not
   -- when it is a select over data-modifying CTEs.) Not caught here: a visitor with no
   -- stored visit whose first events are in both writes; after a missed commit the service
-  -- sends no write until it is recovered, but one already sent can store that visit
-  -- beside the earlier write's.
+  -- sends no write of those sites until it is recovered, but one already sent can store
+  -- that visit beside the earlier write's.
   if stored_visits = 0 and exists (select from unnest(inserted) e where e.user_id is not null) then
     raise exception using
       errcode = 'serialization_failure',

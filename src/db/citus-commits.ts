@@ -38,9 +38,11 @@ const isCommitWarning = (notice: postgres.Notice): boolean => {
 export class PreparedCommitRecovery {
   private warnings = 0;
   private recoveryWarnings = 0;
-  /** Commits a worker missed (every pool's warnings), and how many a recovery has covered. */
+  /** Writes during which a commit was missed, numbered, and the last a recovery has covered. */
   private missed = 0;
   private recoveredMissed = 0;
+  /** The sites of those writes: site → the number of the last such write holding it. */
+  private readonly held = new Map<string, number>();
   private readonly sql: Sql;
   /** The recovery running now, and the one callers that came after it started wait for. */
   private running: Promise<boolean> | undefined;
@@ -70,36 +72,39 @@ export class PreparedCommitRecovery {
 
   /** The ingest pool's onNotice: counts the warnings a failed COMMIT PREPARED gives. */
   readonly notice = (notice: postgres.Notice): void => {
-    if (!isCommitWarning(notice)) return;
-    this.warnings++;
-    this.missed++;
-  };
-
-  /** Another pool's onNotice: a failed COMMIT PREPARED there is recovered, nobody waiting. */
-  readonly noticeInBackground = (notice: postgres.Notice): void => {
-    if (!isCommitWarning(notice)) return;
-    this.missed++;
-    if (!this.closed) void this.recover();
+    if (isCommitWarning(notice)) this.warnings++;
   };
 
   /**
-   * A write: `send` is called, and its answer given once the prepared transactions it may
-   * have left on a worker are committed (`after`). But while a commit a worker missed is
-   * not recovered yet, `send` waits for a recovery first, and the write is answered 503
-   * without being sent if that recovery cannot reach every worker. The prepared
-   * transaction holds that worker's part of the earlier write, invisible to the next
-   * one's statements there, while the coordinator's own commit has already released the
-   * visitor locks (sql/common/headcount_track_visits.sql) that order two writes of one
-   * visitor: a write sent then read the visitor's visits as they were before the earlier
-   * write, waited on its row locks, and once the recovery committed it, stored a visit
-   * clashing with the earlier write's (refused as the client's fault: 422, one run of
-   * test/faults/citus-2pc.test.ts) or one beside it (a visit counted twice).
-   * Writes already sent when the warning came are not held back (see
-   * sql/citus/headcount_track_visits_sites.sql for what they find). The returned write's
-   * `cancel` drops it if it is still waiting for the recovery (withDeadline).
+   * Another pool's onNotice: a failed COMMIT PREPARED there is recovered, nobody waiting.
+   * Writes are not held back for it: the roller's transactions touch no row a write reads
+   * or locks (the queue's and the parts' rows a write adds are its own).
    */
-  write<T>(send: () => Bounded<T>): Bounded<T> {
-    if (this.recoveredMissed >= this.missed) return this.after(send());
+  readonly noticeInBackground = (notice: postgres.Notice): void => {
+    if (isCommitWarning(notice) && !this.closed) void this.recover();
+  };
+
+  /**
+   * A write of `rows`: `send` is called, and its answer given once the prepared
+   * transactions it may have left on a worker are committed (`after`). But while a commit
+   * a worker missed during an earlier write of one of the same sites is not recovered
+   * yet, `send` waits for a recovery first, and the write is answered 503 without being
+   * sent if that recovery cannot reach every worker. The prepared transaction holds that
+   * worker's part of the earlier write, invisible to the next one's statements there,
+   * while the coordinator's own commit has already released the visitor locks
+   * (sql/common/headcount_track_visits.sql) that order two writes of one visitor: a write
+   * sent then read the visitor's visits as they were before the earlier write, waited on
+   * its row locks, and once the recovery committed it, stored a visit clashing with the
+   * earlier write's (refused as the client's fault: 422, one run of
+   * test/faults/citus-2pc.test.ts) or one beside it (a visit counted twice). By site, not
+   * all writes: other sites' visits are not on the rows left prepared, and while a worker
+   * is down the others' sites are served (test/faults/outage.test.ts; holding every write
+   * answered them all 503). Writes already sent when the warning came are not held back
+   * (see sql/citus/headcount_track_visits_sites.sql for what they find). The returned
+   * write's `cancel` drops it if it is still waiting for the recovery (withDeadline).
+   */
+  write<T>(rows: readonly { site: string }[], send: () => Bounded<T>): Bounded<T> {
+    if (!this.holds(rows)) return this.after(rows, send());
     let sent: Bounded<T> | undefined;
     let dropped = false;
     const answered = this.recover().then((recovered) => {
@@ -110,7 +115,7 @@ export class PreparedCommitRecovery {
       }
       if (dropped) throw new DatabaseUnavailable('the database did not answer in time');
       sent = send();
-      return this.after(sent);
+      return this.after(rows, sent);
     });
     return Object.defineProperties(answered, {
       cancel: { value: () => (sent ? sent.cancel?.() : (dropped = true)) },
@@ -125,10 +130,13 @@ export class PreparedCommitRecovery {
    * warnings are not told apart by connection: a write that ran beside one whose commit
    * failed waits for the recovery too.
    */
-  private after<T>(write: Bounded<T>): Bounded<T> {
+  private after<T>(rows: readonly { site: string }[], write: Bounded<T>): Bounded<T> {
     const before = this.warnings;
     const answered = Promise.resolve(write).then(async (answer) => {
-      if (this.warnings === before || (await this.recover())) return answer;
+      if (this.warnings === before) return answer;
+      const miss = ++this.missed;
+      for (const row of rows) this.held.set(row.site, miss);
+      if (await this.recover()) return answer;
       throw new DatabaseUnavailable(
         'a worker missed the commit of these events and cannot be reached: they are not counted yet; retry later',
       );
@@ -137,6 +145,12 @@ export class PreparedCommitRecovery {
       cancel: { value: () => write.cancel?.() },
       state: { get: () => write.state },
     });
+  }
+
+  /** Whether a site of `rows` was written when a commit was missed that no recovery has covered yet. */
+  private holds(rows: readonly { site: string }[]): boolean {
+    if (this.held.size === 0) return false;
+    return rows.some((row) => (this.held.get(row.site) ?? 0) > this.recoveredMissed);
   }
 
   /**
@@ -175,6 +189,7 @@ export class PreparedCommitRecovery {
         );
         this.failing = false;
         this.recoveredMissed = Math.max(this.recoveredMissed, missed);
+        for (const [site, miss] of this.held) if (miss <= this.recoveredMissed) this.held.delete(site);
         return true;
       }
     } catch (err) {
