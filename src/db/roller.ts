@@ -63,8 +63,9 @@ export interface RollerTiming {
  * Every `intervalMs` it looks at the queue; a pass drains it (batch after batch) once it
  * holds `minRows` events or `maxWaitMs` after the last pass. Every `foldIntervalMs` while
  * the instance's writer stores rows (every `intervalMs` otherwise) it folds the parts
- * inserts appended (foldEvents, above), also between the batches of a pass: reads of the last minutes union the parts not yet folded, and a pass over a long
- * queue takes seconds (docs/benchmarks.md, "After the parts"). A roll has a fixed cost (its
+ * inserts appended (foldEvents, above), also between the batches of a pass: reads of the
+ * last minutes union the parts not yet folded, and a pass over a long queue takes seconds
+ * (docs/benchmarks.md, "After the parts"). A roll has a fixed cost (its
  * statements, a row per dimension value it touches): rolling every second at 12 events a
  * second cost 1,756 µs of PostgreSQL CPU per event, rolling 120 at once 435, 1,000 at
  * once 133, 20,000 at once 37 (npm run bench:roller, when a roll still rewrote the day
