@@ -15,6 +15,8 @@ declare
   jit_on text := current_setting('jit');
   indexscan text := current_setting('enable_indexscan');
   sites text[] := array(select distinct e.site from unnest(inserted) e where e.user_id is not null order by 1);
+  buckets integer[];
+  locked bigint;
 begin
   perform headcount_apply_events(inserted);
   perform headcount_queue_dimensions(inserted);
@@ -51,11 +53,38 @@ begin
   perform set_config('enable_seqscan', seqscan, true), set_config('enable_bitmapscan', bitmapscan, true),
           set_config('jit', jit_on, true);
   -- A few sites: a statement for each, each routed to the shard holding its site. More:
-  -- the same visits in seven statements over every shard at once
+  -- the same visits in eight statements over every shard at once
   -- (sql/citus/headcount_track_visits_sites.sql), whose cost does not grow with the sites.
   if cardinality(sites) >= 4 then
     perform headcount_track_visits_sites(inserted);
   else
+    -- The coordinator's locks above are released by its commit, but a worker that missed
+    -- the COMMIT PREPARED of an earlier write of these visitors still holds that write's
+    -- part prepared, its visits invisible, until a recovery commits it
+    -- (src/db/citus-commits.ts): read then, a visitor's visits are as they were before
+    -- it, and a new visitor has none (the one case the visits statements' check of the
+    -- visits they found and deleted cannot see: nothing found, and a second visit stored
+    -- beside the earlier one). So the same buckets are also taken on the workers, as rows
+    -- of headcount_visit_locks locked here (FOR UPDATE; a bucket's row made the first
+    -- time): that waits there for the earlier write's transaction, prepared or not, and
+    -- the visits statements after it take new snapshots, which see that write. Live
+    -- writes never wait there: they hold the coordinator's locks of the same buckets.
+    -- (headcount_track_visits_sites takes the same rows from its spans.) Site by site,
+    -- each routed to its shard: an insert from the coordinator cost 1-2 ms more a batch.
+    foreach one in array sites loop
+      buckets := array(
+        select distinct hashtext(e.site || '/' || e.user_id) & 255 from unnest(inserted) e
+        where e.site = one and e.user_id is not null order by 1
+      );
+      perform from headcount_visit_locks l where l.site = one and l.bucket = any (buckets) for update;
+      get diagnostics locked = row_count;
+      if locked < cardinality(buckets) then
+        insert into headcount_visit_locks (site, bucket, writes)
+        select one, b, 0 from unnest(buckets) b
+        on conflict (site, bucket) do nothing;
+        perform from headcount_visit_locks l where l.site = one and l.bucket = any (buckets) for update;
+      end if;
+    end loop;
     -- Index scans off too: its delete names the site (Citus routes by it), and with
     -- statistics of no rows the workers read the site's every visit by index to find the
     -- visits' tids in the batch's array, instead of a tid scan. Its lookups stay index

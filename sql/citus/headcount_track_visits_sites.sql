@@ -1,5 +1,5 @@
 -- citus mode: headcount_track_visits (sql/common/headcount_track_visits.sql) for a batch
--- over many sites, in seven statements whatever the number of sites, where the other calls
+-- over many sites, in eight statements whatever the number of sites, where the other calls
 -- it once per site. Citus plans that statement only when it names one site, through the
 -- coordinator, and a batch of one-event requests over 50 sites spent three quarters of
 -- its time there (docs/storage.md). Here every statement reads and writes tables
@@ -38,6 +38,17 @@ begin
     ) c
   ) i
   group by i.site, i.user_id, i.island;
+
+  -- The visitors' buckets taken on the workers, before any visit is read: a write whose
+  -- COMMIT PREPARED a worker missed holds them there until it is recovered, and this
+  -- statement waits for it (sql/citus/headcount_events_inserted.sql says why). On every
+  -- shard at once, from the spans.
+  insert into headcount_visit_locks as l (site, bucket, writes)
+  select s.site, hashtext(s.site || '/' || s.user_id) & 255, 1
+  from headcount_visit_spans s
+  where s.batch = batch_id
+  group by 1, 2
+  on conflict (site, bucket) do update set writes = l.writes + 1;
 
   -- The stored visits that meet a span, looked up span by span through
   -- headcount_visits_user_idx as the single-site statement does (a lateral join, which

@@ -188,10 +188,11 @@ begin
   -- transaction fails as a serialization failure, which the writer runs again
   -- (src/ingest/writer.ts), the earlier write committed by then. (moved is not read out
   -- of the statement: Citus plans a statement naming one site when it is an insert, not
-  -- when it is a select over data-modifying CTEs.) Not caught here: a visitor with no
-  -- stored visit whose first events are in both writes; after a missed commit the service
-  -- sends no write of those sites until it is recovered, but one already sent can store
-  -- that visit beside the earlier write's.
+  -- when it is a select over data-modifying CTEs.) Not seen here, since nothing is found:
+  -- a visitor with no stored visit whose first events are in both writes. For that, citus
+  -- mode takes each visitor's lock row on its worker before this statement, which waits
+  -- for the earlier write there (sql/citus/headcount_events_inserted.sql); and after a
+  -- missed commit the service sends no write of those sites until it is recovered.
   if stored_visits = 0 and exists (select from unnest(inserted) e where e.user_id is not null) then
     raise exception using
       errcode = 'serialization_failure',

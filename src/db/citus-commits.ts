@@ -183,10 +183,12 @@ export class PreparedCommitRecovery {
         this.deadlineMs,
       );
       if (this.recoveryWarnings === warned) {
-        this.log.warn(
-          { recovered: row?.recovered },
-          'a worker missed the commit of a write; its prepared transactions recovered',
-        );
+        // Nothing to commit (Citus' own recovery came first, or a write held back after a
+        // miss asked for one that an earlier recovery already served) is no news: debug.
+        const recovered = Number(row?.recovered ?? 0);
+        if (recovered > 0 || this.failing)
+          this.log.warn({ recovered }, 'a worker missed the commit of a write; its prepared transactions recovered');
+        else this.log.debug({ recovered }, 'a recovery of prepared transactions found none left to commit');
         this.failing = false;
         this.recoveredMissed = Math.max(this.recoveredMissed, missed);
         for (const [site, miss] of this.held) if (miss <= this.recoveredMissed) this.held.delete(site);

@@ -237,7 +237,7 @@ describeEachMode('migrations', (mode) => {
       await scratch.sql`delete from dimensions_daily where site = 'o' or (site = 'p' and dims = 'referrer')`;
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'q')`;
       // The latest first (in these modes they change nothing: see 1796832000000_citus,
-      // 1796918400000_replica_identities, 1797004800000_visit_staging and 1797091200000_visit_unit_tids).
+      // 1796918400000_replica_identities, 1797004800000_visit_staging, 1797091200000_visit_unit_tids and 1797264000000_visit_locks).
       await steps.down('1796486400000_source');
       expect(first(await scratch.sql`select count(*)::int as n from dimensions_daily where dims = 'source'`).n).toBe(0);
       await steps.up('1796486400000_source');
@@ -297,7 +297,7 @@ describeEachMode('migrations', (mode) => {
 
       await scratch.sql`insert into events (time, kind, user_id) values (${day} + interval '20 minutes', 'collect', 'b')`;
       // The latest first (in these modes they change nothing: see 1796832000000_citus,
-      // 1796918400000_replica_identities, 1797004800000_visit_staging and 1797091200000_visit_unit_tids).
+      // 1796918400000_replica_identities, 1797004800000_visit_staging, 1797091200000_visit_unit_tids and 1797264000000_visit_locks).
       await steps.down('1796572800000_quarter_hours');
       await steps.up();
       expect(await quartersFrom()).toMatchObject({ ahead: true, soon: true });
@@ -326,7 +326,7 @@ describeEachMode('migrations', (mode) => {
       `;
       expect(first(await scratch.sql`select headcount_roll_up() as n`).n).toBe(4);
       // The latest first (in these modes they change nothing: see 1796832000000_citus,
-      // 1796918400000_replica_identities, 1797004800000_visit_staging and 1797091200000_visit_unit_tids).
+      // 1796918400000_replica_identities, 1797004800000_visit_staging, 1797091200000_visit_unit_tids and 1797264000000_visit_locks).
       await steps.down('1796659200000_every_kind_rows');
       expect(first(await scratch.sql`select count(*)::int as n from dimensions_daily where kind = '*'`).n).toBe(0);
       await steps.up();
@@ -410,7 +410,7 @@ describeEachMode('migrations', (mode) => {
       const steps = migrationSteps(scratch.url, mode);
       await scratch.sql`insert into events (time, kind, user_id) values (now(), 'collect', 'u')`;
       // The latest first (in these modes they change nothing: see 1796832000000_citus,
-      // 1796918400000_replica_identities, 1797004800000_visit_staging and 1797091200000_visit_unit_tids).
+      // 1796918400000_replica_identities, 1797004800000_visit_staging, 1797091200000_visit_unit_tids and 1797264000000_visit_locks).
       await steps.down('1796572800000_quarter_hours');
       expect(await columns(scratch.sql, 'headcount_settings')).not.toContain('quarters_from timestamp with time zone');
       await steps.down('1796486400000_source');

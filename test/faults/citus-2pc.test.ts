@@ -309,4 +309,85 @@ describe.skipIf(!modeAvailable('citus'))('a worker lost between PREPARE and COMM
     },
     60_000,
   );
+
+  it.each([
+    ['one site, the bucket new', 1, false],
+    ['one site, the bucket known', 1, true],
+    ['many sites', 6, false],
+  ])(
+    "a visitor's first events in a write over %s of another instance wait for the first instance's write its worker has not committed yet: one visit",
+    async (name, over, known) => {
+      // A write (instance A) holding a new visitor's first events commits on the coordinator
+      // while the worker misses its COMMIT PREPARED, and every recovery of it fails for a
+      // while: its visit stays prepared there, invisible. A write from instance B (which knows
+      // nothing of A's miss) of the same visitor, seconds later, found no visit of theirs and
+      // stored a second one beside it. Now it waits on the worker for the visitor's lock row
+      // the prepared write holds (inserted by it, or locked when it was there before), and
+      // once that is committed reads its visit and merges.
+      const b = await startTestAppOnCluster(cluster);
+      try {
+        const user = `first-comer-${name.replace(/\W+/g, '-')}`;
+        const at = (secondsAgo: number) => new Date(Date.now() - secondsAgo * 1000).toISOString();
+        const site = sites[0]!;
+        const lockRow = admin<{ n: number }[]>`
+          select count(*)::int as n from headcount_visit_locks where site = ${site} and bucket = hashtext(${site} || '/' || ${user}) & 255
+        `;
+        if (known)
+          await admin`insert into headcount_visit_locks (site, bucket, writes) values (${site}, hashtext(${site} || '/' || ${user}) & 255, 0) on conflict do nothing`;
+        expect((await lockRow)[0]!.n).toBe(known ? 1 : 0);
+        // Over both workers (two-phase commit): the proxied worker's site and another's.
+        const lost = [
+          { id: `${user}-a0`, site, kind: 'view', user, time: at(30) },
+          { id: `${user}-a1`, site: sites[3]!, kind: 'view', user: `${user}-other`, time: at(30) },
+        ];
+        writers = await ingestBackends();
+        holdRecovery = true;
+        const res = await cx.http.post('/v1/events').send({ events: lost });
+        expect(held).toBeGreaterThan(0);
+        // The coordinator committed: stored, answered 503 (its recovery failed).
+        expect(res.status, JSON.stringify(res.body)).toBe(503);
+        count(lost);
+        expect(await prepared()).not.toEqual([]);
+        // The visitor on the proxied worker's site; over many sites, others' events beside
+        // (the visits statements of a batch over 4 sites or more are others).
+        const events = sites
+          .slice(0, over)
+          .map((s, i) => ({ id: `${user}-b${i}`, site: s, kind: 'view', user: i === 0 ? user : `${user}-b${i}`, time: at(20) }));
+        let answered = false;
+        const answer = b.http
+          .post('/v1/events')
+          .send({ events })
+          .then((r) => {
+            answered = true;
+            return r;
+          });
+        // It waits on the worker (a lock) while the prepared write is there.
+        let waiting = 0;
+        for (let i = 0; i < 60 && waiting === 0 && !answered; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          const [row] = await worker<{ waiting: number }[]>`
+          select count(*)::int as waiting from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()
+        `;
+          waiting = row!.waiting;
+        }
+        holdRecovery = false;
+        const second = await answer;
+        expect(second.status, JSON.stringify(second.body)).toBe(200);
+        count(events);
+        for (let i = 0; i < 50 && (await prepared()).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+        expect(await prepared()).toEqual([]);
+        const rows = await admin<{ pageviews: string; others: string }[]>`
+        select pageviews, others from headcount_visits where site = ${site} and user_id = ${user}
+      `;
+        expect(rows).toHaveLength(1);
+        expect(Number(rows[0]!.pageviews) + Number(rows[0]!.others)).toBe(2);
+        expect(await totals()).toEqual(counted);
+        expect(waiting).toBeGreaterThan(0);
+      } finally {
+        holdRecovery = false;
+        await b.close();
+      }
+    },
+    60_000,
+  );
 });

@@ -37,6 +37,8 @@ export const RELEASES = {
     '1797091200000_visit_unit_tids': '0190f9f1190e8fb5ddb10341f0b3b9325c22452999e282dda3283a1f31b96054',
     // Parts for what every insert keeps: <name>_parts tables under views of the documented names.
     '1797177600000_event_parts': '4576e9e819fdd85eddcaec8a6534b9ded1112bd221c3d2eaeb8ca8da652393a5',
+    // Citus: a lock row per visitor on its worker, which a prepared transaction keeps.
+    '1797264000000_visit_locks': '00fecdceeaaae86deb7fbac55dee1bfdef3274966c2335c82f45af2130b2d59a',
   },
 } as const;
 
