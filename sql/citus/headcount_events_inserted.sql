@@ -79,8 +79,8 @@ begin
       perform from headcount_visit_locks l where l.site = one and l.bucket = any (buckets) for update;
       get diagnostics locked = row_count;
       if locked < cardinality(buckets) then
-        insert into headcount_visit_locks (site, bucket, writes)
-        select one, b, 0 from unnest(buckets) b
+        insert into headcount_visit_locks (site, bucket)
+        select one, b from unnest(buckets) b
         on conflict (site, bucket) do nothing;
         perform from headcount_visit_locks l where l.site = one and l.bucket = any (buckets) for update;
       end if;

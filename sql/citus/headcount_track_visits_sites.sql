@@ -42,13 +42,15 @@ begin
   -- The visitors' buckets taken on the workers, before any visit is read: a write whose
   -- COMMIT PREPARED a worker missed holds them there until it is recovered, and this
   -- statement waits for it (sql/citus/headcount_events_inserted.sql says why). On every
-  -- shard at once, from the spans.
-  insert into headcount_visit_locks as l (site, bucket, writes)
-  select s.site, hashtext(s.site || '/' || s.user_id) & 255, 1
+  -- shard at once, from the spans: a bucket's row inserted the first time, and every
+  -- other locked, not written (PostgreSQL locks the rows an ON CONFLICT DO UPDATE's
+  -- condition leaves as they are; Citus runs SELECT FOR UPDATE on one shard only).
+  insert into headcount_visit_locks as l (site, bucket)
+  select s.site, hashtext(s.site || '/' || s.user_id) & 255
   from headcount_visit_spans s
   where s.batch = batch_id
   group by 1, 2
-  on conflict (site, bucket) do update set writes = l.writes + 1;
+  on conflict (site, bucket) do update set bucket = excluded.bucket where false;
 
   -- The stored visits that meet a span, looked up span by span through
   -- headcount_visits_user_idx as the single-site statement does (a lateral join, which
