@@ -13,7 +13,8 @@
  * > /tmp/base/headcount_events_inserted.sql`), the two sets applied in turn (A B, then B
  * A, BENCH_CITUS_ROUNDS rounds, default 6): events/s and the CPU of the coordinator's and
  * the workers' processes per event, medians, current / baseline.
- * BENCH_CITUS_BATCH (default 1,000) events a batch, each of a visitor not seen before;
+ * There every event is of a visitor not seen before (each batch takes as many visitor
+ * buckets as it can). Either way, BENCH_CITUS_BATCH (default 1,000) events a batch and
  * BENCH_CITUS_SITES (default 1,50) the cases' sites per batch.
  */
 import { readFile } from 'node:fs/promises';
@@ -67,7 +68,7 @@ function clusterTicks(citus: LocalCitusCluster): number {
   return sum;
 }
 
-/** BENCH_CITUS_BASELINE: the baseline's and the current headcount_events_inserted, alternated. */
+/** BENCH_CITUS_BASELINE: the baseline's definitions and the current ones, alternated. */
 async function compareDefinitions(citus: LocalCitusCluster, batches: number, baselineFiles: string): Promise<void> {
   const rounds = Number(env.BENCH_CITUS_ROUNDS ?? 6);
   const files = baselineFiles.split(',');
