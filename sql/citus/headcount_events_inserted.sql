@@ -70,7 +70,9 @@ begin
     -- the visits statements after it take new snapshots, which see that write. Live
     -- writes never wait there: they hold the coordinator's locks of the same buckets.
     -- (headcount_track_visits_sites takes the same rows from its spans.) Site by site,
-    -- each routed to its shard: an insert from the coordinator cost 1-2 ms more a batch.
+    -- each routed to its shard: an upsert sent from the coordinator, which Citus runs
+    -- through intermediate results, cost more (docs/benchmarks.md, "Visit lock rows on
+    -- the workers").
     foreach one in array sites loop
       buckets := array(
         select distinct hashtext(e.site || '/' || e.user_id) & 255 from unnest(inserted) e
