@@ -347,7 +347,8 @@ export const STALL_MS = 10_000;
  * was left in pg_stat_activity), and the refresher ran no pass again, with /health still
  * "ok" and a back-dated write's mark never cleared (test/db/refresher-stall.test.ts). A
  * refresher session that holds the refresh lock but runs nothing is ended too: its lock
- * would keep every later pass out. A pass whose statement runs, however long (a first
+ * would keep every later pass out (looked for as well once passes have found the lock
+ * taken for `stallMs`: another instance's session, left idle with it). A pass whose statement runs, however long (a first
  * materialization), or waits for a lock, is left alone; so is a pass slower than
  * `stallMs` caught between two of its statements (its session idle for a moment: judged
  * by that one instant, every pass of a slow database was abandoned in
@@ -357,6 +358,7 @@ export class AggregateRefresher {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private runningSince = 0;
+  private lastRan = performance.now();
   private looking = false;
   private sql: Sql;
   readonly health: JobHealth;
@@ -414,7 +416,13 @@ export class AggregateRefresher {
       .then(
         (result) => {
           if (!current()) return;
-          if (result.ran) this.health.succeeded();
+          if (result.ran) {
+            this.lastRan = performance.now();
+            this.health.succeeded();
+          } else if (!this.looking && performance.now() - this.lastRan > this.stallMs) {
+            // The lock has been held elsewhere since: by a pass that works, or by nothing.
+            void this.lookAtStalledPass();
+          }
           if (result.marksCleared > 0) this.log.debug({ ...result }, 'refreshed stale hours');
           this.onPass({ durationMs: performance.now() - started, result });
         },
@@ -431,9 +439,16 @@ export class AggregateRefresher {
     return pass;
   }
 
-  /** See the class: a pass that has run `stallMs` with nothing working for it is abandoned. */
+  /**
+   * See the class: a pass that has run `stallMs` with nothing working for it is abandoned,
+   * and a refresher session that holds the refresh lock idle is ended (passes that could
+   * not take the lock for `stallMs` look too).
+   */
   private async lookAtStalledPass(): Promise<void> {
     this.looking = true;
+    const stalled = this.running;
+    // At most one look every `stallMs` for passes that find the lock taken.
+    if (stalled === undefined) this.lastRan = performance.now();
     const fresh = this.connect();
     let kept = false;
     try {
@@ -456,10 +471,31 @@ export class AggregateRefresher {
         5000,
       );
       if (row?.working) {
-        this.runningSince = performance.now(); // the pass is progressing: look again later
+        // The pass (or another instance's) is progressing: look again later.
+        this.runningSince = this.lastRan = performance.now();
         return;
       }
-      // Nothing runs: a session of ours still holding the refresh lock is ended with it.
+      if (stalled !== undefined && this.running === stalled) {
+        const stuck = this.sql;
+        this.sql = fresh;
+        kept = true;
+        const durationMs = performance.now() - this.runningSince;
+        this.running = undefined;
+        const err = new Error(
+          `a refresh pass had not returned after ${Math.round(durationMs)} ms with no statement running: abandoned, its connection closed`,
+        );
+        this.health.failed(err);
+        this.onPass({ durationMs, error: err });
+        // Its client is ended before its session is terminated below: the pass's query then
+        // fails on an ended client, and so does its unlock after it. Ended after the
+        // session, the unlock could come first and have postgres.js 3.4.9 schedule a
+        // reconnect that end() does not cancel: a session leaked, idle, never used
+        // (found by CI in test/db/refresher-stall.test.ts).
+        await stuck.end({ timeout: 0 }).catch(() => undefined);
+      }
+      // Nothing runs: a session of ours still holding the refresh lock is ended with it
+      // (the stuck pass's, if its Terminate did not reach the server). If this fails, the
+      // passes that cannot take the lock look again after `stallMs`.
       await withDeadline(
         fresh`
           select pg_terminate_backend(a.pid) /* db/refresher */
@@ -469,17 +505,6 @@ export class AggregateRefresher {
         `,
         5000,
       );
-      const stuck = this.sql;
-      this.sql = fresh;
-      kept = true;
-      const durationMs = performance.now() - this.runningSince;
-      this.running = undefined;
-      const err = new Error(
-        `a refresh pass had not returned after ${Math.round(durationMs)} ms with no statement running: abandoned, its connection closed`,
-      );
-      this.health.failed(err);
-      this.onPass({ durationMs, error: err });
-      void stuck.end({ timeout: 0 }).catch(() => undefined);
     } catch {
       // The database does not answer now: look again at the next tick.
     } finally {

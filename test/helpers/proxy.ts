@@ -11,21 +11,27 @@ export type ProxyVerdict = 'pass' | 'drop' | 'reset' | { delayMs: number };
  * A TCP proxy on 127.0.0.1 to a real server on 127.0.0.1:`targetPort`, for faults between
  * a client and it: a database outage (pause() refuses and cuts every connection, resume()
  * brings it back on the same port), and `inspect`, which sees every chunk a client sends
- * before it is passed on. 'drop' swallows the chunk (the caller then does what it likes,
- * e.g. pause()); 'reset' resets that client's connection and the one to the server, as a
- * network failure would.
+ * before it is passed on, with the number of its connection (1 for the first accepted).
+ * 'drop' swallows the chunk (the caller then does what it likes, e.g. pause()); 'reset'
+ * resets that client's connection and the one to the server, as a network failure would;
+ * reset(n) does that to connection n from outside.
  */
 export class TcpProxy {
   port = 0;
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
+  private readonly resets = new Map<number, () => void>();
+  private accepted = 0;
 
   private constructor(
     private readonly targetPort: number,
-    private readonly inspect: (chunk: Buffer) => ProxyVerdict,
+    private readonly inspect: (chunk: Buffer, connection: number) => ProxyVerdict,
   ) {}
 
-  static async start(targetPort: number, inspect: (chunk: Buffer) => ProxyVerdict = () => 'pass'): Promise<TcpProxy> {
+  static async start(
+    targetPort: number,
+    inspect: (chunk: Buffer, connection: number) => ProxyVerdict = () => 'pass',
+  ): Promise<TcpProxy> {
     const proxy = TcpProxy.paused(targetPort, inspect);
     await proxy.resume();
     return proxy;
@@ -38,7 +44,10 @@ export class TcpProxy {
     return proxy;
   }
 
-  private static paused(targetPort: number, inspect: (chunk: Buffer) => ProxyVerdict = () => 'pass'): TcpProxy {
+  private static paused(
+    targetPort: number,
+    inspect: (chunk: Buffer, connection: number) => ProxyVerdict = () => 'pass',
+  ): TcpProxy {
     return new TcpProxy(targetPort, inspect);
   }
 
@@ -74,6 +83,11 @@ export class TcpProxy {
     this.server = server;
   }
 
+  /** Resets connection `n` (numbered as `inspect` sees it) and its one to the server, if open. */
+  reset(n: number): void {
+    this.resets.get(n)?.();
+  }
+
   async close(): Promise<void> {
     await this.pause();
     for (const s of this.sockets) s.destroy();
@@ -81,22 +95,27 @@ export class TcpProxy {
 
   private connect(client: net.Socket): void {
     const upstream = net.connect({ host: '127.0.0.1', port: this.targetPort });
+    const n = ++this.accepted;
+    const reset = () => {
+      client.resetAndDestroy();
+      upstream.resetAndDestroy();
+    };
+    this.resets.set(n, reset);
     for (const s of [client, upstream]) {
       this.sockets.add(s);
       s.on('error', () => undefined);
-      s.on('close', () => this.sockets.delete(s));
+      s.on('close', () => {
+        this.sockets.delete(s);
+        this.resets.delete(n);
+      });
     }
     // Chunks are passed on in order: one delayed holds back those after it.
     let queue = Promise.resolve();
     let held = 0;
     client.on('data', (chunk: Buffer) => {
-      const verdict = this.inspect(chunk);
+      const verdict = this.inspect(chunk, n);
       if (verdict === 'drop') return;
-      if (verdict === 'reset') {
-        client.resetAndDestroy();
-        upstream.resetAndDestroy();
-        return;
-      }
+      if (verdict === 'reset') return reset();
       const delayMs = verdict === 'pass' ? 0 : verdict.delayMs;
       if (delayMs === 0 && held === 0) {
         upstream.write(chunk);
