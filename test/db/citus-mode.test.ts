@@ -85,7 +85,8 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
       const sql = createSql(url, { max: 1 });
       try {
         await sql`insert into headcount_sites (site) values ('kept')`;
-        expect(await migrate({ databaseUrl: url, storageMode: 'auto', direction: 'down', count: 6, log: silentLogger })).toEqual([
+        expect(await migrate({ databaseUrl: url, storageMode: 'auto', direction: 'down', count: 7, log: silentLogger })).toEqual([
+          '1797350400000_events_site_time',
           '1797264000000_visit_locks',
           '1797177600000_event_parts',
           '1797091200000_visit_unit_tids',
@@ -105,6 +106,7 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
           '1797091200000_visit_unit_tids',
           '1797177600000_event_parts',
           '1797264000000_visit_locks',
+          '1797350400000_events_site_time',
         ]);
         expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'citus' });
         expect(await sql`select site from headcount_sites`).toEqual([{ site: 'kept' }]);
@@ -144,8 +146,9 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
         // The procedure: the superuser makes it a Citus database on every node, then the
         // citus migration runs again, told to distribute.
         await prepareCitusDatabase(citus(), name);
-        expect(await migrate({ databaseUrl: url, storageMode: 'citus', direction: 'down', count: 6, log: silentLogger })).toEqual(
+        expect(await migrate({ databaseUrl: url, storageMode: 'citus', direction: 'down', count: 7, log: silentLogger })).toEqual(
           [
+            '1797350400000_events_site_time',
             '1797264000000_visit_locks',
             '1797177600000_event_parts',
             '1797091200000_visit_unit_tids',
@@ -161,6 +164,7 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
           '1797091200000_visit_unit_tids',
           '1797177600000_event_parts',
           '1797264000000_visit_locks',
+          '1797350400000_events_site_time',
         ]);
         expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'citus' });
         const [local] = await sql<

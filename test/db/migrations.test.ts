@@ -142,6 +142,15 @@ describeEachMode('migrations', (mode) => {
     expect(await columns(db.sql, 'users_daily')).toEqual(['site text', 'bucket timestamp with time zone', 'users hll']);
   });
 
+  it('indexes events by site and time, the way every raw read asks for them, and not by time alone', async () => {
+    // Every read of raw events names one site and a time range (1797350400000_events_site_time).
+    const indexes = await db.sql<{ def: string }[]>`
+      select regexp_replace(indexdef, '^.* USING ', '') as def from pg_indexes
+      where schemaname = current_schema() and tablename = 'events' order by 1
+    `;
+    expect(indexes.map((i) => i.def)).toEqual(['btree (site, "time")', 'btree (site, id, "time") WHERE (id IS NOT NULL)']);
+  });
+
   if (mode === 'timescaledb') {
     it('keeps minutes by trigger and hours and days in continuous aggregates behind read-your-writes views', async () => {
       expect(await relationKinds(db.sql)).toMatchObject({

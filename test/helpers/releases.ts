@@ -39,6 +39,7 @@ export const RELEASES = {
     '1797177600000_event_parts': '4576e9e819fdd85eddcaec8a6534b9ded1112bd221c3d2eaeb8ca8da652393a5',
     // Citus: a lock row per visitor on its worker, which a prepared transaction keeps.
     '1797264000000_visit_locks': 'ca399ac0b6ad384ab6ca80415d73eb53f93df1e5111577b1dc3b3cd1bf62a000',
+    '1797350400000_events_site_time': '711fbd5d543f05ac3b777a32223e08f2290a70682a433d64ccedbce5cc9f4699',
   },
 } as const;
 
