@@ -235,7 +235,7 @@ begin
   -- array made after grouping: an array hashed per event took a fifth of the raw read
   -- (group_by=country over 137,689 raw events: 124 ms against 101, docs/benchmarks.md,
   -- "Raw events grouped by text"). Two dimensions stay one array: as two text keys the
-  -- planner sorted the events instead (153 ms against 161).
+  -- planner sorted the events instead (161 ms against the array's 153).
   if cardinality(grp) = 0 then
     grp_raw_cols := '';
     grp_raw_keys := '';

@@ -421,6 +421,8 @@ export class AggregateRefresher {
             this.health.succeeded();
           } else if (!this.looking && performance.now() - this.lastRan > this.stallMs) {
             // The lock has been held elsewhere since: by a pass that works, or by nothing.
+            // At most one such look every `stallMs`.
+            this.lastRan = performance.now();
             void this.lookAtStalledPass();
           }
           if (result.marksCleared > 0) this.log.debug({ ...result }, 'refreshed stale hours');
@@ -447,8 +449,6 @@ export class AggregateRefresher {
   private async lookAtStalledPass(): Promise<void> {
     this.looking = true;
     const stalled = this.running;
-    // At most one look every `stallMs` for passes that find the lock taken.
-    if (stalled === undefined) this.lastRan = performance.now();
     const fresh = this.connect();
     let kept = false;
     try {
