@@ -348,11 +348,11 @@ export const STALL_MS = 10_000;
  * "ok" and a back-dated write's mark never cleared (test/db/refresher-stall.test.ts). A
  * refresher session that holds the refresh lock but runs nothing is ended too: its lock
  * would keep every later pass out (looked for as well once passes have found the lock
- * taken for `stallMs`: another instance's session, left idle with it). A pass whose statement runs, however long (a first
- * materialization), or waits for a lock, is left alone; so is a pass slower than
- * `stallMs` caught between two of its statements (its session idle for a moment: judged
- * by that one instant, every pass of a slow database was abandoned in
- * test/db/refresher-stall.test.ts, none ever finishing).
+ * taken for `stallMs`: another instance's session, left idle with it). A pass whose
+ * statement runs, however long (a first materialization), or waits for a lock, is left
+ * alone; so is a pass slower than `stallMs` caught between two of its statements (its
+ * session idle for a moment: judged by that one instant, every pass of a slow database
+ * was abandoned in test/db/refresher-stall.test.ts, none ever finishing).
  */
 export class AggregateRefresher {
   private timer: NodeJS.Timeout | undefined;
