@@ -3,8 +3,8 @@ import type { MigrationBuilder } from 'node-pg-migrate';
 /*
  * Citus mode only: headcount_visit_locks, a row per site and bucket of visitors (the
  * buckets of the coordinator's visitor locks: hashtext(site/user) & 255), which every
- * write locks for its visitors before its visits statements (FOR UPDATE, or an update;
- * sql/citus/headcount_events_inserted.sql), on the worker holding the site. The
+ * write locks for its visitors before its visits statements
+ * (sql/citus/headcount_events_inserted.sql), on the worker holding the site. The
  * coordinator's locks order two writes of a visitor, but its commit releases them, and a
  * worker that missed the COMMIT PREPARED holds its part of the first write prepared
  * (invisible) until a recovery: a write of a new visitor sent meanwhile found none of its
@@ -13,7 +13,7 @@ import type { MigrationBuilder } from 'node-pg-migrate';
  * recovery, and its next statement reads the visit committed. Live writes never wait on
  * these rows: two that share a bucket already wait for each other on the coordinator.
  *
- * At most 256 rows a site (`writes` counts the writes over many sites that updated one).
+ * At most 256 rows a site, made once and never written again (only locked).
  */
 const LOCKS = 'headcount_visit_locks';
 
@@ -24,7 +24,6 @@ export async function up(pgm: MigrationBuilder): Promise<void> {
     `create table ${LOCKS} (
       site text not null,
       bucket integer not null,
-      writes bigint not null,
       primary key (site, bucket)
     )`,
     `comment on table ${LOCKS} is 'headcount (citus mode): a row per site and bucket of visitors, locked by every write of its visitors before it keeps their visits, so that a later write waits on the worker until the earlier one has ended there (also when only a recovery can commit it)'`,

@@ -85,8 +85,7 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
       const sql = createSql(url, { max: 1 });
       try {
         await sql`insert into headcount_sites (site) values ('kept')`;
-        expect(await migrate({ databaseUrl: url, storageMode: 'auto', direction: 'down', count: 8, log: silentLogger })).toEqual([
-          '1797436800000_visit_locks_only_locked',
+        expect(await migrate({ databaseUrl: url, storageMode: 'auto', direction: 'down', count: 7, log: silentLogger })).toEqual([
           '1797350400000_events_site_time',
           '1797264000000_visit_locks',
           '1797177600000_event_parts',
@@ -108,7 +107,6 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
           '1797177600000_event_parts',
           '1797264000000_visit_locks',
           '1797350400000_events_site_time',
-          '1797436800000_visit_locks_only_locked',
         ]);
         expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'citus' });
         expect(await sql`select site from headcount_sites`).toEqual([{ site: 'kept' }]);
@@ -148,9 +146,8 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
         // The procedure: the superuser makes it a Citus database on every node, then the
         // citus migration runs again, told to distribute.
         await prepareCitusDatabase(citus(), name);
-        expect(await migrate({ databaseUrl: url, storageMode: 'citus', direction: 'down', count: 8, log: silentLogger })).toEqual(
+        expect(await migrate({ databaseUrl: url, storageMode: 'citus', direction: 'down', count: 7, log: silentLogger })).toEqual(
           [
-            '1797436800000_visit_locks_only_locked',
             '1797350400000_events_site_time',
             '1797264000000_visit_locks',
             '1797177600000_event_parts',
@@ -168,7 +165,6 @@ describe.skipIf(!modeAvailable('citus'))('storage mode citus', () => {
           '1797177600000_event_parts',
           '1797264000000_visit_locks',
           '1797350400000_events_site_time',
-          '1797436800000_visit_locks_only_locked',
         ]);
         expect((await sql`select storage_mode from headcount_settings`)[0]).toEqual({ storage_mode: 'citus' });
         const [local] = await sql<

@@ -38,9 +38,8 @@ export const RELEASES = {
     // Parts for what every insert keeps: <name>_parts tables under views of the documented names.
     '1797177600000_event_parts': '4576e9e819fdd85eddcaec8a6534b9ded1112bd221c3d2eaeb8ca8da652393a5',
     // Citus: a lock row per visitor on its worker, which a prepared transaction keeps.
-    '1797264000000_visit_locks': '00fecdceeaaae86deb7fbac55dee1bfdef3274966c2335c82f45af2130b2d59a',
+    '1797264000000_visit_locks': 'ca399ac0b6ad384ab6ca80415d73eb53f93df1e5111577b1dc3b3cd1bf62a000',
     '1797350400000_events_site_time': '711fbd5d543f05ac3b777a32223e08f2290a70682a433d64ccedbce5cc9f4699',
-    '1797436800000_visit_locks_only_locked': 'fe31b60891c2ca8d6c66f396bde187b1ffa3cb1f3f2c9c2c7a37b1467725dae5',
   },
 } as const;
 
