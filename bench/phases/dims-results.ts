@@ -48,7 +48,7 @@ export function reportDimensions(ctx: BenchContext, f: DimensionFindings): strin
       .join(', ')})\n`,
   );
   console.log(
-    `roller: ${fmt(v.roll.moved)} events in ${v.roll.batches} batches of ${fmt(v.roll.batchRows)}: ${fmt(v.roll.storeUsPerEvent, 2)} µs of PostgreSQL CPU per event (/proc, whole cluster), ${fmt(v.roll.wallUsPerEvent, 2)} µs wall; seeding ${fmt(v.seedStoreUsPerEvent, 2)} µs/event of PostgreSQL CPU\n`,
+    `seeding ${v.seedS.toFixed(0)} s, its backend ${fmt(v.seedBackendUsPerEvent, 2)} µs of CPU per event; roller (meanwhile, until drained): ${fmt(v.roll.moved)} events in ${v.roll.batches} batches of ${fmt(v.roll.batchRows)}, its backend ${fmt(v.roll.backendUsPerEvent, 2)} µs of CPU per event (alone after the seeding: ${fmt(v.roll.alone.backendUsPerEvent, 2)}, the whole cluster ${fmt(v.roll.alone.storeUsPerEvent, 2)}, over ${fmt(v.roll.alone.moved)} events); drained ${v.seedAndRollS.toFixed(0)} s after the seeding started; the whole cluster ${fmt(v.storeUsPerEvent, 2)} µs of CPU per event over both (/proc)\n`,
   );
   console.log(
     table(
