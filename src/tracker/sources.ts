@@ -73,9 +73,14 @@ export function sourceOf(utmSource: string | undefined, referrerHost: string | u
  * None" when it comes from the tracker (`tracked`: sent without a user, so the script
  * sent the page's referrer, and none means the visitor came directly); else none (a
  * server-side client that sends no referrer does not say where its user came from).
+ * `dims` is the caller's own (each event's is made for it): the source is set on it, not
+ * on a copy, which cost ~0.7 µs an event with every dimension.
  */
 export function withSource(dims: EventDimensions | undefined, tracked: boolean): EventDimensions | undefined {
   if (dims?.source !== undefined) return dims;
   if (dims?.utm_source === undefined && dims?.referrer === undefined && !tracked) return dims;
-  return { ...dims, source: sourceOf(dims?.utm_source, dims?.referrer) };
+  const source = sourceOf(dims?.utm_source, dims?.referrer);
+  if (dims === undefined) return { source };
+  dims.source = source;
+  return dims;
 }
