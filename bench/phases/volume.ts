@@ -137,10 +137,11 @@ export async function seedVolume(ctx: BenchContext, today: number, skipDays: num
     `;
   }
   // The roller's session holds its lock throughout: the service's roller moves nothing,
-  // so the drain measures this roller alone (the lock is re-entrant for it). It never
-  // idles long enough for the pool to close it (idle_timeout) and drop the lock.
-  const roller = createSql(ctx.dbUrl, { max: 1, applicationName: 'headcount-bench-roller' });
-  const seeder = createSql(ctx.dbUrl, { max: 1, applicationName: 'headcount-bench-seed' });
+  // so the drain measures this roller alone (the lock is re-entrant for it). Both sessions
+  // keep their backends (keepSessions): a connection the pool reopened after its lifetime
+  // (30-60 minutes) dropped the lock, and its CPU was lost to /proc.
+  const roller = createSql(ctx.dbUrl, { max: 1, applicationName: 'headcount-bench-roller', keepSessions: true });
+  const seeder = createSql(ctx.dbUrl, { max: 1, applicationName: 'headcount-bench-seed', keepSessions: true });
   await roller`select pg_advisory_lock(${ROLLER_LOCK})`;
   step(
     `volume: ${settings.volumeDays} days x ${fmt(settings.volumeEventsPerDay)} events/day with every dimension, 3 sites, generated in PostgreSQL, the queue rolled up meanwhile (headcount_roll_up in a loop, one session, as the service's roller does)`,
@@ -162,7 +163,6 @@ export async function seedVolume(ctx: BenchContext, today: number, skipDays: num
       days++;
       if (d % 10 === 0) note(`${d} days seeded, ${((performance.now() - t1) / 1000).toFixed(0)} s`);
     }
-    // Read now: idle while the roller catches up, the session is closed (idle_timeout).
     seedTicks = processTicks(seedPid) - seedTicks;
     const [q] = await seeder<[{ bytes: string }]>`select pg_total_relation_size('headcount_pending') as bytes`;
     queueBytes = Number(q.bytes);

@@ -22,6 +22,12 @@ export interface SqlOptions {
   onNotice?: (notice: postgres.Notice) => void;
   /** Further session settings of its connections (sent when each connects). */
   settings?: Record<string, string>;
+  /**
+   * Its connections are never closed by the pool: not when idle, and not at their end
+   * of life (postgres.js reopens a connection after 30 to 60 minutes by default). For a
+   * session whose backend matters for longer (a session-level advisory lock, its CPU).
+   */
+  keepSessions?: boolean;
 }
 
 const deadlines = new WeakMap<Sql, number>();
@@ -114,7 +120,8 @@ export function createSql(url: string, opts: SqlOptions = {}): Sql {
   const sql = postgres(parsed.toString(), {
     ...(path ? { path } : {}),
     max: opts.max ?? 10,
-    idle_timeout: 60,
+    idle_timeout: opts.keepSessions ? 0 : 60,
+    ...(opts.keepSessions ? { max_lifetime: 0 } : {}),
     connect_timeout: (opts.connectTimeoutMs ?? 5000) / 1000,
     // Reconnect within half a second of the server's return (the default grows to 20 s,
     // and requests would wait that long). Requests do not wait for it: see deadline.ts.
