@@ -65,7 +65,10 @@ export async function startRuntime(
   const refresher =
     mode === 'timescaledb'
       ? new AggregateRefresher(
-          () => createSql(databaseUrl, { max: 1, applicationName: 'headcount-refresher' }),
+          // keepSessions: a pass holds a session lock across its statements, and the pool
+          // would otherwise end its connection at its lifetime (30-60 minutes) whenever it
+          // is idle, between two statements of a pass too, and the lock with it.
+          () => createSql(databaseUrl, { max: 1, applicationName: 'headcount-refresher', keepSessions: true }),
           config.refreshIntervalMs,
           log,
           (pass) => metrics.refreshed(pass),
