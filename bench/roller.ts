@@ -31,7 +31,7 @@ import { SQL_DIR } from '../src/db/sql-objects.js';
 import { createLogger } from '../src/log.js';
 import { benchDatabase } from './database.js';
 import { median } from './load.js';
-import { CLOCK_TICKS, processTicks } from './system.js';
+import { backendPid, CLOCK_TICKS, processTicks } from './system.js';
 
 const env = process.env;
 const rounds = Number(env.BENCH_ROLLER_ROUNDS ?? 5);
@@ -74,7 +74,9 @@ async function main(): Promise<void> {
     port: await freePort(),
   });
   const sql = createSql(db.url, { max: 1 });
-  const current = (await Promise.all(ROLLER_FILES.map((f) => readFile(path.join(SQL_DIR, 'common', `${f}.sql`), 'utf8')))).join('\n');
+  const current = (await Promise.all(ROLLER_FILES.map((f) => readFile(path.join(SQL_DIR, 'common', `${f}.sql`), 'utf8')))).join(
+    '\n',
+  );
   const baseline = env.BENCH_ROLLER_BASELINE ? await readFile(env.BENCH_ROLLER_BASELINE, 'utf8') : undefined;
   /** Name, definition applied before each cycle (none: the current one stays), rolls per fold. */
   const variants: [string, string | undefined, number][] = baseline
@@ -86,7 +88,7 @@ async function main(): Promise<void> {
   const results = new Map<string, { cpu: number[]; wall: number[] }>(variants.map(([name]) => [name, { cpu: [], wall: [] }]));
   try {
     await sql`insert into headcount_rollups (site, dims) values ('shop', 'props.plan'), ('shop', 'country,device'), ('shop', 'browser,os,props.lang')`;
-    const [{ pid }] = (await sql`select pg_backend_pid() as pid`) as unknown as [{ pid: number }];
+    const pid = await backendPid(sql);
     let start = 0;
     // Not measured: the rollup rows then exist, as on a running site, as large as PREFILL makes them.
     for (; start < PREFILL; start += 20_000) {

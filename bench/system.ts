@@ -6,6 +6,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
+import type { Sql } from '../src/db/client.js';
 
 const execFileAsync = promisify(execFile);
 const isRoot = (): boolean => process.getuid?.() === 0;
@@ -80,6 +81,10 @@ export function treeTicks(pid: number): number {
   for (const child of childPids(pid)) sum += treeTicks(child);
   return sum;
 }
+
+/** The pid of the backend serving `sql`'s connection (a pool of one), for processTicks. */
+export const backendPid = async (sql: Sql): Promise<number> =>
+  (await sql<[{ pid: number }]>`select pg_backend_pid() as pid`)[0].pid;
 
 /** The postmaster of a cluster (first line of postmaster.pid), if it runs. */
 export function postmasterPid(dataDir: string): number | undefined {

@@ -29,7 +29,7 @@ import { readFile } from 'node:fs/promises';
 import { SQL_DIR } from '../src/db/sql-objects.js';
 import { median } from './load.js';
 import { withoutPart } from './sql-parts.js';
-import { CLOCK_TICKS, processTicks } from './system.js';
+import { backendPid, CLOCK_TICKS, processTicks } from './system.js';
 
 const env = process.env;
 const rounds = Number(env.BENCH_VISITS_ROUNDS ?? 10);
@@ -78,7 +78,7 @@ async function main(): Promise<void> {
   const wall = new Map<string, number[]>(variants.map(([name]) => [name, []]));
   const cpu = new Map<string, number[]>(variants.map(([name]) => [name, []]));
   try {
-    const [{ pid }] = (await sql`select pg_backend_pid() as pid`) as unknown as [{ pid: number }];
+    const pid = await backendPid(sql);
     // What the service's roller does for a new table (headcount_analyze_new): statistics
     // once it holds rows (2,000 visits: past the 1,000 at which small batches get one plan,
     // headcount_track_visits), so the visits statement is planned as on a running service.

@@ -17,7 +17,7 @@ import { createSql } from '../../src/db/client.js';
 import { DAY_MS } from '../../src/time.js';
 import { fmt, type LatencyRow } from '../report.js';
 import { refreshAll, seedDay, SITES } from '../seed.js';
-import { CLOCK_TICKS, cpuSnapshot, cpuSpent, processTicks } from '../system.js';
+import { backendPid, CLOCK_TICKS, cpuSnapshot, cpuSpent, processTicks } from '../system.js';
 import type { BenchContext } from './context.js';
 import { queryLatencies } from './read-path.js';
 
@@ -64,8 +64,6 @@ export interface RollCost {
    */
   alone: { moved: number; backendUsPerEvent: number; storeUsPerEvent: number };
 }
-
-const backendPid = async (sql: Sql): Promise<number> => (await sql<[{ pid: number }]>`select pg_backend_pid() as pid`)[0].pid;
 
 /**
  * Moves queued events with `sql` (one session holding ROLLER_LOCK) until `seeding` has
