@@ -12,11 +12,14 @@
  *      country, device, browser and OS filled in, and whatever the write path keeps for it),
  * in rounds A B C D E F, F E D C B A, …; medians. Each round's CPU runs from wrk's start until the
  * queue its events made is drained (the roller's work belongs to the events), so
- * asynchronous work is charged to the round that caused it.
+ * asynchronous work is charged to the round that caused it. PostgreSQL's share is split
+ * in two: the roll-up (the backends of the service's roller and of the bench's drain, by
+ * application_name) and the rest (the inserts, their triggers, the queue, autovacuum).
  */
 import { median } from '../load.js';
 import { fmt } from '../report.js';
-import { CLOCK_TICKS, cpuSnapshot, cpuSpent } from '../system.js';
+import { createSql, type Sql } from '../../src/db/client.js';
+import { CLOCK_TICKS, cpuSnapshot, cpuSpent, processTicks } from '../system.js';
 import { withoutPart } from '../sql-parts.js';
 import { wrk } from '../wrk.js';
 import type { BenchContext } from './context.js';
@@ -39,6 +42,8 @@ export interface IngestRound {
   stackUs: number;
   serviceUs: number;
   storeUs: number;
+  /** Of storeUs: the backends that rolled the queue up (the service's roller, the bench's drain). */
+  rollUpUs: number;
   errors: number;
 }
 
@@ -52,19 +57,42 @@ export interface DimensionIngest {
   collectDeltaPct: number;
   /** D - C, µs of whole-stack CPU per event. Target: at most 15 µs. */
   dimensionsDeltaUs: number;
+  /** Of dimensionsDeltaUs: the roll-up's part (D - C of rollUpUs); the rest is the write path's. */
+  dimensionsRollUpDeltaUs: number;
   /** F - E: what a tracked pageview costs more than a plain single event, µs of whole-stack CPU. */
   trackedDeltaUs: number;
 }
 
-async function drained(ctx: BenchContext): Promise<void> {
+const DRAIN_APP = 'headcount-bench-drain';
+
+async function drained(drain: Sql): Promise<void> {
   // The service's roller would wait for ROLLUP_MIN_ROWS or ROLLUP_MAX_WAIT_MS: this drains at once (one at a time: the lock).
   for (;;) {
-    const [row] = await ctx.sql<[{ moved: number }]>`select headcount_roll_up(20000) as moved`;
+    const [row] = await drain<[{ moved: number }]>`select headcount_roll_up(20000) as moved`;
     if (row.moved > 0) continue;
-    const [q] = await ctx.sql<[{ queued: boolean }]>`select exists (select from headcount_pending) as queued`;
+    const [q] = await drain<[{ queued: boolean }]>`select exists (select from headcount_pending) as queued`;
     if (!q.queued) return;
     await sleep(50);
   }
+}
+
+/** CPU ticks of each backend that rolls the queue up, by pid. */
+async function rollUpTicks(sql: Sql): Promise<Map<number, number>> {
+  const rows = await sql<{ pid: number }[]>`
+    select pid from pg_stat_activity
+     where datname = current_database() and application_name in ('headcount-roller', ${DRAIN_APP})`;
+  return new Map(rows.map((r) => [r.pid, processTicks(r.pid)]));
+}
+
+/**
+ * Ticks the roll-up backends spent between two readings; NaN when one of them ended
+ * meanwhile (its time is then in the postmaster's, not attributable).
+ */
+function rollUpSpent(before: Map<number, number>, after: Map<number, number>): number {
+  if ([...before.keys()].some((pid) => !after.has(pid))) return NaN;
+  let ticks = 0;
+  for (const [pid, t] of after) ticks += t - (before.get(pid) ?? 0);
+  return ticks;
 }
 
 export async function measureDimensionIngest(ctx: BenchContext): Promise<DimensionIngest> {
@@ -105,38 +133,47 @@ export async function measureDimensionIngest(ctx: BenchContext): Promise<Dimensi
       eventsPerRequest: 1,
     },
   ];
+  // Its own session (no idle end, no lifetime), so that its backend's CPU is the roll-up's.
+  const drain = createSql(ctx.dbUrl, { max: 1, applicationName: DRAIN_APP, keepSessions: true });
   const raw: IngestRound[] = [];
-  for (let run = 1; run <= settings.runs; run++) {
-    const order = run % 2 === 1 ? targets : [...targets].reverse();
-    for (const t of order) {
-      step(`dimensions ingest, round ${run}/${settings.runs}: ${t.name}, wrk -c${t.connections} -d${settings.durationS}s`);
-      const restore = t.queueOff ? await withoutPart(sql, ctx.storageMode, 'headcount_queue_dimensions') : undefined;
-      try {
-        await drained(ctx);
-        const before = cpuSnapshot({ service: service.pid, store: pgPid });
-        const r = await wrk({ url: service.url, connections: t.connections, durationS: settings.durationS, mode: t.mode });
-        await drained(ctx);
-        const spent = cpuSpent(before, cpuSnapshot({ service: service.pid, store: pgPid }));
-        const events = r.requests * t.eventsPerRequest;
-        const us = (ticks: number | undefined): number => (((ticks ?? NaN) / CLOCK_TICKS) * 1e6) / events;
-        const round: IngestRound = {
-          name: t.name,
-          events,
-          eventsPerSec: r.requestsPerSec * t.eventsPerRequest,
-          p99Ms: r.p99Ms,
-          stackUs: us((spent.parts.service ?? NaN) + (spent.parts.store ?? NaN)),
-          serviceUs: us(spent.parts.service),
-          storeUs: us(spent.parts.store),
-          errors: r.errors + r.non2xx,
-        };
-        note(
-          `${fmt(round.eventsPerSec)} events/s, p99 ${fmt(round.p99Ms, 1)} ms; stack ${fmt(round.stackUs, 1)} µs/event (service ${fmt(round.serviceUs, 1)}, PostgreSQL ${fmt(round.storeUs, 1)}), errors ${round.errors}`,
-        );
-        raw.push(round);
-      } finally {
-        await restore?.();
+  try {
+    for (let run = 1; run <= settings.runs; run++) {
+      const order = run % 2 === 1 ? targets : [...targets].reverse();
+      for (const t of order) {
+        step(`dimensions ingest, round ${run}/${settings.runs}: ${t.name}, wrk -c${t.connections} -d${settings.durationS}s`);
+        const restore = t.queueOff ? await withoutPart(sql, ctx.storageMode, 'headcount_queue_dimensions') : undefined;
+        try {
+          await drained(drain);
+          const rollBefore = await rollUpTicks(sql);
+          const before = cpuSnapshot({ service: service.pid, store: pgPid });
+          const r = await wrk({ url: service.url, connections: t.connections, durationS: settings.durationS, mode: t.mode });
+          await drained(drain);
+          const spent = cpuSpent(before, cpuSnapshot({ service: service.pid, store: pgPid }));
+          const rollUp = rollUpSpent(rollBefore, await rollUpTicks(sql));
+          const events = r.requests * t.eventsPerRequest;
+          const us = (ticks: number | undefined): number => (((ticks ?? NaN) / CLOCK_TICKS) * 1e6) / events;
+          const round: IngestRound = {
+            name: t.name,
+            events,
+            eventsPerSec: r.requestsPerSec * t.eventsPerRequest,
+            p99Ms: r.p99Ms,
+            stackUs: us((spent.parts.service ?? NaN) + (spent.parts.store ?? NaN)),
+            serviceUs: us(spent.parts.service),
+            storeUs: us(spent.parts.store),
+            rollUpUs: us(rollUp),
+            errors: r.errors + r.non2xx,
+          };
+          note(
+            `${fmt(round.eventsPerSec)} events/s, p99 ${fmt(round.p99Ms, 1)} ms; stack ${fmt(round.stackUs, 1)} µs/event (service ${fmt(round.serviceUs, 1)}, PostgreSQL ${fmt(round.storeUs, 1)}, of which the roll-up ${fmt(round.rollUpUs, 1)}), errors ${round.errors}`,
+          );
+          raw.push(round);
+        } finally {
+          await restore?.();
+        }
       }
     }
+  } finally {
+    await drain.end();
   }
   const rows: IngestRow[] = targets.map((t) => {
     const rounds = raw.filter((r) => r.name === t.name);
@@ -149,15 +186,17 @@ export async function measureDimensionIngest(ctx: BenchContext): Promise<Dimensi
       stackUs: med((r) => r.stackUs),
       serviceUs: med((r) => r.serviceUs),
       storeUs: med((r) => r.storeUs),
+      rollUpUs: median(rounds.map((r) => r.rollUpUs).filter((v) => !Number.isNaN(v))),
       errors: rounds.reduce((n, r) => n + r.errors, 0),
     };
   });
   const [a, b, c, d, e, f] = rows as [IngestRow, IngestRow, IngestRow, IngestRow, IngestRow, IngestRow];
   const collectDeltaPct = ((b.stackUs - a.stackUs) / a.stackUs) * 100;
   const dimensionsDeltaUs = d.stackUs - c.stackUs;
+  const dimensionsRollUpDeltaUs = d.rollUpUs - c.rollUpUs;
   const trackedDeltaUs = f.stackUs - e.stackUs;
   note(
-    `GET /collect ${fmt(b.stackUs, 1)} µs/event against ${fmt(a.stackUs, 1)} without the queue: ${collectDeltaPct.toFixed(1)} % (target ≤ 5 %); POST /v1/events with dimensions ${fmt(dimensionsDeltaUs, 1)} µs/event more (target ≤ 15 µs); a tracked pageview ${fmt(f.stackUs, 1)} µs against ${fmt(e.stackUs, 1)} for one event with a user (+${fmt(trackedDeltaUs, 1)} µs)`,
+    `GET /collect ${fmt(b.stackUs, 1)} µs/event against ${fmt(a.stackUs, 1)} without the queue: ${collectDeltaPct.toFixed(1)} % (target ≤ 5 %); POST /v1/events with dimensions ${fmt(dimensionsDeltaUs, 1)} µs/event more (target ≤ 15 µs; the roll-up ${fmt(dimensionsRollUpDeltaUs, 1)} of it, the write path ${fmt(dimensionsDeltaUs - dimensionsRollUpDeltaUs, 1)}); a tracked pageview ${fmt(f.stackUs, 1)} µs against ${fmt(e.stackUs, 1)} for one event with a user (+${fmt(trackedDeltaUs, 1)} µs)`,
   );
-  return { rows, raw, collectDeltaPct, dimensionsDeltaUs, trackedDeltaUs };
+  return { rows, raw, collectDeltaPct, dimensionsDeltaUs, dimensionsRollUpDeltaUs, trackedDeltaUs };
 }
