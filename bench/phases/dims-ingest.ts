@@ -18,12 +18,11 @@
  */
 import { median } from '../load.js';
 import { fmt } from '../report.js';
-import { createSql, type Sql } from '../../src/db/client.js';
-import { CLOCK_TICKS, cpuSnapshot, cpuSpent, processTicks } from '../system.js';
+import { drained, drainSession, rollUpSpent, rollUpTicks } from '../roll-up-cpu.js';
+import { CLOCK_TICKS, cpuSnapshot, cpuSpent } from '../system.js';
 import { withoutPart } from '../sql-parts.js';
 import { wrk } from '../wrk.js';
 import type { BenchContext } from './context.js';
-import { sleep } from './context.js';
 
 interface IngestTarget {
   name: string;
@@ -61,38 +60,6 @@ export interface DimensionIngest {
   dimensionsRollUpDeltaUs: number;
   /** F - E: what a tracked pageview costs more than a plain single event, µs of whole-stack CPU. */
   trackedDeltaUs: number;
-}
-
-const DRAIN_APP = 'headcount-bench-drain';
-
-async function drained(drain: Sql): Promise<void> {
-  // The service's roller would wait for ROLLUP_MIN_ROWS or ROLLUP_MAX_WAIT_MS: this drains at once (one at a time: the lock).
-  for (;;) {
-    const [row] = await drain<[{ moved: number }]>`select headcount_roll_up(20000) as moved`;
-    if (row.moved > 0) continue;
-    const [q] = await drain<[{ queued: boolean }]>`select exists (select from headcount_pending) as queued`;
-    if (!q.queued) return;
-    await sleep(50);
-  }
-}
-
-/** CPU ticks of each backend that rolls the queue up, by pid. */
-async function rollUpTicks(sql: Sql): Promise<Map<number, number>> {
-  const rows = await sql<{ pid: number }[]>`
-    select pid from pg_stat_activity
-     where datname = current_database() and application_name in ('headcount-roller', ${DRAIN_APP})`;
-  return new Map(rows.map((r) => [r.pid, processTicks(r.pid)]));
-}
-
-/**
- * Ticks the roll-up backends spent between two readings; NaN when one of them ended
- * meanwhile (its time is then in the postmaster's, not attributable).
- */
-function rollUpSpent(before: Map<number, number>, after: Map<number, number>): number {
-  if ([...before.keys()].some((pid) => !after.has(pid))) return NaN;
-  let ticks = 0;
-  for (const [pid, t] of after) ticks += t - (before.get(pid) ?? 0);
-  return ticks;
 }
 
 export async function measureDimensionIngest(ctx: BenchContext): Promise<DimensionIngest> {
@@ -133,8 +100,7 @@ export async function measureDimensionIngest(ctx: BenchContext): Promise<Dimensi
       eventsPerRequest: 1,
     },
   ];
-  // Its own session (no idle end, no lifetime), so that its backend's CPU is the roll-up's.
-  const drain = createSql(ctx.dbUrl, { max: 1, applicationName: DRAIN_APP, keepSessions: true });
+  const drain = drainSession(ctx.dbUrl);
   const raw: IngestRound[] = [];
   try {
     for (let run = 1; run <= settings.runs; run++) {
