@@ -1,7 +1,9 @@
 /**
  * Dimensions, storage: what the dimensions add, each part as a share of the raw events'
- * size — the rollup tables (pg_total_relation_size, indexes and TOAST included), the
- * queue once drained (and once vacuumed), and the dimension columns inside events
+ * size — the rollup tables live (sum(pg_column_size(row)): what their rows hold, counted)
+ * and on disk (pg_total_relation_size, indexes, TOAST and dead rows included: reported,
+ * since how much of it is dead depends on what ran beside the folds), the queue once
+ * drained (and once vacuumed), and the dimension columns inside events
  * (avg(pg_column_size(column)) × rows: the bytes their values take in the rows).
  */
 import type { Sql } from '../../src/db/client.js';
@@ -52,6 +54,12 @@ export async function relationBytes(sql: Sql, name: string): Promise<number> {
   return Number(r?.bytes ?? 0);
 }
 
+/** Bytes the rows of a table hold (every partition or chunk): sum(pg_column_size(row)), no index, no dead row. */
+async function liveBytes(sql: Sql, name: string): Promise<number> {
+  const [r] = await sql.unsafe<[{ bytes: string | null }]>(`select sum(pg_column_size(t.*)) as bytes from ${name} t`);
+  return Number(r.bytes ?? 0);
+}
+
 export async function measureDimensionStorage(ctx: BenchContext): Promise<DimensionStorage> {
   const { sql } = ctx;
   const { step, note } = ctx.progress;
@@ -61,8 +69,12 @@ export async function measureDimensionStorage(ctx: BenchContext): Promise<Dimens
   const add = (part: string, bytes: number, counted = true): void => {
     parts.push({ part, bytes, pctOfEvents: (bytes / eventsBytes) * 100, counted });
   };
-  for (const t of ['dimensions_hourly', 'dimensions_daily', 'headcount_rollup_days', 'headcount_rollups', 'headcount_sites'])
-    add(t, await relationBytes(sql, t));
+  // kinds_15m (quarter hours by kind) came with the dimensions' zone reads: counted with them.
+  for (const t of ['dimensions_hourly', 'dimensions_daily', 'dimensions_weekly', 'kinds_15m']) {
+    add(`${t}, live rows`, await liveBytes(sql, t));
+    add(`${t}, on disk`, await relationBytes(sql, t), false);
+  }
+  for (const t of ['headcount_rollup_days', 'headcount_rollups', 'headcount_sites']) add(t, await relationBytes(sql, t));
   add('headcount_pending, drained (before a vacuum)', await relationBytes(sql, 'headcount_pending'), false);
   await sql`vacuum headcount_pending`;
   add('headcount_pending, drained and vacuumed', await relationBytes(sql, 'headcount_pending'));
