@@ -135,7 +135,8 @@ async function main(): Promise<void> {
         const slot = (perEvent[variant.name] ??= { service: [], postgres: [], rollUp: [] });
         slot.service.push(µsPerEvent(spent.service));
         slot.postgres.push(µsPerEvent(spent.postgres));
-        slot.rollUp.push(µsPerEvent(rollUp));
+        // NaN: a roll-up backend ended mid-round (its time is not attributable); left out.
+        if (!Number.isNaN(rollUp)) slot.rollUp.push(µsPerEvent(rollUp));
       }
     }
   } finally {
