@@ -191,7 +191,15 @@ describe.skipIf(!modeAvailable('citus'))('a Citus worker outage under load', () 
       const notOk = keptDuring.filter((s) => s.status !== 200).map((s) => `${s.site} ${s.status ?? s.error}`);
       expect(notOk.slice(0, 5), `${notOk.length} of ${keptDuring.length}`).toEqual([]);
       expect(new Set(lostDuring.map((s) => s.status))).toEqual(new Set([503]));
-      expect(Math.max(...samples.map((s) => s.endedMs - s.startedMs))).toBeLessThanOrEqual(ANSWER_WITHIN_MS);
+      // Which requests were slow, and in which phase (once seen at 5.4 s in a loaded CI run, not reproduced alone).
+      const slow = samples
+        .filter((s) => s.endedMs - s.startedMs > ANSWER_WITHIN_MS)
+        .map((s) => `${s.site} ${s.status ?? s.error} started ${s.startedMs - downAt} ms after the crash, took ${s.endedMs - s.startedMs}`)
+        .slice(0, 5);
+      expect(
+        Math.max(...samples.map((s) => s.endedMs - s.startedMs)),
+        `${slow.join('; ')} (restart began at ${restartingAt - downAt} ms, done at ${upAt - downAt})`,
+      ).toBeLessThanOrEqual(ANSWER_WITHIN_MS);
       // Back: its sites are served again, and every acknowledged event is stored.
       const after = samples.filter((s) => lost.includes(s.site) && s.startedMs > restartingAt);
       expect(
