@@ -16,6 +16,8 @@ import { postmasterPid } from '../system.js';
 import { type BenchContext, type Progress, RssSampler, type Settings } from './context.js';
 
 const DB_NAME = 'headcount_bench';
+/** How the comment on a database BENCH_KEEP=1 kept begins: a later run refuses to drop it unless BENCH_REPLACE_KEPT=1. */
+const KEPT = 'kept by npm run bench';
 
 /** The bench cluster (.data/bench-postgres on `pgPort`), a fresh migrated database, the service on it twice. */
 export async function startStack(
@@ -30,8 +32,21 @@ export async function startStack(
   const adminUrl = cluster.adminUrl;
   {
     const admin = createSql(adminUrl, { max: 1 });
-    await admin`drop database if exists ${admin(DB_NAME)} with (force)`;
-    await admin.end();
+    try {
+      const [kept]: [{ note: string | null }?] = await admin`
+        select shobj_description(oid, 'pg_database') as note from pg_database where datname = ${DB_NAME}
+      `;
+      if (kept?.note?.startsWith(KEPT) && process.env.BENCH_REPLACE_KEPT !== '1') {
+        await cluster.stop();
+        throw new Error(
+          `${DB_NAME} on .data/bench-postgres is a database a run kept (${kept.note}): ` +
+            'BENCH_REPLACE_KEPT=1 to drop it for this run, or drop it yourself',
+        );
+      }
+      await admin`drop database if exists ${admin(DB_NAME)} with (force)`;
+    } finally {
+      await admin.end();
+    }
   }
   // Made by the cluster's setup superuser, owned by (and migrated as) the service's role.
   await prepareDatabase(adminUrl, DB_NAME, { timescaledb: cluster.timescaledb && opts.storageMode !== 'postgres' });
@@ -51,16 +66,23 @@ export async function startStack(
   return { settings, progress, cluster, adminUrl, dbName: DB_NAME, dbUrl, sql, pgPid, storageMode, service, service2, rss };
 }
 
-/** The service (WORKERS=1) and the pool stop; the run's database is dropped unless BENCH_KEEP=1; the cluster stops. */
+/**
+ * The service (WORKERS=1) and the pool stop; the run's database is dropped, or with
+ * BENCH_KEEP=1 kept and marked so (a comment on it) that a later run does not drop it
+ * unasked; the cluster stops.
+ */
 export async function stopStack(ctx: BenchContext): Promise<void> {
   ctx.rss.stop(); // reportResults stops it too; BENCH_PHASES=dimensions does not run that, and its timer kept the run alive
   await stopChild(ctx.service.child);
   await ctx.sql.end();
-  if (!ctx.settings.keep) {
-    const admin = createSql(ctx.adminUrl, { max: 1 });
+  const admin = createSql(ctx.adminUrl, { max: 1 });
+  if (ctx.settings.keep) {
+    const note = `${KEPT} at ${new Date().toISOString()} (BENCH_KEEP=1, ${ctx.settings.volumeDays} days, ${ctx.storageMode} mode)`;
+    await admin.unsafe(`comment on database ${DB_NAME} is '${note}'`);
+  } else {
     await admin`drop database if exists ${admin(ctx.dbName)} with (force)`;
-    await admin.end();
   }
+  await admin.end();
   await ctx.cluster.stop();
 }
 
