@@ -509,16 +509,26 @@ begin
       $f$, grp_raw_cols, pred_raw, grp_raw_arr, grp_raw_keys);
   end if;
 
-  -- per_bucket: each group's events and union of users, per bucket and period. With
-  -- group_by, only the groups that can be among the top $16 by users are unioned. A
-  -- group's events over the range bound its users from above (every event has a weight of
-  -- 1 or more; an estimate's standard error is 0.81 %, so a tenth more is 12 of them), and
-  -- the users of the $16 groups with the most events bound the $16th largest from below:
-  -- a group whose events, a tenth more, are under that cannot make the top $16, and its
-  -- sketches are never unioned (docs/storage.md, "Top groups"). Without group_by, the one
-  -- group's rows are unioned as they come.
+  -- groups, then per_bucket. Without group_by: one group ({}), its rows unioned per
+  -- bucket and period as they come. With it: the top $16 groups over the range by
+  -- distinct users (then events, then values), and only their rows unioned per bucket.
+  -- A group's users over the range are the cardinality of one union of its rows of period
+  -- 0 (before, of its unions per bucket, unioned again: every sketch unpacked and packed
+  -- twice). An aggregate reading the union's cardinality without packing it (sfunc
+  -- hll_union_trans, finalfunc hll_card_unpacked) would be cheaper still (57 against 140
+  -- us a dense group), but its state is of type internal, which only a superuser may
+  -- declare: the service's role migrates. Only the
+  -- groups that can be among the top $16 are counted: a group's events over the range
+  -- bound its users from above (every event has a weight of 1 or more; an estimate's
+  -- standard error is 0.81 %, so a tenth more is 12 of them), and the users of the $16
+  -- groups with the most events bound the $16th largest from below: a group whose
+  -- events, a tenth more, are under that cannot make the top $16, and its sketches are
+  -- never unioned (docs/storage.md, "Top groups").
   if cardinality(grp) = 0 then
     per_bucket_sql := $f$
+  groups as (
+    select '{}'::text[] as grp, 1::bigint as rank
+  ),
   per_bucket as (
     select r.period, r.n, r.grp, sum(r.events)::bigint as events, hll_union_agg(r.users) as users
     from rows r
@@ -536,28 +546,53 @@ begin
       from rows r
     ) g
   ),
-  seed_buckets as (
-    select r.period, r.n, r.grp, sum(r.events)::bigint as events, hll_union_agg(r.users) as users
+  seed_groups as (
+    -- The $16 groups with the most events: each with its events, its union over the range
+    -- and that union's cardinality (one aggregate: the same call twice is computed once),
+    -- and the number of its one bucket.
+    select r.grp, max(r.range_events)::bigint as events, max(r.n) filter (where r.period = 0) as n,
+           hll_union_agg(r.users) filter (where r.period = 0) as range_users,
+           hll_cardinality(hll_union_agg(r.users) filter (where r.period = 0)) as users
     from ranked r
     where r.rank <= $16
-    group by r.period, r.n, r.grp
+    group by r.grp
   ),
   threshold as materialized (
-    -- Fewer groups than $16: every group is kept. Materialized: inlined, it was
-    -- computed again for every row it was compared with.
-    select case when count(*) < $16 then 0 else min(t.users) end as users
+    -- The least users among them (0 when there are fewer groups). Materialized: inlined,
+    -- it was computed again for every row it was compared with.
+    select case when count(*) < $16 then 0 else min(coalesce(sg.users, 0)) end as users
+    from seed_groups sg
+  ),
+  candidates as (
+    -- They, and the groups whose events, a tenth more, reach that threshold.
+    select * from seed_groups
+    union all
+    select r.grp, max(r.range_events)::bigint, max(r.n) filter (where r.period = 0),
+           hll_union_agg(r.users) filter (where r.period = 0),
+           hll_cardinality(hll_union_agg(r.users) filter (where r.period = 0))
+    from ranked r, threshold t
+    where r.rank > $16 and r.range_events * 1.1 >= t.users
+    group by r.grp
+  ),
+  groups as (
+    select t.*, row_number() over (order by t.users desc, t.events desc, t.grp) as rank
     from (
-      select sb.grp, coalesce(hll_cardinality(hll_union_agg(sb.users) filter (where sb.period = 0)), 0) as users
-      from seed_buckets sb
-      group by sb.grp
+      select c.grp, c.n, c.events, c.range_users, round(c.users) as users
+      from candidates c
+      where c.users is not null
+      order by 5 desc, 3 desc, 1
+      limit $16
     ) t
   ),
   per_bucket as (
-    select * from seed_buckets
+    -- One bucket ($6 = 1): a group's range is its bucket, unioned already.
+    select 0 as period, gr.n, gr.grp, gr.events, gr.range_users as users
+    from groups gr
+    where $6 = 1
     union all
     select r.period, r.n, r.grp, sum(r.events)::bigint as events, hll_union_agg(r.users) as users
-    from ranked r, threshold t
-    where r.rank > $16 and r.range_events * 1.1 >= t.users
+    from ranked r
+    where r.grp in (select gr.grp from groups gr) and ($6 > 1 or r.period = 1)
     group by r.period, r.n, r.grp
   ),$f$;
   end if;
@@ -601,22 +636,6 @@ begin
   %3$s
   buckets as (
     select distinct p.n, p.bucket, p.label from pieces p where p.period = 0
-  ),
-  groups as (
-    -- Without group_by: one group ({}). With it: the top $16 over the whole range by
-    -- distinct users (a union over every bucket), then events, then values.
-    select '{}'::text[] as grp, 1::bigint as rank
-    where $17 = 0
-    union all
-    select t.grp, row_number() over (order by t.users desc, t.events desc, t.grp)
-    from (
-      select pb.grp, round(hll_cardinality(hll_union_agg(pb.users))) as users, sum(pb.events) as events
-      from per_bucket pb
-      where $17 > 0 and pb.period = 0
-      group by pb.grp
-      order by 2 desc, 3 desc, 1
-      limit $16
-    ) t
   )
   select b.bucket,
          b.label,
