@@ -68,6 +68,9 @@ const EnvSchema = z
     // otherwise), during a pass too: reads of the last minutes union the parts not yet
     // folded (docs/benchmarks.md, "After the parts").
     FOLD_INTERVAL_MS: positiveInt.max(60_000).default(250),
+    // …once it stored FOLD_MIN_WRITES writes since the last fold: a fold costs per key it
+    // rewrites, so a few large writes a second are folded once every ROLLUP_INTERVAL_MS.
+    FOLD_MIN_WRITES: positiveInt.max(100_000).default(16),
     ROLLUP_MIN_ROWS: positiveInt.max(20_000).default(2000),
     ROLLUP_MAX_WAIT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     PARTITION_MAINTENANCE_INTERVAL_MS: positiveInt.default(3_600_000),
@@ -192,8 +195,10 @@ export interface Config {
   readonly databaseTimeoutMs: number;
   readonly refreshIntervalMs: number;
   readonly rollupIntervalMs: number;
-  /** How often the roller folds the per-insert parts (also between the batches of a pass). */
+  /** How often at most the roller folds the per-insert parts (also between the batches of a pass)… */
   readonly foldIntervalMs: number;
+  /** …once the writer stored this many writes since the last fold (fewer: every rollupIntervalMs). */
+  readonly foldMinWrites: number;
   /** The roller rolls the queue up once it holds this many events… */
   readonly rollupMinRows: number;
   /** …or this long after its last pass. */
@@ -372,6 +377,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     refreshIntervalMs: e.REFRESH_INTERVAL_MS,
     rollupIntervalMs: e.ROLLUP_INTERVAL_MS,
     foldIntervalMs: e.FOLD_INTERVAL_MS,
+    foldMinWrites: e.FOLD_MIN_WRITES,
     rollupMinRows: e.ROLLUP_MIN_ROWS,
     rollupMaxWaitMs: e.ROLLUP_MAX_WAIT_MS,
     partitionMaintenanceIntervalMs: e.PARTITION_MAINTENANCE_INTERVAL_MS,

@@ -42,6 +42,7 @@ export type RuntimeConfig = Pick<
   | 'refreshIntervalMs'
   | 'rollupIntervalMs'
   | 'foldIntervalMs'
+  | 'foldMinWrites'
   | 'rollupMinRows'
   | 'rollupMaxWaitMs'
   | 'partitionMaintenanceIntervalMs'
@@ -130,7 +131,8 @@ export async function startRuntime(
       minRows: config.rollupMinRows,
       maxWaitMs: config.rollupMaxWaitMs,
       foldIntervalMs: config.foldIntervalMs,
-      written: () => writer.stats.rows,
+      foldMinWrites: config.foldMinWrites,
+      written: () => writer.stats.batches,
     },
     log,
     metrics.rolled,

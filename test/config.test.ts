@@ -59,6 +59,7 @@ describe('configuration', () => {
       rollupMinRows: 2000,
       rollupMaxWaitMs: 10_000,
       foldIntervalMs: 250,
+      foldMinWrites: 16,
     });
     expect(loadConfig({ ROLLUP_MIN_ROWS: '1', ROLLUP_MAX_WAIT_MS: '0' })).toMatchObject({ rollupMinRows: 1, rollupMaxWaitMs: 0 });
     expect(() => loadConfig({ ROLLUP_MIN_ROWS: '20001' })).toThrow(/ROLLUP_MIN_ROWS/);

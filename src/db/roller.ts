@@ -39,15 +39,24 @@ export interface RollerTiming {
   /** …or this long after the last pass began (0: at every look). */
   maxWaitMs: number;
   /**
-   * How often it folds the per-insert parts (foldEvents), between a pass's batches too,
-   * while `written` grows; when it has not since the last fold, only every `intervalMs`.
+   * How often at most it folds the per-insert parts (foldEvents), between a pass's
+   * batches too: once `written` grew by `foldMinWrites` since the last fold; when it grew
+   * less, every `intervalMs`.
    */
   foldIntervalMs: number;
   /**
-   * The rows this instance's writer has stored, a counter (the writer's stats.rows).
-   * Without it, it folds every `foldIntervalMs` whatever was written. Idle, a fold
-   * reads every table of parts (in citus mode every shard of them): every 250 ms it cost
-   * an idle local Citus cluster 5.2–5.7 s of CPU a minute, 2.1 so (docs/benchmarks.md).
+   * The writes (statements) of this instance's writer since the last fold that make a
+   * fold due before the next look: a fold costs per key it rewrites, whatever the parts,
+   * so that a few large writes a second are folded once a look (docs/benchmarks.md,
+   * "Folding by writes"). 1: at every `foldIntervalMs` while anything was written.
+   */
+  foldMinWrites: number;
+  /**
+   * The writes this instance's writer has stored, a counter (the writer's stats.batches:
+   * each appends one part per key it touches). Without it, it folds every
+   * `foldIntervalMs` whatever was written. Idle, a fold reads every table of parts (in
+   * citus mode every shard of them): every 250 ms it cost an idle local Citus cluster
+   * 5.2–5.7 s of CPU a minute, 2.1 so (docs/benchmarks.md).
    */
   written?: () => number;
   /** Events a roll moves at most (headcount_roll_up's argument); default ROLL_BATCH_ROWS. */
@@ -62,8 +71,9 @@ export interface RollerTiming {
  *
  * Every `intervalMs` it looks at the queue; a pass drains it (batch after batch) once it
  * holds `minRows` events or `maxWaitMs` after the last pass. Every `foldIntervalMs` while
- * the instance's writer stores rows (every `intervalMs` otherwise) it folds the parts
- * inserts appended (foldEvents, above), also between the batches of a pass: reads of the
+ * the instance's writer stores `foldMinWrites` writes in that time (every `intervalMs`
+ * otherwise) it folds the parts inserts appended (foldEvents, above), also between the
+ * batches of a pass: reads of the
  * last minutes union the parts not yet folded, and a pass over a long queue takes seconds
  * (docs/benchmarks.md, "After the parts"). A roll has a fixed cost (its
  * statements, a row per dimension value it touches): rolling every second at 12 events a
@@ -123,13 +133,13 @@ export class DimensionRoller {
 
   /**
    * Folds the parts inserts appended to the per-insert aggregates (headcount_fold_events)
-   * if the writer stored rows since the last fold, and every `intervalMs` folds anyway
-   * (other instances', psql's inserts) and runs a pass if one is due: `maxWaitMs` since
-   * the last, or `minRows` queued.
+   * if the writer stored `foldMinWrites` writes since the last fold, and every
+   * `intervalMs` folds anyway (fewer writes, other instances', psql's inserts) and runs a
+   * pass if one is due: `maxWaitMs` since the last, or `minRows` queued.
    */
   private async look(): Promise<void> {
     const looks = Date.now() - this.lastLookMs >= this.timing.intervalMs;
-    if (looks || this.wroteSinceFold()) await this.fold();
+    if (looks || this.foldDue()) await this.fold();
     if (!looks) return;
     this.lastLookMs = Date.now();
     const due =
@@ -137,9 +147,17 @@ export class DimensionRoller {
     if (due) await this.pass();
   }
 
-  /** Whether this instance's writer stored rows since the last fold (true when not told). */
-  private wroteSinceFold(): boolean {
-    return this.timing.written === undefined || this.timing.written() !== this.writtenAtFold;
+  /**
+   * Whether a fold is due before the next look: `foldIntervalMs` since the last, and
+   * `foldMinWrites` writes of this instance's writer since (always when not told them);
+   * in a pass, which can take seconds, also `intervalMs` since the last with any write.
+   */
+  private foldDue(): boolean {
+    const sinceMs = Date.now() - this.lastFoldMs;
+    if (sinceMs < this.timing.foldIntervalMs) return false;
+    if (this.timing.written === undefined) return true;
+    const writes = this.timing.written() - this.writtenAtFold;
+    return writes >= this.timing.foldMinWrites || (writes > 0 && sinceMs >= this.timing.intervalMs);
   }
 
   private async fold(): Promise<void> {
@@ -169,7 +187,7 @@ export class DimensionRoller {
         `;
         moved += row.moved;
         if (row.moved < batchRows || this.stopped) break;
-        if (Date.now() - this.lastFoldMs >= this.timing.foldIntervalMs && this.wroteSinceFold()) await this.fold();
+        if (this.foldDue()) await this.fold();
       }
       if (Date.now() - this.lastExpiryMs >= EXPIRE_EVERY_MS) {
         const [row] = await this.sql<[{ deleted: string }]>`select headcount_expire_dimensions() as deleted /* db/roller */`;

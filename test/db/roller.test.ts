@@ -107,7 +107,7 @@ describeEachMode("the roller's folds", (mode) => {
     await db.reset();
     const roller = new DimensionRoller(
       db.sql,
-      { intervalMs: 600_000, minRows: 1, maxWaitMs: 0, foldIntervalMs: 50 },
+      { intervalMs: 600_000, minRows: 1, maxWaitMs: 0, foldIntervalMs: 50, foldMinWrites: 1 },
       silentLogger,
     );
     roller.start();
@@ -130,7 +130,7 @@ describeEachMode("the roller's folds", (mode) => {
     const folds: number[] = [];
     const roller = new DimensionRoller(
       db.sql,
-      { intervalMs: 600_000, minRows: 1, maxWaitMs: 0, foldIntervalMs: 50, written: () => written },
+      { intervalMs: 600_000, minRows: 1, maxWaitMs: 0, foldIntervalMs: 50, foldMinWrites: 1, written: () => written },
       silentLogger,
       () => {},
       (keys) => folds.push(keys),
@@ -154,12 +154,45 @@ describeEachMode("the roller's folds", (mode) => {
     }
   });
 
+  it('folds before its next look only once the writer stored FOLD_MIN_WRITES writes since the last fold', async () => {
+    await db.reset();
+    let written = 0;
+    const folds: number[] = [];
+    const roller = new DimensionRoller(
+      db.sql,
+      { intervalMs: 600_000, minRows: 1, maxWaitMs: 0, foldIntervalMs: 50, foldMinWrites: 3, written: () => written },
+      silentLogger,
+      () => {},
+      (keys) => folds.push(keys),
+    );
+    roller.start();
+    try {
+      // Its first look folded (and ran a pass); the next is ten minutes away.
+      await new Promise((r) => setTimeout(r, 200));
+      const before = folds.length;
+      for (let i = 0; i < 2; i++) {
+        await insertEvents(db.sql, rows(5, 5 * i));
+        written++;
+      }
+      // Two writes of three: not folded, however many fold intervals go by.
+      await new Promise((r) => setTimeout(r, 600));
+      expect(folds.length).toBe(before);
+      expect(await appended()).toBeGreaterThan(0);
+      await insertEvents(db.sql, rows(5, 10));
+      written++;
+      expect((await eventually(appended, 0, 5_000)).value).toBe(0);
+      expect(folds.length).toBe(before + 1);
+    } finally {
+      await roller.stop();
+    }
+  });
+
   it('folds between the batches of a pass', async () => {
     await db.reset();
     const folds: number[] = [];
     const roller = new DimensionRoller(
       db.sql,
-      { intervalMs: 600_000, minRows: 1, maxWaitMs: 0, foldIntervalMs: 0, rollBatchRows: 5 },
+      { intervalMs: 600_000, minRows: 1, maxWaitMs: 0, foldIntervalMs: 0, foldMinWrites: 1, rollBatchRows: 5 },
       silentLogger,
       () => {},
       (keys) => folds.push(keys),

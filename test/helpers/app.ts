@@ -32,6 +32,7 @@ export const testRuntimeConfig: RuntimeConfig = {
   rollupMinRows: 1,
   rollupMaxWaitMs: 0,
   foldIntervalMs: 200,
+  foldMinWrites: 1,
   partitionMaintenanceIntervalMs: 3_600_000,
   sketchRetentionDays: 400,
 };
