@@ -124,67 +124,64 @@ describeEachMode("the roller's folds", (mode) => {
     }
   });
 
-  it('folds every FOLD_INTERVAL_MS only while the writer stores rows', async () => {
+  /**
+   * A roller told its writer's writes (`written`), folding every 50 ms once it stored
+   * `foldMinWrites` writes and looking at the queue every ten minutes, started; `body`
+   * runs once its first look has folded (and run a pass), with the folds since.
+   */
+  async function withCountedWrites(
+    foldMinWrites: number,
+    body: (roller: { written: (n: number) => void; foldsSince: () => number }) => Promise<void>,
+  ): Promise<void> {
     await db.reset();
     let written = 0;
-    const folds: number[] = [];
+    let folds = 0;
     const roller = new DimensionRoller(
       db.sql,
-      { intervalMs: 600_000, minRows: 1, maxWaitMs: 0, foldIntervalMs: 50, foldMinWrites: 1, written: () => written },
+      { intervalMs: 600_000, minRows: 1, maxWaitMs: 0, foldIntervalMs: 50, foldMinWrites, written: () => written },
       silentLogger,
       () => {},
-      (keys) => folds.push(keys),
+      () => folds++,
     );
     roller.start();
     try {
-      // Its first look folded (and ran a pass); the next is ten minutes away.
       await new Promise((r) => setTimeout(r, 200));
-      const before = folds.length;
+      const before = folds;
+      await body({ written: (n) => (written += n), foldsSince: () => folds - before });
+    } finally {
+      await roller.stop();
+    }
+  }
+
+  it('folds every FOLD_INTERVAL_MS only while the writer stores rows', async () => {
+    await withCountedWrites(1, async ({ written, foldsSince }) => {
       // Inserts of another instance (or psql): this writer stored nothing.
       for (let i = 0; i < 3; i++) await insertEvents(db.sql, rows(5, 5 * i));
       await new Promise((r) => setTimeout(r, 600));
-      expect(folds.length).toBe(before);
+      expect(foldsSince()).toBe(0);
       expect(await appended()).toBeGreaterThan(0);
       // This writer stores rows: folded within a fold interval or so.
-      written = 15;
+      written(1);
       expect((await eventually(appended, 0, 5_000)).value).toBe(0);
-      expect(folds.length).toBeGreaterThan(before);
-    } finally {
-      await roller.stop();
-    }
+      expect(foldsSince()).toBeGreaterThan(0);
+    });
   });
 
   it('folds before its next look only once the writer stored FOLD_MIN_WRITES writes since the last fold', async () => {
-    await db.reset();
-    let written = 0;
-    const folds: number[] = [];
-    const roller = new DimensionRoller(
-      db.sql,
-      { intervalMs: 600_000, minRows: 1, maxWaitMs: 0, foldIntervalMs: 50, foldMinWrites: 3, written: () => written },
-      silentLogger,
-      () => {},
-      (keys) => folds.push(keys),
-    );
-    roller.start();
-    try {
-      // Its first look folded (and ran a pass); the next is ten minutes away.
-      await new Promise((r) => setTimeout(r, 200));
-      const before = folds.length;
+    await withCountedWrites(3, async ({ written, foldsSince }) => {
       for (let i = 0; i < 2; i++) {
         await insertEvents(db.sql, rows(5, 5 * i));
-        written++;
+        written(1);
       }
       // Two writes of three: not folded, however many fold intervals go by.
       await new Promise((r) => setTimeout(r, 600));
-      expect(folds.length).toBe(before);
+      expect(foldsSince()).toBe(0);
       expect(await appended()).toBeGreaterThan(0);
       await insertEvents(db.sql, rows(5, 10));
-      written++;
+      written(1);
       expect((await eventually(appended, 0, 5_000)).value).toBe(0);
-      expect(folds.length).toBe(before + 1);
-    } finally {
-      await roller.stop();
-    }
+      expect(foldsSince()).toBe(1);
+    });
   });
 
   it('folds between the batches of a pass', async () => {
