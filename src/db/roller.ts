@@ -73,13 +73,13 @@ export interface RollerTiming {
  * holds `minRows` events or `maxWaitMs` after the last pass. Every `foldIntervalMs` while
  * the instance's writer stores `foldMinWrites` writes in that time (every `intervalMs`
  * otherwise) it folds the parts inserts appended (foldEvents, above), also between the
- * batches of a pass: reads of the
- * last minutes union the parts not yet folded, and a pass over a long queue takes seconds
- * (docs/benchmarks.md, "After the parts"). A roll has a fixed cost (its
- * statements, a row per dimension value it touches): rolling every second at 12 events a
- * second cost 1,756 µs of PostgreSQL CPU per event, rolling 120 at once 435, 1,000 at
- * once 133, 20,000 at once 37 (npm run bench:roller, when a roll still rewrote the day
- * and hour sketches it added to; it appends parts now, headcount_fold_parts folds them).
+ * batches of a pass: reads of the last minutes union the parts not yet folded, and a
+ * pass over a long queue takes seconds (docs/benchmarks.md, "After the parts"). A roll
+ * has a fixed cost (its statements, a row per dimension value it touches): rolling every
+ * second at 12 events a second cost 1,756 µs of PostgreSQL CPU per event, rolling 120 at
+ * once 435, 1,000 at once 133, 20,000 at once 37 (npm run bench:roller, when a roll still
+ * rewrote the day and hour sketches it added to; it appends parts now,
+ * headcount_fold_parts folds them).
  * Waiting keeps the queue that reads scan at a few thousand rows at most.
  *
  * Instances run it at once safely: headcount_roll_up lets one session at a time move
