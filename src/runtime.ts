@@ -2,6 +2,7 @@ import type { Config } from './config.js';
 import { PreparedCommitRecovery } from './db/citus-commits.js';
 import { SitePlacement } from './db/citus-placement.js';
 import { citusWriterSettings } from './db/citus-sessions.js';
+import type postgres from 'postgres';
 import { createSql, type Sql } from './db/client.js';
 import { PartitionMaintainer } from './db/partitions.js';
 import { AggregateRefresher } from './db/refresher.js';
@@ -85,19 +86,31 @@ export async function startRuntime(
   // pool answers at most one row: see db/deadline.ts), before the writer stops waiting
   // for its outcome at two: the writer learns whether it committed, and a 503 still
   // means "not stored".
-  let recovery: PreparedCommitRecovery | undefined;
   const writerSettings = mode === 'citus' ? await citusWriterSettings(sql) : undefined;
-  const ingestSql = createSql(databaseUrl, {
-    max: config.ingest.maxInflightFlushes,
-    applicationName: 'headcount-ingest',
-    deadlineMs: config.ingest.deadlineMs,
-    statementTimeoutMs: Math.round(1.8 * config.ingest.deadlineMs),
-    onNotice: mode === 'citus' ? (notice) => recovery?.notice(notice) : undefined,
-    settings: writerSettings,
-  });
+  const ingestPool = (max: number, onNotice?: (notice: postgres.Notice) => void) =>
+    createSql(databaseUrl, {
+      max,
+      applicationName: 'headcount-ingest',
+      deadlineMs: config.ingest.deadlineMs,
+      statementTimeoutMs: Math.round(1.8 * config.ingest.deadlineMs),
+      onNotice,
+      settings: writerSettings,
+    });
   // citus mode: no trigger on events; the insert calls headcount_events_inserted itself,
-  // and a write a worker missed the commit of is answered once that commit is recovered.
-  if (mode === 'citus') recovery = new PreparedCommitRecovery(databaseUrl, config.ingest.deadlineMs, log);
+  // and a write a worker missed the commit of is answered once that commit is recovered:
+  // the writer's connections are the recovery's, a pool of one each, so that a warning is
+  // the write's on its connection only (db/citus-commits.ts).
+  const recovery =
+    mode === 'citus'
+      ? new PreparedCommitRecovery(
+          databaseUrl,
+          (onNotice) => ingestPool(1, onNotice),
+          config.ingest.maxInflightFlushes,
+          config.ingest.deadlineMs,
+          log,
+        )
+      : undefined;
+  const ingestSql = recovery ? undefined : ingestPool(config.ingest.maxInflightFlushes);
   // citus mode: a flush takes the requests of one worker's sites (db/citus-placement.ts).
   const placement = mode === 'citus' ? new SitePlacement(sql, log) : undefined;
   placement?.start();
@@ -106,10 +119,7 @@ export async function startRuntime(
     config.ingest,
     log,
     metrics.flushed,
-    (rows) =>
-      recovery
-        ? recovery.write(rows, () => insertEvents(ingestSql, rows, { callInserted: true }))
-        : insertEvents(ingestSql, rows, { callInserted: false }),
+    recovery && ((rows) => recovery.write(rows, (slot) => insertEvents(slot, rows, { callInserted: true }))),
     placement?.groupOf,
   );
   metrics.watchWriter(writer);
@@ -155,7 +165,7 @@ export async function startRuntime(
       await writer.close();
       placement?.stop();
       // Everything queued is flushed: nothing left on these connections is needed.
-      await ingestSql.end({ timeout: 1 });
+      await ingestSql?.end({ timeout: 1 });
       await recovery?.close();
       partitions?.stop();
       await refresher?.stop();

@@ -10,6 +10,13 @@ const isCommitWarning = (notice: postgres.Notice): boolean => {
   return notice.severity === 'WARNING' && (code === '01000' || code.startsWith('08'));
 };
 
+/** One of the writer's connections (a pool of one), the warnings it gave, and how many writes run on it. */
+interface Slot {
+  sql: Sql;
+  warnings: number;
+  running: number;
+}
+
 /**
  * citus mode: a write that commits on several workers does so by two-phase commit: PREPARE
  * TRANSACTION on each worker, the coordinator's own commit, then COMMIT PREPARED on each.
@@ -22,21 +29,28 @@ const isCommitWarning = (notice: postgres.Notice): boolean => {
  * service would have acknowledged events the next read does not count, and writes of the
  * same aggregate rows would wait for that lock until they answer 503.
  *
- * So the ingest pool's warnings are watched, and a write during which one arrived is
- * answered only after recover_prepared_transactions() (Citus: commits the prepared
- * transactions the coordinator has a record of, rolls back the others; the service's
- * role needs EXECUTE on it, which Citus revokes from PUBLIC) has run on every worker. A
- * recovery that cannot reach a worker only warns ("transaction recovery cannot connect
- * to host:port") and skips it: it runs on a connection of its own, so that its warnings
- * are its own, and one that warned did not recover everything. Then the write is answered
- * 503, the one case where a 503 does not mean "not stored" (the outcome on that worker is
- * not known to the reads yet; ids make a resend harmless: docs/operations.md), and the
- * recovery is tried again every `retryMs` until one completes, so that the rows are
- * counted, and their locks released, as soon as the worker is back.
+ * So the writes' warnings are watched, and a write during which one arrived is answered
+ * only after recover_prepared_transactions() (Citus: commits the prepared transactions
+ * the coordinator has a record of, rolls back the others; the service's role needs
+ * EXECUTE on it, which Citus revokes from PUBLIC) has run on every worker. A write's
+ * warnings are its connection's: the writer's connections are pools of one connection
+ * each (`slots`), a write runs on one of them, and only that pool's warnings during it are
+ * the write's. (One pool's warnings were not told apart by connection: a write of the
+ * running worker's sites that ran beside the one whose commit the down worker missed took
+ * the miss for its own, and its sites were held, every write of them answered 503 until
+ * the worker was back.) A recovery that cannot reach a worker only warns ("transaction
+ * recovery cannot connect to host:port") and skips it: it runs on a connection of its
+ * own, so that its warnings are its own, and one that warned did not recover everything.
+ * Then the write is answered 503, the one case where a 503 does not mean "not stored"
+ * (the outcome on that worker is not known to the reads yet; ids make a resend harmless:
+ * docs/operations.md), and the recovery is tried again every `retryMs` until one
+ * completes, so that the rows are counted, and their locks released, as soon as the
+ * worker is back.
  * test/faults/citus-2pc.test.ts.
  */
 export class PreparedCommitRecovery {
-  private warnings = 0;
+  /** The writer's connections. */
+  private readonly slots: Slot[];
   private recoveryWarnings = 0;
   /** Writes during which a commit was missed, numbered, and the last a recovery has covered. */
   private missed = 0;
@@ -51,12 +65,28 @@ export class PreparedCommitRecovery {
   private failing = false;
   private closed = false;
 
+  /**
+   * `pool` makes one of the writer's `slots` connections (max 1) with the onNotice given:
+   * as many as the writer's flushes in flight (maxInflightFlushes).
+   */
   constructor(
     databaseUrl: string,
+    pool: (onNotice: (notice: postgres.Notice) => void) => Sql,
+    slots: number,
     private readonly deadlineMs: number,
     private readonly log: Logger,
     private readonly retryMs = 250,
   ) {
+    this.slots = Array.from({ length: Math.max(1, slots) }, () => {
+      const slot: Slot = {
+        sql: pool((notice) => {
+          if (isCommitWarning(notice)) slot.warnings++;
+        }),
+        warnings: 0,
+        running: 0,
+      };
+      return slot;
+    });
     this.sql = createSql(databaseUrl, {
       max: 1,
       applicationName: 'headcount-recovery',
@@ -70,11 +100,6 @@ export class PreparedCommitRecovery {
     });
   }
 
-  /** The ingest pool's onNotice: counts the warnings a failed COMMIT PREPARED gives. */
-  readonly notice = (notice: postgres.Notice): void => {
-    if (isCommitWarning(notice)) this.warnings++;
-  };
-
   /**
    * Another pool's onNotice: a failed COMMIT PREPARED there is recovered, nobody waiting.
    * Writes are not held back for it: the roller's transactions touch no row a write reads
@@ -85,10 +110,11 @@ export class PreparedCommitRecovery {
   };
 
   /**
-   * A write of `rows`: `send` is called, and its answer given once the prepared
-   * transactions it may have left on a worker are committed (`after`). But while a commit
-   * a worker missed during an earlier write of one of the same sites is not recovered
-   * yet, `send` waits for a recovery first, and the write is answered 503 without being
+   * A write of `rows`: `send` is called with the writer's connection to run it on (a
+   * free one, or the one with the fewest writes running), and its answer given once the
+   * prepared transactions it may have left on a worker are committed (`sent`). But while
+   * a commit a worker missed during an earlier write of one of the same sites is not
+   * recovered yet, `send` waits for a recovery first, and the write is answered 503 without being
    * sent if that recovery cannot reach every worker. The prepared transaction holds that
    * worker's part of the earlier write, invisible to the next one's statements there,
    * while the coordinator's own commit has already released the visitor locks
@@ -103,8 +129,8 @@ export class PreparedCommitRecovery {
    * (see sql/citus/headcount_track_visits_sites.sql for what they find). The returned
    * write's `cancel` drops it if it is still waiting for the recovery (withDeadline).
    */
-  write<T>(rows: readonly { site: string }[], send: () => Bounded<T>): Bounded<T> {
-    if (!this.holds(rows)) return this.after(rows, send());
+  write<T>(rows: readonly { site: string }[], send: (sql: Sql) => Bounded<T>): Bounded<T> {
+    if (!this.holds(rows)) return this.sent(rows, send);
     let sent: Bounded<T> | undefined;
     let dropped = false;
     const answered = this.recover().then((recovered) => {
@@ -114,8 +140,8 @@ export class PreparedCommitRecovery {
         );
       }
       if (dropped) throw new DatabaseUnavailable('the database did not answer in time');
-      sent = send();
-      return this.after(rows, sent);
+      sent = this.sent(rows, send);
+      return sent;
     });
     return Object.defineProperties(answered, {
       cancel: { value: () => (sent ? sent.cancel?.() : (dropped = true)) },
@@ -124,16 +150,24 @@ export class PreparedCommitRecovery {
   }
 
   /**
-   * `write`'s answer, once the prepared transactions it may have left on a worker are
-   * committed; a 503 if they could not all be. Still `write` to withDeadline: a write not
-   * yet sent at the deadline is dropped (its cancel and state are passed on). The pool's
-   * warnings are not told apart by connection: a write that ran beside one whose commit
-   * failed waits for the recovery too.
+   * `send` run on a slot, answered once the prepared transactions it may have left on a
+   * worker are committed: a 503 if they could not all be. Still `write` to withDeadline: a
+   * write not yet sent at the deadline is dropped (its cancel and state are passed on).
+   * Only its slot's warnings count: a write queued on a slot behind one still running
+   * there (past its deadline) may take that one's warning for its own, and wait for a
+   * recovery it did not need.
    */
-  private after<T>(rows: readonly { site: string }[], write: Bounded<T>): Bounded<T> {
-    const before = this.warnings;
+  private sent<T>(rows: readonly { site: string }[], send: (sql: Sql) => Bounded<T>): Bounded<T> {
+    const slot = this.freeSlot();
+    const before = slot.warnings;
+    slot.running++;
+    const write = send(slot.sql);
+    const done = () => {
+      slot.running--;
+    };
+    Promise.resolve(write).then(done, done);
     const answered = Promise.resolve(write).then(async (answer) => {
-      if (this.warnings === before) return answer;
+      if (slot.warnings === before) return answer;
       const miss = ++this.missed;
       for (const row of rows) this.held.set(row.site, miss);
       if (await this.recover()) return answer;
@@ -145,6 +179,13 @@ export class PreparedCommitRecovery {
       cancel: { value: () => write.cancel?.() },
       state: { get: () => write.state },
     });
+  }
+
+  /** The first slot with the fewest writes running: one write at a time keeps to one connection, as a pool would. */
+  private freeSlot(): Slot {
+    let best = this.slots[0]!;
+    for (const slot of this.slots) if (slot.running < best.running) best = slot;
+    return best;
   }
 
   /** Whether a site of `rows` was written when a commit was missed that no recovery has covered yet. */
@@ -166,11 +207,11 @@ export class PreparedCommitRecovery {
     return this.next;
   }
 
-  /** Stops retrying and closes the recovery's connection. */
+  /** Stops retrying and closes the recovery's connection and the writer's. */
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.retry);
-    await this.sql.end({ timeout: 1 });
+    await Promise.all([this.sql, ...this.slots.map((s) => s.sql)].map((sql) => sql.end({ timeout: 1 })));
   }
 
   private async runOnce(): Promise<boolean> {

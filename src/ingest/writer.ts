@@ -136,12 +136,19 @@ export class GroupCommitWriter {
   readonly stats: WriterStats = { batches: 0, rows: 0, failedBatches: 0, rejectedFull: 0, queuedRows: 0, queuedBytes: 0 };
 
   constructor(
-    private readonly sql: Sql,
+    /** The pool the default `insert` runs on; none when `insert` is given. */
+    sql: Sql | undefined,
     private readonly opts: WriterOptions,
     private readonly log: Logger,
     private readonly onFlushed: (flush: FlushOutcome) => void = () => {},
-    /** The database statement, injected so that unit tests run the writer without a database. */
-    private readonly insert: InsertEvents = (rows) => insertEvents(sql, rows),
+    /**
+     * The database statement: citus mode's runs on a connection of its own choosing
+     * (db/citus-commits.ts); unit tests run the writer without a database.
+     */
+    private readonly insert: InsertEvents = (rows) => {
+      if (sql === undefined) throw new Error('a GroupCommitWriter needs a pool or an insert');
+      return insertEvents(sql, rows);
+    },
     private readonly groupOf?: FlushGroupOf,
   ) {}
 
