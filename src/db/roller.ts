@@ -166,10 +166,16 @@ export class DimensionRoller {
     this.onFold(await foldEvents(this.sql));
   }
 
-  /** How many events are queued, counted up to `upTo`. */
+  /**
+   * How many events are queued, counted up to `upTo`. A column in the subquery: citus
+   * mode runs it first, its rows kept as an intermediate result that the count reads,
+   * and of a subquery of no columns that read failed on a worker ("a column definition
+   * list is required for functions returning record"), now and then just after a worker
+   * came back (test/faults/outage.test.ts's logs).
+   */
   async queued(upTo: number): Promise<number> {
     const [row] = await this.sql<[{ n: number }]>`
-      select count(*)::int as n from (select from headcount_pending limit ${upTo}) q /* db/roller */
+      select count(*)::int as n from (select 1 from headcount_pending limit ${upTo}) q /* db/roller */
     `;
     return row.n;
   }

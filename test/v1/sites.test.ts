@@ -2,14 +2,14 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { createSql } from '../../src/db/client.js';
 import { createKey } from '../../src/v1/auth/keys.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { describeEachMode } from '../helpers/db.js';
+import { describeEachModeWithCitus } from '../helpers/db.js';
 import { daysAgo, eventually, isoDate } from '../helpers/time.js';
 
 /** The roller's advisory lock (sql/common/headcount_roll_up.sql): held, nothing is rolled up. */
 const ROLLER_LOCK = 1751937123;
 const MINUTE_MS = 60_000;
 
-describeEachMode('/v1/sites', (mode) => {
+describeEachModeWithCitus('/v1/sites', (mode) => {
   let t: TestApp;
   const keys: Record<string, string> = {};
   beforeAll(async () => {

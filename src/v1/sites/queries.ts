@@ -145,13 +145,15 @@ export async function saveSite(sql: Sql, site: string, settings: SiteSettings, m
           if (inserted.length === 0) return { exists: true };
         } else {
           if (!status!.known) return { missing: true };
-          // A site whose events are all still queued has no row yet: the roller's upsert adds to this one.
+          // A site whose events are all still queued has no row yet: the roller's upsert adds
+          // to this one. now() in the values, not in the update: citus mode takes only
+          // immutable functions in an upsert's DO UPDATE SET on a distributed table.
           await tx`
-            insert into headcount_sites as s (site, timezone) /* v1/sites/save */
-            values (${site}, ${settings.timezone ?? null})
+            insert into headcount_sites as s (site, timezone, updated) /* v1/sites/save */
+            values (${site}, ${settings.timezone ?? null}, now())
             on conflict (site) do update
             set timezone = case when ${settings.timezone !== undefined}::boolean then excluded.timezone else s.timezone end,
-                updated = now()
+                updated = excluded.updated
           `;
         }
         for (const [kind, wanted] of [
