@@ -1,8 +1,8 @@
+import type postgres from 'postgres';
 import type { Config } from './config.js';
 import { PreparedCommitRecovery } from './db/citus-commits.js';
 import { SitePlacement } from './db/citus-placement.js';
 import { citusWriterSettings } from './db/citus-sessions.js';
-import type postgres from 'postgres';
 import { createSql, type Sql } from './db/client.js';
 import { PartitionMaintainer } from './db/partitions.js';
 import { AggregateRefresher } from './db/refresher.js';

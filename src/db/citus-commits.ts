@@ -114,8 +114,8 @@ export class PreparedCommitRecovery {
    * free one, or the one with the fewest writes running), and its answer given once the
    * prepared transactions it may have left on a worker are committed (`sent`). But while
    * a commit a worker missed during an earlier write of one of the same sites is not
-   * recovered yet, `send` waits for a recovery first, and the write is answered 503 without being
-   * sent if that recovery cannot reach every worker. The prepared transaction holds that
+   * recovered yet, `send` waits for a recovery first, and the write is answered 503
+   * without being sent if that recovery cannot reach every worker. The prepared transaction holds that
    * worker's part of the earlier write, invisible to the next one's statements there,
    * while the coordinator's own commit has already released the visitor locks
    * (sql/common/headcount_track_visits.sql) that order two writes of one visitor: a write

@@ -168,10 +168,10 @@ export class DimensionRoller {
 
   /**
    * How many events are queued, counted up to `upTo`. A column in the subquery: citus
-   * mode runs it first, its rows kept as an intermediate result that the count reads,
-   * and of a subquery of no columns that read failed on a worker ("a column definition
-   * list is required for functions returning record"), now and then just after a worker
-   * came back (test/faults/outage.test.ts's logs).
+   * mode runs it first, its rows kept as an intermediate result that the count reads, and
+   * of a subquery of no columns that read failed ("a column definition list is required
+   * for functions returning record") at every call: every look but those ROLLUP_MAX_WAIT_MS
+   * apart failed, and /readyz answered 503 background_job_failing (test/db/roller.test.ts).
    */
   async queued(upTo: number): Promise<number> {
     const [row] = await this.sql<[{ n: number }]>`

@@ -52,9 +52,11 @@ describeEachModeWithCitus('the dimension roller', (mode) => {
   it('leaves fewer than ROLLUP_MIN_ROWS queued until ROLLUP_MAX_WAIT_MS, and reads count them meanwhile', async () => {
     const app = await start({ rollupMinRows: 100, rollupMaxWaitMs: 600_000 });
     expect((await send(app, 10, 0)).status).toBe(200);
-    // Ten looks later, still queued, and answered.
+    // Ten looks later, still queued, and answered; and each look counted the queue (citus
+    // mode's count failed at every look: /readyz then answered 503 background_job_failing).
     await new Promise((r) => setTimeout(r, 500));
     expect(await queued(app)).toBe(10);
+    expect(app.runtime.roller.health.status()).toMatchObject({ ok: true, failuresInARow: 0 });
     expect(await byCountry(app)).toEqual([
       ['DE', 5],
       ['FR', 5],
