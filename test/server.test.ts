@@ -30,13 +30,13 @@ describe('the service process', () => {
     const env = { LOCAL_PG_DATA_DIR: path.join(parent, 'my data', 'pg'), LOCAL_PG_PORT: String(await freePort()) };
 
     const first = await startServer(env);
-    expect(first.output()).toContain('creating a local PostgreSQL cluster');
+    expect(first.earlier + first.output()).toContain('creating a local PostgreSQL cluster');
     for (const cid of ['a', 'b', 'c', 'a']) expect((await get(first.port, `/collect?cid=${cid}`)).status).toBe(200);
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);
 
     const second = await startServer(env);
-    expect(second.output()).not.toContain('creating a local PostgreSQL cluster');
+    expect(second.earlier + second.output()).not.toContain('creating a local PostgreSQL cluster');
     expect(await get(second.port, '/daily_uniques')).toEqual({ status: 200, body: '3\n' });
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);

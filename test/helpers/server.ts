@@ -19,14 +19,17 @@ export interface Running {
  * listens. A port found free can be taken by another process before the service binds it
  * (a CI run lost one that way to another file's process): then again, on another port.
  */
-export async function startServer(env: Record<string, string>): Promise<Running> {
+export async function startServer(env: Record<string, string>): Promise<Running & { earlier: string }> {
+  let earlier = '';
   for (let attempt = 1; ; attempt++) {
     const running = await spawnServer(env);
     try {
       await listening(running);
-      return running;
+      return { ...running, earlier };
     } catch (err) {
       if (attempt >= 3 || !running.output().includes('EADDRINUSE')) throw err;
+      // What it did before it lost the port (made a local cluster, say) is not done again.
+      earlier += running.output();
     }
   }
 }
