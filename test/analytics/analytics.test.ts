@@ -1,10 +1,10 @@
 import { expect, it } from 'vitest';
 import { HOUR_MS } from '../../src/time.js';
 import { expectInvalid, useTestApp } from '../helpers/app.js';
-import { describeEachMode, first } from '../helpers/db.js';
+import { describeEachModeWithCitus, first } from '../helpers/db.js';
 import { daysAgo, hoursAgo, seconds } from '../helpers/time.js';
 
-describeEachMode('analytics API (seeds 001, 002, 004)', (mode) => {
+describeEachModeWithCitus('analytics API (seeds 001, 002, 004)', (mode) => {
   const t = useTestApp(mode);
 
   const post = (query: Record<string, string | number>) => t.http.post('/analytics').query(query);

@@ -1,18 +1,22 @@
 import { expect, it } from 'vitest';
 import { useTestApp } from '../helpers/app.js';
-import { describeEachMode } from '../helpers/db.js';
+import { describeEachModeWithCitus, insertIntoEvents } from '../helpers/db.js';
 import { daysAgo, isoDate } from '../helpers/time.js';
 
-describeEachMode('distinct-user accuracy', (mode) => {
+describeEachModeWithCitus('distinct-user accuracy', (mode) => {
   const t = useTestApp(mode, { resetEach: false });
 
   /** `users` distinct users (each seen `repeat` times) on the GMT day `dayMs`, in one statement. */
   const seed = async (dayMs: number, users: number, repeat: number, prefix: string) => {
-    await t.db.sql`
+    await insertIntoEvents(
+      t.db.sql,
+      mode,
+      t.db.sql`
         insert into events (time, kind, user_id)
         select ${new Date(dayMs)}::timestamptz + (i % 86400) * interval '1 second', 'collect', ${prefix} || (i % ${users})
         from generate_series(0, ${users * repeat - 1}) as i
-      `;
+      `,
+    );
   };
   const daily = async (dayMs: number) => Number((await t.http.get('/daily_uniques').query({ d: isoDate(dayMs) })).text);
 

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { DAY_MS, HOUR_MS } from '../../src/time.js';
 import { expectInvalid, useTestApp } from '../helpers/app.js';
-import { describeEachMode, first } from '../helpers/db.js';
+import { describeEachModeWithCitus, first } from '../helpers/db.js';
 import { compactDate, daysAgo, isoDate, seconds, today } from '../helpers/time.js';
 
-describeEachMode('collect API (seed 000)', (mode) => {
+describeEachModeWithCitus('collect API (seed 000)', (mode) => {
   const t = useTestApp(mode);
 
   const collect = (cid: string, atMs?: number) =>

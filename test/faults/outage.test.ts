@@ -30,6 +30,36 @@ import { daysAgo, seconds } from '../helpers/time.js';
 const OUTAGE_MS = Number(process.env.FAULT_OUTAGE_MS ?? 5000);
 const ANSWER_WITHIN_MS = 2000;
 const SHUTDOWN_TIMEOUT_MS = 5000;
+const SCENARIO_TIMEOUT_MS = 60_000 + 3 * OUTAGE_MS;
+
+/**
+ * The phases a scenario went through, with their times: a scenario that runs out of time
+ * fails with vitest's bare "timed out", so a watchdog prints, shortly before that, the
+ * phase it is in and what the service logged last (one Node 24 CI run timed out in the
+ * Citus scenario, with nothing else to go by).
+ */
+function phases(name: string) {
+  const started = Date.now();
+  const passed: string[] = [];
+  let output = () => '';
+  const watchdog = setTimeout(() => {
+    console.error(
+      `${name}: still running after ${Date.now() - started} ms; phases: ${passed.join(', ')}; it said last:\n${output().slice(-3000)}`,
+    );
+  }, SCENARIO_TIMEOUT_MS - 3000);
+  return {
+    enter(phase: string) {
+      passed.push(`${phase} at ${Date.now() - started} ms`);
+    },
+    watch(server: { output(): string }) {
+      output = () => server.output();
+    },
+    done() {
+      clearTimeout(watchdog);
+    },
+  };
+}
+type Phases = ReturnType<typeof phases>;
 
 interface Sample extends Partial<Answer> {
   startedMs: number;
@@ -67,6 +97,7 @@ describe('PostgreSQL outages under load', () => {
       `${mode} mode over ${transport}: fast 503s during a ${OUTAGE_MS / 1000} s outage, recovery, no acknowledged event lost`,
       async () => {
         const name = `fault_${mode}_${transport === 'tcp' ? 'tcp' : 'unix'}`;
+        const at = phases(name);
         const admin = createSql(cluster.adminUrl, { max: 1 });
         await admin`drop database if exists ${admin(name)} with (force)`;
         await admin.end();
@@ -74,11 +105,12 @@ describe('PostgreSQL outages under load', () => {
         let url = cluster.urlOf(name);
         if (transport === 'tcp') url = url.replace(/\?.*$/, '');
         else expect(url).toContain('?host=');
+        at.enter('migrate');
         await migrate({ databaseUrl: url, storageMode: mode, log: silentLogger });
 
-        await underOutage(url, mode, cluster);
+        await underOutage(url, mode, cluster, at).finally(() => at.done());
       },
-      60_000 + 3 * OUTAGE_MS,
+      SCENARIO_TIMEOUT_MS,
     );
   }
 });
@@ -107,7 +139,9 @@ describe.skipIf(!modeAvailable('citus'))('a Citus worker outage under load', () 
   it(
     `citus mode: fast 503s while the worker holding the site is down ${OUTAGE_MS / 1000} s, recovery, no acknowledged event lost`,
     async () => {
+      const at = phases('fault_citus');
       const url = await cluster.prepare('fault_citus');
+      at.enter('migrate');
       await migrate({ databaseUrl: url, storageMode: 'citus', log: silentLogger });
       // The seed APIs' site (default) is on one shard: that shard's worker stops.
       const sql = createSql(url, { max: 1 });
@@ -118,9 +152,9 @@ describe.skipIf(!modeAvailable('citus'))('a Citus worker outage under load', () 
       `;
       await sql.end();
       const worker = cluster.workers.find((w) => w.port === holder!.port)!;
-      await underOutage(url, 'citus', worker);
+      await underOutage(url, 'citus', worker, at).finally(() => at.done());
     },
-    60_000 + 3 * OUTAGE_MS,
+    SCENARIO_TIMEOUT_MS,
   );
 
   it('citus mode: a worker down fails only the requests of its own sites', async () => {
@@ -232,7 +266,13 @@ describe.skipIf(!modeAvailable('citus'))('a Citus worker outage under load', () 
  * The outage itself: the service on `url` under load, `fault.crash()`, OUTAGE_MS, then
  * `fault.restart()`; what every scenario must show (see the head of this file).
  */
-async function underOutage(url: string, mode: StorageMode, fault: { crash(): Promise<void>; restart(): Promise<void> }) {
+async function underOutage(
+  url: string,
+  mode: StorageMode,
+  fault: { crash(): Promise<void>; restart(): Promise<void> },
+  phase: Phases,
+) {
+  phase.enter('start the service');
   const server = await startServer({
     DATABASE_URL: url,
     REFRESH_INTERVAL_MS: '200',
@@ -242,6 +282,8 @@ async function underOutage(url: string, mode: StorageMode, fault: { crash(): Pro
     // of the log, in a failure's message, shows whether passes still run.
     LOG_LEVEL: 'debug',
   });
+  phase.watch(server);
+  phase.enter('load');
   const agent = new http.Agent({ keepAlive: true, maxSockets: 24 });
   const samples: Sample[] = [];
   let stopLoad = false;
@@ -264,15 +306,21 @@ async function underOutage(url: string, mode: StorageMode, fault: { crash(): Pro
   const load = Promise.all(Array.from({ length: 24 }, (_, w) => worker(w)));
 
   await new Promise((r) => setTimeout(r, 1000));
+  phase.enter('crash');
   await fault.crash();
   const downAt = Date.now();
+  phase.enter('down');
   await new Promise((r) => setTimeout(r, OUTAGE_MS));
   const restartingAt = Date.now();
+  phase.enter('restart');
   await fault.restart();
   const upAt = Date.now(); // pg_ctl start -w returns a little after the server is ready
+  phase.enter('up');
   await new Promise((r) => setTimeout(r, 3000));
   stopLoad = true;
+  phase.enter('stop the load');
   await load;
+  phase.enter('check the answers');
 
   // Every request answered, in time, with 200 or 503 + Retry-After (never 500 or 422).
   const failed = samples.filter((s) => s.error);
@@ -316,6 +364,7 @@ async function underOutage(url: string, mode: StorageMode, fault: { crash(): Pro
   const db = createSql(url, { max: 1 });
   try {
     expect((await request(agent, server.port, 'GET', `/collect?cid=late&d=${seconds(daysAgo(3))}`)).status).toBe(200);
+    phase.enter('wait for /health ok and no marks');
     let health = '';
     let marks = -1;
     // Up to 30 s, a hang guard: a pass takes a few hundred ms. In one CI run 10 s were not
@@ -334,6 +383,7 @@ async function underOutage(url: string, mode: StorageMode, fault: { crash(): Pro
     ).toBe(0);
 
     // SIGTERM exits 0 in time, and every acknowledged event is stored.
+    phase.enter('SIGTERM');
     const stopping = Date.now();
     server.child.kill('SIGTERM');
     expect(await server.exited).toBe(0);

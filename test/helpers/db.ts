@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, inject } from 'vitest';
-import type { TransactionSql } from 'postgres';
+import type { PendingQuery, Row, TransactionSql } from 'postgres';
 import { createSql, type Sql } from '../../src/db/client.js';
 import { APP_ROLE, prepareCitusDatabase, prepareDatabase } from '../../src/db/local-cluster.js';
 import { migrate } from '../../src/db/migrate.js';
@@ -50,18 +50,47 @@ export async function withAdmin<T>(fn: (admin: Sql) => Promise<T>, database?: st
 }
 
 /**
+ * Runs `fn` with a superuser's connection to `db` (on the Citus coordinator for a citus
+ * mode database): for what the service's role may not do, such as deleting raw events.
+ */
+export async function withAdminOf<T>(db: TestDatabase, fn: (admin: Sql) => Promise<T>): Promise<T> {
+  const { citus, adminUrl } = inject('databaseServer');
+  const onCitus = citus !== undefined && new URL(citus.appUrl).port === new URL(db.url).port;
+  const url = new URL(onCitus ? citus.coordinator.adminUrl : adminUrl);
+  url.pathname = new URL(db.url).pathname;
+  const admin = createSql(url.toString(), { max: 1 });
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.end();
+  }
+}
+
+/**
+ * Runs a test's own `insert into events …` as the writer stores events: in citus mode,
+ * whose events have no trigger, its rows go to headcount_events_inserted in the same
+ * statement (as the writer's do); in the other modes the trigger does that.
+ */
+export function insertIntoEvents(sql: Sql | TransactionSql, mode: StorageMode, insert: PendingQuery<Row[]>) {
+  if (mode !== 'citus') return sql`${insert}`;
+  // As text: Citus keeps a CTE's rows as an intermediate result, which cannot be void.
+  return sql`
+    with stored as (${insert} returning *)
+    select headcount_events_inserted(array_agg(s::events))::text as done from stored s
+  `;
+}
+
+/**
  * Runs `insert` on `db` with its triggers off (replica role, which takes a superuser: the
  * service's role is none): raw events only, no aggregates, for tests that need volume
  * fast and read the raw rows alone (the export).
  */
 export async function insertRawOnly(db: TestDatabase, insert: (tx: TransactionSql) => Promise<unknown>): Promise<void> {
-  await withAdmin(
-    (admin) =>
-      admin.begin(async (tx) => {
-        await tx`set local session_replication_role = replica`;
-        await insert(tx);
-      }),
-    new URL(db.url).pathname.slice(1),
+  await withAdminOf(db, (admin) =>
+    admin.begin(async (tx) => {
+      await tx`set local session_replication_role = replica`;
+      await insert(tx);
+    }),
   );
 }
 
@@ -71,6 +100,9 @@ export const createTestDatabase = (mode: StorageMode): Promise<TestDatabase> =>
     ? createCitusDatabase()
     : openDatabase(`headcount_test_${mode}_${randomBytes(4).toString('hex')}`, mode, `headcount_template_${mode}`);
 
+/** The advisory lock that makes the suite's Citus databases one at a time (any number, the suite's own). */
+const CITUS_SETUP_LOCK = 1986622400;
+
 /**
  * citus mode: a database made on every node of the suite's Citus cluster and migrated
  * (~5-10 s; a Citus database cannot be a template: see TestDatabaseServer.citus).
@@ -79,9 +111,20 @@ async function createCitusDatabase(): Promise<TestDatabase> {
   const citus = inject('databaseServer').citus;
   if (!citus) throw new Error('this run has no Citus cluster (Citus is not installed): skip citus mode with modeAvailable');
   const name = `headcount_test_citus_${randomBytes(4).toString('hex')}`;
-  await prepareCitusDatabase(citus, name);
   const url = citusDatabaseUrl(name);
-  await migrate({ databaseUrl: url, storageMode: 'citus', log: silentLogger });
+  // One database at a time on the cluster, whichever test file makes it: both steps
+  // update the application role's row (its password; Citus passes the role on to the
+  // workers as it distributes the tables), and two at once fail one of them with "tuple
+  // concurrently updated" (docs/operations.md). A lock of the coordinator's postgres
+  // database, which every file's helper takes.
+  const lock = createSql(citus.coordinator.adminUrl, { max: 1 });
+  try {
+    await lock`select pg_advisory_lock(${CITUS_SETUP_LOCK})`;
+    await prepareCitusDatabase(citus, name);
+    await migrate({ databaseUrl: url, storageMode: 'citus', log: silentLogger });
+  } finally {
+    await lock.end();
+  }
   const sql = createSql(url, { max: 5, applicationName: 'headcount-test' });
   return {
     url,

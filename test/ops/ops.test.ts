@@ -12,7 +12,7 @@ import { JobHealth } from '../../src/db/job-health.js';
 import { Readiness } from '../../src/ops/probes.js';
 import { Rejections } from '../../src/ops/rejections.js';
 import { startTestApp, testRuntimeConfig, type TestApp, useTestApp } from '../helpers/app.js';
-import { createEmptyDatabase, createTestDatabase, describeEachMode } from '../helpers/db.js';
+import { createEmptyDatabase, createTestDatabase, describeEachModeWithCitus } from '../helpers/db.js';
 import { request, startServer } from '../helpers/server.js';
 import { freePort } from '../../src/db/local-cluster.js';
 import { TcpProxy } from '../helpers/proxy.js';
@@ -39,7 +39,7 @@ function sample(text: string, series: string): number | undefined {
 const SUMMARY = 'requests refused with 503 (counts since the last such line)';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describeEachMode('GET /metrics', (mode) => {
+describeEachModeWithCitus('GET /metrics', (mode) => {
   const t = useTestApp(mode, { resetEach: false });
 
   it('counts requests by route pattern and status, flushes, batch sizes and acknowledged events', async () => {

@@ -1,14 +1,14 @@
 import { expect, it } from 'vitest';
 import { HOUR_MS } from '../../src/time.js';
 import { expectInvalid, useTestApp } from '../helpers/app.js';
-import { describeEachMode, first } from '../helpers/db.js';
+import { describeEachModeWithCitus, first } from '../helpers/db.js';
 import { daysAgo, hoursAgo, thisHour } from '../helpers/time.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 /** The page-view key form `YYYY-MM-DD_HH:MM`. */
 const keyForm = (ms: number): string => iso(ms).slice(0, 16).replace('T', '_');
 
-describeEachMode('page-view API (seed 003)', (mode) => {
+describeEachModeWithCitus('page-view API (seed 003)', (mode) => {
   const t = useTestApp(mode);
 
   const single = (body: unknown) => t.http.post('/page-views/single').send(body as object);
@@ -93,7 +93,8 @@ describeEachMode('page-view API (seed 003)', (mode) => {
   it('refuses with 413 a multi upload of more page and time pairs than a request may become, storing nothing', async () => {
     // 10,001 pairs over two pages: one more than HTTP_MAX_ROWS_PER_REQUEST's default.
     const start = hoursAgo(30);
-    const times = (from: number, n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [iso(start + (from + i) * 1000), 1]));
+    const times = (from: number, n: number) =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [iso(start + (from + i) * 1000), 1]));
     const res = await multi({ '/a': times(0, 5000), '/b': times(5000, 5001) });
     expect(res.status).toBe(413);
     expect(res.body.error.code).toBe('too_many_rows');

@@ -6,7 +6,7 @@ import { DIRECT, sourceOf } from '../../src/tracker/sources.js';
 import { DEFAULT_TRACKER, type TrackerSettings } from '../../src/tracker/settings.js';
 import { visitorId } from '../../src/tracker/visitor.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { describeEachMode, type TestDatabase } from '../helpers/db.js';
+import { describeEachModeWithCitus, type TestDatabase } from '../helpers/db.js';
 
 const UA = {
   chromeWindows:
@@ -36,12 +36,28 @@ describe('agentOf and isBot', () => {
   });
 
   it('tells bots, crawlers and HTTP libraries from browsers', () => {
-    expect([UA.googlebot, UA.curl, 'Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/131.0.0.0'].map(isBot)).toEqual([true, true, true]);
-    expect([UA.chromeWindows, UA.firefoxLinux, UA.safariIphone, UA.chromeAndroid].map(isBot)).toEqual([false, false, false, false]);
+    expect([UA.googlebot, UA.curl, 'Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/131.0.0.0'].map(isBot)).toEqual([
+      true,
+      true,
+      true,
+    ]);
+    expect([UA.chromeWindows, UA.firefoxLinux, UA.safariIphone, UA.chromeAndroid].map(isBot)).toEqual([
+      false,
+      false,
+      false,
+      false,
+    ]);
   });
 
   it('takes the device class from the screen width', () => {
-    expect([320, 575, 576, 991, 992, 2560].map(deviceOfWidth)).toEqual(['mobile', 'mobile', 'tablet', 'tablet', 'desktop', 'desktop']);
+    expect([320, 575, 576, 991, 992, 2560].map(deviceOfWidth)).toEqual([
+      'mobile',
+      'mobile',
+      'tablet',
+      'tablet',
+      'desktop',
+      'desktop',
+    ]);
   });
 });
 
@@ -140,13 +156,18 @@ describe('visitorId', () => {
 });
 
 /** What the tracker sends: no user, a screen width, text/plain. */
-const beacon = (event: object = {}) => JSON.stringify({ events: [{ kind: 'pageview', page: '/', screen_width: 1440, ...event }] });
+const beacon = (event: object = {}) =>
+  JSON.stringify({ events: [{ kind: 'pageview', page: '/', screen_width: 1440, ...event }] });
 
-describeEachMode('the collector: visitor ids and enrichment', (mode) => {
+describeEachModeWithCitus('the collector: visitor ids and enrichment', (mode) => {
   const apps: TestApp[] = [];
   let clock = Date.now();
   const start = async (tracker: Partial<TrackerSettings> = {}, shared?: TestDatabase): Promise<TestApp> => {
-    const app = await startTestApp(mode, {}, shared, { v1Auth: 'none', tracker: { ...DEFAULT_TRACKER, ...tracker }, now: () => clock });
+    const app = await startTestApp(mode, {}, shared, {
+      v1Auth: 'none',
+      tracker: { ...DEFAULT_TRACKER, ...tracker },
+      now: () => clock,
+    });
     apps.push(app);
     return app;
   };
@@ -169,7 +190,17 @@ describeEachMode('the collector: visitor ids and enrichment', (mode) => {
     return req.send(beacon(event));
   };
   const rows = (app: TestApp) =>
-    app.db.sql<{ user_id: string; site: string; country: string | null; device: string | null; browser: string | null; os: string | null; referrer: string | null }[]>`
+    app.db.sql<
+      {
+        user_id: string;
+        site: string;
+        country: string | null;
+        device: string | null;
+        browser: string | null;
+        os: string | null;
+        referrer: string | null;
+      }[]
+    >`
       select user_id, site, country, device, browser, os, referrer from events order by time, user_id
     `;
 
@@ -210,7 +241,9 @@ describeEachMode('the collector: visitor ids and enrichment', (mode) => {
       .post('/v1/events')
       .set('Content-Type', 'text/plain')
       .set('User-Agent', UA.googlebot)
-      .send(JSON.stringify({ events: [{ kind: 'pageview' }, { kind: 'pageview', page: '/a' }, { kind: 'x', user: 'server-side' }] }));
+      .send(
+        JSON.stringify({ events: [{ kind: 'pageview' }, { kind: 'pageview', page: '/a' }, { kind: 'x', user: 'server-side' }] }),
+      );
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ accepted: 1, duplicates: 0, rejected: [], bots: 2 });
     expect((await rows(t)).map((r) => r.user_id)).toEqual(['server-side']);
@@ -258,7 +291,9 @@ describeEachMode('the collector: visitor ids and enrichment', (mode) => {
     const found: string[] = [];
     for (const { name } of tables) {
       for (const needle of ['203.0.113.77', 'Marker/7.7.7', 'Pixel 8']) {
-        const [hit] = await t.db.sql.unsafe<{ n: number }[]>(`select count(*)::int as n from ${name} t where t::text like $1`, [`%${needle}%`]);
+        const [hit] = await t.db.sql.unsafe<{ n: number }[]>(`select count(*)::int as n from ${name} t where t::text like $1`, [
+          `%${needle}%`,
+        ]);
         if (hit!.n > 0) found.push(`${name}: ${needle}`);
       }
     }
@@ -283,7 +318,8 @@ describeEachMode('the collector: visitor ids and enrichment', (mode) => {
     expect(ids['/a2']).toBe(ids['/b2']);
     expect(ids['/a2']).not.toBe(ids['/a1']);
     const iso = (ms: number) => new Date(ms).toISOString().slice(0, 10);
-    const salts = async () => (await t.db.sql<{ day: string }[]>`select day::text from headcount_salts order by day`).map((d) => d.day);
+    const salts = async () =>
+      (await t.db.sql<{ day: string }[]>`select day::text from headcount_salts order by day`).map((d) => d.day);
     expect(await salts()).toEqual([iso(day1), iso(day1 + DAY_MS)]);
     // Two days later the salts of the days before the previous one are gone.
     clock = day1 + 3 * DAY_MS + 60_000;

@@ -10,7 +10,7 @@ import { type Runtime, startRuntime } from '../../src/runtime.js';
 import { HOUR_MS } from '../../src/time.js';
 import { createKey } from '../../src/v1/auth/keys.js';
 import { testRuntimeConfig } from '../helpers/app.js';
-import { createTestDatabase, describeEachMode, type TestDatabase } from '../helpers/db.js';
+import { createTestDatabase, describeEachModeWithCitus, type TestDatabase } from '../helpers/db.js';
 import { thisHour } from '../helpers/time.js';
 
 const PAGES = 1000;
@@ -24,7 +24,7 @@ const EVENTS = 20_000;
  * left, a 422 for a stored event. Here the service has one pooled connection, so every
  * later read meets whatever the cut left on it.
  */
-describeEachMode('a stats query cut at its deadline', (mode) => {
+describeEachModeWithCitus('a stats query cut at its deadline', (mode) => {
   let db: TestDatabase;
   let sql: Sql;
   let runtime: Runtime;
@@ -46,7 +46,8 @@ describeEachMode('a stats query cut at its deadline', (mode) => {
       page: `/p${i % PAGES}`,
       weight: 1,
     }));
-    for (let i = 0; i < rows.length; i += 5000) await insertEvents(db.sql, rows.slice(i, i + 5000));
+    for (let i = 0; i < rows.length; i += 5000)
+      await insertEvents(db.sql, rows.slice(i, i + 5000), { callInserted: mode === 'citus' });
     runtime = await startRuntime(sql, db.url, testRuntimeConfig, silentLogger);
     const defaults = loadConfig({}).reads;
     const service = createService({

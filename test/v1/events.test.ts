@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { HOUR_MS } from '../../src/time.js';
 import { startTestApp, useTestApp } from '../helpers/app.js';
-import { describeEachMode, first } from '../helpers/db.js';
+import { describeEachModeWithCitus, first } from '../helpers/db.js';
 import { daysAgo } from '../helpers/time.js';
 
-describeEachMode('POST /v1/events', (mode) => {
+describeEachModeWithCitus('POST /v1/events', (mode) => {
   const t = useTestApp(mode);
   const at = daysAgo(2) + 5 * HOUR_MS;
   const iso = (ms: number) => new Date(ms).toISOString();

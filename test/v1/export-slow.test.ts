@@ -9,7 +9,7 @@ import { type Runtime, startRuntime } from '../../src/runtime.js';
 import { DAY_MS } from '../../src/time.js';
 import { createKey } from '../../src/v1/auth/keys.js';
 import { testRuntimeConfig } from '../helpers/app.js';
-import { createTestDatabase, describeEachMode, insertRawOnly, type TestDatabase } from '../helpers/db.js';
+import { createTestDatabase, describeEachModeWithCitus, insertRawOnly, type TestDatabase } from '../helpers/db.js';
 import { daysAgo, isoDate } from '../helpers/time.js';
 
 const FLOOR_BYTES_PER_SECOND = 64 * 1024;
@@ -51,7 +51,7 @@ async function until(probe: () => boolean | Promise<boolean>, withinMs: number):
  * export slots, and a pooled connection in an open transaction each, for as long as
  * their clients trickled: every other site's export got 503.
  */
-describeEachMode('exports read too slowly', (mode) => {
+describeEachModeWithCitus('exports read too slowly', (mode) => {
   let db: TestDatabase;
   let runtime: Runtime;
   let server: http.Server;

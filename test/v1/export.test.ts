@@ -4,11 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { STANDARD_DIMENSIONS } from '../../src/dimensions.js';
 import { DAY_MS, HOUR_MS } from '../../src/time.js';
 import { useTestApp } from '../helpers/app.js';
-import { describeEachMode, insertRawOnly, modeAvailable } from '../helpers/db.js';
+import { describeEachModeWithCitus, insertRawOnly, modeAvailable } from '../helpers/db.js';
 import { startServer } from '../helpers/server.js';
 import { daysAgo, isoDate } from '../helpers/time.js';
 
-describeEachMode('GET /v1/export', (mode) => {
+describeEachModeWithCitus('GET /v1/export', (mode) => {
   const t = useTestApp(mode);
   const day = daysAgo(5);
   /** An NDJSON export, its body as text (supertest parses only JSON bodies by itself). */
@@ -87,7 +87,9 @@ describeEachMode('GET /v1/export', (mode) => {
     expect(csv.status).toBe(200);
     const quoted = (v: string) => `"'${v.replaceAll('"', '""')}"`;
     for (const [i, f] of formulas.entries()) {
-      expect(csv.text).toContain(`${time},default,view,${quoted(f)},${quoted(f)},1,${quoted(`${f}${i}`)}${','.repeat(STANDARD_DIMENSIONS.length + 1)}\r\n`);
+      expect(csv.text).toContain(
+        `${time},default,view,${quoted(f)},${quoted(f)},1,${quoted(`${f}${i}`)}${','.repeat(STANDARD_DIMENSIONS.length + 1)}\r\n`,
+      );
     }
     // Only the first character counts: the same characters later in a value change nothing.
     await t.http.post('/v1/events').send({ events: [{ user: 'a=b', kind: 'view', time, page: '/x-y@z' }] });

@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createKey, revokeKey } from '../../src/v1/auth/keys.js';
 import { startTestApp, type TestApp } from '../helpers/app.js';
-import { describeEachMode, first } from '../helpers/db.js';
+import { describeEachModeWithCitus, first } from '../helpers/db.js';
 
 const today = () => new Date().toISOString().slice(0, 10);
 const tomorrow = () => new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
@@ -13,7 +13,7 @@ const tomorrow = () => new Date(Date.now() + 86_400_000).toISOString().slice(0, 
 const randomKey = () => `hck_${randomBytes(32).toString('base64url')}`;
 const event = (site?: string) => ({ events: [{ user: 'u1', kind: 'signup', ...(site ? { site } : {}) }] });
 
-describeEachMode('API keys and rate limits on /v1', (mode) => {
+describeEachModeWithCitus('API keys and rate limits on /v1', (mode) => {
   let a: TestApp;
   let b: TestApp;
   const keys: Record<string, string> = {};

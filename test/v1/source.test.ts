@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DIRECT, withSource } from '../../src/tracker/sources.js';
 import { HOUR_MS } from '../../src/time.js';
 import { useTestApp } from '../helpers/app.js';
-import { describeEachMode } from '../helpers/db.js';
+import { describeEachModeWithCitus } from '../helpers/db.js';
 import { daysAgo, isoDate } from '../helpers/time.js';
 
 const FIREFOX = 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0';
@@ -21,7 +21,7 @@ describe('withSource', () => {
   });
 });
 
-describeEachMode('the source dimension', (mode) => {
+describeEachModeWithCitus('the source dimension', (mode) => {
   const t = useTestApp(mode);
   const at = daysAgo(2) + 9 * HOUR_MS;
   const time = (minutes: number) => new Date(at + minutes * 60_000).toISOString();

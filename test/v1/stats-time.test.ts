@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { useTestApp } from '../helpers/app.js';
-import { describeEachMode } from '../helpers/db.js';
+import { describeEachModeWithCitus } from '../helpers/db.js';
 import { daysAgo, isoDate } from '../helpers/time.js';
 import { addDays, localDate, localLabel, localMidnight } from '../helpers/zones.js';
 
@@ -13,7 +13,7 @@ interface Row {
 const rows = (res: { body: unknown }): Row[] => (res.body as { data: Row[] }).data;
 const floorMinute = (ms: number): number => Math.floor(ms / MINUTE_MS) * MINUTE_MS;
 
-describeEachMode('GET /v1/stats: times', (mode) => {
+describeEachModeWithCitus('GET /v1/stats: times', (mode) => {
   const t = useTestApp(mode);
   const send = async (site: string, events: { time?: number; user: string }[]) => {
     const res = await t.http.post('/v1/events').send({
