@@ -2,7 +2,7 @@ import type postgres from 'postgres';
 import type { Logger } from '../log.js';
 import { createSql, type Sql } from './client.js';
 import { type Bounded, withDeadline } from './deadline.js';
-import { DatabaseUnavailable } from './errors.js';
+import { DatabaseUnavailable, sqlState } from './errors.js';
 
 /** A Citus warning of the kind a failed COMMIT PREPARED, or a recovery that missed a worker, gives. */
 const isCommitWarning = (notice: postgres.Notice): boolean => {
@@ -71,20 +71,15 @@ export class PreparedCommitRecovery {
    */
   constructor(
     databaseUrl: string,
-    pool: (onNotice: (notice: postgres.Notice) => void) => Sql,
+    private readonly pool: (onNotice: (notice: postgres.Notice) => void) => Sql,
     slots: number,
     private readonly deadlineMs: number,
     private readonly log: Logger,
     private readonly retryMs = 250,
   ) {
     this.slots = Array.from({ length: Math.max(1, slots) }, () => {
-      const slot: Slot = {
-        sql: pool((notice) => {
-          if (isCommitWarning(notice)) slot.warnings++;
-        }),
-        warnings: 0,
-        running: 0,
-      };
+      const slot: Slot = { sql: undefined as unknown as Sql, warnings: 0, running: 0 };
+      slot.sql = this.connect(slot);
       return slot;
     });
     this.sql = createSql(databaseUrl, {
@@ -161,12 +156,33 @@ export class PreparedCommitRecovery {
     const slot = this.freeSlot();
     const before = slot.warnings;
     slot.running++;
-    const write = send(slot.sql);
+    let attempt = send(slot.sql);
+    // Once a worker is back, the session's connections to it that its outage cut while
+    // they were cached (db/citus-sessions.ts: one per shard a write reached at once) fail
+    // the next statements that take them, one each: "failure on connection marked as
+    // essential", SQLSTATE XX000, raised before the coordinator commits (an error ends the
+    // statement's transaction: nothing stored). So on XX000 the slot's session is replaced
+    // (a new one has no connection cached) and the write run once more there, within the
+    // same deadline (the caller's withDeadline covers both). Another internal error only
+    // fails twice.
+    const write = Promise.resolve(attempt).catch((err: unknown) => {
+      if (sqlState(err) !== 'XX000' || this.closed) throw err;
+      this.log.warn(
+        { err },
+        'citus mode: a write failed with an internal error (a cut connection to a worker?); run again on a new session',
+      );
+      const old = slot.sql;
+      slot.sql = this.connect(slot);
+      // Writes queued on the old session still run there; it closes after them.
+      void old.end({ timeout: this.deadlineMs / 1000 }).catch(() => undefined);
+      attempt = send(slot.sql);
+      return attempt;
+    });
     const done = () => {
       slot.running--;
     };
-    Promise.resolve(write).then(done, done);
-    const answered = Promise.resolve(write).then(async (answer) => {
+    write.then(done, done);
+    const answered = write.then(async (answer) => {
       if (slot.warnings === before) return answer;
       const miss = ++this.missed;
       for (const row of rows) this.held.set(row.site, miss);
@@ -176,8 +192,15 @@ export class PreparedCommitRecovery {
       );
     });
     return Object.defineProperties(answered, {
-      cancel: { value: () => write.cancel?.() },
-      state: { get: () => write.state },
+      cancel: { value: () => attempt.cancel?.() },
+      state: { get: () => attempt.state },
+    });
+  }
+
+  /** A session (a pool of one) for `slot`: its warnings counted there. */
+  private connect(slot: Slot): Sql {
+    return this.pool((notice) => {
+      if (isCommitWarning(notice)) slot.warnings++;
     });
   }
 

@@ -13,7 +13,7 @@ import {
   shiftDates,
   substitute,
 } from '../helpers/doc-examples.js';
-import { createTestDatabase, describeEachModeWithCitus } from '../helpers/db.js';
+import { createTestDatabase, describeEachMode } from '../helpers/db.js';
 import { startServer } from '../helpers/server.js';
 import { systemProgram } from '../helpers/system-package.js';
 
@@ -81,7 +81,7 @@ describe('the documentation examples', () => {
 });
 
 describe.skipIf(missing !== undefined)(`the documentation examples, run${missing ? ` (${missing})` : ''}`, () =>
-  describeEachModeWithCitus('against the service', (mode) => {
+  describeEachMode('against the service', (mode) => {
     const shift = daysSince(EXAMPLES_DAY);
 
     for (const file of FILES) {

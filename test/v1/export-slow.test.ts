@@ -121,7 +121,7 @@ describeEachModeWithCitus('exports read too slowly', (mode) => {
           (
             await db.sql<{ n: number }[]>`
             select count(*)::int as n from pg_stat_activity
-            where query like '%v1/export%' and state <> 'idle' and pid <> pg_backend_pid()
+            where query like '%v1/export%' and state <> 'idle' and pid <> pg_backend_pid() and datname = current_database()
           `
           )[0]!.n;
         const connections = () => new Promise<number>((resolve) => server.getConnections((_err, n) => resolve(n)));
