@@ -15,7 +15,17 @@ interface Slot {
   sql: Sql;
   warnings: number;
   running: number;
+  /** When its session was last replaced after an internal error (see sent). */
+  replacedAt: number;
 }
+
+/**
+ * A slot's session is replaced after an internal error at most this often: while a worker
+ * is down, every write of its sites fails so (XX000 too), and a new coordinator session
+ * per such write would only add work to the outage. A session made during the outage has
+ * no connection to that worker to be stale later.
+ */
+const REPLACE_AT_MOST_EVERY_MS = 1000;
 
 /**
  * citus mode: a write that commits on several workers does so by two-phase commit: PREPARE
@@ -78,7 +88,7 @@ export class PreparedCommitRecovery {
     private readonly retryMs = 250,
   ) {
     this.slots = Array.from({ length: Math.max(1, slots) }, () => {
-      const slot: Slot = { sql: undefined as unknown as Sql, warnings: 0, running: 0 };
+      const slot: Slot = { sql: undefined as unknown as Sql, warnings: 0, running: 0, replacedAt: 0 };
       slot.sql = this.connect(slot);
       return slot;
     });
@@ -162,15 +172,18 @@ export class PreparedCommitRecovery {
     // the next statements that take them, one each: "failure on connection marked as
     // essential", SQLSTATE XX000, raised before the coordinator commits (an error ends the
     // statement's transaction: nothing stored). So on XX000 the slot's session is replaced
-    // (a new one has no connection cached) and the write run once more there, within the
-    // same deadline (the caller's withDeadline covers both). Another internal error only
-    // fails twice.
+    // (a new one has no connection cached; at most once a REPLACE_AT_MOST_EVERY_MS) and
+    // the write run once more there, within the same deadline (the caller's withDeadline
+    // covers both). Another internal error only fails twice.
     const write = Promise.resolve(attempt).catch((err: unknown) => {
-      if (sqlState(err) !== 'XX000' || this.closed) throw err;
-      this.log.warn(
+      const now = Date.now();
+      if (sqlState(err) !== 'XX000' || this.closed || now - slot.replacedAt < REPLACE_AT_MOST_EVERY_MS) throw err;
+      // Debug: while a worker is down every write of its sites comes here.
+      this.log.debug(
         { err },
         'citus mode: a write failed with an internal error (a cut connection to a worker?); run again on a new session',
       );
+      slot.replacedAt = now;
       const old = slot.sql;
       slot.sql = this.connect(slot);
       // Writes queued on the old session still run there; it closes after them.
