@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, inject } from 'vitest';
 import type { PendingQuery, Row, TransactionSql } from 'postgres';
 import { createSql, type Sql } from '../../src/db/client.js';
+import { sqlState } from '../../src/db/errors.js';
 import { APP_ROLE, prepareCitusDatabase, prepareDatabase } from '../../src/db/local-cluster.js';
 import { migrate } from '../../src/db/migrate.js';
 import { silentLogger } from '../../src/log.js';
@@ -41,11 +42,16 @@ export function databaseUrl(name: string): string {
 export async function withAdmin<T>(fn: (admin: Sql) => Promise<T>, database?: string): Promise<T> {
   const url = new URL(inject('databaseServer').adminUrl);
   if (database) url.pathname = `/${database}`;
-  const admin = createSql(url.toString(), { max: 1 });
+  return withConnection(url.toString(), fn);
+}
+
+/** `fn` on a connection of its own to `url`, closed after. */
+async function withConnection<T>(url: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
+  const sql = createSql(url, { max: 1 });
   try {
-    return await fn(admin);
+    return await fn(sql);
   } finally {
-    await admin.end();
+    await sql.end();
   }
 }
 
@@ -58,12 +64,7 @@ export async function withAdminOf<T>(db: TestDatabase, fn: (admin: Sql) => Promi
   const onCitus = citus !== undefined && new URL(citus.appUrl).port === new URL(db.url).port;
   const url = new URL(onCitus ? citus.coordinator.adminUrl : adminUrl);
   url.pathname = new URL(db.url).pathname;
-  const admin = createSql(url.toString(), { max: 1 });
-  try {
-    return await fn(admin);
-  } finally {
-    await admin.end();
-  }
+  return withConnection(url.toString(), fn);
 }
 
 /**
@@ -131,7 +132,7 @@ async function createCitusDatabase(): Promise<TestDatabase> {
       await migrate({ databaseUrl: url, storageMode: 'citus', log: silentLogger });
       break;
     } catch (err) {
-      if (attempt >= 5 || (err as { code?: unknown }).code !== 'XX000') throw err;
+      if (attempt >= 5 || sqlState(err) !== 'XX000') throw err;
     }
   }
   const sql = createSql(url, { max: 5, applicationName: 'headcount-test' });
